@@ -1,0 +1,12 @@
+"""kanx: read trained Kolmogorov–Arnold networks — prune, plot, extract formulas, find interactions."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from kanx.errors import KanxError, KanxFailure  # noqa: E402
+from kanx.io.checkpoint import load_model, save_model  # noqa: E402
+from kanx.model.network import KAN  # noqa: E402
+from kanx.train import TrainResult, train  # noqa: E402
+
+__all__ = ["KAN", "KanxError", "KanxFailure", "TrainResult", "load_model", "save_model", "train", "__version__"]

@@ -1,0 +1,5 @@
+"""``python -m kanx``."""
+
+from kanx.cli import main
+
+main()

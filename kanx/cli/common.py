@@ -1,0 +1,102 @@
+"""Shared CLI plumbing: consoles, error handling, JSON output, option parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from kanx.errors import KanxError, KanxFailure
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DEBUG = {"enabled": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(command: F) -> F:
+    """Turn ``KanxError`` into a one-line message and exit code 2 (``KanxFailure``: exit 1);
+    other exceptions also become one line (exit 1) unless ``--debug`` is on."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KanxError as exc:
+            if DEBUG["enabled"]:
+                traceback.print_exc()
+            err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KanxFailure as exc:
+            if DEBUG["enabled"]:
+                traceback.print_exc()
+            err_console.print(f"failed: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - last-resort guard for the CLI
+            if DEBUG["enabled"]:
+                raise
+            err_console.print(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                markup=False, soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    """JSON text with NaN/Inf written as null (strict JSON)."""
+    return json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(to_json(data) + "\n")
+    sys.stdout.flush()
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """``"2,5,1"`` → ``[2, 5, 1]`` with a clear error naming ``option``."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise KanxError(f"{option} {text!r}: expected comma-separated integers, e.g. 2,5,1") from None
+    if not values:
+        raise KanxError(f"{option} {text!r}: expected comma-separated integers, e.g. 2,5,1")
+    return values
+
+
+def fmt(value: float, digits: int = 4) -> str:
+    """Compact number for tables."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}g}"

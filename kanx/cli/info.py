@@ -1,0 +1,70 @@
+"""``kanx info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from kanx.cli import app
+from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.io.checkpoint import load_model
+from kanx.summary import describe
+
+
+def render_info(info: dict, source: Path) -> None:
+    basis = ", ".join(f"{k}={v}" for k, v in info["basis"].items())
+    widths = " → ".join(str(w) for w in info["widths"])
+    console.print(f"[bold]{source}[/bold]  family {info['family']}  widths {widths}")
+    console.print(f"basis {basis}; base function {info['base_function']}; {info['parameters']} parameters", markup=False)
+    for layer, arities in info["multiplication_nodes"].items():
+        console.print(f"layer {layer}: multiplication nodes of arity {', '.join(map(str, arities))}", markup=False)
+    table = Table(title="edges per layer")
+    for column in ("layer", "in → nodes", "edges", "active", "pruned", "symbolic"):
+        table.add_column(column, justify="right")
+    for layer in info["layers"]:
+        table.add_row(
+            str(layer["layer"]), f"{layer['inputs']} → {layer['nodes']}", str(layer["total"]),
+            str(layer["active"]), str(layer["pruned"]), str(layer["symbolic"]),
+        )
+    console.print(table)
+    inputs = Table(title="inputs")
+    for column in ("name", "min", "max"):
+        inputs.add_column(column)
+    for item in info["inputs"]:
+        inputs.add_row(item["name"], fmt(item["min"]), fmt(item["max"]))
+    console.print(inputs)
+    console.print(f"outputs: {', '.join(info['outputs'])}; stored sample: {info['stored_sample_rows']} rows", markup=False)
+    if info["symbolic_edges"]:
+        sym = Table(title="symbolic edges  c·f(a·x+b)+d")
+        for column in ("layer", "input", "subnode", "f", "a", "b", "c", "d"):
+            sym.add_column(column)
+        for edge in info["symbolic_edges"]:
+            sym.add_row(str(edge["layer"]), str(edge["input"]), str(edge["subnode"]), edge["function"], *(fmt(v) for v in edge["affine"]))
+        console.print(sym)
+    provenance = {**info["provenance"]}
+    training = info["training"]
+    if training:
+        provenance["data"] = training.get("data_source")
+        provenance["fingerprint"] = training.get("data_fingerprint")
+        provenance["seed"] = training.get("seed")
+        metrics = training.get("metrics", {})
+        if metrics:
+            provenance["test R²"] = fmt(metrics.get("test", {}).get("r2"), 6)
+    for key, value in provenance.items():
+        console.print(f"{key}: {value}", markup=False)
+
+
+@app.command("info")
+@handle_errors
+def info_command(
+    model: Path = typer.Argument(Path("model.pt"), help="Checkpoint (default model.pt)."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Architecture, parameters, active/pruned/symbolic edges and provenance of a model."""
+    info = describe(load_model(model))
+    if as_json:
+        print_json(info)
+    else:
+        render_info(info, model)

@@ -1,0 +1,163 @@
+"""``kanx train``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kanx.cli import app
+from kanx.cli.common import console, err_console, fmt, handle_errors, parse_int_list, print_json
+from kanx.errors import KanxError
+from kanx.io.checkpoint import save_model
+from kanx.io.data import Dataset, formula_dataset, load_csv, split_names
+from kanx.io.files import check_output_path
+from kanx.train import TrainResult, TrainSettings, train
+
+_MULT_ITEM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?:x\s*(\d+))?\s*$")
+
+
+def parse_mult(spec: str | None, widths: list[int]) -> list[list[int]]:
+    """Parse ``--mult`` into per-layer multiplication arities.
+
+    Syntax: comma-separated ``LAYER:COUNT[xARITY]`` items. ``1:2`` makes the last 2 nodes of
+    node layer 1 multiplication nodes of arity 2; ``1:1x3`` one node of arity 3. Node layer 0
+    is the input; the counts are part of ``--width`` (each node still counts once).
+    """
+    mult: list[list[int]] = [[] for _ in widths]
+    if not spec:
+        return mult
+    for item in spec.split(","):
+        match = _MULT_ITEM.match(item)
+        if not match:
+            raise KanxError(f"--mult {spec!r}: each item is LAYER:COUNT or LAYER:COUNTxARITY, e.g. 1:2 or 1:1x3")
+        layer, count, arity = int(match.group(1)), int(match.group(2)), int(match.group(3) or 2)
+        if not 1 <= layer < len(widths):
+            raise KanxError(f"--mult {spec!r}: layer {layer} is not a node layer after the input (1..{len(widths) - 1})")
+        if arity < 2:
+            raise KanxError(f"--mult {spec!r}: arity must be at least 2")
+        mult[layer].extend([arity] * count)
+        if len(mult[layer]) > widths[layer]:
+            raise KanxError(f"--mult {spec!r}: layer {layer} has only {widths[layer]} nodes")
+    return mult
+
+
+def load_training_data(
+    data: Path | None, target: list[str], inputs: str | None, formula: str | None, var: list[str], samples: int, seed: int
+) -> Dataset:
+    """The dataset from a CSV or a formula (exactly one of them)."""
+    if formula and data:
+        raise KanxError("give either a DATA csv or --formula, not both")
+    if formula:
+        targets = split_names(",".join(target)) or ["f"]
+        return formula_dataset(formula, var, samples, seed, target=targets[0])
+    if data is None:
+        raise KanxError("give a DATA csv (with --target) or --formula with --var ranges")
+    if var:
+        raise KanxError("--var is only used with --formula")
+    return load_csv(data, split_names(",".join(target)), split_names(inputs) or None)
+
+
+def resolve_widths(width: str | None, dataset: Dataset) -> list[int]:
+    n_in, n_out = len(dataset.input_names), len(dataset.target_names)
+    if width is None:
+        return [n_in, 2 * n_in + 1, n_out]
+    widths = parse_int_list(width, "--width")
+    if len(widths) < 2:
+        raise KanxError(f"--width {width!r}: need at least an input and an output layer")
+    if widths[0] != n_in:
+        raise KanxError(f"--width {width!r}: first layer is {widths[0]} but the data has {n_in} inputs ({', '.join(dataset.input_names)})")
+    if widths[-1] != n_out:
+        raise KanxError(f"--width {width!r}: last layer is {widths[-1]} but the data has {n_out} targets ({', '.join(dataset.target_names)})")
+    if any(w < 1 for w in widths):
+        raise KanxError(f"--width {width!r}: layer sizes must be positive")
+    return widths
+
+
+def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool) -> TrainResult:
+    steps = settings.resolved_steps
+    columns = [
+        TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("train {task.fields[train]}  test {task.fields[test]}"), TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
+        task = progress.add_task("train", total=steps, train="-", test="-")
+
+        def on_step(step: int, train_mse: float, test_mse: float) -> None:
+            progress.update(task, completed=step, train=f"{train_mse:.3e}", test=f"{test_mse:.3e}")
+
+        return train(dataset, settings, on_step)
+
+
+@app.command("train")
+@handle_errors
+def train_command(
+    data: Path = typer.Argument(None, help="CSV with a header row (or use --formula)."),
+    target: list[str] = typer.Option([], "--target", "-t", help="Target column(s); repeat or comma-separate."),
+    inputs: str = typer.Option(None, "--inputs", help="Input columns a,b,c (default: all non-target columns)."),
+    formula: str = typer.Option(None, "--formula", help="Generate data from a formula, e.g. 'exp(sin(pi*x)+y**2)'."),
+    var: list[str] = typer.Option([], "--var", help="Variable range for --formula, NAME=LOW:HIGH; repeat per variable."),
+    samples: int = typer.Option(1000, "--samples", help="Rows sampled for --formula."),
+    width: str = typer.Option(None, "--width", help="Layer widths, e.g. 2,5,1 (default: n, 2n+1, m)."),
+    mult: str = typer.Option(None, "--mult", help="Multiplication nodes: LAYER:COUNT[xARITY],... e.g. 1:1 or 1:1x3."),
+    grid: int = typer.Option(5, "--grid", help="Grid intervals G (basis size for rbf/chebyshev)."),
+    k: int = typer.Option(3, "--k", help="B-spline degree."),
+    basis: str = typer.Option("bspline", "--basis", help="bspline | rbf | chebyshev."),
+    steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: adam 1500, lbfgs 100)."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam | lbfgs."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default: adam 1e-2, lbfgs 1)."),
+    lamb: float = typer.Option(0.0, "--lamb", help="Overall sparsity weight (0 = none)."),
+    lamb_l1: float = typer.Option(1.0, "--lamb-l1", help="Weight of the edge L1 term inside the sparsity loss."),
+    lamb_entropy: float = typer.Option(2.0, "--lamb-entropy", help="Weight of the node entropy term."),
+    update_grid: int = typer.Option(10, "--update-grid", help="Grid refreshes over the first half of training (0 = none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for data sampling, split and initialisation."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out fraction for the test metrics."),
+    output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Checkpoint to write."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fit a KAN to a CSV or to a formula and write a checkpoint."""
+    if optimizer not in ("adam", "lbfgs"):
+        raise KanxError(f"--optimizer {optimizer!r}: use adam or lbfgs")
+    if basis not in ("bspline", "rbf", "chebyshev"):
+        raise KanxError(f"--basis {basis!r}: use bspline, rbf or chebyshev")
+    if not 0 <= test_fraction < 1:
+        raise KanxError(f"--test-fraction {test_fraction}: must be in [0, 1)")
+    for option, value, low in (("--grid", grid, 2), ("--k", k, 1), ("--steps", steps, 1), ("--samples", samples, 10)):
+        if value is not None and value < low:
+            raise KanxError(f"{option} {value}: must be at least {low}")
+    if lr is not None and lr <= 0:
+        raise KanxError(f"--lr {lr}: must be positive")
+    if min(lamb, lamb_l1, lamb_entropy) < 0:
+        raise KanxError("--lamb, --lamb-l1 and --lamb-entropy must be >= 0")
+    check_output_path(output, "--output", [data] if data else [])
+    dataset = load_training_data(data, target, inputs, formula, var, samples, seed)
+    widths = resolve_widths(width, dataset)
+    settings = TrainSettings(
+        widths=widths, mult=parse_mult(mult, widths), grid=grid, k=k, basis=basis, steps=steps,
+        optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
+        update_grid=update_grid, seed=seed, test_fraction=test_fraction,
+    )
+    result = run_with_progress(dataset, settings, quiet or as_json)
+    save_model(result.model, output)
+    summary = {
+        "output": str(output),
+        "widths": widths,
+        "train": {"rmse": result.train.rmse, "r2": result.train.r2},
+        "test": {"rmse": result.test.rmse, "r2": result.test.r2},
+        "steps": settings.resolved_steps,
+        "data_fingerprint": result.model.meta.training["data_fingerprint"],
+    }
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"kanx train → {output}")
+    for column in ("split", "rows", "RMSE", "R²"):
+        table.add_column(column, justify="right" if column != "split" else "left")
+    table.add_row("train", str(result.model.meta.training["train_rows"]), fmt(result.train.rmse), fmt(result.train.r2, 6))
+    table.add_row("test", str(result.model.meta.training["test_rows"]), fmt(result.test.rmse), fmt(result.test.r2, 6))
+    console.print(table)
+    console.print(f"wrote {output}", markup=False)

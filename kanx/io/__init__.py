@@ -1,0 +1,1 @@
+"""Checkpoints, datasets and safe file output."""

@@ -1,0 +1,210 @@
+"""Datasets for training and evaluation: CSV files, formulas, arrays.
+
+All loaders return float32 tensors ``x`` ``[N, n_inputs]`` and ``y`` ``[N, n_targets]`` with
+column names, and raise ``KanxError`` (one line naming the file/option) on bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from tokenize import TokenError
+
+import numpy as np
+import sympy
+import torch
+
+from kanx.errors import KanxError
+
+MIN_ROWS = 10
+
+
+@dataclass
+class Dataset:
+    """Inputs ``x`` ``[N, n_in]``, targets ``y`` ``[N, n_out]`` (may have 0 columns), names."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    input_names: list[str]
+    target_names: list[str]
+    source: str
+    ranges: list[tuple[float, float]] | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the names and the float64 values, to identify the training data."""
+        digest = hashlib.sha256()
+        digest.update(("|".join(self.input_names) + "->" + "|".join(self.target_names)).encode())
+        digest.update(self.x.double().numpy().tobytes())
+        digest.update(self.y.double().numpy().tobytes())
+        return "sha256:" + digest.hexdigest()
+
+
+def split_names(text: str | None) -> list[str]:
+    """``"a, b,c"`` → ``["a", "b", "c"]``."""
+    if not text:
+        return []
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Read a numeric CSV with a header row into ``(names, values [rows, cols] float64)``."""
+    source = Path(path)
+    if not source.exists():
+        raise KanxError(f"{source}: no such file")
+    if source.is_dir():
+        raise KanxError(f"{source}: is a folder, expected a CSV file")
+    try:
+        with source.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KanxError(f"{source}: cannot read as a text CSV ({exc.__class__.__name__})") from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise KanxError(f"{source}: the file is empty")
+    header = [name.strip() for name in rows[0]]
+    if len(set(header)) != len(header) or any(not name for name in header):
+        raise KanxError(f"{source}: the header row must name every column once")
+    values = np.empty((len(rows) - 1, len(header)))
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise KanxError(f"{source}: line {line} has {len(row)} cells, the header has {len(header)}")
+        for col, cell in enumerate(row):
+            try:
+                number = float(cell)
+            except ValueError:
+                raise KanxError(f"{source}: line {line}, column {header[col]!r}: {cell!r} is not a number") from None
+            if not math.isfinite(number):
+                raise KanxError(f"{source}: line {line}, column {header[col]!r}: value {cell!r} is NaN or infinite")
+            values[line - 2, col] = number
+    return header, values
+
+
+def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = None) -> Dataset:
+    """A training set from a CSV: ``targets`` columns are outputs, ``inputs`` (default: all
+    other columns) are inputs."""
+    header, values = read_csv_table(path)
+    if not targets:
+        raise KanxError("--target: name at least one target column")
+    missing = [name for name in targets + list(inputs or []) if name not in header]
+    if missing:
+        raise KanxError(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+    input_names = list(inputs) if inputs else [name for name in header if name not in targets]
+    overlap = set(input_names) & set(targets)
+    if overlap:
+        raise KanxError(f"--inputs: column {sorted(overlap)[0]!r} is also a target")
+    if not input_names:
+        raise KanxError(f"{path}: no input columns left besides the targets")
+    if values.shape[0] < MIN_ROWS:
+        raise KanxError(f"{path}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
+    x = values[:, [header.index(n) for n in input_names]]
+    y = values[:, [header.index(n) for n in targets]]
+    return Dataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), input_names, list(targets), str(path))
+
+
+_VAR_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^:]+):([^:]+)\s*$")
+
+
+def parse_var_spec(spec: str) -> tuple[str, float, float]:
+    """``"x=-1:1"`` → ``("x", -1.0, 1.0)``."""
+    match = _VAR_SPEC.match(spec)
+    if not match:
+        raise KanxError(f"--var {spec!r}: expected NAME=LOW:HIGH, e.g. x=-1:1")
+    name, low, high = match.group(1), match.group(2), match.group(3)
+    try:
+        lo, hi = float(sympy.sympify(low)), float(sympy.sympify(high))
+    except (sympy.SympifyError, TypeError, ValueError, SyntaxError):
+        raise KanxError(f"--var {spec!r}: bounds must be numbers") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise KanxError(f"--var {spec!r}: need finite LOW < HIGH")
+    return name, lo, hi
+
+
+def parse_formula(formula: str, names: list[str]) -> sympy.Expr:
+    """Parse ``formula`` with every name in ``names`` as a plain symbol; reject undeclared ones."""
+    symbols = {name: sympy.Symbol(name) for name in names}
+    try:
+        expr = sympy.sympify(formula.replace("^", "**"), locals=symbols)
+    except (sympy.SympifyError, SyntaxError, TypeError, AttributeError, TokenError) as exc:
+        raise KanxError(f"--formula {formula!r}: does not parse ({type(exc).__name__})") from None
+    if not isinstance(expr, sympy.Expr):
+        raise KanxError(f"--formula {formula!r}: is not an arithmetic expression")
+    unknown = sorted(str(s) for s in expr.free_symbols if str(s) not in symbols)
+    if unknown:
+        raise KanxError(f"--formula {formula!r}: uses undeclared variable(s) {', '.join(unknown)}; declare each with --var NAME=LOW:HIGH")
+    return expr
+
+
+def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int, target: str = "f") -> Dataset:
+    """Sample ``samples`` rows uniformly on the ``--var`` ranges and evaluate ``formula``."""
+    if not var_specs:
+        raise KanxError("--var: give the range of every variable of --formula, e.g. --var x=-1:1")
+    if samples < MIN_ROWS:
+        raise KanxError(f"--samples {samples}: need at least {MIN_ROWS}")
+    specs = [parse_var_spec(spec) for spec in var_specs]
+    names = [name for name, _, _ in specs]
+    if len(set(names)) != len(names):
+        raise KanxError("--var: a variable is declared twice")
+    if target in names:
+        raise KanxError(f"--target {target!r}: is also a --var name; pick another output name")
+    expr = parse_formula(formula, names)
+    generator = np.random.default_rng(seed)
+    lows = np.array([lo for _, lo, _ in specs])
+    highs = np.array([hi for _, _, hi in specs])
+    x = lows + (highs - lows) * generator.random((samples, len(names)))
+    function = sympy.lambdify([sympy.Symbol(n) for n in names], expr, modules="numpy")
+    with np.errstate(all="ignore"):
+        y = np.broadcast_to(np.asarray(function(*x.T), dtype=np.float64), (samples,))
+    if not np.all(np.isfinite(y)):
+        raise KanxError(f"--formula {formula!r}: not finite everywhere on the --var ranges")
+    return Dataset(
+        torch.tensor(x, dtype=torch.float32),
+        torch.tensor(y.reshape(-1, 1), dtype=torch.float32),
+        names,
+        [target],
+        f"formula:{formula}",
+        ranges=[(lo, hi) for _, lo, hi in specs],
+    )
+
+
+def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
+    """Model inputs from a CSV (columns selected by ``input_names``), a ``.pt`` tensor or a
+    ``.npy`` array (columns in model input order). Returns ``[N, len(input_names)]`` float32."""
+    source = Path(path)
+    suffix = source.suffix.lower()
+    if suffix == ".csv":
+        header, values = read_csv_table(source)
+        missing = [name for name in input_names if name not in header]
+        if missing:
+            raise KanxError(
+                f"{source}: columns do not match the model inputs; missing {', '.join(missing)} "
+                f"(model inputs: {', '.join(input_names)}; file columns: {', '.join(header)})"
+            )
+        array = values[:, [header.index(name) for name in input_names]]
+    elif suffix == ".npy":
+        if not source.exists():
+            raise KanxError(f"{source}: no such file")
+        try:
+            array = np.load(source, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise KanxError(f"{source}: not a readable .npy array ({exc})") from None
+    elif suffix in (".pt", ".pth"):
+        from kanx.io.checkpoint import read_payload
+
+        payload = read_payload(source)
+        if not isinstance(payload, torch.Tensor):
+            raise KanxError(f"{source}: expected a single tensor, found {type(payload).__name__}")
+        array = payload.detach().double().numpy()
+    else:
+        raise KanxError(f"{source}: unsupported input format {suffix or '(none)'}; use .csv, .npy or .pt")
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 1 and len(input_names) == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] != len(input_names):
+        raise KanxError(f"{source}: expected an array of shape [rows, {len(input_names)}], got {list(array.shape)}")
+    if not np.all(np.isfinite(array)):
+        raise KanxError(f"{source}: inputs hold NaN or Inf")
+    return torch.tensor(array, dtype=torch.float32)

@@ -1,0 +1,56 @@
+"""Safe output writing: atomic replace, clear errors for bad output paths."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from kanx.errors import KanxError
+
+
+def check_output_path(path: str | os.PathLike, option: str, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Validate an output path before any work is done.
+
+    The parent folder must exist and the path must not be one of ``inputs`` (kanx never
+    overwrites its input). ``option`` names the CLI option in error messages.
+    """
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise KanxError(f"{option} {out}: folder {parent} does not exist")
+    if out.is_dir():
+        raise KanxError(f"{option} {out}: is a folder, expected a file path")
+    for source in inputs:
+        if Path(source).exists() and out.exists() and out.resolve() == Path(source).resolve():
+            raise KanxError(f"{option} {out}: refusing to overwrite the input file")
+    return out
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path`` and rename it into place,
+    so a crash never leaves a half-written output."""
+    out = Path(path)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

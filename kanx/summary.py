@@ -1,0 +1,53 @@
+"""A plain-data description of a model (what ``kanx info`` shows)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from kanx.model.network import KAN
+
+
+def describe(model: nn.Module) -> dict:
+    """Widths, basis, parameter count, per-layer edge counts, symbolic edges and provenance."""
+    if not isinstance(model, KAN):
+        raise TypeError(f"cannot describe a {type(model).__name__}")
+    layers = []
+    for index, (layer, counts) in enumerate(zip(model.layers, model.edge_counts())):
+        layers.append(
+            {
+                "layer": index,
+                "inputs": layer.shape.n_in,
+                "nodes": layer.shape.n_out,
+                "multiplication_arities": list(layer.shape.mult_arities),
+                "layer_norm": layer.layer_norm,
+                **counts,
+            }
+        )
+    symbolic = []
+    for index, layer in enumerate(model.layers):
+        for i, j in (layer.sym_active * layer.mask).nonzero().tolist():
+            name, affine = model.symbolic_edge(index, i, j)
+            symbolic.append({"layer": index, "input": i, "subnode": j, "function": name, "affine": list(affine)})
+    return {
+        "family": model.family,
+        "widths": list(model.widths),
+        "multiplication_nodes": {str(index): m for index, m in enumerate(model.mult) if m},
+        "basis": dict(model.basis),
+        "base_function": model.base_fn,
+        "parameters": model.parameter_count(),
+        "inputs": [
+            {"name": name, "min": lo, "max": hi}
+            for name, (lo, hi) in zip(model.meta.input_names, model.meta.input_ranges)
+        ],
+        "outputs": list(model.meta.output_names),
+        "stored_sample_rows": int(model.sample_inputs.shape[0]),
+        "layers": layers,
+        "edges": {
+            "total": sum(layer["total"] for layer in layers),
+            "active": sum(layer["active"] for layer in layers),
+            "symbolic": sum(layer["symbolic"] for layer in layers),
+        },
+        "symbolic_edges": symbolic,
+        "provenance": dict(model.meta.provenance),
+        "training": dict(model.meta.training),
+    }

@@ -1,0 +1,1 @@
+"""Symbolic layer: function library, per-edge fits, composition, export."""

@@ -1,0 +1,154 @@
+"""The library of candidate 1-D functions for symbolic edges.
+
+Each entry carries a torch implementation (vectorised, used by the model's symbolic edges and
+by the batched fitter), a sympy counterpart (used for composition), a complexity weight (used
+for choosing between fits) and a safe domain (where the torch function is finite, so no
+NaN/Inf leaks into a score).
+
+An edge in symbolic form computes ``c * f(a * x + b) + d``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+import torch
+
+from kanx.errors import KanxError
+
+TorchFn = Callable[[torch.Tensor], torch.Tensor]
+SympyFn = Callable[[sympy.Expr], sympy.Expr]
+DomainFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LibraryFunction:
+    """One candidate function ``f``.
+
+    ``domain(u)`` returns a boolean mask of arguments ``u`` where ``torch_fn`` is finite and
+    well-conditioned; ``expression`` is the sympy source for user-added functions.
+    """
+
+    name: str
+    torch_fn: TorchFn
+    sympy_fn: SympyFn
+    complexity: float
+    domain: DomainFn
+    expression: str | None = None
+
+
+def _everywhere(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u)
+
+
+def _away_from_zero(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u) & (u.abs() > 1e-3)
+
+
+def _positive(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u) & (u > 1e-6)
+
+
+def _non_negative(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u) & (u >= 0)
+
+
+def _open_unit(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u) & (u.abs() < 1 - 1e-6)
+
+
+def _closed_unit(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u) & (u.abs() <= 1)
+
+
+def _tan_domain(u: torch.Tensor) -> torch.Tensor:
+    # keep clear of the poles at pi/2 + n*pi
+    return torch.isfinite(u) & (torch.cos(u).abs() > 1e-2)
+
+
+def _exp_domain(u: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(u) & (u < 80)
+
+
+def _x(u):
+    return u
+
+
+_BUILTIN: list[LibraryFunction] = [
+    LibraryFunction("0", lambda u: torch.zeros_like(u), lambda s: sympy.Integer(0), 0, _everywhere),
+    LibraryFunction("x", _x, lambda s: s, 1, _everywhere),
+    LibraryFunction("x^2", lambda u: u**2, lambda s: s**2, 2, _everywhere),
+    LibraryFunction("x^3", lambda u: u**3, lambda s: s**3, 3, _everywhere),
+    LibraryFunction("x^4", lambda u: u**4, lambda s: s**4, 3, _everywhere),
+    LibraryFunction("1/x", lambda u: 1 / u, lambda s: 1 / s, 2, _away_from_zero),
+    LibraryFunction("1/x^2", lambda u: 1 / u**2, lambda s: 1 / s**2, 2, _away_from_zero),
+    LibraryFunction("sqrt", torch.sqrt, sympy.sqrt, 2, _non_negative),
+    LibraryFunction("1/sqrt", torch.rsqrt, lambda s: 1 / sympy.sqrt(s), 2, _positive),
+    LibraryFunction("exp", torch.exp, sympy.exp, 2, _exp_domain),
+    LibraryFunction("log", torch.log, sympy.log, 2, _positive),
+    LibraryFunction("sin", torch.sin, sympy.sin, 2, _everywhere),
+    LibraryFunction("cos", torch.cos, sympy.cos, 2, _everywhere),
+    LibraryFunction("tan", torch.tan, sympy.tan, 3, _tan_domain),
+    LibraryFunction("tanh", torch.tanh, sympy.tanh, 3, _everywhere),
+    LibraryFunction("arctan", torch.arctan, sympy.atan, 4, _everywhere),
+    LibraryFunction("arcsin", torch.arcsin, sympy.asin, 4, _closed_unit),
+    LibraryFunction("arctanh", torch.arctanh, sympy.atanh, 4, _open_unit),
+    LibraryFunction("abs", torch.abs, sympy.Abs, 3, _everywhere),
+    LibraryFunction("gaussian", lambda u: torch.exp(-(u**2)), lambda s: sympy.exp(-(s**2)), 3, _everywhere),
+]
+
+_ALIASES = {
+    "x^1": "x", "x**2": "x^2", "x**3": "x^3", "x**4": "x^4", "x2": "x^2", "x3": "x^3", "x4": "x^4",
+    "1/x**2": "1/x^2", "x^0.5": "sqrt", "1/sqrt(x)": "1/sqrt", "sqrt(x)": "sqrt", "atan": "arctan",
+    "asin": "arcsin", "atanh": "arctanh", "gauss": "gaussian", "zero": "0",
+}
+
+BUILTIN_FUNCTIONS: dict[str, LibraryFunction] = {f.name: f for f in _BUILTIN}
+
+_TORCH_NAMESPACE = {
+    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
+    "sqrt": torch.sqrt, "tanh": torch.tanh, "sinh": torch.sinh, "cosh": torch.cosh,
+    "atan": torch.arctan, "asin": torch.arcsin, "acos": torch.arccos, "atanh": torch.arctanh,
+    "Abs": torch.abs, "sign": torch.sign, "pi": torch.pi, "E": torch.e,
+}
+
+
+def canonical_name(name: str) -> str:
+    """Map user spellings (``x**2``, ``atan``…) to library names."""
+    stripped = name.strip()
+    return _ALIASES.get(stripped, stripped)
+
+
+def custom_function(name: str, source: str, complexity: float | None = None) -> LibraryFunction:
+    """A user-supplied function of ``x`` given as sympy text, e.g. ``"x*exp(-x)"``."""
+    x = sympy.Symbol("x")
+    try:
+        expr = sympy.sympify(source, locals={"x": x})
+    except (sympy.SympifyError, SyntaxError, TypeError) as exc:
+        raise KanxError(f"--lib-add: cannot parse {source!r} as a function of x ({exc})") from None
+    if not isinstance(expr, sympy.Expr) or expr.free_symbols - {x}:
+        raise KanxError(f"--lib-add: {source!r} must be an expression in the single variable x")
+    lambdified = sympy.lambdify(x, expr, modules=[_TORCH_NAMESPACE])
+
+    def torch_fn(u: torch.Tensor) -> torch.Tensor:
+        out = lambdified(u)
+        return out if isinstance(out, torch.Tensor) else torch.full_like(u, float(out))
+
+    def sympy_fn(s: sympy.Expr) -> sympy.Expr:
+        return expr.subs(x, s)
+
+    weight = complexity if complexity is not None else float(sympy.count_ops(expr) + 1)
+    return LibraryFunction(name, torch_fn, sympy_fn, weight, _everywhere, expression=str(expr))
+
+
+def resolve(name: str, custom: dict[str, str] | None = None) -> LibraryFunction:
+    """Look a function up by name among the builtins and ``custom`` (name → sympy text)."""
+    key = canonical_name(name)
+    if key in BUILTIN_FUNCTIONS:
+        return BUILTIN_FUNCTIONS[key]
+    if custom and key in custom:
+        return custom_function(key, custom[key])
+    known = ", ".join(BUILTIN_FUNCTIONS)
+    raise KanxError(f"unknown symbolic function {name!r} (known: {known})")

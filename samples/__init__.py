@@ -1,0 +1,1 @@
+"""Bundled sample datasets and checkpoints (rebuilt by ``samples/build_samples.py``)."""
