@@ -188,7 +188,7 @@ class KAN(nn.Module):
         if target.sym_active[i, j] <= 0:
             return None
         name = self.symbolic_functions[int(target.sym_index[i, j])]
-        return name, tuple(float(v) for v in target.sym_affine[i, j])
+        return name, tuple(float(v) for v in target.sym_affine[i, j].detach())
 
     # ----------------------------------------------------------------- summaries
     def edge_counts(self) -> list[dict[str, int]]:
