@@ -21,23 +21,40 @@ def uniform_knots(lo: torch.Tensor, hi: torch.Tensor, grid: int, order: int) -> 
     return lo[:, None] + steps[None, :] * width[:, None]
 
 
-def bspline_basis(x: torch.Tensor, knots: torch.Tensor, order: int) -> torch.Tensor:
+def knot_spans(knots: torch.Tensor, order: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per recursion level ``p = 1..order``: the knots ``t_m`` and inverse spans
+    ``1 / (t_{m+p} - t_m)`` for ``m = 0..M-p-1``, each ``[1, n_in, M - p]`` (zero spans get 0).
+
+    Depends only on the knots, so a layer can cache it between forward passes.
+    """
+    t = knots.unsqueeze(0)
+    levels = []
+    for p in range(1, order + 1):
+        span = t[..., p:] - t[..., :-p]
+        inverse = torch.where(span > 0, 1 / torch.where(span > 0, span, 1), 0)
+        levels.append((t[..., :-p], inverse))
+    return levels
+
+
+def bspline_basis(
+    x: torch.Tensor, knots: torch.Tensor, order: int, spans: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+) -> torch.Tensor:
     """Cox–de Boor B-spline basis of degree ``order`` on per-input knot vectors.
 
     ``x``: ``[N, n_in]``; ``knots``: ``[n_in, M]`` (non-decreasing rows). Returns
     ``[N, n_in, M - order - 1]``. The degree-0 case is half-open (``t_m <= x < t_{m+1}``), so
     every basis function is exactly 0 outside ``[t_0, t_{M-1})`` — no extrapolation, matching
-    pykan, efficient-kan and KarSein.
+    pykan, efficient-kan and KarSein. ``spans`` = ``knot_spans(knots, order)`` if precomputed.
+
+    Uses ``B_{m,p} = w_m B_{m,p-1} + (1 - w_{m+1}) B_{m+1,p-1}`` with
+    ``w_m = (x - t_m) / (t_{m+p} - t_m)``, which needs one weight vector per level.
     """
     x = x.unsqueeze(-1)  # [N, n_in, 1]
     t = knots.unsqueeze(0)  # [1, n_in, M]
     basis = ((x >= t[..., :-1]) & (x < t[..., 1:])).to(x.dtype)
-    for p in range(1, order + 1):
-        left_den = t[..., p:-1] - t[..., : -p - 1]
-        right_den = t[..., p + 1 :] - t[..., 1:-p]
-        left = (x - t[..., : -p - 1]) / torch.where(left_den == 0, torch.ones_like(left_den), left_den)
-        right = (t[..., p + 1 :] - x) / torch.where(right_den == 0, torch.ones_like(right_den), right_den)
-        basis = left * basis[..., :-1] + right * basis[..., 1:]
+    for start_knots, inverse_span in spans or knot_spans(knots, order):
+        weighted = (x - start_knots) * inverse_span * basis  # w_m * B_{m,p-1}
+        basis = weighted[..., :-1] + basis[..., 1:] - weighted[..., 1:]
     return basis
 
 

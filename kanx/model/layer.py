@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kanx.model.basis import basis_size, bspline_basis, chebyshev_basis, rbf_basis, uniform_knots
+from kanx.model.basis import basis_size, bspline_basis, chebyshev_basis, knot_spans, rbf_basis, uniform_knots
 from kanx.symbolic.library import LibraryFunction
 
 BASE_FUNCTIONS = ("silu", "identity", "zero")
@@ -127,10 +127,19 @@ class KANLayer(nn.Module):
         z = self.spline_input(x)
         kind = self.basis_spec["kind"]
         if kind == "bspline":
-            return bspline_basis(z, self.knots, int(self.basis_spec["k"]))
+            return bspline_basis(z, self.knots, int(self.basis_spec["k"]), self._cached_spans())
         if kind == "rbf":
             return rbf_basis(z, self.centers, float(self.basis_spec["h"]))
         return chebyshev_basis(z, int(self.basis_spec["degree"]))
+
+    def _cached_spans(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Knot spans for the B-spline recursion, recomputed only when the knots change."""
+        key = (self.knots.data_ptr(), self.knots._version, self.knots.dtype)
+        cache = getattr(self, "_span_cache", None)
+        if cache is None or cache[0] != key:
+            cache = (key, knot_spans(self.knots, int(self.basis_spec["k"])))
+            self._span_cache = cache
+        return cache[1]
 
     def numeric_edges(self, x: torch.Tensor) -> torch.Tensor:
         """Numeric (spline + base) value of every edge, ignoring masks: ``[N, n_in, n_sub]``."""
