@@ -61,9 +61,10 @@ def render_info(info: dict, source: Path) -> None:
 def info_command(
     model: Path = typer.Argument(Path("model.pt"), help="Checkpoint (default model.pt)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    library: str = typer.Option(None, "--from", help="Foreign checkpoint of: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
 ) -> None:
     """Architecture, parameters, active/pruned/symbolic edges and provenance of a model."""
-    info = describe(load_model(model))
+    info = describe(load_model(model, source=library))
     if as_json:
         print_json(info)
     else:

@@ -39,11 +39,12 @@ def predict_command(
     inputs: Path = typer.Argument(..., help="CSV with the model's input columns, or a .npy/.pt array [rows, inputs]."),
     output: Path = typer.Option(None, "--output", "-o", help="Write predictions to this CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
+    library: str = typer.Option(None, "--from", help="Foreign checkpoint of: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
 ) -> None:
     """Evaluate a model on new inputs."""
     if output is not None:
         check_output_path(output, "--output", [model, inputs])
-    network = load_model(model)
+    network = load_model(model, source=library)
     x = load_input_array(inputs, network.meta.input_names)
     y = predict(network, x)
     names = network.meta.output_names

@@ -213,11 +213,21 @@ def read_payload(path: str | os.PathLike) -> object:
         raise KanxError(f"{source}: not a readable torch checkpoint (truncated or corrupt: {reason})") from None
 
 
-def load_model(path: str | os.PathLike) -> torch.nn.Module:
-    """Load and validate a kanx checkpoint; never unpickles arbitrary objects."""
-    source = Path(path)
-    payload = read_payload(source)
-    return model_from_payload(payload, str(source))
+def load_model(path: str | os.PathLike, source: str | None = None) -> torch.nn.Module:
+    """Load and validate a kanx checkpoint; never unpickles arbitrary objects.
+
+    A checkpoint of another KAN library (pykan, efficient-kan, FastKAN, ChebyKAN) is detected and
+    imported through ``kanx.io.importers``; ``source`` forces the library (e.g. ``"pykan"``).
+    """
+    from kanx.io import importers  # lazy: the importers build on this module
+
+    target = Path(path)
+    if source is not None or importers.pykan.locate(target) is not None:
+        return importers.import_checkpoint(target, source)
+    payload = read_payload(target)
+    if isinstance(payload, dict) and "format" in payload:
+        return model_from_payload(payload, str(target))
+    return importers.import_payload(payload, target)
 
 
 def model_from_payload(payload: object, where: str) -> torch.nn.Module:

@@ -1,0 +1,112 @@
+"""``kanx import``: convert a pykan / efficient-kan / FastKAN / ChebyKAN checkpoint to kanx."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import typer
+
+from kanx.cli import app
+from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.errors import KanxError
+from kanx.io.checkpoint import read_payload, save_model
+from kanx.io.files import check_output_path
+from kanx.io.importers import import_checkpoint, normalise_source, pykan
+from kanx.model.network import KAN
+
+
+def default_output(source: Path) -> Path:
+    """``<stem>.kanx.pt`` in the current folder (pykan: ``<prefix>.kanx.pt``), so importing
+    never writes into the folder a foreign checkpoint came from."""
+    prefix = pykan.locate(source)
+    if prefix is not None:
+        return Path(f"{prefix.name}.kanx.pt")
+    return Path(f"{source.name.split('.')[0] or 'model'}.kanx.pt")
+
+
+def input_files(source: Path) -> list[Path]:
+    """Every file the import reads (so the output can never replace one of them)."""
+    prefix = pykan.locate(source)
+    if prefix is None:
+        return [source]
+    return [Path(f"{prefix}{suffix}") for suffix in pykan.SUFFIXES]
+
+
+def check_writable(output: Path, option: str) -> None:
+    folder = output.parent if str(output.parent) else Path(".")
+    if not os.access(folder, os.W_OK):
+        raise KanxError(f"{option} {output}: folder {folder} is not writable (pass -o/--output elsewhere)")
+
+
+def reference_pair(source: Path, inputs: Path | None, outputs: Path | None) -> tuple[Path, Path] | None:
+    """``(inputs.pt, outputs.pt)`` to verify against: the options, or files beside the input."""
+    if (inputs is None) != (outputs is None):
+        raise KanxError("--check-inputs and --check-outputs must be given together")
+    if inputs is not None:
+        return inputs, outputs
+    folder = source if source.is_dir() else source.parent
+    pair = (folder / "inputs.pt", folder / "outputs.pt")
+    return pair if all(p.is_file() for p in pair) else None
+
+
+def max_difference(model: KAN, pair: tuple[Path, Path], strict: bool) -> float | None:
+    """Largest ``|model(inputs) - outputs|`` over a reference pair: inputs ``[N, n_in]``, outputs
+    ``[N, n_out]``. A pair that does not fit is an error when ``strict``, else skipped (``None``)."""
+    x, y = (read_payload(p) for p in pair)
+    fits = isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == model.n_inputs
+    fits = fits and isinstance(y, torch.Tensor) and tuple(y.shape) == (x.shape[0], model.n_outputs)
+    if not fits:
+        if strict:
+            raise KanxError(
+                f"--check-inputs/--check-outputs: expected tensors [rows, {model.n_inputs}] and [rows, {model.n_outputs}]"
+            )
+        return None
+    with torch.no_grad():
+        return float((model(x.float()) - y.float()).abs().max())
+
+
+@app.command("import")
+@handle_errors
+def import_command(
+    source: Path = typer.Argument(..., help="Foreign checkpoint: a state-dict .pt, or a pykan saveckpt prefix / file / folder."),
+    library: str = typer.Option(None, "--from", help="Force the library: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
+    output: Path = typer.Option(None, "--output", "-o", help="kanx checkpoint to write (default <stem>.kanx.pt beside the input)."),
+    rbf_width: float = typer.Option(None, "--rbf-width", help="FastKAN Gaussian width h (default: the RBF grid spacing)."),
+    norm_eps: float = typer.Option(None, "--norm-eps", help="FastKAN LayerNorm epsilon (default 1e-5)."),
+    base_fn: str = typer.Option(None, "--base-fn", help="Base activation of efficient-kan/FastKAN: silu (default), identity, zero."),
+    check_inputs: Path = typer.Option(None, "--check-inputs", help="Inputs tensor [rows, n_in] to verify the import on."),
+    check_outputs: Path = typer.Option(None, "--check-outputs", help="The source library's outputs on --check-inputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Convert another KAN library's checkpoint into a kanx checkpoint (exact mapping, no retraining)."""
+    library = normalise_source(library) if library is not None else None
+    target = output if output is not None else default_output(source)
+    check_output_path(target, "--output", input_files(source))
+    check_writable(target, "--output")
+    model = import_checkpoint(source, library, rbf_width=rbf_width, norm_eps=norm_eps, base_fn=base_fn)
+    pair = reference_pair(source, check_inputs, check_outputs)
+    difference = max_difference(model, pair, strict=check_inputs is not None) if pair is not None else None
+    save_model(model, target)
+    summary = {
+        "source": str(source), "library": model.meta.provenance["imported_from"], "layout": model.meta.provenance["layout"],
+        "output": str(target), "widths": list(model.widths), "basis": dict(model.basis), "base_function": model.base_fn,
+        "parameters": model.parameter_count(), "inferred": model.meta.provenance["inferred"],
+        "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        render_summary(summary)
+
+
+def render_summary(summary: dict) -> None:
+    widths = " → ".join(str(w) for w in summary["widths"])
+    basis = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in summary["basis"].items())
+    console.print(f"imported {summary['source']} ({summary['library']}: {summary['layout']})", markup=False)
+    console.print(f"widths {widths}; basis {basis}; base {summary['base_function']}; {summary['parameters']} parameters", markup=False)
+    if summary["max_abs_difference"] is not None:
+        console.print(f"max |kanx - {summary['library']}| on {summary['reference'][0]}: {summary['max_abs_difference']:.3g}", markup=False)
+    console.print(f"wrote {summary['output']}", markup=False)
+
