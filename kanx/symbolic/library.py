@@ -103,6 +103,7 @@ _ALIASES = {
     "x^1": "x", "x**2": "x^2", "x**3": "x^3", "x**4": "x^4", "x2": "x^2", "x3": "x^3", "x4": "x^4",
     "1/x**2": "1/x^2", "x^0.5": "sqrt", "1/sqrt(x)": "1/sqrt", "sqrt(x)": "sqrt", "atan": "arctan",
     "asin": "arcsin", "atanh": "arctanh", "gauss": "gaussian", "zero": "0",
+    "1/x^0.5": "1/sqrt",  # pykan's SYMBOLIC_LIB spelling
 }
 
 BUILTIN_FUNCTIONS: dict[str, LibraryFunction] = {f.name: f for f in _BUILTIN}
@@ -152,3 +153,49 @@ def resolve(name: str, custom: dict[str, str] | None = None) -> LibraryFunction:
         return custom_function(key, custom[key])
     known = ", ".join(BUILTIN_FUNCTIONS)
     raise KanxError(f"unknown symbolic function {name!r} (known: {known})")
+
+
+def parse_lib(spec: str | None) -> list[str]:
+    """``--lib "x,x^2,sin"`` → canonical builtin names (all builtins when ``spec`` is empty)."""
+    if not spec or not spec.strip():
+        return list(BUILTIN_FUNCTIONS)
+    names: list[str] = []
+    for part in spec.split(","):
+        key = canonical_name(part)
+        if not key:
+            continue
+        if key not in BUILTIN_FUNCTIONS:
+            known = ", ".join(BUILTIN_FUNCTIONS)
+            raise KanxError(f"--lib: unknown function {part.strip()!r} (known: {known})")
+        if key not in names:
+            names.append(key)
+    if not names:
+        raise KanxError(f"--lib {spec!r}: names no function")
+    return names
+
+
+def build_library(
+    lib: str | list[str] | None = None, lib_add: list[str] | tuple[str, ...] = ()
+) -> tuple[list[LibraryFunction], dict[str, str]]:
+    """The candidate functions for a fit: builtins selected by ``lib`` (comma text or list of
+    names) plus user functions ``lib_add`` (sympy text in ``x``).
+
+    Returns ``(functions, custom)`` where ``custom`` maps each added function's name to its
+    sympy text (what a model stores in ``custom_functions``). ``"0"`` is always included, so
+    that negligible edges have a candidate.
+    """
+    names = parse_lib(",".join(lib) if isinstance(lib, list) else lib)
+    if "0" not in names:
+        names.insert(0, "0")
+    functions = [BUILTIN_FUNCTIONS[n] for n in names]
+    custom: dict[str, str] = {}
+    for source in lib_add:
+        text = source.strip()
+        if not text:
+            raise KanxError("--lib-add: empty function text")
+        function = custom_function(text.replace("^", "**"), text.replace("^", "**"))
+        if function.name in BUILTIN_FUNCTIONS or function.name in custom:
+            continue
+        custom[function.name] = function.expression or text
+        functions.append(function)
+    return functions, custom
