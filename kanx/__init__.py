@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 from kanx.errors import KanxError, KanxFailure  # noqa: E402
 from kanx.io.checkpoint import load_model, save_model  # noqa: E402
 from kanx.model.network import KAN  # noqa: E402
+from kanx.plot import plot_activations, plot_network  # noqa: E402,F401
+from kanx.prune import prune  # noqa: E402
 from kanx.train import TrainResult, train  # noqa: E402
 
-__all__ = ["KAN", "KanxError", "KanxFailure", "TrainResult", "load_model", "save_model", "train", "__version__"]
+__all__ = ["KAN", "KanxError", "KanxFailure", "TrainResult", "load_model", "prune", "save_model", "train", "__version__"]

@@ -58,6 +58,39 @@ def stage_info(ctx: DemoContext) -> list[Path]:
 STAGES: list[tuple[str, Stage]] = [("info", stage_info)]
 
 
+def stage_plot(ctx: DemoContext) -> list[Path]:
+    """Activation grids and network diagram as PNGs (``activations_layer<L>.png``, ``activations_diagram.png``)."""
+    from kanx.plot import render
+
+    written = render(ctx.model, ctx.out / "activations", "png", 100, title=SAMPLE_NAME)
+    ctx.results["plot"] = {"files": [path.name for path in written]}
+    return written
+
+
+STAGES.append(("plot", stage_plot))
+
+
+def stage_prune(ctx: DemoContext) -> list[Path]:
+    """Auto-prune (R² >= 0.99 against the original) into ``model.pruned.pt``; later stages then
+    work on the pruned model (``ctx.model``/``ctx.model_path`` are replaced)."""
+    from kanx.io.checkpoint import save_model
+    from kanx.prune import prune
+
+    pruned, report = prune(ctx.model, ctx.data.x, ctx.data.y)
+    path = save_model(pruned, ctx.out / "model.pruned.pt")
+    ctx.results["prune"] = {
+        "widths": [report.widths_before, report.widths_after],
+        "edges": [report.edges_before, report.edges_after],
+        "fidelity_r2": report.fidelity,
+        "unused_inputs": report.unused_inputs,
+    }
+    ctx.model, ctx.model_path = pruned, path
+    return [path]
+
+
+STAGES.append(("prune", stage_prune))
+
+
 def prepare(out: Path) -> DemoContext:
     """Create ``out`` and copy the bundled checkpoint and data into it."""
     if out.exists() and not out.is_dir():

@@ -26,6 +26,9 @@ SAMPLES = [
      ["--width", "3,2,1", "--mult", "1:1", "--lamb", "0.001", "--seed", "1"]),
     ("threeway", "x1*x2*x3+x4**2", ["x1=-1:1", "x2=-1:1", "x3=-1:1", "x4=-1:1"],
      ["--width", "4,2,1", "--mult", "1:1x3", "--lamb", "0.001"]),
+    # x4, x5 are distractors: `kanx prune` should report them unused
+    ("five_inputs", "x1*x2+sin(x3)", ["x1=-1:1", "x2=-1:1", "x3=-1:1", "x4=-1:1", "x5=-1:1"],
+     ["--width", "5,5,1", "--lamb", "0.001"]),
 ]
 ROWS = 1000
 MAX_CHECKPOINT_BYTES = 200_000

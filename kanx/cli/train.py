@@ -71,7 +71,8 @@ def resolve_widths(width: str | None, dataset: Dataset) -> list[int]:
     if widths[0] != n_in:
         raise KanxError(f"--width {width!r}: first layer is {widths[0]} but the data has {n_in} inputs ({', '.join(dataset.input_names)})")
     if widths[-1] != n_out:
-        raise KanxError(f"--width {width!r}: last layer is {widths[-1]} but the data has {n_out} targets ({', '.join(dataset.target_names)})")
+        targets = ", ".join(dataset.target_names)
+        raise KanxError(f"--width {width!r}: last layer is {widths[-1]} but the data has {n_out} targets ({targets})")
     if any(w < 1 for w in widths):
         raise KanxError(f"--width {width!r}: layer sizes must be positive")
     return widths

@@ -1,0 +1,143 @@
+"""``kanx interactions``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from kanx.cli import app
+from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.errors import KanxError
+from kanx.interactions import (
+    DEFAULT_PRODUCT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    InteractionReport,
+    interaction_figure,
+    interactions,
+    parse_formula_for,
+)
+from kanx.io.checkpoint import load_model
+from kanx.io.data import load_input_array
+from kanx.io.files import atomic_write, check_output_path
+from kanx.model.network import KAN
+
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def render(report: InteractionReport) -> None:
+    for index, result in enumerate(report.outputs):
+        bound = report.structural[index]
+        console.print(f"[bold]{result.output}[/bold] = {result.tree.describe() or '(constant)'}")
+        table = Table(title=f"interaction groups of {result.output}")
+        for column in ("inputs", "order", "structure", "strength", "variance share", "interaction share"):
+            table.add_column(column, justify="left" if column in ("inputs", "structure") else "right")
+        for group in result.groups:
+            table.add_row(
+                ", ".join(group.variables), str(group.order), group.structure, fmt(group.strength, 3),
+                f"{100 * group.variance_share:.1f}%", f"{100 * group.interaction_share:.1f}%",
+            )
+        console.print(table)
+        degree = f", polynomial degree <= {bound.degree_bound}" if bound.degree_bound is not None else ""
+        console.print(
+            f"max order found {result.max_order}; the architecture can make up to {bound.max_order} inputs interact{degree}",
+            markup=False,
+        )
+        if result.unused:
+            console.print(f"unused inputs: {', '.join(result.unused)}", markup=False)
+        render_pairs(report, index)
+        if result.formula:
+            render_formula(result.formula)
+    console.print(
+        f"{report.samples} samples, {report.network_evaluations} network evaluations, {report.seconds:.2f} s",
+        markup=False,
+    )
+
+
+def render_pairs(report: InteractionReport, index: int, limit: int = 10) -> None:
+    names = report.inputs
+    strength = report.outputs[index].pairwise
+    pairs = sorted(
+        ((strength[i][j], names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))),
+        reverse=True,
+    )
+    table = Table(title=f"strongest pairs (threshold {report.threshold})")
+    for column in ("pair", "strength"):
+        table.add_column(column)
+    for value, a, b in pairs[:limit]:
+        table.add_row(f"{a} × {b}", fmt(value, 3))
+    console.print(table)
+
+
+def render_formula(formula: dict) -> None:
+    table = Table(title=f"formula terms: {formula['expression']}")
+    for column in ("term", "inputs", "order", "variance share"):
+        table.add_column(column)
+    for term in formula["terms"]:
+        table.add_row(term["term"], ", ".join(term["variables"]), str(term["order"]), f"{100 * term['variance_share']:.1f}%")
+    console.print(table)
+
+
+def write_plot(report: InteractionReport, path: Path) -> list[Path]:
+    """One figure per output (``stem_<output>.ext`` when there are several)."""
+    written = []
+    for index, result in enumerate(report.outputs):
+        target = path if len(report.outputs) == 1 else path.with_name(f"{path.stem}_{result.output}{path.suffix}")
+        figure = interaction_figure(report, index)
+        atomic_write(target, lambda tmp, fig=figure: fig.savefig(tmp, format=path.suffix[1:], dpi=130, metadata=_metadata(path)))
+        written.append(target)
+    return written
+
+
+def _metadata(path: Path) -> dict:
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return {"Software": None}
+    if suffix == ".pdf":
+        return {"Creator": None, "Producer": None, "CreationDate": None}
+    return {"Date": None}
+
+
+@app.command("interactions")
+@handle_errors
+def interactions_command(
+    model: Path = typer.Argument(Path("model.pt"), help="Checkpoint (default model.pt)."),
+    data: Path = typer.Option(None, "--data", help="CSV (columns named like the model inputs) or .npy/.pt array to analyse on."),
+    formula: list[str] = typer.Option([], "--formula", help="Also analyse this formula in the input names (one per output)."),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="Pairwise strength above which inputs interact."),
+    product_threshold: float = typer.Option(
+        DEFAULT_PRODUCT_THRESHOLD, "--product-threshold", help="Residual below which a product split is accepted."
+    ),
+    samples: int = typer.Option(1000, "--samples", help="Use at most this many rows."),
+    seed: int = typer.Option(0, "--seed", help="Seed for row subsampling and Monte Carlo estimates."),
+    plot: Path = typer.Option(None, "--plot", help="Write the heatmap and tree figure (.png, .svg or .pdf)."),
+    source: str = typer.Option(None, "--from", help="Force the library a foreign checkpoint came from."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Which inputs interact, at what order, and their share of the output variance."""
+    if threshold <= 0 or product_threshold <= 0:
+        raise KanxError("--threshold and --product-threshold must be positive")
+    if samples < 10:
+        raise KanxError(f"--samples {samples}: need at least 10")
+    if plot is not None:
+        check_output_path(plot, "--plot", [model] + ([data] if data else []))
+        if plot.suffix.lower() not in PLOT_FORMATS:
+            raise KanxError(f"--plot {plot}: use a .png, .svg or .pdf file name")
+    network = load_model(model, source=source)
+    if not isinstance(network, KAN):
+        raise KanxError(f"{model}: interactions are not supported for this model family")
+    x = load_input_array(data, network.meta.input_names) if data is not None else None
+    formulas = None
+    if formula:
+        if len(formula) != network.n_outputs:
+            raise KanxError(f"--formula: give one formula per output ({network.n_outputs})")
+        formulas = [parse_formula_for(network, text) for text in formula]
+    report = interactions(network, x, threshold, product_threshold, formulas, max_samples=samples, seed=seed)
+    written = write_plot(report, plot) if plot is not None else []
+    if as_json:
+        print_json({**report.to_dict(), "plots": [str(p) for p in written]})
+        return
+    render(report)
+    for path in written:
+        console.print(f"wrote {path}", markup=False)

@@ -1,0 +1,90 @@
+"""``kanx plot-activations``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kanx.cli import app
+from kanx.cli.common import console, handle_errors, print_json
+from kanx.errors import KanxError
+from kanx.io.checkpoint import load_model
+from kanx.io.files import check_output_path
+from kanx.model.network import KAN
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def resolve_format(fmt: str | None, output: Path | None) -> str:
+    """``--format``, else the suffix of ``-o`` when it is png/svg/pdf, else png."""
+    suffix = output.suffix.lower().lstrip(".") if output is not None else ""
+    if fmt is None:
+        return suffix if suffix in FORMATS else "png"
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise KanxError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if suffix in FORMATS and suffix != fmt:
+        raise KanxError(f"--output {output}: suffix .{suffix} does not match --format {fmt}")
+    return fmt
+
+
+def resolve_stem(output: Path | None, model: Path, fmt: str) -> Path:
+    """Output stem: ``-o`` without a png/svg/pdf suffix; ``<model stem>_activations`` in the
+    current folder by default, or in ``-o`` when it is a folder."""
+    if output is None or output.is_dir():
+        return (output or Path()) / f"{model.stem}_activations"
+    if output.suffix.lower().lstrip(".") in FORMATS:
+        return output.with_suffix("")
+    return output
+
+
+def check_options(top: int | None, dpi: int, layer: int | None) -> None:
+    if top is not None and top < 1:
+        raise KanxError(f"--top {top}: must be at least 1")
+    if not 10 <= dpi <= 1200:
+        raise KanxError(f"--dpi {dpi}: must be between 10 and 1200")
+    if layer is not None and layer < 0:
+        raise KanxError(f"--layer {layer}: must be 0 or more")
+
+
+@app.command("plot-activations")
+@handle_errors
+def plot_activations_command(
+    model: Path = typer.Argument(..., help="Checkpoint to draw."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output stem (default <model>_activations here); "
+                                "files are <stem>_layer<L>.<fmt> and <stem>_diagram.<fmt>, or <stem>.pdf."),
+    layer: int = typer.Option(None, "--layer", help="Only this layer's activation grid (0-based)."),
+    top: int = typer.Option(None, "--top", help="Keep the N most important edges per layer."),
+    fmt: str = typer.Option(None, "--format", help="png | svg | pdf (pdf: one multipage file)."),
+    dpi: int = typer.Option(100, "--dpi", help="Resolution of png output (and of raster parts elsewhere)."),
+    show_pruned: bool = typer.Option(False, "--show-pruned", help="Also draw pruned edges, greyed."),
+    diagram_only: bool = typer.Option(False, "--diagram-only", help="Only the network diagram."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
+) -> None:
+    """Draw every learned activation (one grid per layer) and the network diagram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kanx.plot import output_paths, render
+
+    check_options(top, dpi, layer)
+    fmt = resolve_format(fmt, output)
+    stem = resolve_stem(output, model, fmt)
+    if not stem.parent.is_dir():
+        raise KanxError(f"--output {output}: folder {stem.parent} does not exist")
+    kan = load_model(model)
+    if not isinstance(kan, KAN):
+        raise KanxError(f"{model}: plot-activations draws KAN models, not the {getattr(kan, 'family', '?')!r} family")
+    count = len(getattr(kan, "layers", []))
+    if layer is not None and layer >= count:
+        raise KanxError(f"--layer {layer}: {model} has {count} layers (0..{count - 1})")
+    names = [] if diagram_only else [f"layer{index}" for index in ([layer] if layer is not None else range(count))]
+    for path in output_paths(stem, names + ["diagram"], fmt):
+        check_output_path(path, "--output", [model])
+    written = render(kan, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=model.stem)
+    if as_json:
+        print_json({"files": [str(path) for path in written]})
+        return
+    for path in written:
+        console.print(f"wrote {path}", markup=False)

@@ -1,0 +1,139 @@
+"""``kanx prune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kanx.cli import app
+from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.errors import KanxError
+from kanx.io.checkpoint import load_model, save_model
+from kanx.io.data import MIN_ROWS, load_input_array, read_csv_table
+from kanx.io.files import check_output_path
+from kanx.model.network import KAN
+from kanx.prune import PruneReport, prune
+
+TOP = 10
+
+
+def default_output(model: Path) -> Path:
+    """``dir/stem.pt`` → ``dir/stem.pruned.pt``."""
+    return model.with_name(f"{model.stem}.pruned.pt")
+
+
+def load_prune_data(path: Path, model: KAN) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inputs ``[N, n_in]`` selected by the model's input names, and the targets ``[N, n_out]``
+    when the CSV has every output column (else None). ``.npy``/``.pt``: inputs only."""
+    names = model.meta.input_names
+    if path.suffix.lower() != ".csv":
+        return load_input_array(path, names), None
+    header, values = read_csv_table(path)
+    missing = [name for name in names if name not in header]
+    if missing:
+        raise KanxError(
+            f"--data {path}: columns do not match the model inputs; missing {', '.join(missing)} "
+            f"(model inputs: {', '.join(names)}; file columns: {', '.join(header)})"
+        )
+    if values.shape[0] < MIN_ROWS:
+        raise KanxError(f"--data {path}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
+    x = torch.tensor(values[:, [header.index(n) for n in names]], dtype=torch.float32)
+    outputs = model.meta.output_names
+    if not all(name in header for name in outputs):
+        return x, None
+    return x, torch.tensor(values[:, [header.index(n) for n in outputs]], dtype=torch.float32)
+
+
+def render_summary(report: PruneReport, source: Path, output: Path) -> None:
+    table = Table(title=escape(f"kanx prune ({report.mode}) {source} → {output}"))
+    for column in ("", "before", "after"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row("widths", " → ".join(map(str, report.widths_before)), " → ".join(map(str, report.widths_after)))
+    table.add_row("active edges", str(report.edges_before), str(report.edges_after))
+    table.add_row("parameters", str(report.parameters_before), str(report.parameters_after))
+    table.add_row("checkpoint bytes", str(source.stat().st_size), str(output.stat().st_size))
+    if report.target_r2 is not None:
+        table.add_row("R² vs data targets", fmt(report.target_r2[0], 6), fmt(report.target_r2[1], 6))
+    console.print(table)
+    console.print(f"fidelity: R² of pruned vs original network = {report.fidelity:.6f} on {report.holdout_rows} held-out rows",
+                  markup=False)
+
+
+def render_edges(report: PruneReport, show_all: bool) -> None:
+    table = Table(title="kept edges by layer" + ("" if show_all else f" (top {TOP} per layer; --all for every edge)"))
+    for column in ("layer", "from", "to", "attribution", "mean |phi|"):
+        table.add_column(column, justify="right" if column in ("layer", "attribution", "mean |phi|") else "left")
+    for layer in sorted({edge["layer"] for edge in report.edges}):
+        rows = [edge for edge in report.edges if edge["layer"] == layer]
+        for edge in rows if show_all else rows[:TOP]:
+            target = edge["target"] + (f" (factor {edge['factor'] + 1})" if edge["factor"] is not None else "")
+            table.add_row(str(layer), escape(edge["source"]), escape(target), fmt(edge["attribution"]), fmt(edge["magnitude"]))
+        if not show_all and len(rows) > TOP:
+            table.add_row(str(layer), f"… {len(rows) - TOP} more", "", "", "")
+    console.print(table)
+
+
+def render_nodes(report: PruneReport, show_all: bool) -> None:
+    table = Table(title="node entropy of incoming |phi| (original network; low = decided on few inputs)")
+    for column in ("layer", "node", "active inputs", "entropy", "effective inputs", "score", "kept"):
+        table.add_column(column, justify="left" if column == "node" else "right")
+    for layer in sorted({row["layer"] for row in report.nodes}):
+        rows = sorted((r for r in report.nodes if r["layer"] == layer), key=lambda r: -r["score"])
+        for row in rows if show_all else rows[:TOP]:
+            table.add_row(str(layer), escape(row["node"] + (f" (factor {row['factor'] + 1})" if row["factor"] is not None else "")),
+                          str(row["active_inputs"]), fmt(row["entropy"], 3), fmt(row["effective_inputs"], 3),
+                          fmt(row["score"]), "yes" if row["kept"] else "no")
+    console.print(table)
+
+
+@app.command("prune")
+@handle_errors
+def prune_command(
+    model: Path = typer.Argument(..., help="Checkpoint to prune (never overwritten)."),
+    data: Path = typer.Option(None, "--data", "-d", help="CSV with the model's input columns (targets used if present)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Pruned checkpoint (default MODEL.pruned.pt)."),
+    edge_threshold: float = typer.Option(None, "--edge-threshold", help="Keep edges with attribution >= this x the layer's best."),
+    node_threshold: float = typer.Option(None, "--node-threshold", help="Keep hidden nodes scoring >= this x the layer's best."),
+    min_fidelity: float = typer.Option(0.99, "--min-fidelity", help="Auto mode: R² to keep against the original (and targets)."),
+    finetune_steps: int = typer.Option(0, "--finetune", help="Retrain the survivors for this many Adam steps."),
+    lamb: float = typer.Option(None, "--lamb", help="Sparsity weight for --finetune (default: the model's training value)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Learning rate for --finetune."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the held-out split and fine-tuning."),
+    show_all: bool = typer.Option(False, "--all", help="List every kept edge and node."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Prune a KAN to its minimal structure (auto mode keeps R² >= --min-fidelity) and write a smaller checkpoint."""
+    out = output if output is not None else default_output(model)
+    check_output_path(out, "--output", [model] + ([data] if data else []))
+    if lr <= 0:
+        raise KanxError(f"--lr {lr}: must be positive")
+    if lamb is not None and lamb < 0:
+        raise KanxError(f"--lamb {lamb}: must be >= 0")
+    network = load_model(model)
+    if not isinstance(network, KAN):
+        raise KanxError(f"{model}: pruning needs a KAN checkpoint, found a {type(network).__name__}")
+    x, y = load_prune_data(data, network) if data else (None, None)
+    if x is None and network.sample_inputs.shape[0] < MIN_ROWS:
+        raise KanxError(f"{model}: stores no input sample to measure importance on; pass --data CSV")
+    pruned, report = prune(network, x, y, edge_threshold=edge_threshold, node_threshold=node_threshold,
+                           min_fidelity=min_fidelity, finetune_steps=finetune_steps, lamb=lamb, lr=lr, seed=seed)
+    pruned.meta.provenance["pruning"]["source"] = str(model)
+    if data:
+        pruned.meta.provenance["pruning"]["data"] = str(data)
+    save_model(pruned, out)
+    if as_json:
+        print_json({"output": str(out), "bytes_before": model.stat().st_size, "bytes_after": out.stat().st_size,
+                    **report.to_dict()})
+        return
+    render_summary(report, model, out)
+    render_edges(report, show_all)
+    render_nodes(report, show_all)
+    if report.unused_inputs:
+        console.print(f"unused inputs (no remaining edge): {', '.join(report.unused_inputs)}", markup=False)
+    for note in report.notes:
+        console.print(note, markup=False)
+    console.print(f"wrote {out}", markup=False)

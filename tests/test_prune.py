@@ -1,0 +1,344 @@
+"""``kanx prune``: importance-guided pruning, exact shrinking, the fidelity guard, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import kanx
+from kanx.cli import app
+from kanx.errors import KanxError
+from kanx.importance import importance
+from kanx.io.checkpoint import load_model, save_model
+from kanx.model.network import KAN
+from kanx.prune import (
+    fold_constants,
+    greedy_sequence,
+    kept_nodes,
+    longest_prefix,
+    shrink,
+    threshold_masks,
+    with_masks,
+)
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def sample(name: str) -> KAN:
+    return load_model(SAMPLES / f"{name}.pt")
+
+
+def invoke(runner: CliRunner, *args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_clean_failure(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def copy_sample(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / f"{name}.pt"
+    shutil.copyfile(SAMPLES / f"{name}.pt", target)
+    return target
+
+
+def masked_equals_shrunk(model: KAN, masks: list[torch.Tensor], x: torch.Tensor) -> KAN:
+    """Fold + shrink a masked copy and check it computes exactly what the masked network does."""
+    work = with_masks(model, masks)
+    with torch.no_grad():
+        expected = work(x)
+    fold_constants(work, x[:1])
+    small = shrink(work, kept_nodes(work))
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), expected, atol=1e-5, rtol=1e-5)
+    return small
+
+
+def cut_path_model() -> KAN:
+    """[2,2,1], linear edges: layer 0's strongest edge feeds h0, layer 1's strongest leaves h1,
+    so keeping only each layer's best edge cuts every path to the output."""
+    model = KAN([2, 2, 1], base_fn="identity", seed=0)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.coef.zero_()
+        model.layers[0].w_base.copy_(torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
+        model.layers[0].mask[1, 0] = 0
+        model.layers[1].w_base.copy_(torch.tensor([[1.2], [1.0]]))
+    model.sample_inputs = torch.rand(200, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return model
+
+
+# --------------------------------------------------------------------------- API on bundled samples
+def test_exp_sin_prunes_to_one_hidden_node() -> None:
+    pruned, report = kanx.prune(sample("exp_sin"))
+    assert report.mode == "auto"
+    assert pruned.widths == [2, 1, 1] and report.widths_after == [2, 1, 1]
+    assert report.edges_before == 15 and report.edges_after == 3
+    assert report.fidelity >= 0.99
+    assert report.parameters_after < report.parameters_before
+    assert report.unused_inputs == [] and not report.nothing_pruned
+    assert {(e["source"], e["target"]) for e in report.edges} == {("x", "h1.4"), ("y", "h1.4"), ("h1.4", "f")}
+    assert pruned.meta.provenance["pruning"]["mode"] == "auto"
+    assert pruned.meta.provenance["created_by"] == "kanx train"
+
+
+def test_five_inputs_drops_unused_inputs() -> None:
+    model = sample("five_inputs")
+    pruned, report = kanx.prune(model)
+    assert report.unused_inputs == ["x4", "x5"]
+    assert pruned.widths[0] == 5 and pruned.meta.input_names == model.meta.input_names
+    assert not (pruned.layers[0].mask[3:] > 0).any()
+    assert pruned.widths[1] < model.widths[1]
+    assert report.fidelity >= 0.99
+    x = model.sample_inputs
+    with torch.no_grad():
+        shuffled = x.clone()
+        shuffled[:, 3:] = torch.rand(len(x), 2) * 2 - 1  # unused inputs do not matter any more
+        torch.testing.assert_close(pruned(shuffled), pruned(x))
+
+
+def test_samples_with_multiplication_nodes_keep_their_products() -> None:
+    for name, edges_after in (("xy_sinz_mult", 9), ("threeway", 6)):
+        model = sample(name)
+        pruned, report = kanx.prune(model)
+        assert report.fidelity >= 0.99
+        assert pruned.mult == model.mult
+        assert report.edges_after == edges_after, name
+
+
+def test_prune_does_not_touch_the_input_model_and_is_deterministic() -> None:
+    model = sample("xy_sinz")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, report_a = kanx.prune(model, seed=3)
+    b, report_b = kanx.prune(model, seed=3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert report_a.to_dict() == report_b.to_dict()
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_roundtrip_identical_outputs_and_smaller_file(tmp_path: Path) -> None:
+    for name in ("exp_sin", "five_inputs"):
+        source = copy_sample(tmp_path, name)
+        model = load_model(source)
+        pruned, _ = kanx.prune(model)
+        out = save_model(pruned, tmp_path / f"{name}.pruned.pt")
+        loaded = load_model(out)
+        x = model.sample_inputs
+        with torch.no_grad():
+            assert torch.equal(loaded(x), pruned(x))
+        assert loaded.widths == pruned.widths
+        assert loaded.meta.provenance["pruning"] == pruned.meta.provenance["pruning"]
+        assert out.stat().st_size < source.stat().st_size, name
+
+
+def test_nothing_to_prune_is_reported() -> None:
+    once, _ = kanx.prune(sample("exp_sin"))
+    again, report = kanx.prune(once)
+    assert report.nothing_pruned
+    assert any("nothing to prune" in note for note in report.notes)
+    assert again.widths == once.widths and report.edges_after == report.edges_before == 3
+
+
+def test_data_targets_enter_the_guard() -> None:
+    model = sample("exp_sin")
+    data = kanx.io.data.load_csv(SAMPLES / "exp_sin.csv", ["f"])
+    pruned, report = kanx.prune(model, data.x, data.y)
+    assert report.target_r2 is not None and report.target_r2[1] >= 0.99
+    assert pruned.widths == [2, 1, 1]
+
+
+# --------------------------------------------------------------------------- threshold mode
+def test_threshold_mode() -> None:
+    model = sample("exp_sin")
+    pruned, report = kanx.prune(model, edge_threshold=0.1)
+    assert report.mode == "threshold" and pruned.widths == [2, 1, 1] and report.edges_after == 3
+    assert pruned.meta.provenance["pruning"]["edge_threshold"] == 0.1
+    pruned, _ = kanx.prune(model, node_threshold=0.5)
+    assert pruned.widths == [2, 1, 1]
+    _, report = kanx.prune(model, edge_threshold=0.0)
+    assert report.nothing_pruned
+
+
+def test_threshold_that_cuts_every_path_is_refused() -> None:
+    with pytest.raises(KanxError, match="every path to output 'y_1'"):
+        kanx.prune(cut_path_model(), edge_threshold=1.0)
+
+
+@pytest.mark.parametrize("option", [{"edge_threshold": 1.5}, {"node_threshold": -0.1}, {"min_fidelity": 0.0}, {"finetune_steps": -1}])
+def test_bad_options_raise(option: dict) -> None:
+    with pytest.raises(KanxError):
+        kanx.prune(sample("exp_sin"), **option)
+
+
+# --------------------------------------------------------------------------- exact folding and shrinking
+def test_dead_multiplication_node_is_folded_and_removed() -> None:
+    model = sample("threeway")  # hidden node 1 = x1*x2*x3 (subnodes 1, 2, 3)
+    x = model.sample_inputs
+    masks = [layer.mask.clone() for layer in model.layers]
+    masks[0][:, 2] = 0  # one dead factor kills the product
+    small = masked_equals_shrunk(model, masks, x)
+    assert small.widths == [4, 1, 1] and small.mult == [[], [], []]
+    scores = importance(model, x)
+    small = masked_equals_shrunk(model, threshold_masks(model, scores, None, 0.7), x)
+    assert small.widths == [4, 1, 1]
+
+
+def test_dead_sum_node_constant_is_folded() -> None:
+    model = sample("xy_sinz")
+    x = model.sample_inputs
+    masks = [layer.mask.clone() for layer in model.layers]
+    masks[0][:, 3] = 0  # h1.3 (sin z) becomes a constant; its output edge is folded into the bias
+    small = masked_equals_shrunk(model, masks, x)
+    assert small.widths == [3, 4, 1]
+
+
+def test_layer_norm_layers_keep_their_inputs() -> None:
+    model = KAN([3, 4, 1], basis={"kind": "rbf", "num": 6, "h": 0.5}, layer_norm=[True, True], seed=1)
+    x = torch.rand(100, 3) * 2 - 1
+    masks = [layer.mask.clone() for layer in model.layers]
+    masks[1][2] = 0  # h1.2 unused, but it still enters layer 1's normalisation
+    small = masked_equals_shrunk(model, masks, x)
+    assert small.widths == [3, 4, 1]
+
+
+# --------------------------------------------------------------------------- search
+class FakeGuard:
+    """Passes when the removed candidates' total 'cost' stays under a budget and no protected
+    candidate is removed; masks are [n] vectors disguised as one-layer [1, n] masks."""
+
+    def __init__(self, cost: torch.Tensor, protected: torch.Tensor, budget: float) -> None:
+        self.cost, self.protected, self.budget = cost, protected, budget
+
+    def passes(self, model: object, masks: list[torch.Tensor]) -> torch.Tensor:
+        removed = 1 - masks[0][:, 0]  # [B, n]
+        return ((removed * self.cost).sum(dim=1) <= self.budget) & ~(removed.bool() & self.protected).any(dim=1)
+
+
+def test_batched_greedy_equals_one_by_one_greedy() -> None:
+    generator = torch.Generator().manual_seed(0)
+    n = 40
+    cost = torch.rand(n, generator=generator)
+    guard = FakeGuard(cost, torch.rand(n, generator=generator) < 0.3, budget=5.0)
+    ranks = [torch.randperm(n, generator=generator)[None]]
+    result = greedy_sequence(guard, None, [torch.ones(1, n)], ranks, n)[0]
+    state = torch.ones(1, n)
+    for rank in range(n):
+        trial = state * (ranks[0] != rank)
+        if guard.passes(None, [trial[None]])[0]:
+            state = trial
+    assert torch.equal(result, state)
+
+
+def test_longest_prefix_uses_few_evaluations() -> None:
+    calls = []
+
+    def evaluate(ks: torch.Tensor) -> torch.Tensor:
+        calls.append(len(ks))
+        return ks <= 777
+
+    assert longest_prefix(evaluate, 1000) == 777
+    assert len(calls) <= 4 and max(calls) <= 16
+
+
+# --------------------------------------------------------------------------- fine-tuning
+def test_finetune_cannot_revive_masked_edges() -> None:
+    model = sample("xy_sinz")
+    plain, _ = kanx.prune(model)
+    tuned, report = kanx.prune(model, finetune_steps=15, lamb=0.01, lr=1e-2)
+    assert any("fine-tun" in note for note in report.notes)
+    assert (tuned.layers[0].mask == 0).any()
+    assert not torch.equal(plain.layers[0].coef, tuned.layers[0].coef)  # the survivors did train
+    for a, b in zip(plain.layers, tuned.layers):
+        assert torch.equal(a.mask, b.mask)
+        dead = b.mask == 0
+        assert not b.coef[dead].any() and not b.w_base[dead].any() and not b.w_sp[dead].any()
+    with torch.no_grad():
+        traces = tuned.edge_activations(model.sample_inputs)
+    assert all(not t.edges[:, layer.mask == 0].any() for t, layer in zip(traces, tuned.layers))
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_default_output_json_and_info(runner: CliRunner, tmp_path: Path) -> None:
+    source = copy_sample(tmp_path, "exp_sin")
+    result = invoke(runner, "prune", source, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    out = tmp_path / "exp_sin.pruned.pt"
+    assert report["output"] == str(out) and out.exists()
+    assert report["widths_after"] == [2, 1, 1] and report["edges_after"] == 3 and report["fidelity"] >= 0.99
+    assert report["bytes_after"] < report["bytes_before"]
+    info = json.loads(invoke(runner, "info", out, "--json").stdout)
+    assert info["widths"] == [2, 1, 1] and info["edges"]["active"] == 3
+    assert info["provenance"]["pruning"]["source"] == str(source)
+
+
+def test_cli_rich_report_with_data_and_unused_inputs(runner: CliRunner, tmp_path: Path) -> None:
+    source = copy_sample(tmp_path, "five_inputs")
+    out = tmp_path / "small.pt"
+    result = invoke(runner, "prune", source, "--data", SAMPLES / "five_inputs.csv", "-o", out, "--all")
+    assert result.exit_code == 0, result.output
+    assert "unused inputs (no remaining edge): x4, x5" in result.stdout
+    assert "R² vs data targets" in result.stdout and "node entropy" in result.stdout
+    assert f"wrote {out}" in result.stdout
+    assert load_model(out).meta.provenance["pruning"]["data"].endswith("five_inputs.csv")
+
+
+def test_cli_nothing_to_prune(runner: CliRunner, tmp_path: Path) -> None:
+    source = copy_sample(tmp_path, "exp_sin")
+    assert invoke(runner, "prune", source, "--json").exit_code == 0
+    result = invoke(runner, "prune", tmp_path / "exp_sin.pruned.pt")
+    assert result.exit_code == 0, result.output
+    assert "nothing to prune" in result.stdout
+
+
+def test_cli_bad_inputs(runner: CliRunner, tmp_path: Path) -> None:
+    source = copy_sample(tmp_path, "exp_sin")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("a,b,f\n" + "".join(f"{i},{i},{i}\n" for i in range(20)))
+    cut = tmp_path / "cut.pt"
+    save_model(cut_path_model(), cut)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_clean_failure(invoke(runner, "prune", tmp_path / "none.pt"), "no such file")
+    assert_clean_failure(invoke(runner, "prune", source, "--edge-threshold", "1.5"), "--edge-threshold")
+    assert_clean_failure(invoke(runner, "prune", source, "--min-fidelity", "0"), "--min-fidelity")
+    assert_clean_failure(invoke(runner, "prune", source, "--data", wrong), "model inputs: x, y", "file columns: a, b, f")
+    assert_clean_failure(invoke(runner, "prune", source, "-o", source), "refusing to overwrite")
+    assert_clean_failure(invoke(runner, "prune", source, "-o", tmp_path / "no" / "x.pt"), "does not exist")
+    assert_clean_failure(invoke(runner, "prune", cut, "--edge-threshold", "1"), "every path to output 'y_1'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_demo_stage(tmp_path: Path) -> None:
+    from kanx.demo import STAGES, prepare, stage_prune
+
+    assert "prune" in [name for name, _ in STAGES]
+    ctx = prepare(tmp_path / "demo")
+    written = stage_prune(ctx)
+    assert written == [tmp_path / "demo" / "model.pruned.pt"] and written[0].exists()
+    assert ctx.results["prune"]["widths"] == [[2, 5, 1], [2, 1, 1]]
+    assert ctx.model.widths == [2, 1, 1] and ctx.model_path == written[0]
+
+
+def test_fit_gives_masked_edges_no_gradient() -> None:
+    from kanx.prune import zero_masked
+    from kanx.train import TrainSettings, fit
+
+    pruned, _ = kanx.prune(sample("xy_sinz"))
+    zero_masked(pruned)
+    x = pruned.sample_inputs[:200]
+    with torch.no_grad():
+        y = pruned(x) + 0.1 * x[:, :1]
+    settings = TrainSettings(widths=pruned.widths, steps=10, lr=1e-2, lamb=0.01, update_grid=2)
+    fit(pruned, x, y, settings)  # no re-zeroing afterwards: masked parameters must still be exactly 0
+    dead = pruned.layers[0].mask == 0
+    assert dead.any() and not pruned.layers[0].coef[dead].any() and not pruned.layers[0].w_base[dead].any()
