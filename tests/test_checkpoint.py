@@ -120,12 +120,18 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path: Path, monkeypatc
     target = tmp_path / "m.pt"
     target.write_bytes(b"previous")
 
-    def broken_save(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"half")
+    def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)
+    monkeypatch.setattr("kanx.io.files.os.replace", broken_replace)
     with pytest.raises(OSError):
         save_model(make_model(), target)
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_saving_is_byte_deterministic(tmp_path: Path) -> None:
+    model = make_model()
+    first = save_model(model, tmp_path / "a.pt").read_bytes()
+    second = save_model(model, tmp_path / "much_longer_name.pt").read_bytes()
+    assert first == second

@@ -8,6 +8,7 @@ against the config before a model is built.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from pathlib import Path
@@ -188,7 +189,12 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
         raise TypeError(f"cannot save a {type(model).__name__} as a kanx checkpoint")
     to_config, to_state, _, _ = FAMILIES[family]
     payload = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": to_config(model), "state": to_state(model)}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    # Serialise in memory first: the archive inside a torch file is named after its target, so
+    # writing the temporary file directly would make the bytes depend on the temp name.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def read_payload(path: str | os.PathLike) -> object:
