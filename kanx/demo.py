@@ -18,7 +18,7 @@ import torch
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model
 from kanx.io.data import Dataset, load_csv
-from kanx.io.files import atomic_write_text
+from kanx.io.files import atomic_write, atomic_write_text
 from kanx.summary import describe
 from kanx.train import regression_metrics
 
@@ -89,6 +89,49 @@ def stage_prune(ctx: DemoContext) -> list[Path]:
 
 
 STAGES.append(("prune", stage_prune))
+
+
+def stage_symbolify(ctx: DemoContext) -> list[Path]:
+    """Fit every edge, compose the formula and write ``formula.tex``."""
+    from kanx.symbolic import symbolify
+    from kanx.symbolic.export import to_latex
+
+    result = symbolify(ctx.model, data=ctx.data)
+    path = ctx.out / "formula.tex"
+    atomic_write_text(path, to_latex(result))
+    fid = result.fidelity[0]
+    ctx.results["symbolify"] = {
+        "formula": str(result.expressions[0]),
+        "r2_vs_network": fid["network"].r2,
+        "r2_vs_data": fid["data"].r2 if fid["data"] else None,
+        "flagged_edges": len(result.flagged),
+    }
+    return [path]
+
+
+STAGES.append(("symbolify", stage_symbolify))
+
+
+def stage_interactions(ctx: DemoContext) -> list[Path]:
+    """Interaction report (JSON) and its heatmap/tree figure."""
+    from kanx.cli.common import to_json
+    from kanx.interactions import interaction_figure, interactions
+
+    report = interactions(ctx.model)
+    json_path = atomic_write_text(ctx.out / "interactions.json", to_json(report.to_dict()) + "\n")
+    figure_path = ctx.out / "interactions.png"
+    figure = interaction_figure(report)
+    atomic_write(figure_path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None}))
+    output = report.outputs[0]
+    ctx.results["interactions"] = {
+        "structure": output.tree.describe(),
+        "groups": [group.variables for group in output.groups],
+        "max_order": output.max_order,
+    }
+    return [json_path, figure_path]
+
+
+STAGES.append(("interactions", stage_interactions))
 
 
 def prepare(out: Path) -> DemoContext:

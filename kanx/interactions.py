@@ -32,7 +32,7 @@ from kanx.errors import KanxError
 from kanx.model.network import KAN
 
 DEFAULT_THRESHOLD = 0.05
-DEFAULT_PRODUCT_THRESHOLD = 0.05
+DEFAULT_PRODUCT_THRESHOLD = 0.1
 PRODUCT_TEST_ROWS = 256
 UNUSED_THRESHOLD = 0.01
 LINEAR_FUNCTIONS = {"x", "0"}
@@ -206,7 +206,8 @@ def product_residuals(
 
     Two sample rows r, r' give four points (A from r or r', B from r or r'); separability means
     ``(f(A,B) - c)(f(A',B') - c) = (f(A,B') - c)(f(A',B) - c)``. ``c`` is fitted by least squares;
-    the residual is relative to the size of both sides (0 = exactly separable).
+    the residual is relative to RMS of the mixed difference ``f(A,B)+f(A',B')-f(A,B')-f(A',B)``
+    times the spread of ``f`` (0 = exactly separable; inf = no interaction to explain).
     """
     other = rows[torch.randperm(len(rows), generator=generator)]
     batches = []
@@ -222,9 +223,11 @@ def product_residuals(
         swap_sum, swap_product = f1 + f2 - f3 - f4, f1 * f2 - f3 * f4
         denominator = float((swap_sum**2).sum())
         constant = float((swap_product * swap_sum).sum()) / denominator if denominator > 0 else 0.0
-        lhs, rhs = (f1 - constant) * (f2 - constant), (f3 - constant) * (f4 - constant)
-        scale = float(lhs.pow(2).mean().sqrt() + rhs.pow(2).mean().sqrt())
-        residuals.append(float((lhs - rhs).pow(2).mean().sqrt()) / scale if scale > 0 else 0.0)
+        residual = float((swap_product - constant * swap_sum).pow(2).mean().sqrt())
+        # (f1-c)(f2-c) - (f3-c)(f4-c) = swap_product - c*swap_sum; measured against the
+        # non-additive part of f times its spread, which does not grow with c.
+        scale = float(swap_sum.pow(2).mean().sqrt()) * float(torch.cat([f1, f2]).std())
+        residuals.append(residual / scale if scale > 0 else float("inf"))
     return residuals
 
 
@@ -571,10 +574,12 @@ def interaction_figure(report: InteractionReport, output: int = 0):
     names = report.inputs
     strength = np.array(result.pairwise)
     n = len(names)
-    figure = Figure(figsize=(5.0 + 0.35 * n + 4.5, 0.9 + max(4.0, 0.4 * n)), layout="constrained")
-    heat_axes, tree_axes = figure.subplots(1, 2, width_ratios=[1.0 + 0.07 * n, 1.0])
+    side = 2.0 + 0.45 * n
+    figure = Figure(figsize=(side + 1.2 + 4.5, 0.9 + max(3.5, side)), layout="constrained")
+    heat_axes, tree_axes = figure.subplots(1, 2, width_ratios=[side + 1.2, 4.5])
     image = heat_axes.imshow(strength, cmap="viridis", vmin=0, vmax=max(float(strength.max()), report.threshold))
-    heat_axes.set_xticks(range(n), names, rotation=45, ha="right")
+    long_names = max(len(name) for name in names) > 3
+    heat_axes.set_xticks(range(n), names, rotation=45 if long_names else 0, ha="right" if long_names else "center")
     heat_axes.set_yticks(range(n), names)
     if n <= 12:
         for i in range(n):
