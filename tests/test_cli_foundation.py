@@ -9,23 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_clean_failure, invoke
 from typer.testing import CliRunner
 
 from kanx.cli import app
 from kanx.io.checkpoint import load_model
-
-
-def invoke(runner: CliRunner, *args: str, cwd: Path | None = None):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_clean_failure(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_train_formula_reaches_target_and_info_shows_it(runner: CliRunner, tmp_path: Path) -> None:

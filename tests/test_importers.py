@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import assert_clean_failure
 from typer.testing import CliRunner
 
 from kanx.cli import app
@@ -55,14 +56,6 @@ def copy_fixture(name: str, tmp_path: Path) -> Path:
     return target
 
 
-def one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
@@ -219,10 +212,10 @@ def test_cli_import_text_summary_and_default_output(runner: CliRunner, tmp_path:
 def test_cli_import_refuses_to_overwrite_input(runner: CliRunner, tmp_path: Path) -> None:
     folder = copy_fixture("efficient_kan", tmp_path)
     result = runner.invoke(app, ["import", str(folder / "model.pt"), "-o", str(folder / "model.pt")])
-    one_line_error(result, "--output", "overwrite")
+    assert_clean_failure(result, "--output", "overwrite")
     pykan_folder = copy_fixture("pykan_spline", tmp_path)
     result = runner.invoke(app, ["import", str(pykan_folder), "-o", str(pykan_folder / "model_state")])
-    one_line_error(result, "--output", "overwrite")
+    assert_clean_failure(result, "--output", "overwrite")
 
 
 def test_fastkan_uneven_grid_needs_rbf_width(runner: CliRunner, tmp_path: Path) -> None:
@@ -231,7 +224,7 @@ def test_fastkan_uneven_grid_needs_rbf_width(runner: CliRunner, tmp_path: Path) 
     state["layers.1.rbf.grid"][3] += 0.1
     torch.save(state, tmp_path / "uneven.pt")
     result = runner.invoke(app, ["import", str(tmp_path / "uneven.pt"), "-o", str(tmp_path / "o.pt")])
-    one_line_error(result, "--rbf-width", "uneven.pt")
+    assert_clean_failure(result, "--rbf-width", "uneven.pt")
     result = runner.invoke(app, ["import", str(tmp_path / "uneven.pt"), "-o", str(tmp_path / "o.pt"), "--rbf-width", "0.5714285714285714"])
     assert result.exit_code == 0, result.output
 
@@ -273,10 +266,10 @@ def test_corrupted_state_dicts_give_one_line_errors(name, change, forced, fragme
     path = _edit_state(name, tmp_path, change)
     extra = ["--from", forced] if forced else []
     result = runner.invoke(app, ["import", str(path), "-o", str(tmp_path / "out.pt"), *extra])
-    one_line_error(result, str(path), *fragments)
+    assert_clean_failure(result, str(path), *fragments)
     assert not (tmp_path / "out.pt").exists()
     info = runner.invoke(app, ["info", str(path), *extra])
-    one_line_error(info, *fragments)
+    assert_clean_failure(info, *fragments)
 
 
 @pytest.mark.parametrize(
@@ -292,7 +285,7 @@ def test_corrupted_state_dicts_give_one_line_errors(name, change, forced, fragme
 def test_wrong_library_forced(name, forced, fragments, runner: CliRunner, tmp_path: Path) -> None:
     target = source_path(name) if name != "pykan_spline" else FIXTURES / name / "model_state"
     result = runner.invoke(app, ["import", str(target), "--from", forced, "-o", str(tmp_path / "o.pt")])
-    one_line_error(result, *fragments)
+    assert_clean_failure(result, *fragments)
     with pytest.raises(KanxError):
         load_model(target, source=forced)
 
@@ -301,9 +294,9 @@ def test_wrong_library_forced(name, forced, fragments, runner: CliRunner, tmp_pa
 def test_truncated_state_dict(name: str, runner: CliRunner, tmp_path: Path) -> None:
     path = _truncate(name, tmp_path)
     result = runner.invoke(app, ["import", str(path), "-o", str(tmp_path / "o.pt")])
-    one_line_error(result, str(path), "truncated or corrupt")
+    assert_clean_failure(result, str(path), "truncated or corrupt")
     result = runner.invoke(app, ["predict", str(path), str(FIXTURES / name / "inputs.pt")])
-    one_line_error(result, "truncated or corrupt")
+    assert_clean_failure(result, "truncated or corrupt")
 
 
 def _pykan_truncate_state(folder: Path) -> None:
@@ -355,7 +348,7 @@ def test_corrupted_pykan_checkpoints(name, damage, fragments, runner: CliRunner,
     damage(folder)
     target = folder / "model_state" if (folder / "model_state").exists() else folder / "model"
     result = runner.invoke(app, ["import", str(target), "--from", "pykan", "-o", str(tmp_path / "o.pt")])
-    one_line_error(result, *fragments)
+    assert_clean_failure(result, *fragments)
     assert not (tmp_path / "o.pt").exists()
 
 
@@ -403,6 +396,6 @@ def test_cli_check_pair_must_fit(runner: CliRunner, tmp_path: Path) -> None:
     assert json.loads(good.stdout)["max_abs_difference"] < 1e-5
     bad = runner.invoke(app, [*args, "--check-inputs", str(FIXTURES / "pykan_mult" / "inputs.pt"),
                               "--check-outputs", str(FIXTURES / "chebykan" / "outputs.pt")])
-    one_line_error(bad, "--check-inputs")
+    assert_clean_failure(bad, "--check-inputs")
     half = runner.invoke(app, [*args, "--check-inputs", str(FIXTURES / "chebykan" / "inputs.pt")])
-    one_line_error(half, "--check-outputs")
+    assert_clean_failure(half, "--check-outputs")

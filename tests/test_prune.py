@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_clean_failure, invoke
 from typer.testing import CliRunner
 
 import kanx
-from kanx.cli import app
 from kanx.errors import KanxError
 from kanx.importance import importance
 from kanx.io.checkpoint import load_model, save_model
@@ -33,17 +33,6 @@ def sample(name: str) -> KAN:
     return load_model(SAMPLES / f"{name}.pt")
 
 
-def invoke(runner: CliRunner, *args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_clean_failure(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
 
 
 def copy_sample(tmp_path: Path, name: str) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -13,7 +12,7 @@ from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model, save_model
-from kanx.io.data import MIN_ROWS, load_input_array, read_csv_table
+from kanx.io.data import MIN_ROWS, load_model_data
 from kanx.io.files import check_output_path
 from kanx.model.network import KAN
 from kanx.prune import PruneReport, prune
@@ -24,28 +23,6 @@ TOP = 10
 def default_output(model: Path) -> Path:
     """``dir/stem.pt`` → ``dir/stem.pruned.pt``."""
     return model.with_name(f"{model.stem}.pruned.pt")
-
-
-def load_prune_data(path: Path, model: KAN) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Inputs ``[N, n_in]`` selected by the model's input names, and the targets ``[N, n_out]``
-    when the CSV has every output column (else None). ``.npy``/``.pt``: inputs only."""
-    names = model.meta.input_names
-    if path.suffix.lower() != ".csv":
-        return load_input_array(path, names), None
-    header, values = read_csv_table(path)
-    missing = [name for name in names if name not in header]
-    if missing:
-        raise KanxError(
-            f"--data {path}: columns do not match the model inputs; missing {', '.join(missing)} "
-            f"(model inputs: {', '.join(names)}; file columns: {', '.join(header)})"
-        )
-    if values.shape[0] < MIN_ROWS:
-        raise KanxError(f"--data {path}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
-    x = torch.tensor(values[:, [header.index(n) for n in names]], dtype=torch.float32)
-    outputs = model.meta.output_names
-    if not all(name in header for name in outputs):
-        return x, None
-    return x, torch.tensor(values[:, [header.index(n) for n in outputs]], dtype=torch.float32)
 
 
 def render_summary(report: PruneReport, source: Path, output: Path) -> None:
@@ -116,7 +93,7 @@ def prune_command(
     network = load_model(model)
     if not isinstance(network, KAN):
         raise KanxError(f"{model}: pruning needs a KAN checkpoint, found a {type(network).__name__}")
-    x, y = load_prune_data(data, network) if data else (None, None)
+    x, y = load_model_data(data, network.meta.input_names, network.meta.output_names) if data else (None, None)
     if x is None and network.sample_inputs.shape[0] < MIN_ROWS:
         raise KanxError(f"{model}: stores no input sample to measure importance on; pass --data CSV")
     pruned, report = prune(network, x, y, edge_threshold=edge_threshold, node_threshold=node_threshold,

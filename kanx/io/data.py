@@ -170,6 +170,33 @@ def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int,
     )
 
 
+def columns_by_name(source: Path | str, header: list[str], values: np.ndarray, names: list[str]) -> np.ndarray:
+    """The columns of ``values`` named ``names`` (model inputs), or an error listing both sides."""
+    missing = [name for name in names if name not in header]
+    if missing:
+        raise KanxError(
+            f"{source}: columns do not match the model inputs; missing {', '.join(missing)} "
+            f"(model inputs: {', '.join(names)}; file columns: {', '.join(header)})"
+        )
+    return values[:, [header.index(name) for name in names]]
+
+
+def load_model_data(path: str | Path, input_names: list[str], output_names: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inputs ``[N, n_in]`` for a model, and its targets ``[N, n_out]`` when a CSV also has every
+    output column (else ``None``; ``.npy``/``.pt`` arrays hold inputs only)."""
+    source = Path(path)
+    if source.suffix.lower() != ".csv":
+        return load_input_array(source, input_names), None
+    header, values = read_csv_table(source)
+    x = columns_by_name(source, header, values, input_names)
+    if values.shape[0] < MIN_ROWS:
+        raise KanxError(f"{source}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
+    y = None
+    if all(name in header for name in output_names):
+        y = torch.tensor(columns_by_name(source, header, values, output_names), dtype=torch.float32)
+    return torch.tensor(x, dtype=torch.float32), y
+
+
 def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
     """Model inputs from a CSV (columns selected by ``input_names``), a ``.pt`` tensor or a
     ``.npy`` array (columns in model input order). Returns ``[N, len(input_names)]`` float32."""
@@ -177,13 +204,7 @@ def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
     suffix = source.suffix.lower()
     if suffix == ".csv":
         header, values = read_csv_table(source)
-        missing = [name for name in input_names if name not in header]
-        if missing:
-            raise KanxError(
-                f"{source}: columns do not match the model inputs; missing {', '.join(missing)} "
-                f"(model inputs: {', '.join(input_names)}; file columns: {', '.join(header)})"
-            )
-        array = values[:, [header.index(name) for name in input_names]]
+        array = columns_by_name(source, header, values, input_names)
     elif suffix == ".npy":
         if not source.exists():
             raise KanxError(f"{source}: no such file")
