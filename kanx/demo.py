@@ -55,9 +55,6 @@ def stage_info(ctx: DemoContext) -> list[Path]:
     return [info_path]
 
 
-STAGES: list[tuple[str, Stage]] = [("info", stage_info)]
-
-
 def stage_plot(ctx: DemoContext) -> list[Path]:
     """Activation grids and network diagram as PNGs (``activations_layer<L>.png``, ``activations_diagram.png``)."""
     from kanx.plot import render
@@ -65,9 +62,6 @@ def stage_plot(ctx: DemoContext) -> list[Path]:
     written = render(ctx.model, ctx.out / "activations", "png", 100, title=SAMPLE_NAME)
     ctx.results["plot"] = {"files": [path.name for path in written]}
     return written
-
-
-STAGES.append(("plot", stage_plot))
 
 
 def stage_prune(ctx: DemoContext) -> list[Path]:
@@ -88,9 +82,6 @@ def stage_prune(ctx: DemoContext) -> list[Path]:
     return [path]
 
 
-STAGES.append(("prune", stage_prune))
-
-
 def stage_symbolify(ctx: DemoContext) -> list[Path]:
     """Fit every edge, compose the formula and write ``formula.tex``."""
     from kanx.symbolic import symbolify
@@ -107,9 +98,6 @@ def stage_symbolify(ctx: DemoContext) -> list[Path]:
         "flagged_edges": len(result.flagged),
     }
     return [path]
-
-
-STAGES.append(("symbolify", stage_symbolify))
 
 
 def stage_interactions(ctx: DemoContext) -> list[Path]:
@@ -131,7 +119,14 @@ def stage_interactions(ctx: DemoContext) -> list[Path]:
     return [json_path, figure_path]
 
 
-STAGES.append(("interactions", stage_interactions))
+# Prune first so the plots, the formula and the interaction report describe the pruned network.
+STAGES: list[tuple[str, Stage]] = [
+    ("info", stage_info),
+    ("prune", stage_prune),
+    ("plot", stage_plot),
+    ("symbolify", stage_symbolify),
+    ("interactions", stage_interactions),
+]
 
 
 def prepare(out: Path) -> DemoContext:

@@ -4,11 +4,36 @@ from __future__ import annotations
 
 from torch import nn
 
+from kanx.model.karsein import KarSein
 from kanx.model.network import KAN
 
 
+def describe_karsein(model: KarSein) -> dict:
+    """Fields, vocabularies, branches (widths, pairwise layers), combine mode and provenance."""
+    return {
+        "family": model.family,
+        "fields": [{"name": f, "vocabulary_size": len(model.vocabularies[f]), "oov_row": model.oov} for f in model.fields],
+        "dense": list(model.dense),
+        "emb_dim": model.emb_dim,
+        "basis": {"kind": "bspline", "grid": model.grid, "k": model.k},
+        "branches": {
+            "bit_wise": {"widths": model.bit_widths},
+            "vector_wise": {"widths": model.vec_widths, "pairwise_layers": list(model.pairwise), "head": f"Linear({model.emb_dim}, 1)"},
+        },
+        "combine": model.combine,
+        "output": model.output_name,
+        "parameters": model.parameter_count(),
+        "stored_sample_rows": int(model.sample_inputs.shape[0]),
+        "provenance": dict(model.provenance),
+        "training": dict(model.training_info),
+    }
+
+
 def describe(model: nn.Module) -> dict:
-    """Widths, basis, parameter count, per-layer edge counts, symbolic edges and provenance."""
+    """Widths, basis, parameter count, per-layer edge counts, symbolic edges and provenance
+    (``describe_karsein`` for KarSein models)."""
+    if isinstance(model, KarSein):
+        return describe_karsein(model)
     if not isinstance(model, KAN):
         raise TypeError(f"cannot describe a {type(model).__name__}")
     layers = []

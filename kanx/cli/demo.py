@@ -29,9 +29,18 @@ def demo_command(
     if as_json:
         print_json({"out": str(out), "stages": written, "results": ctx.results})
         return
-    info = ctx.results["info"]
-    console.print(
-        f"model widths {info['widths']}, {info['parameters']} parameters, R² on the sample data {info['r2_on_sample']:.6f}",
-        markup=False,
-    )
+    results = ctx.results
+    info = results["info"]
+    console.print(f"model: widths {info['widths']}, {info['parameters']} parameters, R² on the sample data {info['r2_on_sample']:.6f}",
+                  markup=False)
+    if "prune" in results:
+        pruned = results["prune"]
+        console.print(f"pruned: widths {pruned['widths'][0]} → {pruned['widths'][1]}, edges {pruned['edges'][0]} → "
+                      f"{pruned['edges'][1]}, fidelity R² {pruned['fidelity_r2']:.6f}", markup=False)
+    if "symbolify" in results:
+        formula = results["symbolify"]
+        console.print(f"formula: f = {formula['formula']}  (R² vs network {formula['r2_vs_network']:.6f})", markup=False)
+    if "interactions" in results:
+        found = results["interactions"]
+        console.print(f"interactions: f = {found['structure']}, max order {found['max_order']}", markup=False)
     console.print(f"outputs are in {out}/", markup=False)

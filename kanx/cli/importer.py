@@ -1,4 +1,4 @@
-"""``kanx import``: convert a pykan / efficient-kan / FastKAN / ChebyKAN checkpoint to kanx."""
+"""``kanx import``: convert a pykan / efficient-kan / FastKAN / ChebyKAN / KarSein checkpoint to kanx."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from kanx.cli.common import console, fmt, handle_errors, print_json
 from kanx.errors import KanxError
 from kanx.io.checkpoint import read_payload, save_model
 from kanx.io.files import check_output_path
-from kanx.io.importers import import_checkpoint, normalise_source, pykan
+from kanx.io.importers import import_checkpoint, karsein, normalise_source, pykan
+from kanx.model.karsein import KarSein
 from kanx.model.network import KAN
 
 
@@ -51,10 +52,13 @@ def reference_pair(source: Path, inputs: Path | None, outputs: Path | None) -> t
     return pair if all(p.is_file() for p in pair) else None
 
 
-def max_difference(model: KAN, pair: tuple[Path, Path], strict: bool) -> float | None:
+def max_difference(model: KAN | KarSein, pair: tuple[Path, Path], strict: bool) -> float | None:
     """Largest ``|model(inputs) - outputs|`` over a reference pair: inputs ``[N, n_in]``, outputs
-    ``[N, n_out]``. A pair that does not fit is an error when ``strict``, else skipped (``None``)."""
+    ``[N, n_out]``. A pair that does not fit is an error when ``strict``, else skipped (``None``).
+    For KarSein the inputs may also be the authors' ``{"dense", "sparse", "varsparse"}`` dict."""
     x, y = (read_payload(p) for p in pair)
+    if isinstance(model, KarSein) and not isinstance(x, torch.Tensor):
+        x = karsein.reference_inputs(x, model)
     fits = isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == model.n_inputs
     fits = fits and isinstance(y, torch.Tensor) and tuple(y.shape) == (x.shape[0], model.n_outputs)
     if not fits:
@@ -76,6 +80,7 @@ def import_command(
     rbf_width: float = typer.Option(None, "--rbf-width", help="FastKAN Gaussian width h (default: the RBF grid spacing)."),
     norm_eps: float = typer.Option(None, "--norm-eps", help="FastKAN LayerNorm epsilon (default 1e-5)."),
     base_fn: str = typer.Option(None, "--base-fn", help="Base activation of efficient-kan/FastKAN: silu (default), identity, zero."),
+    config: Path = typer.Option(None, "--config", help="KarSein: JSON with the hyper-parameters the state dict lacks (docs/karsein.md)."),
     check_inputs: Path = typer.Option(None, "--check-inputs", help="Inputs tensor [rows, n_in] to verify the import on."),
     check_outputs: Path = typer.Option(None, "--check-outputs", help="The source library's outputs on --check-inputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -83,22 +88,38 @@ def import_command(
     """Convert another KAN library's checkpoint into a kanx checkpoint (exact mapping, no retraining)."""
     library = normalise_source(library) if library is not None else None
     target = output if output is not None else default_output(source)
-    check_output_path(target, "--output", input_files(source))
+    check_output_path(target, "--output", input_files(source) + ([config] if config is not None else []))
     check_writable(target, "--output")
-    model = import_checkpoint(source, library, rbf_width=rbf_width, norm_eps=norm_eps, base_fn=base_fn)
+    options = {"config": config} if config is not None else {}
+    model = import_checkpoint(source, library, rbf_width=rbf_width, norm_eps=norm_eps, base_fn=base_fn, **options)
     pair = reference_pair(source, check_inputs, check_outputs)
     difference = max_difference(model, pair, strict=check_inputs is not None) if pair is not None else None
     save_model(model, target)
-    summary = {
-        "source": str(source), "library": model.meta.provenance["imported_from"], "layout": model.meta.provenance["layout"],
-        "output": str(target), "widths": list(model.widths), "basis": dict(model.basis), "base_function": model.base_fn,
-        "parameters": model.parameter_count(), "inferred": model.meta.provenance["inferred"],
-        "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
-    }
+    if isinstance(model, KarSein):
+        summary = karsein_summary(model, source, target, difference, pair)
+    else:
+        summary = {
+            "source": str(source), "library": model.meta.provenance["imported_from"], "layout": model.meta.provenance["layout"],
+            "output": str(target), "widths": list(model.widths), "basis": dict(model.basis), "base_function": model.base_fn,
+            "parameters": model.parameter_count(), "inferred": model.meta.provenance["inferred"],
+            "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
+        }
     if as_json:
         print_json(summary)
     else:
         render_summary(summary)
+
+
+def karsein_summary(model: KarSein, source: Path, target: Path, difference: float | None, pair) -> dict:
+    """The import summary of a KarSein model (fields and branches instead of KAN widths)."""
+    return {
+        "source": str(source), "library": "karsein", "layout": model.provenance["layout"], "output": str(target),
+        "widths": model.vec_widths, "basis": {"kind": "bspline", "grid": model.grid, "k": model.k},
+        "base_function": "silu", "parameters": model.parameter_count(), "inferred": model.provenance["inferred"],
+        "fields": list(model.fields), "bit_widths": model.bit_widths, "vec_widths": model.vec_widths,
+        "pairwise": list(model.pairwise), "combine": model.combine,
+        "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
+    }
 
 
 def render_summary(summary: dict) -> None:

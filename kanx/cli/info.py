@@ -13,7 +13,35 @@ from kanx.io.checkpoint import load_model
 from kanx.summary import describe
 
 
+def render_karsein_info(info: dict, source: Path) -> None:
+    """Text view of ``describe_karsein``."""
+    console.print(f"[bold]{source}[/bold]  family karsein  {info['parameters']} parameters")
+    fields = Table(title="fields")
+    for column in ("field", "vocabulary", "OOV row"):
+        fields.add_column(column)
+    for item in info["fields"]:
+        fields.add_row(item["name"], str(item["vocabulary_size"]), "yes" if item["oov_row"] else "no")
+    console.print(fields)
+    branches = info["branches"]
+    bit = " → ".join(map(str, branches["bit_wise"]["widths"]))
+    vec = " → ".join(map(str, branches["vector_wise"]["widths"]))
+    console.print(f"embedding dim {info['emb_dim']}; dense features: {', '.join(info['dense']) or 'none'}", markup=False)
+    console.print(f"bit-wise branch widths {bit}", markup=False)
+    pairs = branches["vector_wise"]["pairwise_layers"]
+    console.print(f"vector-wise branch widths {vec}; pairwise products in layers {pairs}", markup=False)
+    basis = info["basis"]
+    console.print(f"combine {info['combine']}; basis grid={basis['grid']}, k={basis['k']}; output {info['output']}", markup=False)
+    metrics = info["training"].get("metrics", {})
+    if metrics:
+        console.print(f"test AUC {fmt(metrics['test']['auc'], 4)}, log-loss {fmt(metrics['test']['log_loss'], 4)}", markup=False)
+    for key, value in info["provenance"].items():
+        console.print(f"{key}: {value}", markup=False)
+
+
 def render_info(info: dict, source: Path) -> None:
+    if info["family"] == "karsein":
+        render_karsein_info(info, source)
+        return
     basis = ", ".join(f"{k}={v}" for k, v in info["basis"].items())
     widths = " → ".join(str(w) for w in info["widths"])
     console.print(f"[bold]{source}[/bold]  family {info['family']}  widths {widths}")

@@ -19,8 +19,11 @@ from kanx.interactions import (
     parse_formula_for,
 )
 from kanx.io.checkpoint import load_model
+from kanx.io.ctr import read_columns
 from kanx.io.data import load_input_array
 from kanx.io.files import atomic_write, check_output_path
+from kanx.karsein_interactions import KarSeinInteractionReport, field_interactions
+from kanx.model.karsein import KarSein
 from kanx.model.network import KAN
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -99,6 +102,37 @@ def _metadata(path: Path) -> dict:
     return {"Date": None}
 
 
+def karsein_rows(network: KarSein, data: Path | None):
+    """KarSein inputs from --data: a CSV with the field (and dense) columns, or an array."""
+    if data is None:
+        return None
+    if data.suffix.lower() == ".csv":
+        return network.encode(read_columns(data, network.input_names, "--data"), str(data))
+    return load_input_array(data, network.input_names)
+
+
+def render_karsein(report: KarSeinInteractionReport) -> None:
+    """Field groups, strongest pairs and the structural bounds of a KarSein model."""
+    table = Table(title=f"interacting field groups (share of score variance > {report.threshold})")
+    for column in ("fields", "order", "share"):
+        table.add_column(column, justify="left" if column == "fields" else "right")
+    for group in report.groups:
+        table.add_row(", ".join(group.fields), str(group.order), f"{100 * group.share:.1f}%")
+    console.print(table)
+    if not report.groups:
+        console.print("no field interactions above the threshold (the score is additive in the fields)", markup=False)
+    for bound in report.structural:
+        degrees = ", ".join("?" if r is None else str(r) for r in bound.layer_degrees)
+        degree = "unbounded" if bound.degree_bound is None else str(bound.degree_bound)
+        console.print(
+            f"{bound.branch}: activation degrees r = [{degrees}], multiplying layers {bound.multiplying_layers}: "
+            f"degree bound {degree}, up to {bound.max_field_order} fields can interact", markup=False,
+        )
+    console.print(
+        f"{report.samples} samples, {report.network_evaluations} network evaluations, {report.seconds:.2f} s", markup=False
+    )
+
+
 @app.command("interactions")
 @handle_errors
 def interactions_command(
@@ -125,6 +159,12 @@ def interactions_command(
         if plot.suffix.lower() not in PLOT_FORMATS:
             raise KanxError(f"--plot {plot}: use a .png, .svg or .pdf file name")
     network = load_model(model, source=source)
+    if isinstance(network, KarSein):
+        if formula or plot is not None:
+            raise KanxError("--formula and --plot are not supported for KarSein models")
+        report_k = field_interactions(network, karsein_rows(network, data), threshold, max_samples=samples, seed=seed)
+        print_json(report_k.to_dict()) if as_json else render_karsein(report_k)
+        return
     if not isinstance(network, KAN):
         raise KanxError(f"{model}: interactions are not supported for this model family")
     x = load_input_array(data, network.meta.input_names) if data is not None else None

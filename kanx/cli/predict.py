@@ -12,8 +12,10 @@ import typer
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
 from kanx.io.checkpoint import load_model
+from kanx.io.ctr import read_columns
 from kanx.io.data import load_input_array
 from kanx.io.files import atomic_write_text, check_output_path
+from kanx.model.karsein import KarSein
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +38,9 @@ def predictions_csv(names: list[str], values: torch.Tensor) -> str:
 @handle_errors
 def predict_command(
     model: Path = typer.Argument(..., help="Checkpoint."),
-    inputs: Path = typer.Argument(..., help="CSV with the model's input columns, or a .npy/.pt array [rows, inputs]."),
+    inputs: Path = typer.Argument(
+        ..., help="CSV with the model's input columns (KarSein: field tokens, unknown ones use the OOV row), or a .npy/.pt array."
+    ),
     output: Path = typer.Option(None, "--output", "-o", help="Write predictions to this CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
     library: str = typer.Option(None, "--from", help="Foreign checkpoint of: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
@@ -45,9 +49,16 @@ def predict_command(
     if output is not None:
         check_output_path(output, "--output", [model, inputs])
     network = load_model(model, source=library)
-    x = load_input_array(inputs, network.meta.input_names)
+    if isinstance(network, KarSein):
+        if inputs.suffix.lower() == ".csv":
+            x = network.encode(read_columns(inputs, network.input_names, "INPUTS"), str(inputs))
+        else:
+            x = load_input_array(inputs, network.input_names)
+        names = [network.output_name]
+    else:
+        x = load_input_array(inputs, network.meta.input_names)
+        names = network.meta.output_names
     y = predict(network, x)
-    names = network.meta.output_names
     if output is not None:
         atomic_write_text(output, predictions_csv(names, y))
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -16,6 +17,21 @@ from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, formula_dataset, load_csv, split_names
 from kanx.io.files import check_output_path
 from kanx.train import TrainResult, TrainSettings, train
+
+
+@dataclass
+class KarSeinOptions:
+    """The --arch karsein options of ``kanx train`` (raw CLI values)."""
+
+    fields: str | None
+    dense: str | None
+    emb_dim: int
+    bit_width: str
+    vec_width: str
+    pairwise: str
+    epochs: int
+    batch_size: int
+
 
 _MULT_ITEM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?:x\s*(\d+))?\s*$")
 
@@ -117,10 +133,30 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Seed for data sampling, split and initialisation."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out fraction for the test metrics."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Checkpoint to write."),
+    arch: str = typer.Option("kan", "--arch", help="kan | karsein (CTR model over categorical --fields)."),
+    fields: str = typer.Option(None, "--fields", help="KarSein: categorical field columns a,b,c."),
+    dense: str = typer.Option(None, "--dense", help="KarSein: numeric columns fed to the bit-wise branch."),
+    emb_dim: int = typer.Option(4, "--emb-dim", help="KarSein: embedding dimension D."),
+    bit_width: str = typer.Option("8", "--bit-width", help="KarSein: hidden widths of the bit-wise branch, e.g. 8 or 16,8."),
+    vec_width: str = typer.Option("4", "--vec-width", help="KarSein: hidden widths of the vector-wise branch."),
+    pairwise: str = typer.Option("0,1", "--pairwise", help="KarSein: vector-wise layers (0-based) with pairwise products."),
+    epochs: int = typer.Option(8, "--epochs", help="KarSein: passes over the training rows."),
+    batch_size: int = typer.Option(256, "--batch-size", help="KarSein: mini-batch size."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Fit a KAN to a CSV or to a formula and write a checkpoint."""
+    """Fit a KAN to a CSV or to a formula (or, with --arch karsein, a KarSein CTR model) and write a checkpoint."""
+    if arch not in ("kan", "karsein"):
+        raise KanxError(f"--arch {arch!r}: use kan or karsein")
+    if arch == "karsein":
+        from kanx.cli.train_karsein import karsein_command
+
+        options = KarSeinOptions(fields, dense, emb_dim, bit_width, vec_width, pairwise, epochs, batch_size)
+        karsein_command(data, target, options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction,
+                        output, as_json, quiet or as_json)
+        return
+    if fields or dense:
+        raise KanxError("--fields and --dense need --arch karsein")
     if optimizer not in ("adam", "lbfgs"):
         raise KanxError(f"--optimizer {optimizer!r}: use adam or lbfgs")
     if basis not in ("bspline", "rbf", "chebyshev"):

@@ -19,6 +19,7 @@ from kanx import __version__
 from kanx.errors import KanxError
 from kanx.io.files import atomic_write
 from kanx.model.basis import basis_size
+from kanx.model.karsein import build_karsein, karsein_config, karsein_state, validate_karsein
 from kanx.model.layer import LayerShape
 from kanx.model.network import KAN, validate_architecture
 from kanx.symbolic.library import resolve
@@ -178,7 +179,10 @@ def build_kan(config: dict, state: dict) -> KAN:
     return model
 
 
-FAMILIES = {"kan": (kan_config, kan_state, validate_kan, build_kan)}
+FAMILIES = {
+    "kan": (kan_config, kan_state, validate_kan, build_kan),
+    "karsein": (karsein_config, karsein_state, validate_karsein, build_karsein),
+}
 
 
 # --------------------------------------------------------------------------- save / load

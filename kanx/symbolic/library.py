@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from tokenize import TokenError
 
 import sympy
 import torch
@@ -28,7 +29,8 @@ class LibraryFunction:
     """One candidate function ``f``.
 
     ``domain(u)`` returns a boolean mask of arguments ``u`` where ``torch_fn`` is finite and
-    well-conditioned; ``expression`` is the sympy source for user-added functions.
+    well-conditioned (NaN arguments compare False; callers still check the values);
+    ``expression`` is the sympy source for user-added functions.
     """
 
     name: str
@@ -43,33 +45,38 @@ def _everywhere(u: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(u)
 
 
+def unrestricted(function: LibraryFunction) -> bool:
+    """True when ``function`` is defined on every finite argument (no domain mask needed)."""
+    return function.domain is _everywhere
+
+
 def _away_from_zero(u: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(u) & (u.abs() > 1e-3)
+    return u.abs() > 1e-3
 
 
 def _positive(u: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(u) & (u > 1e-6)
+    return u > 1e-6
 
 
 def _non_negative(u: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(u) & (u >= 0)
+    return u >= 0
 
 
 def _open_unit(u: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(u) & (u.abs() < 1 - 1e-6)
+    return u.abs() < 1 - 1e-6
 
 
 def _closed_unit(u: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(u) & (u.abs() <= 1)
+    return u.abs() <= 1
 
 
 def _tan_domain(u: torch.Tensor) -> torch.Tensor:
     # keep clear of the poles at pi/2 + n*pi
-    return torch.isfinite(u) & (torch.cos(u).abs() > 1e-2)
+    return torch.cos(u).abs() > 1e-2
 
 
 def _exp_domain(u: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(u) & (u < 80)
+    return u < 80
 
 
 def _x(u):
@@ -79,8 +86,8 @@ def _x(u):
 _BUILTIN: list[LibraryFunction] = [
     LibraryFunction("0", lambda u: torch.zeros_like(u), lambda s: sympy.Integer(0), 0, _everywhere),
     LibraryFunction("x", _x, lambda s: s, 1, _everywhere),
-    LibraryFunction("x^2", lambda u: u**2, lambda s: s**2, 2, _everywhere),
-    LibraryFunction("x^3", lambda u: u**3, lambda s: s**3, 3, _everywhere),
+    LibraryFunction("x^2", lambda u: u**2, lambda s: s**2, 1.5, _everywhere),
+    LibraryFunction("x^3", lambda u: u**3, lambda s: s**3, 2.5, _everywhere),
     LibraryFunction("x^4", lambda u: u**4, lambda s: s**4, 3, _everywhere),
     LibraryFunction("1/x", lambda u: 1 / u, lambda s: 1 / s, 2, _away_from_zero),
     LibraryFunction("1/x^2", lambda u: 1 / u**2, lambda s: 1 / s**2, 2, _away_from_zero),
@@ -127,8 +134,8 @@ def custom_function(name: str, source: str, complexity: float | None = None) -> 
     x = sympy.Symbol("x")
     try:
         expr = sympy.sympify(source, locals={"x": x})
-    except (sympy.SympifyError, SyntaxError, TypeError) as exc:
-        raise KanxError(f"--lib-add: cannot parse {source!r} as a function of x ({exc})") from None
+    except (sympy.SympifyError, SyntaxError, TypeError, AttributeError, ValueError, TokenError) as exc:
+        raise KanxError(f"--lib-add: cannot parse {source!r} as a function of x ({type(exc).__name__})") from None
     if not isinstance(expr, sympy.Expr) or expr.free_symbols - {x}:
         raise KanxError(f"--lib-add: {source!r} must be an expression in the single variable x")
     lambdified = sympy.lambdify(x, expr, modules=[_TORCH_NAMESPACE])

@@ -2,9 +2,9 @@
 
 ``import_checkpoint(path, source=None, **options)`` maps a foreign checkpoint's parameters onto a
 kanx ``KAN`` exactly (nothing is retrained); ``detect(path)`` names the library that wrote it.
-Supported: pykan 0.2.x ``saveckpt`` files, efficient-kan, FastKAN and ChebyKAN state dicts.
+Supported: pykan 0.2.x ``saveckpt`` files, efficient-kan, FastKAN, ChebyKAN and KarSein state dicts.
 Options (what a file does not store): ``rbf_width`` and ``norm_eps`` (FastKAN), ``base_fn``
-(efficient-kan / FastKAN base activation, default silu).
+(efficient-kan / FastKAN base activation, default silu), ``config`` (KarSein hyper-parameter JSON).
 """
 
 from __future__ import annotations
@@ -14,21 +14,22 @@ from pathlib import Path
 
 from kanx import __version__
 from kanx.errors import KanxError
-from kanx.io.checkpoint import FORMAT_NAME, kan_config, kan_state, read_payload, validate_kan
-from kanx.io.importers import chebykan, efficient_kan, fastkan, pykan
+from kanx.io.checkpoint import FAMILIES, FORMAT_NAME, read_payload
+from kanx.io.importers import chebykan, efficient_kan, fastkan, karsein, pykan
 from kanx.io.importers.common import Imported, state_dict_of
+from kanx.model.karsein import KarSein
 from kanx.model.network import KAN
 
 # Order matters for detection: the most specific key patterns first.
-STATE_DICT_IMPORTERS = {"pykan": pykan, "chebykan": chebykan, "fastkan": fastkan, "efficient-kan": efficient_kan}
-SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan")
+STATE_DICT_IMPORTERS = {"karsein": karsein, "pykan": pykan, "chebykan": chebykan, "fastkan": fastkan, "efficient-kan": efficient_kan}
+SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan", "karsein")
 _SPELLINGS = {
     "pykan": "pykan", "efficient-kan": "efficient-kan", "efficient_kan": "efficient-kan", "efficientkan": "efficient-kan",
     "fastkan": "fastkan", "fast-kan": "fastkan", "fast_kan": "fastkan",
-    "chebykan": "chebykan", "cheby-kan": "chebykan", "cheby_kan": "chebykan",
+    "chebykan": "chebykan", "cheby-kan": "chebykan", "cheby_kan": "chebykan", "karsein": "karsein",
 }
-_LABELS = {"pykan": "pykan", "efficient-kan": "efficient-kan", "fastkan": "FastKAN", "chebykan": "ChebyKAN"}
-OPTION_NAMES = ("rbf_width", "norm_eps", "base_fn")
+_LABELS = {"pykan": "pykan", "efficient-kan": "efficient-kan", "fastkan": "FastKAN", "chebykan": "ChebyKAN", "karsein": "KarSein"}
+OPTION_NAMES = ("rbf_width", "norm_eps", "base_fn", "config")
 
 
 def normalise_source(name: str) -> str:
@@ -59,7 +60,7 @@ def detect_state(state: dict) -> str | None:
     return next((name for name, module in STATE_DICT_IMPORTERS.items() if module.matches(state)), None)
 
 
-def import_checkpoint(path: str | os.PathLike, source: str | None = None, **options) -> KAN:
+def import_checkpoint(path: str | os.PathLike, source: str | None = None, **options) -> KAN | KarSein:
     """Import a foreign checkpoint at ``path`` (``source`` forces the library, else it is detected)."""
     path = Path(path)
     _check_options(options)
@@ -71,7 +72,7 @@ def import_checkpoint(path: str | os.PathLike, source: str | None = None, **opti
     return import_payload(read_payload(path), path, source, **options)
 
 
-def import_payload(payload: object, path: str | os.PathLike, source: str | None = None, **options) -> KAN:
+def import_payload(payload: object, path: str | os.PathLike, source: str | None = None, **options) -> KAN | KarSein:
     """Import an already-loaded ``torch.load`` payload read from ``path``."""
     where = str(path)
     _check_options(options)
@@ -96,6 +97,8 @@ def import_payload(payload: object, path: str | os.PathLike, source: str | None 
         wanted, seen = _LABELS[source], _LABELS[detected]
         raise KanxError(f"--from {source}: {where} is not a state dict written by {wanted} (its keys look like {seen})")
     source = source or detected
+    if options.get("config") is not None and source != "karsein":
+        raise KanxError(f"--config: only KarSein imports read a config, and {where} is a {_LABELS[source]} checkpoint")
     if source == "pykan":
         prefix = pykan.locate(path)
         if prefix is None:
@@ -109,17 +112,22 @@ def import_payload(payload: object, path: str | os.PathLike, source: str | None 
     return finish(imported, source, Path(path))
 
 
-def finish(imported: Imported, source: str, path: Path) -> KAN:
+def finish(imported: Imported, source: str, path: Path) -> KAN | KarSein:
     """Attach provenance and check the result against the kanx checkpoint rules."""
     model = imported.model
-    model.meta.provenance = {
+    provenance = {
         "imported_from": source,
         "source_file": str(path),
         "layout": imported.layout,
         "inferred": dict(imported.inferred),
         "importer": f"kanx {__version__}",
     }
-    validate_kan(kan_config(model), kan_state(model), f"{path} (imported)")
+    if isinstance(model, KarSein):
+        model.provenance = provenance
+    else:
+        model.meta.provenance = provenance
+    to_config, to_state, validate, _ = FAMILIES[model.family]
+    validate(to_config(model), to_state(model), f"{path} (imported)")
     model.eval()
     return model
 

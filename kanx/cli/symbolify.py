@@ -1,0 +1,111 @@
+"""``kanx symbolify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from kanx.cli import app
+from kanx.cli.common import console, err_console, fmt, handle_errors, print_json
+from kanx.errors import KanxError
+from kanx.io.checkpoint import load_model, save_model
+from kanx.io.data import Dataset, read_csv_table
+from kanx.io.files import atomic_write_text, check_output_path
+
+
+def load_symbolify_data(path: Path, model) -> Dataset:
+    """Inputs (named as the model's inputs) and, when present, the output columns of a CSV."""
+    import torch
+
+    header, values = read_csv_table(path)
+    inputs, outputs = list(model.meta.input_names), list(model.meta.output_names)
+    missing = [name for name in inputs if name not in header]
+    if missing:
+        raise KanxError(f"--data {path}: no column {missing[0]!r} (model inputs: {', '.join(inputs)})")
+    x = torch.tensor(values[:, [header.index(n) for n in inputs]], dtype=torch.float32)
+    if all(name in header for name in outputs):
+        y = torch.tensor(values[:, [header.index(n) for n in outputs]], dtype=torch.float32)
+    else:
+        y = torch.empty(x.shape[0], 0)
+    return Dataset(x, y, inputs, outputs if y.shape[1] else [], str(path))
+
+
+@app.command("symbolify")
+@handle_errors
+def symbolify_command(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="kanx checkpoint."),
+    out: Path = typer.Option(None, "--out", help="Write a LaTeX fragment (equations + per-edge table)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write a checkpoint whose edges are symbolic."),
+    engine: str = typer.Option("builtin", "--engine", help="builtin | operon | pysr."),
+    lib: str = typer.Option(None, "--lib", help="Restrict the library, e.g. x,x^2,sin,exp."),
+    lib_add: list[str] = typer.Option([], "--lib-add", help="Add a function of x in sympy syntax, e.g. 'x*exp(-x)'; repeatable."),
+    r2_threshold: float = typer.Option(0.99, "--r2-threshold", help="Minimum R² for an edge to become symbolic."),
+    tolerance: float = typer.Option(2e-3, "--tolerance", help="Pick the simplest fit within this R² of the best."),
+    prune_threshold: float = typer.Option(1e-2, "--prune-threshold", help="Edges with attribution below this become constants."),
+    fallback: str = typer.Option("numeric", "--fallback", help="Unfittable edges: numeric | poly."),
+    data: Path = typer.Option(None, "--data", help="CSV with the model's input columns (and outputs, if known)."),
+    finetune: int = typer.Option(0, "--finetune", help="LBFGS steps re-optimising the symbolic constants end to end."),
+    digits: int = typer.Option(4, "--digits", help="Significant digits of the printed constants."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the fit/held-out split and the engines."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Turn a trained KAN into formulas: fit every edge, compose, simplify, check fidelity."""
+    from kanx.symbolic import symbolify
+    from kanx.symbolic.export import to_latex
+    from kanx.symbolic.library import build_library
+
+    build_library(lib, lib_add)  # validate --lib / --lib-add before any work
+    if out is not None:
+        check_output_path(out, "--out", [model_path])
+    if output is not None:
+        check_output_path(output, "--output", [model_path])
+    if out is not None and output is not None and out.resolve() == output.resolve():
+        raise KanxError("--out and --output name the same file")
+    model = load_model(model_path)
+    dataset = load_symbolify_data(data, model) if data is not None else None
+    result = symbolify(
+        model, engine=engine, lib=lib, lib_add=lib_add, r2_threshold=r2_threshold, tolerance=tolerance,
+        prune_threshold=prune_threshold, fallback=fallback, data=dataset, finetune_steps=finetune,
+        digits=digits, seed=seed,
+    )
+    if out is not None:
+        atomic_write_text(out, to_latex(result))
+    if output is not None:
+        save_model(result.model, output)
+    if as_json:
+        summary = result.to_dict()
+        summary["written"] = {"latex": str(out) if out else None, "checkpoint": str(output) if output else None}
+        print_json(summary)
+        return
+    render(result)
+    for path in (out, output):
+        if path is not None:
+            console.print(f"wrote {path}", markup=False)
+
+
+def render(result) -> None:
+    """Rich tables: live edges, then the formulas with their fidelity."""
+    table = Table(title="kanx symbolify: edges")
+    for column in ("layer", "in", "sub", "status", "function", "R²", "importance"):
+        table.add_column(column, justify="left" if column in ("status", "function") else "right")
+    for edge in result.edges:
+        if edge.status in ("masked", "negligible"):
+            continue
+        name = edge.chosen.name if edge.chosen else "-"
+        r2 = fmt(edge.chosen.r2, 6) if edge.chosen else "-"
+        table.add_row(str(edge.layer), str(edge.i), str(edge.j), edge.status, name, r2, fmt(edge.importance, 3))
+    console.print(table)
+    for name, expr, fid in zip(result.output_names, result.expressions, result.fidelity):
+        net = fid["network"]
+        console.print(f"{name} = {expr}", markup=False, soft_wrap=True)
+        line = f"  vs network (held out): R² {fmt(net.r2, 6)}  RMSE {fmt(net.rmse)}  max|err| {fmt(net.max_abs)}"
+        if fid.get("data") is not None:
+            d = fid["data"]
+            line += f"  | vs data: R² {fmt(d.r2, 6)}  RMSE {fmt(d.rmse)}"
+        console.print(line, markup=False)
+    if result.flagged:
+        where = ", ".join(f"({e.layer},{e.i},{e.j})" for e in result.flagged)
+        err_console.print(f"warning: no library function fits edges {where} above the R² threshold; kept "
+                          f"{result.settings['fallback']}", markup=False, soft_wrap=True)

@@ -1,0 +1,100 @@
+"""``kanx train --arch karsein``: option checks, progress bar and summary (logic in kanx.train_karsein)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kanx.cli.common import console, err_console, fmt, parse_int_list, print_json
+from kanx.errors import KanxError
+from kanx.io.checkpoint import save_model
+from kanx.io.ctr import read_columns
+from kanx.io.data import split_names
+from kanx.io.files import check_output_path
+from kanx.train_karsein import KarSeinResult, KarSeinSettings, train_karsein
+
+
+def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, lamb_l1: float,
+                     lamb_entropy: float, seed: int, test_fraction: float) -> KarSeinSettings:
+    """Validated settings from the CLI values (``options``: ``kanx.cli.train.KarSeinOptions``)."""
+    for option, value, low in (("--emb-dim", options.emb_dim, 1), ("--epochs", options.epochs, 1),
+                               ("--batch-size", options.batch_size, 1), ("--grid", grid, 1), ("--k", k, 1)):
+        if value < low:
+            raise KanxError(f"{option} {value}: must be at least {low}")
+    if not 0 < test_fraction < 1:
+        raise KanxError(f"--test-fraction {test_fraction}: must be in (0, 1) for held-out AUC")
+    if lr is not None and lr <= 0:
+        raise KanxError(f"--lr {lr}: must be positive")
+    if min(lamb, lamb_l1, lamb_entropy) < 0:
+        raise KanxError("--lamb, --lamb-l1 and --lamb-entropy must be >= 0")
+    bit = parse_int_list(options.bit_width, "--bit-width")
+    vec = parse_int_list(options.vec_width, "--vec-width")
+    pairs = parse_int_list(options.pairwise, "--pairwise") if options.pairwise.strip() else []
+    if min(bit + vec) < 1:
+        raise KanxError("--bit-width and --vec-width: layer sizes must be positive")
+    if any(not 0 <= p <= len(vec) for p in pairs):
+        raise KanxError(f"--pairwise {options.pairwise!r}: layers must lie in 0..{len(vec)} (one per --vec-width entry plus the last)")
+    return KarSeinSettings(
+        emb_dim=options.emb_dim, bit_width=tuple(bit), vec_width=tuple(vec), pairwise=tuple(pairs), grid=grid, k=k,
+        epochs=options.epochs, batch_size=options.batch_size, lr=lr or 1e-2, lamb=lamb, lamb_l1=lamb_l1,
+        lamb_entropy=lamb_entropy, seed=seed, test_fraction=test_fraction,
+    )
+
+
+def karsein_command(data: Path | None, target: list[str], options, grid: int, k: int, lr: float | None, lamb: float,
+                    lamb_l1: float, lamb_entropy: float, seed: int, test_fraction: float, output: Path,
+                    as_json: bool, quiet: bool) -> None:
+    """Train a KarSein model on a CSV and write the checkpoint."""
+    if data is None:
+        raise KanxError("--arch karsein needs a DATA csv")
+    targets = split_names(",".join(target))
+    if len(targets) != 1:
+        raise KanxError("--target: give exactly one click column for --arch karsein")
+    fields, dense = split_names(options.fields), split_names(options.dense)
+    if not fields:
+        raise KanxError("--fields: list the categorical columns for --arch karsein, e.g. --fields user,item")
+    overlap = sorted(set(fields) & set(dense + targets)) or sorted(set(dense) & set(targets))
+    if overlap or len(set(fields)) != len(fields) or len(set(dense)) != len(dense):
+        raise KanxError(f"--fields/--dense/--target: columns must be distinct ({', '.join(overlap) or 'repeated name'})")
+    settings = karsein_settings(options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction)
+    check_output_path(output, "--output", [data])
+    columns = read_columns(data, fields + dense + targets, "--fields/--dense/--target")
+    result = run_with_progress(columns, targets[0], fields, dense, settings, quiet, str(data))
+    save_model(result.model, output)
+    report(result, output, as_json)
+
+
+def run_with_progress(columns: dict, target: str, fields: list[str], dense: list[str], settings: KarSeinSettings,
+                      quiet: bool, source: str) -> KarSeinResult:
+    columns_spec = [TextColumn("training KarSein"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}  test AUC {task.fields[auc]}"), TimeElapsedColumn()]
+    with Progress(*columns_spec, console=err_console, disable=quiet, transient=False) as progress:
+        task = progress.add_task("train", total=settings.epochs, loss="-", auc="-")
+
+        def on_step(epoch: int, loss: float, auc: float) -> None:
+            progress.update(task, completed=epoch, loss=f"{loss:.4f}", auc=f"{auc:.4f}")
+
+        return train_karsein(columns, target, fields, dense, settings, on_step, source)
+
+
+def report(result: KarSeinResult, output: Path, as_json: bool) -> None:
+    info = result.model.training_info
+    summary = {
+        "output": str(output), "arch": "karsein", "fields": result.model.fields, "dense": result.model.dense,
+        "vocabulary_sizes": {f: len(v) for f, v in result.model.vocabularies.items()},
+        "train": {"auc": result.train.auc, "log_loss": result.train.log_loss},
+        "test": {"auc": result.test.auc, "log_loss": result.test.log_loss},
+        "epochs": info["settings"]["epochs"], "data_fingerprint": info["data_fingerprint"],
+    }
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"kanx train --arch karsein → {output}")
+    for column in ("split", "rows", "AUC", "log-loss"):
+        table.add_column(column, justify="right" if column != "split" else "left")
+    table.add_row("train", str(info["train_rows"]), fmt(result.train.auc, 4), fmt(result.train.log_loss, 4))
+    table.add_row("test", str(info["test_rows"]), fmt(result.test.auc, 4), fmt(result.test.log_loss, 4))
+    console.print(table)
+    console.print(f"wrote {output}", markup=False)

@@ -1,0 +1,155 @@
+"""Import the authors' KarSein (Ancientshi/KarSein) ``KARSEIN`` state dicts.
+
+The state dict holds ``sparse2emb_embeddings.<field>.weight [V, D]``,
+``karsein_bit.layers.{l}.{base_weight, spline_weight [out, in], B_spline_weight [in, G+k], grid [in, G+2k+1]}``,
+``karsein_vec_list.{v}.layers.0.*`` (same four tensors) and ``vec_pred_layer.{weight [1, D], bias [1]}``.
+Everything else comes from a JSON config (see docs/karsein.md):
+
+    {"fields": [...], "vocab_sizes": {field: V}, "emb_dim": D, "bit_width": [...], "vec_width": [...],
+     "pairwise_multiplication_P": [...], "grid": G, "k": k,
+     optional: "dense_features": [], "varlen_sparse_features": [], "combine": "double_sigmoid",
+     "base_fun": "torch.nn.SiLU", "use_bit_wise": true, "use_vec_wise": true}
+
+A file whose top level has a ``"hyperparameters"`` object (the fixture's meta.json) is read
+from that object. Imported models keep the authors' output ``sigmoid(vec + sigmoid(bit))``
+(``combine = "double_sigmoid"``) unless the config says ``"combine": "sum"``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from kanx.errors import KanxError
+from kanx.io.importers.common import Imported
+from kanx.model.karsein import KarSein
+
+PREFIXES = ("sparse2emb_embeddings.", "karsein_bit.", "karsein_vec_list.", "vec_pred_layer.")
+REQUIRED = ("fields", "vocab_sizes", "emb_dim", "bit_width", "vec_width", "pairwise_multiplication_P", "grid", "k")
+
+
+def matches(state: dict[str, torch.Tensor]) -> bool:
+    """True for a KarSein state dict: every key under one of the KARSEIN module names."""
+    return any(key.startswith("sparse2emb_embeddings.") for key in state) and all(key.startswith(PREFIXES) for key in state)
+
+
+def read_config(path: str | Path | None, where: str) -> dict:
+    """The hyper-parameter dict from ``--config`` (plain, or under ``"hyperparameters"``)."""
+    if path is None:
+        raise KanxError(f"{where}: a KarSein state dict does not store its hyper-parameters; pass --config karsein.json")
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text())
+    except FileNotFoundError:
+        raise KanxError(f"--config {source}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise KanxError(f"--config {source}: not readable JSON ({str(exc).splitlines()[0]})") from None
+    if isinstance(data, dict) and isinstance(data.get("hyperparameters"), dict):
+        data = data["hyperparameters"]
+    if not isinstance(data, dict):
+        raise KanxError(f"--config {source}: expected a JSON object")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise KanxError(f"--config {source}: missing {', '.join(missing)}")
+    if data.get("varlen_sparse_features"):
+        raise KanxError(f"--config {source}: multi-valued (varlen) fields are not supported by kanx yet")
+    if not data.get("use_bit_wise", True) or not data.get("use_vec_wise", True):
+        raise KanxError(f"--config {source}: kanx imports KarSein models with both the bit-wise and vector-wise branch")
+    if "SiLU" not in str(data.get("base_fun", "torch.nn.SiLU")):
+        raise KanxError(f"--config {source}: base_fun {data['base_fun']!r} is not supported (only SiLU)")
+    return data
+
+
+def _tensor(state: dict, key: str, shape: tuple[int, ...], where: str) -> torch.Tensor:
+    if key not in state:
+        raise KanxError(f"{where}: missing key {key!r} for the architecture in --config")
+    tensor = state[key]
+    if tuple(tensor.shape) != shape:
+        raise KanxError(f"{where}: {key!r} has shape {list(tensor.shape)}, --config implies {list(shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        raise KanxError(f"{where}: {key!r} holds NaN or Inf")
+    return tensor.detach().float()
+
+
+def build(config: dict, where: str) -> KarSein:
+    """An empty kanx KarSein for the hyper-parameters in ``config``."""
+    fields = [str(f) for f in config["fields"]]
+    sizes = config["vocab_sizes"]
+    if not isinstance(sizes, dict) or sorted(sizes) != sorted(fields):
+        raise KanxError("--config: vocab_sizes must give one size per field in fields")
+    try:
+        return KarSein(
+            fields=fields, vocabularies={f: [str(i) for i in range(int(sizes[f]))] for f in fields},
+            emb_dim=int(config["emb_dim"]), bit_width=[int(w) for w in config["bit_width"]],
+            vec_width=[int(w) for w in config["vec_width"]],
+            pairwise=[int(p) for p in config["pairwise_multiplication_P"]],
+            dense=[str(d) for d in config.get("dense_features", [])], grid=int(config["grid"]), k=int(config["k"]),
+            combine=str(config.get("combine", "double_sigmoid")), oov=False,
+        )
+    except (ValueError, TypeError) as exc:
+        raise KanxError(f"--config: invalid KarSein hyper-parameters: {exc}") from None
+
+
+def _load_layer(state: dict, prefix: str, layer, where: str) -> dict[str, torch.Tensor]:
+    n_in, n_out, basis = layer.n_in, layer.n_out, layer.grid + layer.k
+    return {
+        "w_base": _tensor(state, prefix + "base_weight", (n_out, n_in), where).T,
+        "w_sp": _tensor(state, prefix + "spline_weight", (n_out, n_in), where).T,
+        "coef": _tensor(state, prefix + "B_spline_weight", (n_in, basis), where),
+        "knots": _tensor(state, prefix + "grid", (n_in, basis + layer.k + 1), where),
+    }
+
+
+def convert(state: dict[str, torch.Tensor], where: str, options: dict) -> Imported:
+    """Map a KARSEIN state dict onto a kanx ``KarSein`` using the ``config`` option's JSON."""
+    config = read_config(options.get("config"), where)
+    model = build(config, where)
+    mapped: dict[str, torch.Tensor] = {}
+    for f, field in enumerate(model.fields):
+        shape = (model.table_size(field), model.emb_dim)
+        mapped[f"embeddings.{f}.weight"] = _tensor(state, f"sparse2emb_embeddings.{field}.weight", shape, where)
+    for index, layer in enumerate(model.bit_layers):
+        for name, value in _load_layer(state, f"karsein_bit.layers.{index}.", layer, where).items():
+            mapped[f"bit_layers.{index}.{name}"] = value
+    for v, layer in enumerate(model.vec_layers):
+        for name, value in _load_layer(state, f"karsein_vec_list.{v}.layers.0.", layer, where).items():
+            mapped[f"vec_layers.{v}.{name}"] = value
+    mapped["head.weight"] = _tensor(state, "vec_pred_layer.weight", (1, model.emb_dim), where)
+    mapped["head.bias"] = _tensor(state, "vec_pred_layer.bias", (1,), where)
+    used = set(_source_keys(model))
+    extra = sorted(set(state) - used)
+    if extra:
+        raise KanxError(f"{where}: unexpected key {extra[0]!r} for the architecture in --config")
+    for name, knots in mapped.items():
+        if name.endswith("knots") and bool((knots.diff(dim=1) < 0).any()):
+            raise KanxError(f"{where}: knots of {name} are not non-decreasing")
+    model.load_state_dict({n: t.contiguous() for n, t in mapped.items()})
+    inferred = {"combine": model.combine, "config": str(options.get("config"))}
+    return Imported(model=model, layout="KARSEIN state dict (sparse2emb_embeddings, karsein_bit, karsein_vec_list)",
+                    inferred=inferred)
+
+
+def _source_keys(model: KarSein) -> list[str]:
+    tails = ("base_weight", "spline_weight", "B_spline_weight", "grid")
+    keys = [f"sparse2emb_embeddings.{f}.weight" for f in model.fields] + ["vec_pred_layer.weight", "vec_pred_layer.bias"]
+    keys += [f"karsein_bit.layers.{i}.{t}" for i in range(len(model.bit_layers)) for t in tails]
+    keys += [f"karsein_vec_list.{v}.layers.0.{t}" for v in range(len(model.vec_layers)) for t in tails]
+    return keys
+
+
+def reference_inputs(payload: object, model: KarSein) -> torch.Tensor | None:
+    """Model inputs ``[N, F + n_dense]`` from the authors' forward inputs: a dict (or tuple)
+    ``(dense [N, n_dense], sparse [N, F], varsparse)``; ``None`` when ``payload`` does not fit."""
+    if isinstance(payload, dict):
+        dense, sparse = payload.get("dense"), payload.get("sparse")
+    elif isinstance(payload, (list, tuple)) and len(payload) >= 2:
+        dense, sparse = payload[0], payload[1]
+    else:
+        return None
+    if not isinstance(sparse, torch.Tensor) or sparse.dim() != 2 or sparse.shape[1] != model.n_fields:
+        return None
+    if not isinstance(dense, torch.Tensor) or dense.dim() != 2 or dense.shape != (sparse.shape[0], len(model.dense)):
+        return None
+    return torch.cat([sparse.float(), dense.float()], dim=1)
