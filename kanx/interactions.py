@@ -427,11 +427,9 @@ def model_formulas(model: KAN) -> list[sympy.Expr] | None:
     layers = model.layers
     if not all(bool(((layer.sym_active > 0) | (layer.mask == 0)).all()) for layer in layers):
         return None
-    try:
-        from kanx.symbolic.compose import compose_model
-    except ImportError:
-        return None
-    return compose_model(model)
+    from kanx.symbolic.compose import compose
+
+    return compose(model)
 
 
 # --------------------------------------------------------------------------- structural bound

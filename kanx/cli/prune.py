@@ -25,6 +25,11 @@ def default_output(model: Path) -> Path:
     return model.with_name(f"{model.stem}.pruned.pt")
 
 
+def file_size(path: Path) -> int | None:
+    """Size of a checkpoint file; None for multi-file sources such as a pykan prefix."""
+    return path.stat().st_size if path.is_file() else None
+
+
 def render_summary(report: PruneReport, source: Path, output: Path) -> None:
     table = Table(title=escape(f"kanx prune ({report.mode}) {source} → {output}"))
     for column in ("", "before", "after"):
@@ -32,7 +37,7 @@ def render_summary(report: PruneReport, source: Path, output: Path) -> None:
     table.add_row("widths", " → ".join(map(str, report.widths_before)), " → ".join(map(str, report.widths_after)))
     table.add_row("active edges", str(report.edges_before), str(report.edges_after))
     table.add_row("parameters", str(report.parameters_before), str(report.parameters_after))
-    table.add_row("checkpoint bytes", str(source.stat().st_size), str(output.stat().st_size))
+    table.add_row("checkpoint bytes", str(file_size(source) or "-"), str(output.stat().st_size))
     if report.target_r2 is not None:
         table.add_row("R² vs data targets", fmt(report.target_r2[0], 6), fmt(report.target_r2[1], 6))
     console.print(table)
@@ -103,7 +108,7 @@ def prune_command(
         pruned.meta.provenance["pruning"]["data"] = str(data)
     save_model(pruned, out)
     if as_json:
-        print_json({"output": str(out), "bytes_before": model.stat().st_size, "bytes_after": out.stat().st_size,
+        print_json({"output": str(out), "bytes_before": file_size(model), "bytes_after": out.stat().st_size,
                     **report.to_dict()})
         return
     render_summary(report, model, out)

@@ -11,25 +11,19 @@ from kanx.cli import app
 from kanx.cli.common import console, err_console, fmt, handle_errors, print_json
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model, save_model
-from kanx.io.data import Dataset, read_csv_table
+from kanx.io.data import Dataset, load_model_data
 from kanx.io.files import atomic_write_text, check_output_path
 
 
 def load_symbolify_data(path: Path, model) -> Dataset:
-    """Inputs (named as the model's inputs) and, when present, the output columns of a CSV."""
+    """Inputs (named as the model's inputs) and, when a CSV has them, the output columns."""
     import torch
 
-    header, values = read_csv_table(path)
     inputs, outputs = list(model.meta.input_names), list(model.meta.output_names)
-    missing = [name for name in inputs if name not in header]
-    if missing:
-        raise KanxError(f"--data {path}: no column {missing[0]!r} (model inputs: {', '.join(inputs)})")
-    x = torch.tensor(values[:, [header.index(n) for n in inputs]], dtype=torch.float32)
-    if all(name in header for name in outputs):
-        y = torch.tensor(values[:, [header.index(n) for n in outputs]], dtype=torch.float32)
-    else:
-        y = torch.empty(x.shape[0], 0)
-    return Dataset(x, y, inputs, outputs if y.shape[1] else [], str(path))
+    x, y = load_model_data(path, inputs, outputs)
+    if y is None:
+        return Dataset(x, torch.empty(x.shape[0], 0), inputs, [], str(path))
+    return Dataset(x, y, inputs, outputs, str(path))
 
 
 @app.command("symbolify")
@@ -45,7 +39,7 @@ def symbolify_command(
     tolerance: float = typer.Option(2e-3, "--tolerance", help="Pick the simplest fit within this R² of the best."),
     prune_threshold: float = typer.Option(1e-2, "--prune-threshold", help="Edges with attribution below this become constants."),
     fallback: str = typer.Option("numeric", "--fallback", help="Unfittable edges: numeric | poly."),
-    data: Path = typer.Option(None, "--data", help="CSV with the model's input columns (and outputs, if known)."),
+    data: Path = typer.Option(None, "--data", help="CSV of model inputs (+ outputs if known), or a .npy/.pt input array."),
     finetune: int = typer.Option(0, "--finetune", help="LBFGS steps re-optimising the symbolic constants end to end."),
     digits: int = typer.Option(4, "--digits", help="Significant digits of the printed constants."),
     seed: int = typer.Option(0, "--seed", help="Seed for the fit/held-out split and the engines."),

@@ -229,9 +229,9 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
     numeric edges are evaluated through the symbolic model instead."""
     if expr.atoms(sympy.core.function.AppliedUndef):
         raise ValueError("formula has numeric edges")
-    from kanx.symbolic.compose import TORCH_MODULES
+    from kanx.symbolic.library import TORCH_NAMESPACE
 
-    function = sympy.lambdify(symbols, expr, modules=[TORCH_MODULES, "math"])
+    function = sympy.lambdify(symbols, expr, modules=[TORCH_NAMESPACE, "math"])
     with torch.no_grad():
         out = function(*[x[:, k].double() for k in range(x.shape[1])])
     if not isinstance(out, torch.Tensor):
@@ -397,7 +397,7 @@ def _prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: tor
 def _fidelity(expr, symbols, x, model, k, y_net, y_data) -> dict:
     try:
         prediction = evaluate_expression(expr, symbols, x, model)
-    except Exception:  # noqa: BLE001 - numeric edges or an unevaluable formula: use the model
+    except ValueError:  # the formula still holds numeric edges: evaluate the symbolic model
         with torch.no_grad():
             prediction = model(x)[:, k].double()
     return {

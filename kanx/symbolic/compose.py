@@ -28,14 +28,7 @@ import sympy
 import torch
 
 from kanx.model.network import KAN
-from kanx.symbolic.library import resolve
-
-TORCH_MODULES = {
-    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
-    "sqrt": torch.sqrt, "tanh": torch.tanh, "sinh": torch.sinh, "cosh": torch.cosh,
-    "atan": torch.arctan, "asin": torch.arcsin, "acos": torch.arccos, "atanh": torch.arctanh,
-    "Abs": torch.abs, "sign": torch.sign, "pi": math.pi, "E": math.e,
-}
+from kanx.symbolic.library import TORCH_NAMESPACE, resolve
 
 
 # --------------------------------------------------------------------------- composition
@@ -171,7 +164,7 @@ class Evaluator:
         self.columns = [x[:, k] for k in range(x.shape[1])]
         self.n = x.shape[0]
         function = sympy.lambdify(variables + [param.symbols[k] for k in self.active], param.expr,
-                                  modules=[TORCH_MODULES, "math"])
+                                  modules=[TORCH_NAMESPACE, "math"])
         self.function = function
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:

@@ -115,12 +115,29 @@ _ALIASES = {
 
 BUILTIN_FUNCTIONS: dict[str, LibraryFunction] = {f.name: f for f in _BUILTIN}
 
-_TORCH_NAMESPACE = {
-    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
-    "sqrt": torch.sqrt, "tanh": torch.tanh, "sinh": torch.sinh, "cosh": torch.cosh,
-    "atan": torch.arctan, "asin": torch.arcsin, "acos": torch.arccos, "atanh": torch.arctanh,
-    "Abs": torch.abs, "sign": torch.sign, "pi": torch.pi, "E": torch.e,
+def _accepting_numbers(function: TorchFn) -> TorchFn:
+    """Wrap a torch function so that a plain number (a constant sub-expression such as
+    ``log(2)`` in lambdified code) is evaluated too."""
+
+    def wrapped(value):
+        if not isinstance(value, torch.Tensor):
+            value = torch.tensor(float(value), dtype=torch.float64)
+        return function(value)
+
+    return wrapped
+
+
+# Names sympy's printer emits, mapped to torch (for lambdify with modules=[TORCH_NAMESPACE, "math"]).
+TORCH_NAMESPACE = {
+    name: _accepting_numbers(function)
+    for name, function in {
+        "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
+        "sqrt": torch.sqrt, "tanh": torch.tanh, "sinh": torch.sinh, "cosh": torch.cosh,
+        "atan": torch.arctan, "asin": torch.arcsin, "acos": torch.arccos, "atanh": torch.arctanh,
+        "Abs": torch.abs, "sign": torch.sign,
+    }.items()
 }
+TORCH_NAMESPACE.update({"pi": torch.pi, "E": torch.e})
 
 
 def canonical_name(name: str) -> str:
@@ -138,7 +155,7 @@ def custom_function(name: str, source: str, complexity: float | None = None) -> 
         raise KanxError(f"--lib-add: cannot parse {source!r} as a function of x ({type(exc).__name__})") from None
     if not isinstance(expr, sympy.Expr) or expr.free_symbols - {x}:
         raise KanxError(f"--lib-add: {source!r} must be an expression in the single variable x")
-    lambdified = sympy.lambdify(x, expr, modules=[_TORCH_NAMESPACE])
+    lambdified = sympy.lambdify(x, expr, modules=[TORCH_NAMESPACE, "math"])
 
     def torch_fn(u: torch.Tensor) -> torch.Tensor:
         out = lambdified(u)
