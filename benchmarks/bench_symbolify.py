@@ -115,21 +115,25 @@ def main() -> None:
             reference = torch.stack([kanx_model(x)[:, 0], pykan_model(x)[:, 0]])
         print(f"same weights: max |kanx - pykan| output = {float((reference[0] - reference[1]).abs().max()):.2e}")
         sample = torch.randperm(len(keys), generator=generator)[: args.pykan_edges].tolist()
-        times, better = [], 0
+        times, better, better_best = [], 0, 0
         for index in sample:
             layer, i, j = keys[index]
             start = time.perf_counter()
             name, _, r2, _ = pykan_model.suggest_symbolic(layer, i, j, verbose=False)
             times.append(time.perf_counter() - start)
             ours = chosen[index].r2 if chosen[index] else float("-inf")
+            best = max((c.r2 for c in found.candidates[index]), default=float("-inf"))
             better += ours >= float(r2) - 1e-6
+            better_best += best >= float(r2) - 1e-6
             print(f"  edge {keys[index]}: pykan {name} R² {float(r2):.6f} in {times[-1]:.1f} s | "
-                  f"kanx {chosen[index].name if chosen[index] else '-'} R² {ours:.6f}")
+                  f"kanx {chosen[index].name if chosen[index] else '-'} R² {ours:.6f} (best candidate {best:.6f})")
         pykan_per_edge = sum(times) / len(times)
         report.update({"pykan_seconds_per_edge": pykan_per_edge, "speedup": pykan_per_edge / kanx_per_edge,
-                       "r2_at_least_pykan": better / len(sample), "pykan_edges": len(sample)})
+                       "r2_at_least_pykan": better / len(sample), "best_r2_at_least_pykan": better_best / len(sample),
+                       "pykan_edges": len(sample)})
         print(f"pykan: {pykan_per_edge:.2f} s/edge → kanx is {pykan_per_edge / kanx_per_edge:.0f}x faster per edge; "
-              f"kanx R² >= pykan's on {better}/{len(sample)} sampled edges")
+              f"kanx R² >= pykan's on {better}/{len(sample)} sampled edges (chosen: kanx takes the simplest "
+              f"function within tolerance), {better_best}/{len(sample)} for kanx's best candidate")
     memory = {}
     for count in [int(c) for c in args.memory.split(",") if c]:
         memory[count] = peak_memory(count)
