@@ -25,7 +25,7 @@ def test_sparsity_penalty_matches_definition() -> None:
     penalty = sparsity_penalty(traces, lamb_l1=1.0, lamb_entropy=2.0)
     expected = 0.0
     for trace in traces:
-        magnitude = trace.edges.abs().mean(dim=0)
+        magnitude = trace.edges.detach().abs().mean(dim=0)
         expected += float(magnitude.sum())
         for j in range(magnitude.shape[1]):
             p = magnitude[:, j] / magnitude[:, j].sum()
