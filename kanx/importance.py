@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from kanx.model.network import KAN
+from kanx.train import node_entropy
 
 
 @dataclass
@@ -43,10 +44,7 @@ def importance(model: KAN, x: torch.Tensor) -> Importance:
     """Importance of every edge and node of ``model`` on inputs ``x`` ``[N, n_inputs]``."""
     traces = model.edge_activations(x)
     magnitude = [trace.edges.abs().mean(dim=0) for trace in traces]
-    entropy = []
-    for mag in magnitude:
-        share = mag / (mag.sum(dim=0, keepdim=True) + 1e-12)
-        entropy.append(-(share * torch.log(share + 1e-12)).sum(dim=0))
+    entropy = [node_entropy(mag) for mag in magnitude]
     node_scores = [torch.zeros(w) for w in model.widths]
     node_scores[-1] = torch.ones(model.widths[-1])
     attribution: list[torch.Tensor] = [torch.empty(0)] * len(traces)

@@ -73,14 +73,24 @@ class TrainResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)
 
 
+def node_entropy(magnitude: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each node's distribution of incoming-edge magnitudes:
+    ``[n_in, n_out]`` → ``[n_out]``."""
+    share = magnitude / (magnitude.sum(dim=0, keepdim=True) + 1e-12)
+    return -(share * torch.log(share + 1e-12)).sum(dim=0)
+
+
+def magnitude_penalty(magnitude: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
+    """``lamb_l1 * sum(magnitude) + lamb_entropy * sum of node entropies`` for one layer's
+    edge magnitudes ``[n_in, n_out]``."""
+    return lamb_l1 * magnitude.sum() + lamb_entropy * node_entropy(magnitude).sum()
+
+
 def sparsity_penalty(traces: list[EdgeTrace], lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
     """L1 of each edge's mean |phi| plus each node's entropy of incoming-edge magnitudes."""
     total = traces[0].inputs.new_zeros(())
     for trace in traces:
-        magnitude = trace.edges.abs().mean(dim=0)  # [n_in, n_sub]
-        share = magnitude / (magnitude.sum(dim=0, keepdim=True) + 1e-12)
-        entropy = -(share * torch.log(share + 1e-12)).sum(dim=0)
-        total = total + lamb_l1 * magnitude.sum() + lamb_entropy * entropy.sum()
+        total = total + magnitude_penalty(trace.edges.abs().mean(dim=0), lamb_l1, lamb_entropy)
     return total
 
 

@@ -22,6 +22,7 @@ import torch
 from kanx.errors import KanxError
 from kanx.io.ctr import log_loss, roc_auc
 from kanx.model.karsein import KarSein, normalise_token
+from kanx.train import magnitude_penalty, split_indices
 
 StepCallback = Callable[[int, float, float], None]
 
@@ -81,10 +82,7 @@ def sparsity_penalty(model: KarSein, lamb_l1: float, lamb_entropy: float) -> tor
     """L1 of the mixing-weight magnitudes plus each output node's entropy over its inputs."""
     total = model.head.weight.new_zeros(())
     for _, layer in model.all_layers():
-        magnitude = layer.w_base.abs() + layer.w_sp.abs()  # [n_in, n_out]
-        share = magnitude / (magnitude.sum(dim=0, keepdim=True) + 1e-12)
-        entropy = -(share * torch.log(share + 1e-12)).sum(dim=0)
-        total = total + lamb_l1 * magnitude.sum() + lamb_entropy * entropy.sum()
+        total = total + magnitude_penalty(layer.w_base.abs() + layer.w_sp.abs(), lamb_l1, lamb_entropy)
     return total
 
 
@@ -95,12 +93,6 @@ def ctr_metrics(model: KarSein, x: torch.Tensor, y: torch.Tensor) -> CTRMetrics:
     with torch.no_grad():
         p = model(x)[:, 0].double().numpy()
     return CTRMetrics(auc=roc_auc(p, y.numpy()), log_loss=log_loss(p, y.numpy()))
-
-
-def split_rows(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = max(int(round(n * fraction)), 1 if fraction > 0 else 0)
-    return order[n_test:], order[:n_test]
 
 
 def train_karsein(columns: dict[str, list[str]], target: str, fields: list[str], dense: list[str],
@@ -115,7 +107,7 @@ def train_karsein(columns: dict[str, list[str]], target: str, fields: list[str],
                     list(settings.vec_width), list(settings.pairwise), dense, settings.grid, settings.k,
                     combine="sum", oov=True, output_name=target, seed=settings.seed)
     x = model.encode(columns, source or "data")
-    train_idx, test_idx = split_rows(len(y), settings.test_fraction, settings.seed)
+    train_idx, test_idx = split_indices(len(y), settings.test_fraction, settings.seed)
     fit_karsein(model, x[train_idx], y[train_idx], settings, x[test_idx], y[test_idx], on_step)
     model.eval()
     sample = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(settings.seed))[: settings.sample_rows]
