@@ -8,9 +8,11 @@ import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
+from kanx.cli.karsein import run_plot
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model
 from kanx.io.files import check_output_path
+from kanx.model.karsein import KarSein
 from kanx.model.network import KAN
 
 FORMATS = ("png", "svg", "pdf")
@@ -74,6 +76,8 @@ def plot_activations_command(
     if not stem.parent.is_dir():
         raise KanxError(f"--output {output}: folder {stem.parent} does not exist")
     kan = load_model(model)
+    if isinstance(kan, KarSein):
+        return run_plot(kan, model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, as_json)
     if not isinstance(kan, KAN):
         raise KanxError(f"{model}: plot-activations draws KAN models, not the {getattr(kan, 'family', '?')!r} family")
     count = len(getattr(kan, "layers", []))

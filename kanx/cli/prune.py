@@ -10,10 +10,12 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.cli.karsein import run_prune
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model, save_model
 from kanx.io.data import MIN_ROWS, load_model_data
 from kanx.io.files import check_output_path
+from kanx.model.karsein import KarSein
 from kanx.model.network import KAN
 from kanx.prune import PruneReport, prune
 
@@ -80,7 +82,10 @@ def prune_command(
     output: Path = typer.Option(None, "--output", "-o", help="Pruned checkpoint (default MODEL.pruned.pt)."),
     edge_threshold: float = typer.Option(None, "--edge-threshold", help="Keep edges with attribution >= this x the layer's best."),
     node_threshold: float = typer.Option(None, "--node-threshold", help="Keep hidden nodes scoring >= this x the layer's best."),
+    feature_threshold: float = typer.Option(None, "--feature-threshold",
+                                            help="KarSein: keep features with magnitude >= this x the layer's best."),
     min_fidelity: float = typer.Option(0.99, "--min-fidelity", help="Auto mode: R² to keep against the original (and targets)."),
+    max_auc_drop: float = typer.Option(0.005, "--max-auc-drop", help="KarSein auto mode: largest AUC loss allowed (labelled --data)."),
     finetune_steps: int = typer.Option(0, "--finetune", help="Retrain the survivors for this many Adam steps."),
     lamb: float = typer.Option(None, "--lamb", help="Sparsity weight for --finetune (default: the model's training value)."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate for --finetune."),
@@ -88,7 +93,8 @@ def prune_command(
     show_all: bool = typer.Option(False, "--all", help="List every kept edge and node."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Prune a KAN to its minimal structure (auto mode keeps R² >= --min-fidelity) and write a smaller checkpoint."""
+    """Prune a KAN (edges, nodes) or a KarSein model (features, fields) to its minimal structure (auto mode keeps
+    R² >= --min-fidelity) and write a new checkpoint."""
     out = output if output is not None else default_output(model)
     check_output_path(out, "--output", [model] + ([data] if data else []))
     if lr <= 0:
@@ -96,6 +102,14 @@ def prune_command(
     if lamb is not None and lamb < 0:
         raise KanxError(f"--lamb {lamb}: must be >= 0")
     network = load_model(model)
+    if isinstance(network, KarSein):
+        if edge_threshold is not None or node_threshold is not None:
+            raise KanxError("--edge-threshold/--node-threshold apply to KAN models; use --feature-threshold for KarSein")
+        return run_prune(network, model, data, out, feature_threshold=feature_threshold, min_fidelity=min_fidelity,
+                         max_auc_drop=max_auc_drop, finetune_steps=finetune_steps, lamb=lamb, lr=lr, seed=seed,
+                         show_all=show_all, as_json=as_json)
+    if feature_threshold is not None:
+        raise KanxError("--feature-threshold applies to KarSein models; use --edge-threshold/--node-threshold for a KAN")
     if not isinstance(network, KAN):
         raise KanxError(f"{model}: pruning needs a KAN checkpoint, found a {type(network).__name__}")
     x, y = load_model_data(data, network.meta.input_names, network.meta.output_names) if data else (None, None)

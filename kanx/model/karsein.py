@@ -41,7 +41,8 @@ class KarSeinLayer(nn.Module):
     """One KarSein layer: per-input activation, then linear mixing.
 
     Tensors (input-major): ``coef [n_in, G+k]``, ``knots [n_in, G+2k+1]``,
-    ``w_base [n_in, n_out]``, ``w_sp [n_in, n_out]``.
+    ``w_base [n_in, n_out]``, ``w_sp [n_in, n_out]``, ``mask [n_in]`` (1 = feature used,
+    0 = pruned: its contribution is exactly zero; checkpoints without it load as all ones).
     """
 
     def __init__(self, n_in: int, n_out: int, grid: int, k: int, generator: torch.Generator | None = None,
@@ -58,6 +59,12 @@ class KarSeinLayer(nn.Module):
         self.w_sp = nn.Parameter(uniform(n_in, n_out) * scale)
         lo, hi = torch.full((n_in,), grid_range[0]), torch.full((n_in,), grid_range[1])
         self.register_buffer("knots", uniform_knots(lo, hi, grid, k))
+        self.register_buffer("mask", torch.ones(n_in))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        """Older state dicts (and imported ones) have no ``mask``: every feature is used."""
+        state_dict.setdefault(prefix + "mask", torch.ones(self.n_in))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def activations(self, x: torch.Tensor) -> torch.Tensor:
         """Spline activation ``s_i(x_i)`` of every input: ``[N, n_in]`` → ``[N, n_in]``."""
@@ -65,8 +72,10 @@ class KarSeinLayer(nn.Module):
         return torch.einsum("nik,ik->ni", basis, self.coef)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, n_in]`` → ``[N, n_out]`` (one basis evaluation for all inputs)."""
-        return nn.functional.silu(x) @ self.w_base + self.activations(x) @ self.w_sp
+        """``[N, n_in]`` → ``[N, n_out]`` (one basis evaluation for all inputs; masked features
+        contribute exactly zero)."""
+        keep = self.mask[:, None]
+        return nn.functional.silu(x) @ (self.w_base * keep) + self.activations(x) @ (self.w_sp * keep)
 
     def forward_rows(self, m: torch.Tensor) -> torch.Tensor:
         """Vector-wise use: ``[N, n_in, D]`` → ``[N, n_out, D]``, the same functions applied to
@@ -295,16 +304,28 @@ def validate_karsein(config: dict, state: dict, where: str) -> None:
         model = _build_empty(config)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise KanxError(f"{where}: invalid KarSein architecture: {exc}") from None
+    state = with_default_masks(model, state)
     _validate_tensors(state, expected_karsein_shapes(model), where)
     for name, tensor in state.items():
         if name.endswith("knots") and (tensor.diff(dim=1) < 0).any():
             raise KanxError(f"{where}: tensor {name} is not non-decreasing")
+        if name.endswith(".mask") and not bool(((tensor == 0) | (tensor == 1)).all()):
+            raise KanxError(f"{where}: tensor {name} must hold only 0 and 1")
+
+
+def with_default_masks(model: KarSein, state: dict) -> dict:
+    """``state`` with an all-ones ``mask`` for every layer that has none (files written before
+    pruning existed)."""
+    filled = dict(state)
+    for name, layer in model.all_layers():
+        filled.setdefault(f"{name}.mask", torch.ones(layer.n_in))
+    return filled
 
 
 def build_karsein(config: dict, state: dict) -> KarSein:
     """A KarSein model from a validated config and state."""
     model = _build_empty(config)
-    weights = {n: t.float() for n, t in state.items() if n != "sample_inputs"}
+    weights = {n: t.float() for n, t in with_default_masks(model, state).items() if n != "sample_inputs"}
     model.load_state_dict(weights)
     model.sample_inputs = state["sample_inputs"].float().clone()
     model.provenance = dict(config.get("provenance", {}))
