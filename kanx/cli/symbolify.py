@@ -9,10 +9,12 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, err_console, fmt, handle_errors, print_json
+from kanx.cli.karsein import run_symbolify
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model, save_model
 from kanx.io.data import Dataset, load_model_data
 from kanx.io.files import atomic_write_text, check_output_path
+from kanx.model.karsein import KarSein
 
 
 def load_symbolify_data(path: Path, model) -> Dataset:
@@ -43,6 +45,9 @@ def symbolify_command(
     finetune: int = typer.Option(0, "--finetune", help="LBFGS steps re-optimising the symbolic constants end to end."),
     digits: int = typer.Option(4, "--digits", help="Significant digits of the printed constants."),
     seed: int = typer.Option(0, "--seed", help="Seed for the fit/held-out split and the engines."),
+    strategy: str = typer.Option("edges", "--strategy", help="edges | structure-first (decompose the network's function first: power laws, "
+                                 "products, sums, transformed targets, variable combinations; docs/symbolify.md)."),
+    budget: float = typer.Option(60.0, "--budget", help="structure-first: search time limit per output, in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Turn a trained KAN into formulas: fit every edge, compose, simplify, check fidelity."""
@@ -57,12 +62,18 @@ def symbolify_command(
         check_output_path(output, "--output", [model_path])
     if out is not None and output is not None and out.resolve() == output.resolve():
         raise KanxError("--out and --output name the same file")
+    if output is not None and strategy == "structure-first":
+        raise KanxError("--output writes a network with symbolic edges; use it with --strategy edges")
     model = load_model(model_path)
+    if isinstance(model, KarSein):  # per-feature fits composed over the field embeddings (kanx.symbolic.karsein)
+        return run_symbolify(model, data, out, output, as_json, engine=engine, lib=lib, lib_add=lib_add, r2_threshold=r2_threshold,
+                             tolerance=tolerance, prune_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune,
+                             digits=digits, seed=seed)
     dataset = load_symbolify_data(data, model) if data is not None else None
     result = symbolify(
         model, engine=engine, lib=lib, lib_add=lib_add, r2_threshold=r2_threshold, tolerance=tolerance,
         prune_threshold=prune_threshold, fallback=fallback, data=dataset, finetune_steps=finetune,
-        digits=digits, seed=seed,
+        digits=digits, seed=seed, strategy=strategy, budget=budget,
     )
     if out is not None:
         atomic_write_text(out, to_latex(result))
@@ -81,6 +92,18 @@ def symbolify_command(
 
 def render(result) -> None:
     """Rich tables: live edges, then the formulas with their fidelity."""
+    for name, log in zip(result.output_names, result.log):
+        if log.get("structure_text"):
+            console.print(f"structure of {name} (found on the network):", markup=False)
+            for line in log["structure_text"]:
+                console.print("  " + line, markup=False, soft_wrap=True)
+    if result.edges:
+        render_edges(result)
+    render_formulas(result)
+
+
+def render_edges(result) -> None:
+    """The live edges and their chosen functions."""
     table = Table(title="kanx symbolify: edges")
     for column in ("layer", "in", "sub", "status", "function", "R²", "importance"):
         table.add_column(column, justify="left" if column in ("status", "function") else "right")
@@ -91,6 +114,10 @@ def render(result) -> None:
         r2 = fmt(edge.chosen.r2, 6) if edge.chosen else "-"
         table.add_row(str(edge.layer), str(edge.i), str(edge.j), edge.status, name, r2, fmt(edge.importance, 3))
     console.print(table)
+
+
+def render_formulas(result) -> None:
+    """One line per output formula and its fidelity, then warnings about flagged edges."""
     for name, expr, fid in zip(result.output_names, result.expressions, result.fidelity):
         net = fid["network"]
         console.print(f"{name} = {expr}", markup=False, soft_wrap=True)

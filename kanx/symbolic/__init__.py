@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the model package imports the library, so the pipeline impo
 __all__ = ["SymbolicResult", "symbolify"]
 
 FALLBACKS = ("numeric", "poly")
+STRATEGIES = ("edges", "structure-first")
 
 
 @dataclass
@@ -91,6 +92,7 @@ class SymbolicResult:
     settings: dict
     timings: dict
     log: list[dict]
+    strategy_used: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -105,6 +107,7 @@ class SymbolicResult:
             ],
             "edges": [e.to_dict() for e in self.edges],
             "flagged": [[e.layer, e.i, e.j] for e in self.flagged],
+            "strategy_used": self.strategy_used,
             "settings": self.settings,
             "timings": self.timings,
         }
@@ -271,12 +274,21 @@ def symbolify(
     snap_tolerance: float = 5e-4,
     simplify_timeout: float = 10.0,
     seed: int = 0,
+    strategy: str = "edges",
+    budget: float = 60.0,
 ) -> SymbolicResult:
     """Turn ``model`` into one formula per output (the input model is not modified).
 
     ``data``: a ``kanx.io.data.Dataset`` whose inputs drive the fits (and whose targets, when
     they match the outputs, are what constants are fine-tuned against and checked with).
+    ``strategy``: ``"edges"`` fits every edge and composes; ``"structure-first"`` decomposes the
+    network's function first (``kanx.symbolic.strategy``), searching for at most ``budget``
+    seconds per output, and falls back to ``"edges"`` where that finds no accurate formula.
     """
+    if strategy not in STRATEGIES:
+        raise KanxError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    if budget <= 0:
+        raise KanxError(f"--budget {budget}: must be > 0 seconds")
     if engine not in ENGINES:
         raise KanxError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
     if fallback not in FALLBACKS:
@@ -293,6 +305,15 @@ def symbolify(
         raise KanxError("symbolify works on kanx KAN models")
     functions, custom = build_library(lib, list(lib_add))
     with _Threads():
+        if strategy == "structure-first":
+            from kanx.symbolic.strategy import structure_first
+
+            def edges() -> SymbolicResult:
+                return _symbolify(copy.deepcopy(model), engine, functions, custom, r2_threshold, tolerance, prune_threshold,
+                                  fallback, data, finetune_steps, digits, snap_tolerance, simplify_timeout, seed)
+
+            return structure_first(model, functions, data, edges, budget=budget, digits=digits,
+                                   simplify_timeout=simplify_timeout, seed=seed)
         return _symbolify(
             copy.deepcopy(model), engine, functions, custom, r2_threshold, tolerance, prune_threshold, fallback,
             data, finetune_steps, digits, snap_tolerance, simplify_timeout, seed,
@@ -378,7 +399,7 @@ def _symbolify(model, engine, functions, custom, r2_threshold, tolerance, prune_
                     "finetune": finetune_steps, "digits": digits, "seed": seed,
                     "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,
-                          settings_out, timings, logs)
+                          settings_out, timings, logs, ["edges"] * len(expressions))
 
 
 def _prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torch.Tensor, model: KAN) -> sympy.Expr:

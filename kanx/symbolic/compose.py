@@ -271,6 +271,8 @@ def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
 class CleanSettings:
     digits: int = 4
     tolerance: float = 5e-4
+    expand: bool = True  # normalise (expand products) before refitting; off keeps factored forms
+    noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R²)
     max_parameters: int = 60
     max_terms: int = 80
     timeout: float = 10.0
@@ -320,7 +322,7 @@ class Cleaner:
         log: dict = {"pruned_terms": 0, "snapped": 0}
         if isinstance(expr, sympy.Number) or expr.atoms(sympy.core.function.AppliedUndef):
             return round_floats(expr, settings.digits), log
-        normal = run_with_timeout(normalise, (expr,), settings.timeout, expr)
+        normal = run_with_timeout(normalise, (expr,), settings.timeout, expr) if settings.expand else expr
         param = parametrise(normal)
         if len(param.symbols) > settings.max_parameters:
             log["skipped"] = f"{len(param.symbols)} constants (more than {settings.max_parameters})"
@@ -333,7 +335,10 @@ class Cleaner:
             log["skipped"] = "the composed formula does not evaluate to finite values"
             return round_floats(expr, settings.digits), log
         log["r2_refit"] = reference
-        floor = reference - settings.tolerance
+        allowed = settings.tolerance
+        if settings.noise_ratio is not None:
+            allowed = min(allowed, settings.noise_ratio * max(1.0 - reference, 0.0) + 1e-12)
+        floor = reference - allowed
         param = self.prune(param, floor, log)
         param = self.snap(param, floor, log)
         return round_floats(to_expr(param), settings.digits), log

@@ -1,0 +1,148 @@
+"""``symbolify(strategy="structure-first")``: decompose with the network as an oracle, then fit.
+
+Per output ``k``:
+
+1. the network's output ``k`` is the oracle on the box spanned by the fit rows (the training
+   domain: nothing is asked outside it);
+2. :func:`kanx.symbolic.structure.search_structure` finds power laws, products and sums of
+   sub-functions, transformed targets and variable combinations, fitting 1-D pieces with the
+   function library;
+3. the formula's constants are refitted to the targets (the data when given, else the
+   network), pruned and snapped to simple numbers while R² stays within a noise-scaled
+   tolerance, and simplified;
+4. if the structure search finds nothing that reaches ``StructureSettings.accept_r2`` on the
+   network, the edge-by-edge strategy also runs and the better formula on the held-out rows wins.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sympy
+import torch
+
+from kanx.symbolic.compose import Cleaner, CleanSettings, input_symbols, r2_score, run_with_timeout, simplify
+from kanx.symbolic.library import LibraryFunction
+from kanx.symbolic.structure import StructureSettings, search_structure
+
+SNAP_NOISE_RATIO = 10.0
+
+
+def network_oracle(model, output: int):
+    """``x [N, n_in]`` float64 → the network's output ``output`` ``[N]`` float64."""
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x.float())[:, output].double()
+
+    return oracle
+
+
+def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Tensor, target_fit: torch.Tensor,
+                       settings: StructureSettings, digits: int, simplify_timeout: float,
+                       seed: int) -> tuple[list[sympy.Expr | None], list[dict]]:
+    """One cleaned formula per output (``None`` where the search found nothing) and per output
+    a log: the decomposition tree, the search's R² on the network and the clean-up log."""
+    symbols = input_symbols(model)
+    lo, hi = x_fit.double().min(0).values, x_fit.double().max(0).values
+    formulas, logs = [], []
+    for k in range(model.n_outputs):
+        start = time.perf_counter()
+        found = search_structure(network_oracle(model, k), symbols, lo, hi, functions, settings, seed)
+        log: dict = {"strategy": "structure-first", "search_seconds": time.perf_counter() - start}
+        if found is None:
+            formulas.append(None)
+            logs.append(log | {"structure": None, "search_r2": None})
+            continue
+        log |= {"structure": found.node.to_dict(), "structure_text": found.node.describe(), "search_r2": found.node.r2}
+        clean = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout)
+        cleaned, clean_log = Cleaner(symbols, x_fit.double(), target_fit[:, k].double(), clean).run(found.expr)
+        expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+        if sympy.count_ops(expr) > sympy.count_ops(cleaned):
+            expr = cleaned
+        formulas.append(expr)
+        logs.append(log | {"cleanup": clean_log})
+    return formulas, logs
+
+
+def held_out_r2(expr: sympy.Expr | None, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor) -> float:
+    """R² of a formula on ``x [N, n_in]`` against ``target [N]`` (``-inf`` if it does not evaluate)."""
+    from kanx.symbolic import evaluate_expression
+
+    if expr is None:
+        return float("-inf")
+    try:
+        prediction = evaluate_expression(expr, symbols, x, None)
+    except Exception:  # noqa: BLE001 - a formula that does not evaluate loses
+        return float("-inf")
+    return r2_score(prediction.double(), target.double())
+
+
+DEFAULT_NOISE = 1e-4
+
+
+def noise_level(y_net: torch.Tensor, y_data: torch.Tensor | None) -> float:
+    """Fraction of the target variance the network misses, ``1 − R²`` (``DEFAULT_NOISE``
+    without targets): the floor below which decomposition tests cannot see anything."""
+    if y_data is None:
+        return DEFAULT_NOISE
+    return max(1.0 - r2_score(y_net.double(), y_data.double()), 0.0)
+
+
+def settings_for(noise: float, budget: float) -> StructureSettings:
+    """Thresholds scaled to the network's error: tests ``10·noise``, acceptance ``1 − 20·noise``."""
+    test = min(max(10 * noise, 1e-7), 1e-2)
+    return StructureSettings(separability_threshold=test, combination_threshold=test,
+                             accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget)
+
+
+def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
+                    simplify_timeout: float, seed: int):
+    """The structure-first pipeline; ``edges()`` runs the edge strategy (called at most once,
+    only when some output needs the fallback). Returns a ``SymbolicResult``."""
+    from kanx.symbolic import SymbolicResult, _fidelity, resolve_inputs, split
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    model = model.eval()
+    x_all, y_data = resolve_inputs(model, data, seed)
+    fit_rows, test_rows = split(x_all.shape[0], seed)
+    x_fit, x_test = x_all[fit_rows], x_all[test_rows]
+    with torch.no_grad():
+        y_net_fit, y_net_test = model(x_fit).double(), model(x_test).double()
+    target_fit = y_data[fit_rows].double() if y_data is not None else y_net_fit
+    target_test = y_data[test_rows].double() if y_data is not None else y_net_test
+    noise = noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None)
+    settings = settings_for(noise, budget)
+    formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed)
+    timings["structure"] = time.perf_counter() - start
+    symbols = input_symbols(model)
+    fallback = None
+    used = []
+    for k, (expr, log) in enumerate(zip(formulas, logs)):
+        log["noise"] = noise
+        if expr is not None and (log["search_r2"] or float("-inf")) >= settings.accept_r2:
+            used.append("structure-first")
+            continue
+        if fallback is None:
+            began = time.perf_counter()
+            fallback = edges()
+            timings["edges"] = time.perf_counter() - began
+        mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
+        theirs = held_out_r2(fallback.expressions[k], symbols, x_test, target_test[:, k])
+        if theirs > mine:
+            formulas[k] = fallback.expressions[k]
+            used.append("edges")
+        else:
+            used.append("structure-first")
+    fidelities = [_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
+                            y_data[test_rows][:, k] if y_data is not None else None)
+                  for k, expr in enumerate(formulas)]
+    settings_out = {"strategy": "structure-first", "budget": budget, "digits": digits, "seed": seed,
+                    "separability_threshold": settings.separability_threshold, "accept_r2": settings.accept_r2,
+                    "library": [f.name for f in functions], "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
+    reports = fallback.edges if fallback is not None else []
+    flagged = fallback.flagged if fallback is not None else []
+    result_model = fallback.model if fallback is not None else model
+    return SymbolicResult(result_model, formulas, list(model.meta.output_names), reports, fidelities, flagged,
+                          settings_out, timings, logs, used)
