@@ -271,6 +271,7 @@ def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
 class CleanSettings:
     digits: int = 4
     tolerance: float = 5e-4
+    snap_window: float = 0.1  # only numbers within this relative distance are tried as snaps
     expand: bool = True  # normalise (expand products) before refitting; off keeps factored forms
     noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R²)
     max_parameters: int = 60
@@ -378,7 +379,7 @@ class Cleaner:
                 value = float(param.values[k])
                 for candidate in nice_candidates(value)[:2]:
                     distance = abs(float(candidate) - value) / max(abs(value), 1e-12)
-                    if distance <= 0.1:
+                    if distance <= self.settings.snap_window:
                         options.append((distance, k, candidate))
             if not options:
                 return param

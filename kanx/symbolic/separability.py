@@ -83,12 +83,11 @@ def pair_shares(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int, g
     shifted = cross - offset * mixed
     variance = base.var(unbiased=False).clamp_min(1e-300)
     square = (base * base).mean().clamp_min(1e-300)
-    square_shifted = ((base - offset) ** 2).mean().clamp_min(1e-300)
     offset_product = torch.zeros(k, k, dtype=torch.float64)
     for p, (i, j) in enumerate(pairs):
         additive[i, j] = additive[j, i] = (mixed[p] ** 2).mean() / (4 * variance)
         product[i, j] = product[j, i] = (cross[p] ** 2).mean() / (2 * square * square)
-        offset_product[i, j] = offset_product[j, i] = (shifted[p] ** 2).mean() / (2 * square_shifted**2)
+        offset_product[i, j] = offset_product[j, i] = (shifted[p] ** 2).mean() / (2 * square * square)
     return PairShares(additive, product, offset, offset_product)
 
 

@@ -16,16 +16,20 @@ Per output ``k``:
 
 from __future__ import annotations
 
+import math
 import time
 
 import sympy
 import torch
 
 from kanx.symbolic.compose import Cleaner, CleanSettings, input_symbols, r2_score, run_with_timeout, simplify
+from kanx.symbolic.engines import Candidate
 from kanx.symbolic.library import LibraryFunction
-from kanx.symbolic.structure import StructureSettings, search_structure
+from kanx.symbolic.structure import StructureSettings, search_structure, snap_exponent
+from kanx.symbolic.univariate import sign_definite
 
 SNAP_NOISE_RATIO = 10.0
+SNAP_WINDOW = 0.01  # a structure-first formula's constants are refitted to the targets, so snaps are near misses only
 
 
 def network_oracle(model, output: int):
@@ -42,27 +46,68 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
                        settings: StructureSettings, digits: int, simplify_timeout: float,
                        seed: int) -> tuple[list[sympy.Expr | None], list[dict]]:
     """One cleaned formula per output (``None`` where the search found nothing) and per output
-    a log: the decomposition tree, the search's R² on the network and the clean-up log."""
+    a log: the decomposition tree, the search's R² on the network and the clean-up log.
+
+    Each top-level candidate (plus a power law fitted on the targets themselves) is cleaned
+    against the targets; the simplest one within a noise-scaled margin of the best R² wins."""
+    from kanx.symbolic import select
+
     symbols = input_symbols(model)
     lo, hi = x_fit.double().min(0).values, x_fit.double().max(0).values
     formulas, logs = [], []
     for k in range(model.n_outputs):
         start = time.perf_counter()
         found = search_structure(network_oracle(model, k), symbols, lo, hi, functions, settings, seed)
+        direct = direct_power_law(symbols, x_fit, target_fit[:, k])
         log: dict = {"strategy": "structure-first", "search_seconds": time.perf_counter() - start}
-        if found is None:
+        options = [(s.expr, s.node) for s in found] + ([(direct, None)] if direct is not None else [])
+        if not options:
             formulas.append(None)
             logs.append(log | {"structure": None, "search_r2": None})
             continue
-        log |= {"structure": found.node.to_dict(), "structure_text": found.node.describe(), "search_r2": found.node.r2}
-        clean = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout)
-        cleaned, clean_log = Cleaner(symbols, x_fit.double(), target_fit[:, k].double(), clean).run(found.expr)
-        expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
-        if sympy.count_ops(expr) > sympy.count_ops(cleaned):
-            expr = cleaned
+        cleaned = [clean_formula(expr, symbols, x_fit, target_fit[:, k], digits, simplify_timeout) for expr, _ in options]
+        scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(sympy.count_ops(expr)))
+                  for i, (expr, r2, _) in enumerate(cleaned)]
+        chosen = select(scored, tolerance=1e-3)
+        index = int(chosen.name[1:]) if chosen is not None else 0
+        expr, r2, clean_log = cleaned[index]
+        node = options[index][1]
+        best_search = max((s.node.r2 for s in found), default=None)
+        log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
+                "structure_text": node.describe() if node else ["power-law fitted to the targets: " + str(expr)],
+                "search_r2": node.r2 if node else best_search, "target_r2": r2, "cleanup": clean_log,
+                "candidates": [{"formula": sympy.sstr(e), "target_r2": v} for e, v, _ in cleaned]}
         formulas.append(expr)
-        logs.append(log | {"cleanup": clean_log})
+        logs.append(log)
     return formulas, logs
+
+
+def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor, digits: int,
+                  simplify_timeout: float) -> tuple[sympy.Expr, float, dict]:
+    """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``;
+    returns the formula, its R² on those rows and the clean-up log."""
+    settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
+                             snap_window=SNAP_WINDOW)
+    cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
+    simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+    if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
+        cleaned = simpler
+    return cleaned, held_out_r2(cleaned, symbols, x, target), log
+
+
+def direct_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
+    """``C·Π x_i^p_i`` by least squares on ``log|y|`` (positive inputs, sign-definite targets),
+    exponents snapped to simple rationals; ``None`` when it does not apply."""
+    x, y = x.double(), y.double()
+    sign = sign_definite(y)
+    if sign == 0 or bool((x <= 0).any()):
+        return None
+    design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), torch.log(x)], dim=1)
+    solution = torch.linalg.lstsq(design, torch.log(y.abs())[:, None]).solution[:, 0]
+    expr = sign * sympy.Float(math.exp(float(solution[0])))
+    for symbol, power in zip(symbols, solution[1:]):
+        expr = expr * symbol ** snap_exponent(float(power))
+    return expr
 
 
 def held_out_r2(expr: sympy.Expr | None, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor) -> float:
@@ -121,7 +166,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     used = []
     for k, (expr, log) in enumerate(zip(formulas, logs)):
         log["noise"] = noise
-        if expr is not None and (log["search_r2"] or float("-inf")) >= settings.accept_r2:
+        if expr is not None and max(log.get("search_r2") or float("-inf"), log.get("target_r2") or float("-inf")) >= settings.accept_r2:
             used.append("structure-first")
             continue
         if fallback is None:

@@ -128,20 +128,30 @@ class StructureSearch:
 
     # ------------------------------------------------------------------ search
     def solve(self, problem: Problem) -> Solution | None:
+        """The first step's formula that reaches ``accept_r2``, else the best one found."""
+        found = self.candidates(problem)
+        accepted = [c for c in found if c.node.r2 >= self.settings.accept_r2]
+        if accepted:
+            return accepted[-1]
+        return max(found, key=lambda c: c.node.r2, default=None)
+
+    def candidates(self, problem: Problem) -> list[Solution]:
+        """Formulas of the steps tried in order, up to and including the first accepted one
+        (a power law is always tried: it is the cheapest and the commonest law)."""
         if problem.lo.numel() == 1:
-            return self.univariate(problem)
-        best: Solution | None = None
+            found = self.univariate(problem)
+            return [found] if found is not None else []
+        out: list[Solution] = []
         for step in (self.power_law, self.separable, self.transformed, self.substitute):
             if self.out_of_time() or problem.depth > self.settings.max_depth:
                 break
             found = step(problem)
             if found is None:
                 continue
+            out.append(found)
             if found.node.r2 >= self.settings.accept_r2:
-                return found
-            if best is None or found.node.r2 > best.node.r2:
-                best = found
-        return best
+                break
+        return out
 
     def univariate(self, problem: Problem) -> Solution | None:
         symbol = sympy.Dummy("t")
@@ -394,10 +404,12 @@ def evaluate(expr: sympy.Expr, problem: Problem, x: torch.Tensor) -> torch.Tenso
 
 def search_structure(oracle: Oracle, symbols: list[sympy.Symbol], lo: torch.Tensor, hi: torch.Tensor,
                      functions: list[LibraryFunction], settings: StructureSettings | None = None,
-                     seed: int = 0) -> Solution | None:
+                     seed: int = 0) -> list[Solution]:
     """Decompose and fit ``oracle`` (``[N, k]`` → ``[N]``, float64) on the box ``[lo, hi]``;
-    the formula is over ``symbols``. ``None`` when no step produced a formula."""
+    formulas over ``symbols``. Returns the top-level candidates (power law, then the steps up
+    to the first one reaching ``accept_r2``), so a caller holding data can pick among them;
+    empty when no step produced a formula."""
     settings = settings or StructureSettings()
     search = StructureSearch(functions, settings, seed)
     problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double())
-    return search.solve(problem)
+    return search.candidates(problem)

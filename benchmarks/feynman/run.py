@@ -1,0 +1,480 @@
+"""The AI Feynman benchmark for kanx: how often does train + symbolify recover the formula?
+
+Run by hand (not a test)::
+
+    python benchmarks/feynman/run.py [--equations CSV] [--ids ID ...] [--jobs N] [--budget SECONDS]
+                                     [--out results.csv] [--seed S] [--json]
+
+For each equation of ``--equations`` (default: ``../shared/benchmarks/feynman_equations.csv`` beside
+the repository; any CSV with the columns ``id, output, formula, n_vars, v1_name, v1_low, v1_high …``
+works): sample ``RECIPE["train_rows"] + RECIPE["test_rows"]`` rows uniformly on the published
+ranges, train a KAN on the training rows, run ``symbolify(strategy="structure-first")`` and judge
+the formula with the SRBench rule (``judge.py``). Each equation runs in its own process with
+``--budget`` seconds of wall clock (killed after that plus a grace: status ``timeout``).
+
+Writes ``--out`` (one row per equation, in CSV order) and ``summary.json`` in the same folder, and
+prints the symbolic-solution rate, the accuracy-solution rate (R² > 0.999 on the held-out rows of
+the recovered formula) and the median and total time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import keyword
+import math
+import multiprocessing as mp
+import os
+import signal
+import statistics
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from tokenize import TokenError
+
+import numpy as np
+import sympy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from judge import is_symbolic_solution  # noqa: E402
+
+DEFAULT_EQUATIONS = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "feynman_equations.csv"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.csv"
+
+# The one fixed recipe, identical for every equation.
+RECIPE: dict[str, float | int | str] = {
+    "train_rows": 2000,  # uniform samples the network and the structure search see
+    "test_rows": 500,  # held-out samples for the test R² of the recovered formula (and of the network)
+    "hidden_cap": 12,  # network [n_vars, hidden, 1] with hidden = min(2*n_vars + 1, hidden_cap)
+    "grid": 5,  # B-spline grid intervals per edge
+    "k": 3,  # B-spline order
+    "optimizer": "adam",  # first training phase
+    "steps": 1500,  # its steps (learning rate: kanx's default, 1e-2 for adam)
+    "lbfgs_steps": 0,  # optional second phase with LBFGS on the same rows (0 = off)
+    "lamb": 0.0,  # no sparsity penalty: the network is only an oracle for structure-first
+    "update_grid": 10,  # grid refreshes from the data over the first half of training
+    "strategy": "structure-first",  # symbolify strategy (falls back to per-edge fits by itself)
+    "search_budget": 60.0,  # structure search seconds, further capped by what is left of --budget
+    "reserve_seconds": 10.0,  # kept back from the search for the fallback, clean-up and the judge
+    "judge_seconds": 30.0,  # time limit for sympy in the SRBench judge (timeout = not a solution)
+    "accuracy_r2": 0.999,  # accuracy solution: test R² of the formula above this
+    "grace_seconds": 5.0,  # the parent kills a worker at --budget plus this
+}
+
+COLUMNS = ["id", "n_vars", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy", "seconds", "train_seconds",
+           "symbolify_seconds", "judge_seconds", "status", "true_formula", "formula", "structure"]
+PARSE_LOCALS = {"arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "ln": sympy.log}
+
+
+class BenchmarkError(Exception):
+    """A one-line problem with the command line or the equations file (exit status 2)."""
+
+
+@dataclass
+class Equation:
+    """One row of the equations CSV."""
+
+    id: str
+    output: str
+    formula: str
+    names: list[str]
+    ranges: list[tuple[float, float]]
+    expr: sympy.Expr
+
+    @property
+    def symbols(self) -> list[sympy.Symbol]:
+        """The inputs as real symbols (the kind kanx's formulas use)."""
+        return [sympy.Symbol(name, real=True) for name in self.names]
+
+    def truth(self) -> sympy.Expr:
+        """The formula over :attr:`symbols`."""
+        return self.expr.xreplace({sympy.Symbol(n): s for n, s in zip(self.names, self.symbols)})
+
+
+# --------------------------------------------------------------------------- equations file
+def load_equations(path: Path) -> list[Equation]:
+    """Read and validate an equations CSV; raise ``BenchmarkError`` naming the file and row."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchmarkError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    if not rows:
+        raise BenchmarkError(f"{path}: no equations")
+    missing = [c for c in ("id", "output", "formula", "n_vars") if c not in rows[0]]
+    if missing:
+        raise BenchmarkError(f"{path}: missing column(s) {', '.join(missing)}")
+    equations = [parse_row(row, f"{path}: line {line}") for line, row in enumerate(rows, start=2)]
+    ids = [e.id for e in equations]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise BenchmarkError(f"{path}: id {duplicate!r} appears twice")
+    return equations
+
+
+def parse_row(row: dict[str, str | None], where: str) -> Equation:
+    """One CSV row → :class:`Equation` (``where`` prefixes error messages)."""
+    eq_id = (row.get("id") or "").strip()
+    where = f"{where} ({eq_id})" if eq_id else where
+    if not eq_id:
+        raise BenchmarkError(f"{where}: empty id")
+    try:
+        n_vars = int((row.get("n_vars") or "").strip())
+    except ValueError:
+        raise BenchmarkError(f"{where}: n_vars {row.get('n_vars')!r} is not an integer") from None
+    declared = sum(1 for key, value in row.items() if key and key.startswith("v") and key.endswith("_name") and (value or "").strip())
+    if n_vars < 1 or declared != n_vars:
+        raise BenchmarkError(f"{where}: n_vars is {n_vars} but {declared} variable name(s) are given")
+    names, ranges = [], []
+    for k in range(1, n_vars + 1):
+        name, low, high = (row.get(f"v{k}_{part}") for part in ("name", "low", "high"))
+        if name is None or low is None or high is None:
+            raise BenchmarkError(f"{where}: missing column(s) v{k}_name/v{k}_low/v{k}_high")
+        name = name.strip()
+        if not name.isidentifier() or keyword.iskeyword(name) or name in names:
+            raise BenchmarkError(f"{where}: v{k}_name {name!r} is not a usable, unique variable name")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            raise BenchmarkError(f"{where}: v{k} range {low!r}..{high!r} is not numeric") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise BenchmarkError(f"{where}: v{k} ({name}) needs finite low < high, got {lo}..{hi}")
+        names.append(name)
+        ranges.append((lo, hi))
+    expr = parse_formula(row.get("formula") or "", names, where)
+    return Equation(eq_id, (row.get("output") or "f").strip() or "f", (row.get("formula") or "").strip(), names, ranges, expr)
+
+
+def parse_formula(text: str, names: list[str], where: str) -> sympy.Expr:
+    """Parse with every variable as a plain Symbol (so ``I``, ``E``, ``gamma`` stay variables)."""
+    local = {**PARSE_LOCALS, **{name: sympy.Symbol(name) for name in names}}
+    try:
+        expr = sympy.sympify(text, locals=local)
+    except (sympy.SympifyError, SyntaxError, TypeError, AttributeError, ValueError, TokenError) as exc:
+        raise BenchmarkError(f"{where}: formula {text!r} does not parse ({exc.__class__.__name__})") from None
+    if not isinstance(expr, sympy.Expr) or not text.strip():
+        raise BenchmarkError(f"{where}: formula {text!r} is not an arithmetic expression")
+    unknown = sorted(str(s) for s in expr.free_symbols if str(s) not in names)
+    if unknown:
+        raise BenchmarkError(f"{where}: formula uses undeclared variable(s) {', '.join(unknown)}")
+    return expr
+
+
+# --------------------------------------------------------------------------- data and scoring
+def evaluate(expr: sympy.Expr, symbols: list[sympy.Symbol], x: np.ndarray) -> np.ndarray:
+    """``expr`` on rows ``x [N, n]`` in float64 (numpy), always an array ``[N]``."""
+    function = sympy.lambdify(symbols, expr, modules="numpy")
+    with np.errstate(all="ignore"):
+        out = np.asarray(function(*x.T), dtype=np.float64)
+    return np.broadcast_to(out, (x.shape[0],)).copy()
+
+
+def sample(equation: Equation, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` uniform samples on the ranges with a finite target; resamples the others."""
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array(equation.ranges).T
+    xs, ys, have = [], [], 0
+    for _ in range(20):
+        x = rng.uniform(lo, hi, size=(rows, len(lo)))
+        y = evaluate(equation.expr, [sympy.Symbol(n) for n in equation.names], x)
+        keep = np.isfinite(y)
+        xs.append(x[keep])
+        ys.append(y[keep])
+        have += int(keep.sum())
+        if have >= rows:
+            return np.concatenate(xs)[:rows], np.concatenate(ys)[:rows]
+    raise ValueError(f"only {have} of {rows} samples have a finite target")
+
+
+def r_squared(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Coefficient of determination; ``-inf`` when the prediction is not finite."""
+    if prediction.shape != target.shape or not np.isfinite(prediction).all():
+        return float("-inf")
+    spread = float(((target - target.mean()) ** 2).sum())
+    return 1.0 - float(((prediction - target) ** 2).sum()) / max(spread, 1e-300)
+
+
+def judge(true: sympy.Expr, model: sympy.Expr, seconds: float) -> bool:
+    """SRBench's rule under a SIGALRM time limit (worker processes only); timeout = no."""
+    def expire(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.1))
+    try:
+        return bool(is_symbolic_solution(true, model))
+    except (TimeoutError, RecursionError):
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def structure_text(log: dict | None) -> str:
+    """The structure search's description of its formula, if any, as one line."""
+    text = (log or {}).get("structure_text") or ""
+    return "; ".join(map(str, text)) if isinstance(text, list | tuple) else str(text)
+
+
+def equation_seed(seed: int, eq_id: str) -> int:
+    """``--seed`` plus a stable offset per equation (data, network and search all use it)."""
+    return seed + zlib.crc32(eq_id.encode()) % 100_000
+
+
+def hidden_width(n_vars: int) -> int:
+    """Hidden layer width of the recipe."""
+    return min(2 * n_vars + 1, int(RECIPE["hidden_cap"]))
+
+
+# --------------------------------------------------------------------------- one equation (worker)
+def solve(equation: Equation, seed: int, budget: float, send) -> None:
+    """Train, symbolify and judge one equation; ``send(dict)`` reports progress (merged by the parent)."""
+    import torch
+
+    from kanx.io.data import Dataset
+    from kanx.symbolic import symbolify
+    from kanx.train import TrainSettings, fit, train
+
+    start = time.perf_counter()
+    seed = equation_seed(seed, equation.id)
+    x, y = sample(equation, int(RECIPE["train_rows"]) + int(RECIPE["test_rows"]), seed)
+    n_train = int(RECIPE["train_rows"])
+    x_test, y_test = x[n_train:], y[n_train:]
+    data = Dataset(torch.tensor(x[:n_train], dtype=torch.float32), torch.tensor(y[:n_train, None], dtype=torch.float32),
+                   list(equation.names), [equation.output], f"feynman:{equation.id}", ranges=list(equation.ranges))
+    settings = TrainSettings(widths=[len(equation.names), hidden_width(len(equation.names)), 1], grid=int(RECIPE["grid"]),
+                             k=int(RECIPE["k"]), optimizer=str(RECIPE["optimizer"]), steps=int(RECIPE["steps"]),
+                             lamb=float(RECIPE["lamb"]), update_grid=int(RECIPE["update_grid"]), seed=seed, test_fraction=0.0)
+    model = train(data, settings).model
+    if int(RECIPE["lbfgs_steps"]) > 0:
+        polish = TrainSettings(widths=settings.widths, optimizer="lbfgs", steps=int(RECIPE["lbfgs_steps"]), update_grid=0, seed=seed)
+        fit(model.train(), data.x, data.y, polish)
+        model.eval()
+    with torch.no_grad():
+        network = model(torch.tensor(x_test, dtype=torch.float32)).double().numpy()[:, 0]
+    send({"network_r2": r_squared(network, y_test), "train_seconds": time.perf_counter() - start})
+
+    began = time.perf_counter()
+    search = min(float(RECIPE["search_budget"]), budget - (began - start) - float(RECIPE["reserve_seconds"]))
+    result = symbolify(model, strategy=str(RECIPE["strategy"]), budget=max(search, 1.0), data=data, seed=seed)
+    expr = result.expressions[0]
+    symbols = equation.symbols
+    expr = expr.xreplace({s: symbols[equation.names.index(s.name)] for s in expr.free_symbols if s.name in equation.names})
+    closed = not expr.atoms(sympy.core.function.AppliedUndef)
+    test_r2 = r_squared(evaluate(expr, symbols, x_test), y_test) if closed else float("-inf")
+    send({"symbolify_seconds": time.perf_counter() - began, "formula": sympy.sstr(expr), "test_r2": test_r2,
+          "strategy": ",".join(result.strategy_used), "structure": structure_text(result.log[0]),
+          "accuracy_solved": int(closed and test_r2 > float(RECIPE["accuracy_r2"]))})
+
+    began = time.perf_counter()
+    remaining = budget - (began - start)
+    solved = closed and judge(equation.truth(), expr, min(float(RECIPE["judge_seconds"]), remaining))
+    send({"solved": int(solved), "judge_seconds": time.perf_counter() - began, "status": "ok"})
+
+
+def worker(equation: Equation, seed: int, budget: float, pipe: Connection) -> None:
+    """Process entry point: own process group (so a kill also ends symbolify's helpers), one
+    thread, errors reported as ``status = "error: ..."``."""
+    import torch
+
+    os.setpgid(0, 0)
+    torch.set_num_threads(1)
+    try:
+        solve(equation, seed, budget, pipe.send)
+    except Exception as exc:  # noqa: BLE001 - any failure is one row of the benchmark
+        message = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
+        pipe.send({"status": f"error: {message}"})
+    finally:
+        pipe.close()
+
+
+# --------------------------------------------------------------------------- parent: scheduling
+@dataclass
+class Job:
+    equation: Equation
+    process: mp.Process
+    pipe: Connection
+    start: float
+    row: dict
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            self.process.kill()
+
+    def drain(self) -> None:
+        """Merge whatever the worker has reported so far."""
+        try:
+            while self.pipe.poll():
+                self.row.update(self.pipe.recv())
+        except (EOFError, OSError):
+            pass
+
+
+def blank_row(equation: Equation) -> dict:
+    return {"id": equation.id, "n_vars": len(equation.names), "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
+            "network_r2": float("nan"), "strategy": "", "seconds": float("nan"), "train_seconds": float("nan"),
+            "symbolify_seconds": float("nan"), "judge_seconds": float("nan"), "status": "", "true_formula": equation.formula,
+            "formula": "", "structure": ""}
+
+
+def run_all(equations: list[Equation], jobs: int, budget: float, seed: int, on_done) -> list[dict]:
+    """Run every equation in its own process, at most ``jobs`` at once; rows in input order."""
+    context = mp.get_context("fork")
+    queue, running, rows = list(equations), [], {}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                equation = queue.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(target=worker, args=(equation, seed, budget, writer))
+                process.start()
+                try:
+                    os.setpgid(process.pid, process.pid)
+                except OSError:  # the worker did it first (or already exited)
+                    pass
+                writer.close()
+                running.append(Job(equation, process, reader, time.perf_counter(), blank_row(equation)))
+            time.sleep(0.1)
+            for job in list(running):
+                job.drain()
+                elapsed = time.perf_counter() - job.start
+                if job.process.exitcode is None and elapsed <= budget + float(RECIPE["grace_seconds"]):
+                    continue
+                if job.process.exitcode is None:
+                    job.kill()
+                    job.row.update(status="timeout", solved=0, accuracy_solved=0, test_r2=float("nan"))
+                job.process.join()
+                job.drain()
+                if not job.row["status"]:
+                    job.row["status"] = f"error: worker exited with code {job.process.exitcode}"
+                job.row["seconds"] = elapsed
+                running.remove(job)
+                rows[job.equation.id] = job.row
+                on_done(job.row)
+    finally:
+        for job in running:
+            job.kill()
+    return [rows[e.id] for e in equations]
+
+
+# --------------------------------------------------------------------------- reporting
+def summarize(rows: list[dict], wall: float, args: argparse.Namespace) -> dict:
+    """Solution rates and times of a finished run."""
+    n = len(rows)
+    seconds = [r["seconds"] for r in rows]
+    symbolic = sum(r["solved"] for r in rows)
+    accurate = sum(r["accuracy_solved"] for r in rows)
+    return {
+        "equations_file": str(args.equations), "equations": n, "seed": args.seed, "budget_seconds": args.budget, "jobs": args.jobs,
+        "symbolic_solutions": symbolic, "symbolic_solution_rate": symbolic / n,
+        "accuracy_solutions": accurate, "accuracy_solution_rate": accurate / n,
+        "timeouts": sum(r["status"] == "timeout" for r in rows), "errors": sum(r["status"].startswith("error") for r in rows),
+        "median_seconds": statistics.median(seconds), "total_seconds": sum(seconds), "wall_seconds": wall,
+        "recipe": RECIPE,
+    }
+
+
+def write_results(path: Path, rows: list[dict]) -> None:
+    from io import StringIO
+
+    from kanx.io.files import atomic_write_text
+
+    text = StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in COLUMNS})
+    atomic_write_text(path, text.getvalue())
+
+
+def progress_line(row: dict, done: int, total: int) -> str:
+    mark = "[green]solved[/]" if row["solved"] else ("[yellow]accurate[/]" if row["accuracy_solved"] else "[red]no[/]")
+    status = "" if row["status"] == "ok" else f" [red]{row['status']}[/]"
+    return (f"[{done}/{total}] {row['id']}: {mark}  R²={row['test_r2']:.6g} (net {row['network_r2']:.4g})  {row['seconds']:.0f}s"
+            f"  {row['strategy']}{status}\n    {row['formula'] or '—'}")
+
+
+def final_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="kanx on Feynman")
+    for column in ("id", "solved", "acc.", "test R²", "net R²", "strategy", "s", "formula / status"):
+        table.add_column(column)
+    for r in rows:
+        shown = r["formula"] if r["status"] == "ok" else f"{r['status']} {r['formula']}".strip()
+        table.add_row(r["id"], "yes" if r["solved"] else "no", "yes" if r["accuracy_solved"] else "no", f"{r['test_r2']:.6g}",
+                      f"{r['network_r2']:.4g}", r["strategy"], f"{r['seconds']:.0f}", shown[:100])
+    return table
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--equations", type=Path, default=DEFAULT_EQUATIONS, help="equations CSV (default: %(default)s)")
+    parser.add_argument("--ids", nargs="+", help="only these equation ids")
+    parser.add_argument("--jobs", type=int, default=1, help="equations run at once (default 1)")
+    parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds per equation (default 120)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="per-equation results CSV (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (progress goes to stderr)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    args = parse_args(argv)
+    try:
+        if args.jobs < 1 or args.budget <= 0:
+            raise BenchmarkError("--jobs must be >= 1 and --budget > 0")
+        from kanx.errors import KanxError
+        from kanx.io.files import check_output_path
+
+        try:
+            check_output_path(args.out, "--out", [args.equations])
+        except KanxError as exc:
+            raise BenchmarkError(str(exc)) from None
+        equations = load_equations(args.equations)
+        if args.ids:
+            known = {e.id for e in equations}
+            unknown = [i for i in args.ids if i not in known]
+            if unknown:
+                raise BenchmarkError(f"--ids: {', '.join(unknown)} not in {args.equations}")
+            equations = [e for e in equations if e.id in set(args.ids)]
+    except BenchmarkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stream = sys.stderr if args.json else sys.stdout
+    console = Console(stderr=args.json, highlight=False, width=None if stream.isatty() else 160)
+    console.print(f"{len(equations)} equation(s), budget {args.budget:g}s each, {args.jobs} job(s), seed {args.seed}")
+    done = []
+
+    def report(row: dict) -> None:
+        done.append(row)
+        console.print(progress_line(row, len(done), len(equations)), soft_wrap=True)
+
+    began = time.perf_counter()
+    rows = run_all(equations, args.jobs, args.budget, args.seed, report)
+    summary = summarize(rows, time.perf_counter() - began, args)
+    write_results(args.out, rows)
+    from kanx.io.files import atomic_write_text
+
+    atomic_write_text(args.out.with_name("summary.json"), json.dumps(summary, indent=2) + "\n")
+    console.print(final_table(rows))
+    console.print(f"symbolic solutions {summary['symbolic_solutions']}/{len(rows)} ({summary['symbolic_solution_rate']:.1%}), "
+                  f"accuracy solutions {summary['accuracy_solutions']}/{len(rows)} ({summary['accuracy_solution_rate']:.1%}), "
+                  f"timeouts {summary['timeouts']}, errors {summary['errors']}; median {summary['median_seconds']:.1f}s, "
+                  f"total {summary['total_seconds']:.0f}s summed, {summary['wall_seconds']:.0f}s wall → {args.out}")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
