@@ -272,6 +272,7 @@ class CleanSettings:
     digits: int = 4
     tolerance: float = 5e-4
     snap_window: float = 0.1  # only numbers within this relative distance are tried as snaps
+    pi_window: float | None = None  # the same for multiples of π (None: snap_window)
     expand: bool = True  # normalise (expand products) before refitting; off keeps factored forms
     noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R²)
     max_parameters: int = 60
@@ -379,7 +380,10 @@ class Cleaner:
                 value = float(param.values[k])
                 for candidate in nice_candidates(value)[:2]:
                     distance = abs(float(candidate) - value) / max(abs(value), 1e-12)
-                    if distance <= self.settings.snap_window:
+                    window = self.settings.snap_window
+                    if candidate.has(sympy.pi) and self.settings.pi_window is not None:
+                        window = self.settings.pi_window
+                    if distance <= window:
                         options.append((distance, k, candidate))
             if not options:
                 return param

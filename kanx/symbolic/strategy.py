@@ -29,6 +29,7 @@ from kanx.symbolic.structure import StructureSettings, search_structure, snap_ex
 from kanx.symbolic.univariate import sign_definite
 
 SNAP_NOISE_RATIO = 10.0
+PI_WINDOW = 1e-3  # π multiples must match closely: near-integer exponents are not (p/q)·π
 SNAP_WINDOW = 0.01  # a structure-first formula's constants are refitted to the targets, so snaps are near misses only
 
 
@@ -87,7 +88,7 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
     """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``;
     returns the formula, its R² on those rows and the clean-up log."""
     settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
-                             snap_window=SNAP_WINDOW)
+                             snap_window=SNAP_WINDOW, pi_window=PI_WINDOW)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
     simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
     if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
@@ -174,7 +175,8 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             fallback = edges()
             timings["edges"] = time.perf_counter() - began
         mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
-        theirs = held_out_r2(fallback.expressions[k], symbols, x_test, target_test[:, k])
+        their_fidelity = fallback.fidelity[k]["data"] or fallback.fidelity[k]["network"]
+        theirs = their_fidelity.r2  # numeric edges are evaluated through the symbolic network
         if theirs > mine:
             formulas[k] = fallback.expressions[k]
             used.append("edges")
