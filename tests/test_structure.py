@@ -133,3 +133,12 @@ def test_cli_structure_first_rejects_bad_options(runner, tmp_path) -> None:
     assert_clean_failure(invoke(runner, *["symbolify", str(model), "--strategy", "structure-first", "--budget", "0"]), "--budget")
     assert_clean_failure(invoke(runner, *["symbolify", str(model), "--strategy", "structure-first", "-o", str(tmp_path / "s.pt")]),
                          "--output")
+
+
+def test_pi_absorbed_by_a_redundant_constant_is_folded_back() -> None:
+    from kanx.symbolic.strategy import merge_pi_into_floats
+
+    d1, d2, n, x = sympy.symbols("d1 d2 n x")
+    assert merge_pi_into_floats(d1 * d2 / (sympy.Float(0.3183) * sympy.pi * d1 * n + d2), 4) == d1 * d2 / (d1 * n + d2)
+    kept = sympy.Float(1.5) * sympy.sin(2 * sympy.pi * x)
+    assert merge_pi_into_floats(kept, 4) == kept

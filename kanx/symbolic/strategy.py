@@ -90,10 +90,27 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
     settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
                              snap_window=SNAP_WINDOW, pi_window=PI_WINDOW)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
+    cleaned = merge_pi_into_floats(cleaned, digits)
     simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
     if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
         cleaned = simpler
     return cleaned, held_out_r2(cleaned, symbols, x, target), log
+
+
+def merge_pi_into_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """``0.3183*pi*x`` → ``1.0*x``: a π snapped in one constant while another absorbed the
+    change (redundant scale constants) is folded back into a single rounded number."""
+    from kanx.symbolic.compose import round_floats
+
+    def mixed(node: sympy.Basic) -> bool:
+        return isinstance(node, sympy.Mul) and node.has(sympy.pi) and any(isinstance(a, sympy.Float) for a in node.args)
+
+    def fold(node: sympy.Mul) -> sympy.Expr:
+        number = sympy.Mul(*[a for a in node.args if a.is_number])
+        rest = sympy.Mul(*[a for a in node.args if not a.is_number])
+        return round_floats(sympy.Float(float(number)), digits) * rest
+
+    return expr.replace(mixed, fold)
 
 
 def direct_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
