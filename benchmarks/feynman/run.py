@@ -57,9 +57,11 @@ RECIPE: dict[str, float | int | str] = {
     "lbfgs_steps": 100,  # second phase with LBFGS on the same rows: test R² 0.9993 → 0.9997 on I.8.14, 0.9995 → 0.9998 on I.9.18
     "lamb": 0.0,  # no sparsity penalty: the network is only an oracle for structure-first
     "update_grid": 10,  # grid refreshes from the data over the first half of training
+    "digits": 6,  # significant digits of the printed constants (the judge rounds to 3 decimals: 4 digits lose 15.708 → 15.71)
+    "fallback": "poly",  # edges no library function fits become cubics, so a fallback formula stays evaluable
     "strategy": "structure-first",  # symbolify strategy (falls back to per-edge fits by itself)
     "search_budget": 60.0,  # structure search seconds, further capped by what is left of --budget
-    "reserve_seconds": 10.0,  # kept back from the search for the fallback, clean-up and the judge
+    "reserve_seconds": 30.0,  # kept back from the search for the fallback, clean-up and the judge
     "judge_seconds": 30.0,  # time limit for sympy in the SRBench judge (timeout = not a solution)
     "accuracy_r2": 0.999,  # accuracy solution: test R² of the formula above this
     "grace_seconds": 5.0,  # the parent kills a worker at --budget plus this
@@ -267,7 +269,8 @@ def solve(equation: Equation, seed: int, budget: float, send) -> None:
 
     began = time.perf_counter()
     search = min(float(RECIPE["search_budget"]), budget - (began - start) - float(RECIPE["reserve_seconds"]))
-    result = symbolify(model, strategy=str(RECIPE["strategy"]), budget=max(search, 1.0), data=data, seed=seed)
+    result = symbolify(model, strategy=str(RECIPE["strategy"]), budget=max(search, 1.0), data=data, seed=seed,
+                       digits=int(RECIPE["digits"]), fallback=str(RECIPE["fallback"]))
     expr = result.expressions[0]
     symbols = equation.symbols
     expr = expr.xreplace({s: symbols[equation.names.index(s.name)] for s in expr.free_symbols if s.name in equation.names})

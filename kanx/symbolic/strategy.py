@@ -88,7 +88,7 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
     """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``;
     returns the formula, its R² on those rows and the clean-up log."""
     settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
-                             snap_window=SNAP_WINDOW, pi_window=PI_WINDOW)
+                             snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
     cleaned = merge_pi_into_floats(cleaned, digits)
     simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
@@ -103,7 +103,10 @@ def merge_pi_into_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
     from kanx.symbolic.compose import round_floats
 
     def mixed(node: sympy.Basic) -> bool:
-        return isinstance(node, sympy.Mul) and node.has(sympy.pi) and any(isinstance(a, sympy.Float) for a in node.args)
+        if not isinstance(node, sympy.Mul):
+            return False
+        numbers = [a for a in node.args if a.is_number]
+        return any(a.has(sympy.pi) for a in numbers) and any(isinstance(a, sympy.Float) for a in numbers)
 
     def fold(node: sympy.Mul) -> sympy.Expr:
         number = sympy.Mul(*[a for a in node.args if a.is_number])
