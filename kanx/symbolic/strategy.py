@@ -120,7 +120,7 @@ def direct_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tens
     """``C·Π x_i^p_i`` by least squares on ``log|y|`` (positive inputs, sign-definite targets),
     exponents snapped to simple rationals; ``None`` when it does not apply."""
     x, y = x.double(), y.double()
-    sign = sign_definite(y)
+    sign = sign_definite(y, margin=1e-12)  # power laws span many decades: only the sign matters
     if sign == 0 or bool((x <= 0).any()):
         return None
     design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), torch.log(x)], dim=1)

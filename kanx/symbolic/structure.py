@@ -168,7 +168,7 @@ class StructureSearch:
             return None
         x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
         y = problem.oracle(x)
-        sign = sign_definite(y)
+        sign = sign_definite(y, margin=1e-12)
         if sign == 0:
             return None
         design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), torch.log(x)], dim=1)
