@@ -32,16 +32,12 @@ from kanx.plot import (
     EdgeSet,
     GridLayout,
     _canvas,
-    _draw_curves,
-    _draw_frames,
-    _draw_histograms,
-    _draw_zero_lines,
     _histograms,
     _input_range,
     _short,
     _single_thread,
     _tick,
-    _y_limits,
+    draw_panels,
     grid_layout,
     save_figures,
 )
@@ -159,12 +155,7 @@ def draw_feature_grid(model: KarSein, panels: FeaturePanels, top: int | None = N
     if len(edges) == 0:
         ax.text(layout.width / 2, layout.height / 2, "no active features in this layer", ha="center", va="center")
         return fig
-    x0, y0 = layout.origins()
-    low, high = _y_limits(edges)
-    _draw_frames(ax, layout, x0, y0)
-    _draw_histograms(ax, layout, edges, x0, y0)
-    _draw_zero_lines(ax, layout, x0, y0, low, high)
-    _draw_curves(ax, layout, edges, x0, y0, low, high)
+    x0, y0, low, high = draw_panels(ax, layout, edges)
     _panel_texts(ax, layout, panels, x0, y0, low, high)
     return fig
 

@@ -547,14 +547,21 @@ def draw_grid(model: KAN, edges: EdgeSet, top: int | None = None, title: str = "
     if len(edges) == 0:
         ax.text(layout.width / 2, layout.height / 2, "no active edges in this layer", ha="center", va="center")
         return fig
+    x0, y0, low, high = draw_panels(ax, layout, edges)
+    _draw_panel_texts(ax, model, layout, edges, x0, y0, low, high)
+    return fig
+
+
+def draw_panels(ax, layout, edges):
+    """Frames, sample histograms, zero lines and curves of every panel of a grid; returns the
+    panel origins ``x0, y0`` and the shared y limits ``low, high`` for the panel texts."""
     x0, y0 = layout.origins()
     low, high = _y_limits(edges)
     _draw_frames(ax, layout, x0, y0)
     _draw_histograms(ax, layout, edges, x0, y0)
     _draw_zero_lines(ax, layout, x0, y0, low, high)
     _draw_curves(ax, layout, edges, x0, y0, low, high)
-    _draw_panel_texts(ax, model, layout, edges, x0, y0, low, high)
-    return fig
+    return x0, y0, low, high
 
 
 def plot_activations(model: KAN, layer: int | None = None, top: int | None = None, show_pruned: bool = False,

@@ -258,6 +258,18 @@ class _Threads:
         torch.set_num_threads(self.saved)
 
 
+def check_fit_options(engine: str, fallback: str, r2_threshold: float, digits: int) -> None:
+    """Raise ``KanxError`` naming the first per-edge fitting option out of range."""
+    if engine not in ENGINES:
+        raise KanxError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if fallback not in FALLBACKS:
+        raise KanxError(f"--fallback {fallback!r}: use numeric or poly")
+    if not 0 < r2_threshold <= 1:
+        raise KanxError(f"--r2-threshold {r2_threshold}: must be in (0, 1]")
+    if not 1 <= digits <= 15:
+        raise KanxError(f"--digits {digits}: must be between 1 and 15")
+
+
 def symbolify(
     model: KAN,
     *,
@@ -289,14 +301,7 @@ def symbolify(
         raise KanxError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     if budget <= 0:
         raise KanxError(f"--budget {budget}: must be > 0 seconds")
-    if engine not in ENGINES:
-        raise KanxError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if fallback not in FALLBACKS:
-        raise KanxError(f"--fallback {fallback!r}: use numeric or poly")
-    if not 0 < r2_threshold <= 1:
-        raise KanxError(f"--r2-threshold {r2_threshold}: must be in (0, 1]")
-    if not 1 <= digits <= 15:
-        raise KanxError(f"--digits {digits}: must be between 1 and 15")
+    check_fit_options(engine, fallback, r2_threshold, digits)
     if finetune_steps < 0:
         raise KanxError(f"--finetune {finetune_steps}: must be >= 0")
     from kanx.model.network import KAN

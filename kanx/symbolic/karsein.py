@@ -41,9 +41,9 @@ from kanx.karsein_features import FeatureLayer, feature_importance, feature_laye
 from kanx.karsein_interactions import default_rows
 from kanx.model.basis import bspline_basis, knot_spans
 from kanx.model.karsein import KarSein, KarSeinLayer
-from kanx.symbolic import FALLBACKS, Fidelity, fidelity, pareto, poly_fallback, select, split
+from kanx.symbolic import Fidelity, check_fit_options, fidelity, pareto, poly_fallback, select, split
 from kanx.symbolic.compose import Cleaner, CleanSettings, normalise, round_floats, run_with_timeout
-from kanx.symbolic.engines import ENGINES, Candidate, edge_candidates
+from kanx.symbolic.engines import Candidate, edge_candidates
 from kanx.symbolic.library import TORCH_NAMESPACE, LibraryFunction, build_library, resolve
 
 MAX_POINTS = 2000
@@ -383,14 +383,7 @@ def branch_terms(expr: sympy.Expr, hidden: list[tuple[sympy.Symbol, sympy.Expr]]
 
 # --------------------------------------------------------------------------- pipeline
 def check_options(engine: str, fallback: str, r2_threshold: float, digits: int, finetune_steps: int) -> None:
-    if engine not in ENGINES:
-        raise KanxError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if fallback not in FALLBACKS:
-        raise KanxError(f"--fallback {fallback!r}: use numeric or poly")
-    if not 0 < r2_threshold <= 1:
-        raise KanxError(f"--r2-threshold {r2_threshold}: must be in (0, 1]")
-    if not 1 <= digits <= 15:
-        raise KanxError(f"--digits {digits}: must be between 1 and 15")
+    check_fit_options(engine, fallback, r2_threshold, digits)
     if finetune_steps:
         raise KanxError(f"--finetune {finetune_steps}: not supported for KarSein models (the formula keeps the network's weights)")
 

@@ -16,7 +16,6 @@ Per output ``k``:
 
 from __future__ import annotations
 
-import math
 import time
 
 import sympy
@@ -25,8 +24,7 @@ import torch
 from kanx.symbolic.compose import Cleaner, CleanSettings, input_symbols, r2_score, run_with_timeout, simplify
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.library import LibraryFunction
-from kanx.symbolic.structure import StructureSettings, search_structure, snap_exponent
-from kanx.symbolic.univariate import sign_definite
+from kanx.symbolic.structure import StructureSettings, fit_power_law, search_structure
 
 SNAP_NOISE_RATIO = 10.0
 PI_WINDOW = 1e-3  # π multiples must match closely: near-integer exponents are not (p/q)·π
@@ -59,7 +57,7 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     for k in range(model.n_outputs):
         start = time.perf_counter()
         found = search_structure(network_oracle(model, k), symbols, lo, hi, functions, settings, seed)
-        direct = direct_power_law(symbols, x_fit, target_fit[:, k])
+        direct = fit_power_law(symbols, x_fit, target_fit[:, k])
         log: dict = {"strategy": "structure-first", "search_seconds": time.perf_counter() - start}
         options = [(s.expr, s.node) for s in found] + ([(direct, None)] if direct is not None else [])
         if not options:
@@ -114,21 +112,6 @@ def merge_pi_into_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
         return round_floats(sympy.Float(float(number)), digits) * rest
 
     return expr.replace(mixed, fold)
-
-
-def direct_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
-    """``C·Π x_i^p_i`` by least squares on ``log|y|`` (positive inputs, sign-definite targets),
-    exponents snapped to simple rationals; ``None`` when it does not apply."""
-    x, y = x.double(), y.double()
-    sign = sign_definite(y, margin=1e-12)  # power laws span many decades: only the sign matters
-    if sign == 0 or bool((x <= 0).any()):
-        return None
-    design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), torch.log(x)], dim=1)
-    solution = torch.linalg.lstsq(design, torch.log(y.abs())[:, None]).solution[:, 0]
-    expr = sign * sympy.Float(math.exp(float(solution[0])))
-    for symbol, power in zip(symbols, solution[1:]):
-        expr = expr * symbol ** snap_exponent(float(power))
-    return expr
 
 
 def held_out_r2(expr: sympy.Expr | None, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor) -> float:

@@ -96,10 +96,6 @@ class Problem:
     hi: torch.Tensor
     depth: int = 0
 
-    @property
-    def reference(self) -> torch.Tensor:
-        return (self.lo + self.hi) / 2
-
 
 @dataclass
 class Solution:
@@ -167,18 +163,9 @@ class StructureSearch:
         if bool((problem.lo <= 0).any()):
             return None
         x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
-        y = problem.oracle(x)
-        sign = sign_definite(y, margin=1e-12)
-        if sign == 0:
+        expr = fit_power_law(problem.symbols, x, problem.oracle(x))
+        if expr is None:
             return None
-        design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), torch.log(x)], dim=1)
-        target = torch.log(y.abs())
-        coefficients = torch.linalg.lstsq(design, target[:, None]).solution[:, 0]
-        powers = [snap_exponent(float(p)) for p in coefficients[1:]]
-        log_scale = float((target - torch.log(x) @ torch.tensor([float(p) for p in powers], dtype=torch.float64)).mean())
-        expr = sign * sympy.Float(math.exp(log_scale))
-        for variable, power in zip(problem.symbols, powers):
-            expr = expr * variable**power
         r2 = self.score(problem, expr)
         return Solution(expr, StructureNode("power-law", problem.names, str(expr), r2))
 
@@ -313,6 +300,25 @@ class StructureSearch:
 
 
 # --------------------------------------------------------------------------- helpers
+def fit_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
+    """``C·Π x_i^p_i`` by least squares on ``log|y|`` (``x [N, k]`` positive, ``y [N]`` of one
+    sign; power laws span many decades, so only the sign is tested), exponents snapped to simple
+    rationals and ``C`` re-estimated for them; ``None`` when it does not apply."""
+    x, y = x.double(), y.double()
+    sign = sign_definite(y, margin=1e-12)
+    if sign == 0 or bool((x <= 0).any()):
+        return None
+    logx, target = torch.log(x), torch.log(y.abs())
+    design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), logx], dim=1)
+    coefficients = torch.linalg.lstsq(design, target[:, None]).solution[:, 0]
+    powers = [snap_exponent(float(p)) for p in coefficients[1:]]
+    log_scale = float((target - logx @ torch.tensor([float(p) for p in powers], dtype=torch.float64)).mean())
+    expr = sign * sympy.Float(math.exp(log_scale))
+    for symbol, power in zip(symbols, powers):
+        expr = expr * symbol**power
+    return expr
+
+
 def snap_exponent(value: float, tolerance: float = 0.04) -> sympy.Expr:
     """The simple rational (denominator 1, 2 or 3) nearest ``value`` when within
     ``tolerance``, else the float."""

@@ -86,7 +86,7 @@ def _targets(y: torch.Tensor) -> list[tuple[Transform | None, torch.Tensor]]:
     sign = sign_definite(y)
     out: list[tuple[Transform | None, torch.Tensor]] = [(None, y)]
     for transform in TRANSFORMS:
-        if transform.needs_positive and sign == 0 or transform.needs_nonzero and sign == 0:
+        if sign == 0 and (transform.needs_positive or transform.needs_nonzero):
             continue
         value = transform.forward(y * sign) if transform.needs_positive else transform.forward(y)
         if bool(torch.isfinite(value).all()) and float(value.std()) > 0:
