@@ -230,13 +230,15 @@ def refit(evaluator: Evaluator, values: torch.Tensor, target: torch.Tensor, free
 
 
 # --------------------------------------------------------------------------- snapping
-def nice_candidates(value: float, max_denominator: int = 6, pi_squared: bool = False) -> list[sympy.Expr]:
-    """Simple numbers near ``value``, nearest first: integers, p/q (q ≤ max_denominator) and
-    (p/q)·π."""
+def nice_candidates(value: float, max_denominator: int = 6, pi_squared: bool = False,
+                    pi_inverse: bool = False) -> list[sympy.Expr]:
+    """Simple numbers near ``value``, nearest first: integers, p/q (q ≤ max_denominator),
+    (p/q)·π, and on request (p/q)·π² and (p/q)/π."""
     found: dict[sympy.Expr, float] = {}
     if not math.isfinite(value):
         return []
     bases = [(1.0, sympy.Integer(1)), (math.pi, sympy.pi)] + ([(math.pi**2, sympy.pi**2)] if pi_squared else [])
+    bases += [(1 / math.pi, 1 / sympy.pi)] if pi_inverse else []
     for base, unit in bases:
         ratio = Fraction(value / base).limit_denominator(max_denominator)
         if ratio.numerator == 0 or (ratio.denominator > 1 and abs(ratio.numerator) > 24):
@@ -275,6 +277,7 @@ class CleanSettings:
     snap_window: float = 0.1  # only numbers within this relative distance are tried as snaps
     pi_window: float | None = None  # the same for multiples of π (None: snap_window)
     pi_squared: bool = False  # also try (p/q)·π² (window: pi_window)
+    pi_inverse: bool = False  # also try (p/q)/π, e.g. ħ = h/(2π) (window: pi_window)
     expand: bool = True  # normalise (expand products) before refitting; off keeps factored forms
     noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R²)
     max_parameters: int = 60
@@ -380,7 +383,8 @@ class Cleaner:
                 if k in tried or symbol not in used:
                     continue
                 value = float(param.values[k])
-                for candidate in nice_candidates(value, pi_squared=self.settings.pi_squared)[:2]:
+                for candidate in nice_candidates(value, pi_squared=self.settings.pi_squared,
+                                                 pi_inverse=self.settings.pi_inverse)[:2]:
                     distance = abs(float(candidate) - value) / max(abs(value), 1e-12)
                     window = self.settings.snap_window
                     if candidate.has(sympy.pi) and self.settings.pi_window is not None:

@@ -86,7 +86,8 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
     """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``;
     returns the formula, its R² on those rows and the clean-up log."""
     settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
-                             snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True)
+                             snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True,
+                             pi_inverse=True)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
     cleaned = merge_pi_into_floats(cleaned, digits)
     simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)

@@ -29,6 +29,7 @@ import torch
 
 from kanx.symbolic.compose import Cleaner, CleanSettings, parametrise, r2_score, to_expr
 from kanx.symbolic.library import TORCH_NAMESPACE, LibraryFunction
+from kanx.symbolic.scaling import elasticities, prefactor_options, scaling_line
 from kanx.symbolic.separability import (
     COMBINATIONS,
     Combination,
@@ -43,6 +44,7 @@ from kanx.symbolic.separability import (
 from kanx.symbolic.univariate import fit_univariate, sign_definite
 
 EXPONENT_DENOMINATORS = (1, 2, 3)
+MAX_PREFACTORS = 4  # prefactor choices tried per orientation of a scaling group
 
 
 @dataclass
@@ -138,7 +140,7 @@ class StructureSearch:
             found = self.univariate(problem)
             return [found] if found is not None else []
         out: list[Solution] = []
-        for step in (self.power_law, self.separable, self.transformed, self.substitute):
+        for step in (self.power_law, self.separable, self.scaling, self.transformed, self.substitute):
             if self.out_of_time() or problem.depth > self.settings.max_depth:
                 break
             found = step(problem)
@@ -192,6 +194,43 @@ class StructureSearch:
             if found is not None and (best is None or found.node.r2 > best.node.r2):
                 best = found
         return best
+
+    def scaling(self, problem: Problem) -> Solution | None:
+        """``f = M₁ · g(M₂)`` with monomials ``M₁``, ``M₂`` (``kanx.symbolic.scaling``): ``g``
+        is solved on the box diagonal along which ``M₂`` sweeps its whole range."""
+        if bool((problem.lo <= 0).any()):
+            return None
+        rates = elasticities(problem.oracle, problem.lo, problem.hi, self.settings.rows // 2, self.generator)
+        line = scaling_line(rates) if rates is not None else None
+        if line is None:
+            return None
+        tried: list[Solution] = []
+        for orientation in _orientations(line.direction):
+            for prefactor in prefactor_options(line)[:MAX_PREFACTORS]:
+                if self.out_of_time():
+                    break
+                found = self.reduced(problem, [sympy.Rational(p, q) for p, q in orientation],
+                                     [sympy.Rational(*e) if isinstance(e, tuple) else sympy.Float(e) for e in prefactor])
+                if found is not None:
+                    tried.append(found)
+            # g must be found along its whole range, not only reproduce f where it matters little;
+            # several prefactors can then pass, and the shortest formula is the law
+            accepted = [s for s in tried if min(s.node.r2, s.node.children[0].r2) >= self.settings.accept_r2]
+            if accepted:
+                return min(accepted, key=lambda s: sympy.count_ops(s.expr))
+        return max(tried, key=lambda s: s.node.r2, default=None)
+
+    def reduced(self, problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Solution | None:
+        """Solve ``g(u) = f / Π x^prefactor`` with ``u = Π x^group`` as a one-variable problem."""
+        sub = scaling_problem(problem, group, prefactor)
+        found = self.solve(sub)
+        if found is None:
+            return None
+        scale = sympy.Mul(*(s**e for s, e in zip(problem.symbols, prefactor)))
+        group_expr = sympy.Mul(*(s**e for s, e in zip(problem.symbols, group)))
+        expr = self.polish(problem, scale * found.expr.xreplace({sub.symbols[0]: group_expr}))
+        detail = f"f = {_monomial_text(problem.names, prefactor)} · g({sub.names[0]})"
+        return Solution(expr, StructureNode("scaling", problem.names, detail, self.score(problem, expr), [found.node]))
 
     def offset_split(self, problem: Problem, offset: float, groups: list[list[int]]) -> Solution | None:
         """``f = c + Π g_k``: split ``f − c`` as a product."""
@@ -393,6 +432,46 @@ def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) ->
     lo = torch.cat([problem.lo[keep], torch.tensor([u_lo], dtype=torch.float64)])
     hi = torch.cat([problem.hi[keep], torch.tensor([u_hi], dtype=torch.float64)])
     return Problem(oracle, symbols, names, lo, hi, problem.depth + 1)
+
+
+def scaling_problem(problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Problem:
+    """The one-variable problem ``g(u) = f(x) / Π x_i^prefactor_i`` for ``u = Π x_i^group_i``:
+    ``x`` moves (log-linearly) along the box diagonal from the corner where ``u`` is smallest
+    to the one where it is largest; variables outside the group sit at their geometric middle."""
+    a = torch.tensor([float(e) for e in group], dtype=torch.float64)
+    b = torch.tensor([float(e) for e in prefactor], dtype=torch.float64)
+    log_lo, log_hi = problem.lo.log(), problem.hi.log()
+    middle = (log_lo + log_hi) / 2
+    start = torch.where(a > 0, log_lo, torch.where(a < 0, log_hi, middle))
+    end = torch.where(a > 0, log_hi, torch.where(a < 0, log_lo, middle))
+    log_u_lo, log_u_hi = float(start @ a), float(end @ a)
+
+    def to_x(u: torch.Tensor) -> torch.Tensor:
+        s = (u.log() - log_u_lo) / (log_u_hi - log_u_lo)
+        return start + s[:, None] * (end - start)
+
+    def oracle(u: torch.Tensor) -> torch.Tensor:
+        log_x = to_x(u[:, 0])
+        return problem.oracle(log_x.exp()) / (log_x @ b).exp()
+
+    lo = torch.tensor([math.exp(log_u_lo)], dtype=torch.float64)
+    hi = torch.tensor([math.exp(log_u_hi)], dtype=torch.float64)
+    name = f"({_monomial_text(problem.names, group)})"
+    return Problem(oracle, [sympy.Dummy(f"u{problem.depth}")], [name], lo, hi, problem.depth + 1)
+
+
+def _orientations(direction: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """``u`` and ``1/u``, the one with more positive exponents (then a positive first
+    exponent) first: library shapes such as ``exp(-c·u)`` are not symmetric under ``u → 1/u``."""
+    flipped = [(-p, q) for p, q in direction]
+    positives = sum(p > 0 for p, _ in direction) - sum(p < 0 for p, _ in direction)
+    first = next(p for p, _ in direction if p != 0)
+    return [direction, flipped] if (positives, first) >= (0, 0) else [flipped, direction]
+
+
+def _monomial_text(names: list[str], exponents: list) -> str:
+    parts = [name if e == 1 else f"{name}^{e}" for name, e in zip(names, exponents) if e != 0]
+    return "·".join(parts) or "1"
 
 
 def evaluate(expr: sympy.Expr, problem: Problem, x: torch.Tensor) -> torch.Tensor | None:

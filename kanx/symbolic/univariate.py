@@ -82,15 +82,36 @@ def library_expression(function: LibraryFunction, affine: tuple[float, ...], sym
     return c * function.sympy_fn(a * symbol + b) + d
 
 
-def _targets(y: torch.Tensor) -> list[tuple[Transform | None, torch.Tensor]]:
-    sign = sign_definite(y)
-    out: list[tuple[Transform | None, torch.Tensor]] = [(None, y)]
+NEAR_ZERO = 1e-3  # |y| below this share of max|y| is within a network's error of 0
+
+
+def dominant_sign(y: torch.Tensor) -> int:
+    """+1 / -1 when every value that is not within ``NEAR_ZERO`` of 0 has that sign and they are
+    at least a quarter of ``y`` (a decaying law whose tail a network renders as ±noise), else 0."""
+    scale = float(y.abs().max()) if y.numel() else 0.0
+    clear = y.abs() > NEAR_ZERO * scale
+    if scale == 0 or int(clear.sum()) * 4 < y.numel():
+        return 0
+    signs = torch.sign(y[clear])
+    return int(signs[0]) if bool((signs == signs[0]).all()) else 0
+
+
+def _targets(x: torch.Tensor, y: torch.Tensor) -> list[tuple[Transform | None, torch.Tensor, torch.Tensor]]:
+    """``(transform, x, T(y))`` per target. Transforms that need a sign (or no zero) use the
+    points clear of 0 only; the dropped points are replaced by copies of kept ones so that all
+    targets keep ``N`` rows and fit in one batch."""
+    sign = dominant_sign(y)
+    out: list[tuple[Transform | None, torch.Tensor, torch.Tensor]] = [(None, x, y)]
+    clear = (y * sign) > NEAR_ZERO * float(y.abs().max()) if sign else torch.ones_like(y, dtype=torch.bool)
+    kept = torch.nonzero(clear)[:, 0]
+    rows = kept[torch.arange(y.numel()) % kept.numel()] if kept.numel() else torch.arange(y.numel())
     for transform in TRANSFORMS:
         if sign == 0 and (transform.needs_positive or transform.needs_nonzero):
             continue
-        value = transform.forward(y * sign) if transform.needs_positive else transform.forward(y)
+        xs, ys = (x[rows], y[rows]) if sign else (x, y)
+        value = transform.forward(ys * sign) if transform.needs_positive else transform.forward(ys)
         if bool(torch.isfinite(value).all()) and float(value.std()) > 0:
-            out.append((transform, value))
+            out.append((transform, xs, value))
     return out
 
 
@@ -98,11 +119,11 @@ def _raw_candidates(x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol,
                     functions: list[LibraryFunction]) -> list[tuple[sympy.Expr, float, str, float | None]]:
     """(expression, complexity, label, R² or ``None`` when it needs a refit against ``y``) for
     the library functions on ``y`` and the shortlisted ones on each transformed target."""
-    targets = _targets(y)
-    fits = fit_edges(x.expand(len(targets), -1), torch.stack([t for _, t in targets]), functions)
-    sign = sign_definite(y)
+    targets = _targets(x, y)
+    fits = fit_edges(torch.stack([t for _, t, _ in targets]), torch.stack([t for _, _, t in targets]), functions)
+    sign = dominant_sign(y)
     out = []
-    for e, (transform, _) in enumerate(targets):
+    for e, (transform, _, _) in enumerate(targets):
         for f in _shortlist(fits.r2[e], functions, keep=len(functions) if transform is None else SHORTLIST):
             function = functions[f]
             inner = library_expression(function, tuple(fits.params[e, f].tolist()), symbol)
