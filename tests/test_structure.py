@@ -8,6 +8,7 @@ import torch
 from conftest import assert_clean_failure, invoke
 
 from kanx.symbolic.library import build_library
+from kanx.symbolic.scaling import elasticities, prefactor_options, scaling_line
 from kanx.symbolic.separability import COMBINATIONS, combination_residual, components, pair_shares
 from kanx.symbolic.structure import StructureSettings, search_structure, snap_exponent
 from kanx.symbolic.univariate import fit_univariate
@@ -104,6 +105,30 @@ def test_transformed_target_and_substitution() -> None:
     truth, best = solve("x3*cos(x1 - x2)", "x1 x2 x3", [(1, 5)] * 3)
     kinds = {n.split("(")[0].strip() for n in best.node.describe()}
     assert "substitute" in kinds
+    assert_same_law(truth, best.expr)
+
+
+def test_elasticities_of_a_scaling_law_lie_on_one_line() -> None:
+    """``f = h·w / (exp(h·w/(k·T)) − 1)``: direction ±(1, 1, −1, −1), prefactor h·w among the
+    options; a function of two independent groups is refused."""
+    generator = torch.Generator().manual_seed(0)
+    lo, hi = box((1, 5), (1, 5), (1, 5), (1, 5))
+    planck = lambda x: x[:, 0] * x[:, 1] / torch.expm1(x[:, 0] * x[:, 1] / (x[:, 2] * x[:, 3]))  # noqa: E731
+    line = scaling_line(elasticities(planck, lo, hi, 128, generator))
+    assert line is not None and line.line_share > 1 - 1e-9
+    assert [p / q for p, q in line.direction] in ([1, 1, -1, -1], [-1, -1, 1, 1])
+    assert [(1, 1), (1, 1), (0, 1), (0, 1)] in prefactor_options(line)
+    two_groups = lambda x: torch.exp(x[:, 0] / x[:, 1]) + torch.exp(x[:, 2] / x[:, 3])  # noqa: E731
+    assert scaling_line(elasticities(two_groups, lo, hi, 128, generator)) is None
+
+
+def test_scaling_reduction_recovers_laws_of_one_dimensionless_group() -> None:
+    truth, best = solve("h*w/(exp(h*w/(k*T)) - 1)", "h w k T", [(1, 5)] * 4)
+    assert best.node.kind == "scaling" and best.node.detail.startswith("f = h·w")
+    assert_same_law(truth, best.expr)
+    truth, best = solve("n0*exp(-m*g*x/(k*T))", "n0 m g x k T", [(1, 5)] * 6)
+    assert_same_law(truth, best.expr)
+    truth, best = solve("n*m*tanh(m*B/(k*T))", "n m B k T", [(1, 5)] * 5)
     assert_same_law(truth, best.expr)
 
 

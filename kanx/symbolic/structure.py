@@ -44,6 +44,7 @@ from kanx.symbolic.separability import (
 from kanx.symbolic.univariate import fit_univariate, sign_definite
 
 EXPONENT_DENOMINATORS = (1, 2, 3)
+LOOSE_SEPARABILITY = 5.0  # factor on the separability threshold when nothing separates at it
 MAX_PREFACTORS = 4  # prefactor choices tried per orientation of a scaling group
 
 
@@ -174,13 +175,17 @@ class StructureSearch:
     def separable(self, problem: Problem) -> Solution | None:
         """``f`` (or ``f − c``) a product of functions of disjoint groups, or a sum of them."""
         shares = pair_shares(problem.oracle, problem.lo, problem.hi, self.settings.rows, self.generator)
-        threshold = self.settings.separability_threshold
         options = []
-        for kind, share, rank in (("product", shares.product, 2), ("sum", shares.additive, 1),
-                                  ("offset-product", shares.offset_product, 0)):
-            groups = components(share, threshold)
-            if len(groups) > 1:
-                options.append((len(groups), rank, kind, groups))
+        # a looser second look: the shares of a function crossing zero sit a few times above a
+        # network's error level; a false split is caught by the acceptance test
+        for threshold in (self.settings.separability_threshold, LOOSE_SEPARABILITY * self.settings.separability_threshold):
+            for kind, share, rank in (("product", shares.product, 2), ("sum", shares.additive, 1),
+                                      ("offset-product", shares.offset_product, 0)):
+                groups = components(share, threshold)
+                if len(groups) > 1:
+                    options.append((len(groups), rank, kind, groups))
+            if options:
+                break
         best: Solution | None = None
         for _, _, kind, groups in sorted(options, reverse=True):
             if self.out_of_time():
@@ -221,16 +226,27 @@ class StructureSearch:
         return max(tried, key=lambda s: s.node.r2, default=None)
 
     def reduced(self, problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Solution | None:
-        """Solve ``g(u) = f / Π x^prefactor`` with ``u = Π x^group`` as a one-variable problem."""
-        sub = scaling_problem(problem, group, prefactor)
-        found = self.solve(sub)
-        if found is None:
+        """Fit ``g(u) = f / Π x^prefactor`` against ``u = Π x^group`` on samples of the whole box
+        plus points spread evenly over ``u`` between its 1% and 99% quantiles along the box's
+        log-diagonal: the first weigh ``u`` as the data do, the second show g's shape over the
+        whole range without the extreme corners, where a network is least accurate."""
+        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        u = monomial(x, group)
+        x = torch.cat([x, diagonal_points(problem, group, torch.quantile(u, torch.tensor([0.01, 0.99], dtype=torch.float64)),
+                                          self.settings.rows)])
+        u = monomial(x, group)
+        y = problem.oracle(x) / monomial(x, prefactor)
+        symbol = sympy.Dummy("u")
+        fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance) if bool(torch.isfinite(y).all()) else None
+        if fit is None:
             return None
+        name = f"({_monomial_text(problem.names, group)})"
         scale = sympy.Mul(*(s**e for s, e in zip(problem.symbols, prefactor)))
         group_expr = sympy.Mul(*(s**e for s, e in zip(problem.symbols, group)))
-        expr = self.polish(problem, scale * found.expr.xreplace({sub.symbols[0]: group_expr}))
-        detail = f"f = {_monomial_text(problem.names, prefactor)} · g({sub.names[0]})"
-        return Solution(expr, StructureNode("scaling", problem.names, detail, self.score(problem, expr), [found.node]))
+        expr = self.polish(problem, scale * fit.expr.xreplace({symbol: group_expr}))
+        detail = f"f = {_monomial_text(problem.names, prefactor)} · g({name})"
+        child = StructureNode("univariate", [name], f"{fit.label}: {fit.expr}", fit.r2)
+        return Solution(expr, StructureNode("scaling", problem.names, detail, self.score(problem, expr), [child]))
 
     def offset_split(self, problem: Problem, offset: float, groups: list[list[int]]) -> Solution | None:
         """``f = c + Π g_k``: split ``f − c`` as a product."""
@@ -434,30 +450,23 @@ def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) ->
     return Problem(oracle, symbols, names, lo, hi, problem.depth + 1)
 
 
-def scaling_problem(problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Problem:
-    """The one-variable problem ``g(u) = f(x) / Π x_i^prefactor_i`` for ``u = Π x_i^group_i``:
-    ``x`` moves (log-linearly) along the box diagonal from the corner where ``u`` is smallest
-    to the one where it is largest; variables outside the group sit at their geometric middle."""
+def diagonal_points(problem: Problem, group: list[sympy.Expr], u_range: torch.Tensor, rows: int) -> torch.Tensor:
+    """``rows`` points ``[rows, k]`` on the box's log-diagonal along which ``u = Π x^group``
+    grows (variables outside the group at their geometric middle), with ``u`` evenly spaced
+    over ``u_range`` (``[2]``, inside the box's range of ``u``)."""
     a = torch.tensor([float(e) for e in group], dtype=torch.float64)
-    b = torch.tensor([float(e) for e in prefactor], dtype=torch.float64)
     log_lo, log_hi = problem.lo.log(), problem.hi.log()
     middle = (log_lo + log_hi) / 2
     start = torch.where(a > 0, log_lo, torch.where(a < 0, log_hi, middle))
     end = torch.where(a > 0, log_hi, torch.where(a < 0, log_lo, middle))
-    log_u_lo, log_u_hi = float(start @ a), float(end @ a)
+    log_u = torch.linspace(float(u_range[0]), float(u_range[1]), rows, dtype=torch.float64).log()
+    s = (log_u - float(start @ a)) / float((end - start) @ a)
+    return torch.exp(start + s[:, None] * (end - start))
 
-    def to_x(u: torch.Tensor) -> torch.Tensor:
-        s = (u.log() - log_u_lo) / (log_u_hi - log_u_lo)
-        return start + s[:, None] * (end - start)
 
-    def oracle(u: torch.Tensor) -> torch.Tensor:
-        log_x = to_x(u[:, 0])
-        return problem.oracle(log_x.exp()) / (log_x @ b).exp()
-
-    lo = torch.tensor([math.exp(log_u_lo)], dtype=torch.float64)
-    hi = torch.tensor([math.exp(log_u_hi)], dtype=torch.float64)
-    name = f"({_monomial_text(problem.names, group)})"
-    return Problem(oracle, [sympy.Dummy(f"u{problem.depth}")], [name], lo, hi, problem.depth + 1)
+def monomial(x: torch.Tensor, exponents: list[sympy.Expr]) -> torch.Tensor:
+    """``Π x_i^e_i`` for positive ``x [N, k]`` → ``[N]``."""
+    return torch.exp(x.log() @ torch.tensor([float(e) for e in exponents], dtype=torch.float64))
 
 
 def _orientations(direction: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
