@@ -7,8 +7,10 @@ Instead of fitting every edge of a network and composing, the network is used as
 2. a power law ``C·Π x_i^p_i`` (log-linear least squares on ``log|f|``; positive box);
 3. multiplicative separability ``f = Π g_k(group_k)`` (``separability.pair_shares``), each
    factor solved on a slice through a reference point; the same for additive separability;
-4. a transformed target ``T(f)`` (1/f, f², √f, log f) that is additively separable;
-5. a pair that enters only through ``x_i − x_j``, ``x_i + x_j``, ``x_i·x_j`` or ``x_i / x_j``
+4. a scaling law ``f = M₁(x)·g(M₂(x))`` of monomials (``kanx.symbolic.scaling``): one
+   dimensionless group times a prefactor, ``g`` fitted as a function of one variable;
+5. a transformed target ``T(f)`` (1/f, f², √f, log f, …) that is a power law or separable;
+6. a pair that enters only through ``x_i − x_j``, ``x_i + x_j``, ``x_i·x_j`` or ``x_i / x_j``
    is replaced by that one variable.
 
 Every step is accepted only if the formula it produces reproduces its (sub-)oracle to
@@ -201,8 +203,10 @@ class StructureSearch:
         return best
 
     def scaling(self, problem: Problem) -> Solution | None:
-        """``f = M₁ · g(M₂)`` with monomials ``M₁``, ``M₂`` (``kanx.symbolic.scaling``): ``g``
-        is solved on the box diagonal along which ``M₂`` sweeps its whole range."""
+        """``f = M₁ · g(M₂)`` with monomials ``M₁``, ``M₂`` (``kanx.symbolic.scaling``), for a
+        positive box: each prefactor option in each orientation of ``M₂`` is fitted
+        (:meth:`reduced`); of those whose formula and ``g`` both reach ``accept_r2`` the
+        shortest formula wins, else the best one is returned as a candidate."""
         if bool((problem.lo <= 0).any()):
             return None
         rates = elasticities(problem.oracle, problem.lo, problem.hi, self.settings.rows // 2, self.generator)
