@@ -70,11 +70,12 @@ def elasticities(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int,
     return ((logs[1::2] - logs[2::2]) / (2 * LOG_STEP)).T
 
 
-def snap_ratio(value: float) -> tuple[int, int] | None:
-    """``(p, q)`` with ``q`` in 1, 2, 3 and ``|p/q − value| ≤ SNAP_TOLERANCE``; ``None`` if none."""
+def snap_ratio(value: float, tolerance: float = SNAP_TOLERANCE) -> tuple[int, int] | None:
+    """``(p, q)`` with ``q`` in 1, 2, 3 (the smallest that fits) and ``|p/q − value| ≤
+    tolerance``; ``None`` if none."""
     for q in DENOMINATORS:
         p = round(value * q)
-        if abs(p / q - value) <= SNAP_TOLERANCE:
+        if abs(p / q - value) <= tolerance:
             return p, q
     return None
 

@@ -31,7 +31,7 @@ import torch
 
 from kanx.symbolic.compose import Cleaner, CleanSettings, parametrise, r2_score, to_expr
 from kanx.symbolic.library import TORCH_NAMESPACE, LibraryFunction
-from kanx.symbolic.scaling import elasticities, prefactor_options, scaling_line
+from kanx.symbolic.scaling import elasticities, prefactor_options, scaling_line, snap_ratio
 from kanx.symbolic.separability import (
     COMBINATIONS,
     Combination,
@@ -45,7 +45,6 @@ from kanx.symbolic.separability import (
 )
 from kanx.symbolic.univariate import fit_univariate, sign_definite
 
-EXPONENT_DENOMINATORS = (1, 2, 3)
 LOOSE_SEPARABILITY = 5.0  # factor on the separability threshold when nothing separates at it
 MAX_PREFACTORS = 4  # prefactor choices tried per orientation of a scaling group
 
@@ -234,11 +233,12 @@ class StructureSearch:
         plus points spread evenly over ``u`` between its 1% and 99% quantiles along the box's
         log-diagonal: the first weigh ``u`` as the data do, the second show g's shape over the
         whole range without the extreme corners, where a network is least accurate."""
-        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
-        u = monomial(x, group)
-        x = torch.cat([x, diagonal_points(problem, group, torch.quantile(u, torch.tensor([0.01, 0.99], dtype=torch.float64)),
-                                          self.settings.rows)])
-        u = monomial(x, group)
+        box = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        u_box = monomial(box, group)
+        diagonal = diagonal_points(problem, group, torch.quantile(u_box, torch.tensor([0.01, 0.99], dtype=torch.float64)),
+                                   self.settings.rows)
+        x = torch.cat([box, diagonal])
+        u = torch.cat([u_box, monomial(diagonal, group)])
         y = problem.oracle(x) / monomial(x, prefactor)
         symbol = sympy.Dummy("u")
         fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance) if bool(torch.isfinite(y).all()) else None
@@ -381,11 +381,8 @@ def fit_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor)
 def snap_exponent(value: float, tolerance: float = 0.04) -> sympy.Expr:
     """The simple rational (denominator 1, 2 or 3) nearest ``value`` when within
     ``tolerance``, else the float."""
-    for denominator in EXPONENT_DENOMINATORS:
-        numerator = round(value * denominator)
-        if abs(numerator / denominator - value) <= tolerance:
-            return sympy.Rational(numerator, denominator)
-    return sympy.Float(value)
+    ratio = snap_ratio(value, tolerance)
+    return sympy.Rational(*ratio) if ratio is not None else sympy.Float(value)
 
 
 @dataclass(frozen=True)
