@@ -37,22 +37,38 @@ DENOMINATORS = (1, 2, 3)
 class ScalingLine:
     """Elasticities ``E ≈ b + t·a``: ``direction`` ``a`` (``[k]`` snapped rationals as
     fractions ``(p, q)``), ``offset`` ``b`` orthogonal to ``a`` (``[k]`` float) and
-    ``line_share``, the fraction of the elasticity variance along the line."""
+    ``line_share``, the (weighted) fraction of the elasticity variance along the line."""
 
     direction: list[tuple[int, int]]
     offset: torch.Tensor
     line_share: float
 
 
+@dataclass
+class Elasticities:
+    """``rates`` ``[n, k]``: ``∂ log|f| / ∂ log|x_i|`` at ``n`` points; ``weights`` ``[n]`` in
+    (0, 1]: ``min(1, |f| / median |f|)``. A network's error is about the same size everywhere,
+    so where ``|f|`` is small its log-derivatives are noisy in proportion to ``1/|f|``."""
+
+    rates: torch.Tensor
+    weights: torch.Tensor
+
+
+def inner_box(lo: torch.Tensor, hi: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The part of ``[lo, hi]`` (``[k]`` each, any signs) whose points stay in the box when
+    multiplied or divided by ``factor > 1``."""
+    return torch.where(lo > 0, lo * factor, lo / factor), torch.where(hi > 0, hi / factor, hi * factor)
+
+
 def elasticities(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int,
-                 generator: torch.Generator) -> torch.Tensor | None:
-    """``∂ log|f| / ∂ log x_i`` at the points of ``rows`` samples of the box (positive, ``[k]``
-    each) where ``|f|`` is at least ``MIN_MAGNITUDE`` of its median (in a decaying tail a network's
-    error dominates the logarithm) → ``[n ≤ rows, k]``; ``None`` when ``f`` changes sign, is not
-    finite, or too few points remain."""
+                 generator: torch.Generator) -> Elasticities | None:
+    """``∂ log|f| / ∂ log|x_i|`` (central differences of ``x_i·e^{±LOG_STEP}``, so a variable may
+    be negative or cross 0) at the points of ``rows`` samples of the box where ``|f|`` is at
+    least ``MIN_MAGNITUDE`` of its median (in a decaying tail a network's error dominates the
+    logarithm); ``None`` when ``f`` changes sign, is not finite, or too few points remain."""
     k = lo.numel()
     step = math.exp(LOG_STEP)
-    x = sample_box(lo * step, hi / step, rows, generator)
+    x = sample_box(*inner_box(lo, hi, step), rows, generator)
     scales = torch.ones(2 * k + 1, 1, k, dtype=torch.float64)
     for i in range(k):
         scales[1 + 2 * i, 0, i] = step
@@ -60,14 +76,16 @@ def elasticities(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int,
     values = oracle((x[None] * scales).reshape(-1, k)).reshape(2 * k + 1, rows)
     if not bool(torch.isfinite(values).all()):
         return None
-    keep = values[0].abs() >= MIN_MAGNITUDE * float(values[0].abs().median())
+    median = float(values[0].abs().median())
+    keep = values[0].abs() >= MIN_MAGNITUDE * median
     values = values[:, keep]
     if values.shape[1] < max(16, rows // 8):
         return None
     if not (bool((values > 0).all()) or bool((values < 0).all())):
         return None
     logs = torch.log(values.abs())
-    return ((logs[1::2] - logs[2::2]) / (2 * LOG_STEP)).T
+    rates = ((logs[1::2] - logs[2::2]) / (2 * LOG_STEP)).T
+    return Elasticities(rates, (values[0].abs() / median).clamp(max=1.0))
 
 
 def snap_ratio(value: float, tolerance: float = SNAP_TOLERANCE) -> tuple[int, int] | None:
@@ -80,14 +98,15 @@ def snap_ratio(value: float, tolerance: float = SNAP_TOLERANCE) -> tuple[int, in
     return None
 
 
-def scaling_line(E: torch.Tensor) -> ScalingLine | None:
-    """Fit ``E_n ≈ b + t_n a`` (``E`` ``[N, k]``); ``None`` when the points do not lie on a
-    line, barely move (a pure power law), or the direction does not snap to small rationals
-    with at least two non-zero entries."""
-    mean = E.mean(dim=0)
-    centred = E - mean
+def scaling_line(elasticity: Elasticities) -> ScalingLine | None:
+    """Fit ``E_n ≈ b + t_n a`` by weighted least squares (weight² per row); ``None`` when the
+    points do not lie on a line, barely move (a pure power law), or the direction does not snap
+    to small rationals with at least two non-zero entries."""
+    E, w2 = elasticity.rates, elasticity.weights[:, None] ** 2
+    mean = (w2 * E).sum(dim=0) / w2.sum()
+    centred = (E - mean) * w2.sqrt()
     spread = float(centred.pow(2).sum())
-    if spread <= 1e-6 * E.shape[0] * (1.0 + float(mean.pow(2).sum())):
+    if spread <= 1e-6 * float(w2.sum()) * (1.0 + float(mean.pow(2).sum())):
         return None
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
     share = float(s[0] ** 2 / s.pow(2).sum())
@@ -98,7 +117,7 @@ def scaling_line(E: torch.Tensor) -> ScalingLine | None:
         return None
     a = torch.tensor([p / q for p, q in direction], dtype=torch.float64)
     projector = torch.eye(a.numel(), dtype=torch.float64) - torch.outer(a, a) / float(a @ a)
-    return ScalingLine(direction, (E @ projector).mean(dim=0), share)
+    return ScalingLine(direction, mean @ projector, share)
 
 
 def _snapped_direction(v: torch.Tensor) -> list[tuple[int, int]] | None:

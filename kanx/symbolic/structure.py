@@ -202,19 +202,24 @@ class StructureSearch:
         return best
 
     def scaling(self, problem: Problem) -> Solution | None:
-        """``f = M₁ · g(M₂)`` with monomials ``M₁``, ``M₂`` (``kanx.symbolic.scaling``), for a
-        positive box: each prefactor option in each orientation of ``M₂`` is fitted
-        (:meth:`reduced`); of those whose formula and ``g`` both reach ``accept_r2`` the
-        shortest formula wins, else the best one is returned as a candidate."""
-        if bool((problem.lo <= 0).any()):
-            return None
+        """``f = M₁ · g(M₂)`` with monomials ``M₁``, ``M₂`` (``kanx.symbolic.scaling``). Variables
+        that reach 0 or below take integer exponents only (``M₂``: none negative where the box
+        contains 0; ``M₁``: none where it crosses 0). Each allowed prefactor option in each
+        orientation of ``M₂`` is fitted (:meth:`reduced`); of those whose formula and ``g`` both
+        reach ``accept_r2`` the shortest formula wins, else the best one is returned as a
+        candidate."""
         rates = elasticities(problem.oracle, problem.lo, problem.hi, self.settings.rows // 2, self.generator)
         line = scaling_line(rates) if rates is not None else None
         if line is None:
             return None
+        signed = (problem.lo <= 0).tolist()
+        crossing = ((problem.lo < 0) & (problem.hi > 0) | (problem.lo == 0)).tolist()
         tried: list[Solution] = []
         for orientation in _orientations(line.direction):
-            for prefactor in prefactor_options(line)[:MAX_PREFACTORS]:
+            if not _signed_ok(orientation, signed, crossing, allow_negative=False):
+                continue
+            prefactors = [p for p in prefactor_options(line) if _signed_ok(p, signed, crossing, allow_negative=True)]
+            for prefactor in prefactors[:MAX_PREFACTORS]:
                 if self.out_of_time():
                     break
                 found = self.reduced(problem, [sympy.Rational(p, q) for p, q in orientation],
@@ -230,15 +235,19 @@ class StructureSearch:
 
     def reduced(self, problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Solution | None:
         """Fit ``g(u) = f / Π x^prefactor`` against ``u = Π x^group`` on samples of the whole box
-        plus points spread evenly over ``u`` between its 1% and 99% quantiles along the box's
-        log-diagonal: the first weigh ``u`` as the data do, the second show g's shape over the
-        whole range without the extreme corners, where a network is least accurate."""
+        plus (for a positive box) points spread evenly over ``u`` between its 1% and 99%
+        quantiles along the box's log-diagonal: the first weigh ``u`` as the data do, the second
+        show g's shape over the whole range without the extreme corners, where a network is
+        least accurate."""
         box = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
         u_box = monomial(box, group)
-        diagonal = diagonal_points(problem, group, torch.quantile(u_box, torch.tensor([0.01, 0.99], dtype=torch.float64)),
-                                   self.settings.rows)
-        x = torch.cat([box, diagonal])
-        u = torch.cat([u_box, monomial(diagonal, group)])
+        if bool((problem.lo > 0).all()):
+            quantiles = torch.quantile(u_box, torch.tensor([0.01, 0.99], dtype=torch.float64))
+            extra = diagonal_points(problem, group, quantiles, self.settings.rows)
+        else:
+            extra = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        x = torch.cat([box, extra])
+        u = torch.cat([u_box, monomial(extra, group)])
         y = problem.oracle(x) / monomial(x, prefactor)
         symbol = sympy.Dummy("u")
         fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance) if bool(torch.isfinite(y).all()) else None
@@ -466,8 +475,28 @@ def diagonal_points(problem: Problem, group: list[sympy.Expr], u_range: torch.Te
 
 
 def monomial(x: torch.Tensor, exponents: list[sympy.Expr]) -> torch.Tensor:
-    """``Π x_i^e_i`` for positive ``x [N, k]`` → ``[N]``."""
-    return torch.exp(x.log() @ torch.tensor([float(e) for e in exponents], dtype=torch.float64))
+    """``Π x_i^e_i`` for ``x [N, k]`` → ``[N]``; a negative ``x_i`` needs an integer ``e_i``."""
+    powers = torch.tensor([float(e) for e in exponents], dtype=torch.float64)
+    used = powers != 0
+    magnitude = torch.exp(x[:, used].abs().log() @ powers[used])
+    odd = torch.tensor([float(e) % 2 == 1 for e in exponents])
+    flips = ((x < 0) & odd).sum(dim=1) % 2 == 1
+    return torch.where(flips, -magnitude, magnitude)
+
+
+def _signed_ok(exponents: list, signed: list[bool], crossing: list[bool], allow_negative: bool) -> bool:
+    """Whether a monomial's exponents (``(p, q)`` fractions or floats) are defined on the box:
+    integers on variables that reach 0 or below; where the box contains 0, no negative exponent
+    (``allow_negative=False``) or none at all (``True``: a prefactor must not vanish there)."""
+    for e, is_signed, is_crossing in zip(exponents, signed, crossing):
+        value = e[0] / e[1] if isinstance(e, tuple) else e
+        if not is_signed or value == 0:
+            continue
+        if not (isinstance(e, tuple) and e[1] == 1):
+            return False
+        if is_crossing and (allow_negative or value < 0):
+            return False
+    return True
 
 
 def _orientations(direction: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:

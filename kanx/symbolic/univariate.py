@@ -6,7 +6,7 @@ against ``y`` by Levenberg–Marquardt):
 
 * every library function ``c·f(a·x + b) + d`` (the batched fit of ``kanx.symbolic.fit``);
 * power laws ``c·x^p + d`` with free ``p`` (positive ``x``), started from the log-log slope;
-* ``T⁻¹(c·f(a·x + b) + d)`` for the target transforms ``T`` = log|y|, 1/y, y², √|y|, 1/y²
+* ``T⁻¹(c·f(a·x + b) + d)`` for the target transforms ``T`` = log|y|, 1/y, y², √|y|, 1/y², 1/√|y|
   (e.g. ``exp(-θ²/2)`` is ``exp`` of an ``x²`` fit to ``log y``).
 
 The choice is the simplest candidate whose R² is within a noise-scaled tolerance of the best
@@ -48,6 +48,7 @@ TRANSFORMS = (
     Transform("square", lambda y: y * y, sympy.sqrt, True, False),
     Transform("sqrt", lambda y: torch.sqrt(y.abs()), lambda e: e**2, True, False),
     Transform("inverse-square", lambda y: 1 / (y * y), lambda e: 1 / sympy.sqrt(e), True, True),
+    Transform("inverse-sqrt", lambda y: 1 / torch.sqrt(y.abs()), lambda e: 1 / e**2, True, True),
 )
 
 
