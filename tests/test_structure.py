@@ -8,7 +8,7 @@ import torch
 from conftest import assert_clean_failure, invoke
 
 from kanx.symbolic.library import build_library
-from kanx.symbolic.scaling import elasticities, prefactor_options, scaling_line
+from kanx.symbolic.scaling import Elasticities, elasticities, prefactor_options, scaling_line
 from kanx.symbolic.separability import COMBINATIONS, combination_residual, components, pair_shares
 from kanx.symbolic.structure import StructureSettings, search_structure, snap_exponent
 from kanx.symbolic.univariate import fit_univariate
@@ -120,6 +120,29 @@ def test_elasticities_of_a_scaling_law_lie_on_one_line() -> None:
     assert [(1, 1), (1, 1), (0, 1), (0, 1)] in prefactor_options(line)
     two_groups = lambda x: torch.exp(x[:, 0] / x[:, 1]) + torch.exp(x[:, 2] / x[:, 3])  # noqa: E731
     assert scaling_line(elasticities(two_groups, lo, hi, 128, generator)) is None
+
+
+def test_elasticity_line_weighs_down_points_where_f_is_small() -> None:
+    """``x·y⁴/(y² − z²)²`` spans three decades; an absolute error of 1e-4 (a network's is about
+    uniform) scatters the log-derivatives where ``f`` is small. Weighted by ``|f|`` the line
+    (direction ±(0, 1, −1)) is found; with equal weights it is not."""
+    lo, hi = box((1, 2), (1, 2), (3, 5))
+
+    def resonance(x: torch.Tensor) -> torch.Tensor:
+        clean = x[:, 0] * x[:, 1] ** 4 / (x[:, 1] ** 2 - x[:, 2] ** 2) ** 2
+        return clean + 1e-4 * torch.sin(10 * x.sum(dim=1))
+
+    rates = elasticities(resonance, lo, hi, 256, torch.Generator().manual_seed(0))
+    line = scaling_line(rates)
+    assert line is not None and [p / q for p, q in line.direction] in ([0, 1, -1], [0, -1, 1])
+    assert scaling_line(Elasticities(rates.rates, torch.ones_like(rates.weights))) is None
+
+
+def test_scaling_reduction_over_a_variable_that_crosses_zero() -> None:
+    """A Gaussian in ``d/σ`` with ``d`` in [−2, 2]: integer exponents on ``d``, prefactor 1/σ."""
+    truth, best = solve("exp(-(d/s)**2/2)/s", "s d", [(1, 3), (-2, 2)])
+    assert best.node.kind == "scaling" and best.node.detail.startswith("f = s^-1 ")
+    assert_same_law(truth, best.expr)
 
 
 def test_scaling_reduction_recovers_laws_of_one_dimensionless_group() -> None:

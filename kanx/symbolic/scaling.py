@@ -8,8 +8,11 @@ function are ``b + t(x)·a`` with the scalar ``t = M₂ g'(M₂) / g(M₂)``: th
 of all sample points lie on one line. The test needs first derivatives only (wide central
 differences of the oracle in ``log x``), which a trained network gives reliably.
 
-``a`` is the line's direction (leading right singular vector of the centred elasticities),
-normalised and snapped to small rationals. ``b`` is fixed only up to adding multiples of
+``a`` is the line's direction (leading right singular vector of the centred elasticities,
+each point weighted by ``min(1, |f|/median|f|)``: a network's error is about the same size
+everywhere, so its log-derivatives are noisy in proportion to ``1/|f|``), normalised and
+snapped to small rationals. The differences scale ``x_i`` by ``e^{±δ}``, so a variable may be
+negative or cross 0; the caller then allows only integer exponents on it. ``b`` is fixed only up to adding multiples of
 ``a`` (``M₁ M₂^c · g(M₂)/M₂^c`` is the same function); :func:`prefactor_options` lists the
 simple choices (each one zeroing one exponent) for the caller to try.
 """
