@@ -12,9 +12,10 @@ differences of the oracle in ``log x``), which a trained network gives reliably.
 each point weighted by ``min(1, |f|/median|f|)``: a network's error is about the same size
 everywhere, so its log-derivatives are noisy in proportion to ``1/|f|``), normalised and
 snapped to small rationals. The differences scale ``x_i`` by ``e^{±δ}``, so a variable may be
-negative or cross 0; the caller then allows only integer exponents on it. ``b`` is fixed only up to adding multiples of
-``a`` (``M₁ M₂^c · g(M₂)/M₂^c`` is the same function); :func:`prefactor_options` lists the
-simple choices (each one zeroing one exponent) for the caller to try.
+negative or cross 0; the caller then allows only integer exponents on it. ``b`` is fixed only
+up to adding multiples of ``a`` (``M₁ M₂^c · g(M₂)/M₂^c`` is the same function);
+:func:`prefactor_options` lists the simple choices (each one zeroing one exponent) for the
+caller to try.
 """
 
 from __future__ import annotations

@@ -68,9 +68,9 @@ class StructureSettings:
 
 @dataclass
 class StructureNode:
-    """One step of the decomposition: ``kind`` (univariate, power-law, product, sum, transform,
-    substitute, failed), the variables it covers, a readable ``detail`` and the formula's R²
-    against its oracle."""
+    """One step of the decomposition: ``kind`` (univariate, power-law, product, sum, scaling,
+    transform, substitute, failed), the variables it covers, a readable ``detail`` and the
+    formula's R² against its oracle."""
 
     kind: str
     variables: list[str]
@@ -214,11 +214,11 @@ class StructureSearch:
             return None
         signed = (problem.lo <= 0).tolist()
         crossing = ((problem.lo < 0) & (problem.hi > 0) | (problem.lo == 0)).tolist()
+        prefactors = [p for p in prefactor_options(line) if _signed_ok(p, signed, crossing, prefactor=True)]
         tried: list[Solution] = []
         for orientation in _orientations(line.direction):
-            if not _signed_ok(orientation, signed, crossing, allow_negative=False):
+            if not _signed_ok(orientation, signed, crossing, prefactor=False):
                 continue
-            prefactors = [p for p in prefactor_options(line) if _signed_ok(p, signed, crossing, allow_negative=True)]
             for prefactor in prefactors[:MAX_PREFACTORS]:
                 if self.out_of_time():
                     break
@@ -484,17 +484,17 @@ def monomial(x: torch.Tensor, exponents: list[sympy.Expr]) -> torch.Tensor:
     return torch.where(flips, -magnitude, magnitude)
 
 
-def _signed_ok(exponents: list, signed: list[bool], crossing: list[bool], allow_negative: bool) -> bool:
+def _signed_ok(exponents: list, signed: list[bool], crossing: list[bool], prefactor: bool) -> bool:
     """Whether a monomial's exponents (``(p, q)`` fractions or floats) are defined on the box:
     integers on variables that reach 0 or below; where the box contains 0, no negative exponent
-    (``allow_negative=False``) or none at all (``True``: a prefactor must not vanish there)."""
+    in the group, and none at all in a ``prefactor`` (it must not vanish there)."""
     for e, is_signed, is_crossing in zip(exponents, signed, crossing):
         value = e[0] / e[1] if isinstance(e, tuple) else e
         if not is_signed or value == 0:
             continue
         if not (isinstance(e, tuple) and e[1] == 1):
             return False
-        if is_crossing and (allow_negative or value < 0):
+        if is_crossing and (prefactor or value < 0):
             return False
     return True
 
