@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kanx.errors import KanxError
+from kanx.expressions import parse_expression
 from kanx.model.network import KAN
 
 DEFAULT_THRESHOLD = 0.05
@@ -417,9 +418,8 @@ def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshol
 
 
 def parse_formula_for(model: KAN, formula: str) -> sympy.Expr:
-    from kanx.io.data import parse_formula
-
-    return parse_formula(formula, model.meta.input_names)
+    """``--formula`` text in the model's input names, through the safe parser."""
+    return parse_expression(formula, model.meta.input_names, "--formula")
 
 
 def model_formulas(model: KAN) -> list[sympy.Expr] | None:

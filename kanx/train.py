@@ -121,6 +121,9 @@ def build_model(dataset: Dataset, settings: TrainSettings) -> KAN:
         hi = torch.tensor([r[1] for r in dataset.ranges])
     else:
         lo, hi = dataset.x.min(dim=0).values, dataset.x.max(dim=0).values
+    # a constant column still needs a grid of positive width (and a checkpoint needs low < high)
+    constant = ~(hi > lo)
+    lo, hi = torch.where(constant, lo - 0.5, lo), torch.where(constant, hi + 0.5, hi)
     basis = {"kind": "bspline", "grid": settings.grid, "k": settings.k}
     if settings.basis == "rbf":
         basis = {"kind": "rbf", "num": settings.grid, "h": 2.0 / (settings.grid - 1), "min": -1.0, "max": 1.0}

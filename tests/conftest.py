@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # third-party checkpoints (copied from the shared fixtures; see README there)
 
 
 def invoke(runner: CliRunner, *args: object):

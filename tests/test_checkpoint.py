@@ -107,7 +107,7 @@ def _set(payload: dict, path: list, value) -> None:
         (lambda p: _set(p, ["config", "symbolic_functions"], ["no_such_fn"]), "unknown symbolic function"),
         (lambda p: p["state"]["layers.0.sym_index"].fill_(5), "symbolic function table"),
         (lambda p: p["state"]["layers.0.knots"].__setitem__((0, 4), 10.0), "non-decreasing"),
-        (lambda p: _set(p, ["config", "basis"], {"kind": "wavelet"}), "basis kind"),
+        (lambda p: _set(p, ["config", "basis"], {"kind": "wavelet"}), r"'basis'\['kind'\] must be one of"),
     ],
 )
 def test_config_and_tensor_validation(tmp_path: Path, change, message: str) -> None:

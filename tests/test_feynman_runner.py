@@ -50,17 +50,21 @@ def test_bundled_csv_loads(run):
     ("a,f,x*y,3,x,1,2,y,1,2\n", "n_vars is 3 but 2"),
     ("a,f,x*y,2,x,2,1,y,1,2\n", "low < high"),
     ("a,f,x*(y,2,x,1,2,y,1,2\n", "does not parse"),
-    ("a,f,x*z,2,x,1,2,y,1,2\n", "undeclared variable(s) z"),
+    ("a,f,x*z,2,x,1,2,y,1,2\n", "undeclared name 'z'"),
     ("a,f,x*y,two,x,1,2,y,1,2\n", "not an integer"),
     ("a,f,x*y,2,x,1,2,y,1,b\n", "not numeric"),
     ("a,f,x,1,x,1,2,,,\na,f,x,1,x,1,2,,,\n", "appears twice"),
+    ("a,f,__import__('os').system('touch PWNED') or x,1,x,1,2,,,\n", "boolean operation is not allowed"),
+    ("a,f,x.__class__,1,x,1,2,,,\n", "attribute access is not allowed"),
 ])
-def test_bad_rows_name_file_and_row(run, tmp_path, body, fragment):
+def test_bad_rows_name_file_and_row(run, tmp_path, body, fragment, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = write(tmp_path, body)
     with pytest.raises(run.BenchmarkError) as info:
         run.load_equations(path)
     message = str(info.value)
     assert fragment in message and str(path) in message and "\n" not in message
+    assert not (tmp_path / "PWNED").exists()
 
 
 def test_missing_columns_and_exit_status(run, tmp_path, capsys):
@@ -69,6 +73,15 @@ def test_missing_columns_and_exit_status(run, tmp_path, capsys):
         run.load_equations(path)
     assert run.main(["--equations", str(path), "--out", str(tmp_path / "r.csv")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_payload_in_equations_file_exits_2_and_runs_nothing(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, "a,f,__import__('os').system('touch PWNED') or x,1,x,1,2,,,\n")
+    assert run.main(["--equations", str(path), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eq.csv"]
 
 
 def test_srbench_judge(run):

@@ -1,5 +1,5 @@
 """Importers for pykan / efficient-kan / FastKAN / ChebyKAN checkpoints, checked against the
-real fixtures in ../shared/fixtures (written by each library's own code)."""
+real fixtures in tests/fixtures (written by each library's own code)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import assert_clean_failure
+from conftest import FIXTURES, assert_clean_failure
 from typer.testing import CliRunner
 
 from kanx.cli import app
 from kanx.errors import KanxError
 from kanx.io.checkpoint import load_model, save_model
 from kanx.io.importers import detect, import_checkpoint
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"third-party checkpoint fixtures not found at {FIXTURES}")
 
 # fixture folder → (library, path handed to the importer, relative to the folder)
 CASES = {

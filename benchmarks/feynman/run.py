@@ -34,10 +34,12 @@ import zlib
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from tokenize import TokenError
 
 import numpy as np
 import sympy
+
+from kanx.errors import KanxError
+from kanx.expressions import parse_expression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge import is_symbolic_solution  # noqa: E402
@@ -69,7 +71,6 @@ RECIPE: dict[str, float | int | str] = {
 
 COLUMNS = ["id", "n_vars", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy", "seconds", "train_seconds",
            "symbolify_seconds", "judge_seconds", "status", "true_formula", "formula", "structure"]
-PARSE_LOCALS = {"arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "ln": sympy.log}
 
 
 class BenchmarkError(Exception):
@@ -152,18 +153,12 @@ def parse_row(row: dict[str, str | None], where: str) -> Equation:
 
 
 def parse_formula(text: str, names: list[str], where: str) -> sympy.Expr:
-    """Parse with every variable as a plain Symbol (so ``I``, ``E``, ``gamma`` stay variables)."""
-    local = {**PARSE_LOCALS, **{name: sympy.Symbol(name) for name in names}}
+    """Parse with kanx's safe parser, every variable a plain Symbol (so ``I``, ``E``, ``gamma``
+    stay variables); the file's text is never evaluated."""
     try:
-        expr = sympy.sympify(text, locals=local)
-    except (sympy.SympifyError, SyntaxError, TypeError, AttributeError, ValueError, TokenError) as exc:
-        raise BenchmarkError(f"{where}: formula {text!r} does not parse ({exc.__class__.__name__})") from None
-    if not isinstance(expr, sympy.Expr) or not text.strip():
-        raise BenchmarkError(f"{where}: formula {text!r} is not an arithmetic expression")
-    unknown = sorted(str(s) for s in expr.free_symbols if str(s) not in names)
-    if unknown:
-        raise BenchmarkError(f"{where}: formula uses undeclared variable(s) {', '.join(unknown)}")
-    return expr
+        return parse_expression(text, names, f"{where}: formula")
+    except KanxError as exc:
+        raise BenchmarkError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- data and scoring
@@ -443,7 +438,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.jobs < 1 or args.budget <= 0:
             raise BenchmarkError("--jobs must be >= 1 and --budget > 0")
-        from kanx.errors import KanxError
         from kanx.io.files import check_output_path
 
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,11 +19,13 @@ import torch
 from kanx import __version__
 from kanx.errors import KanxError
 from kanx.io.files import atomic_write
+from kanx.model import checks
+from kanx.model.basis import BASIS_KINDS as BASIS_KIND_NAMES
 from kanx.model.basis import basis_size
 from kanx.model.karsein import build_karsein, karsein_config, karsein_state, validate_karsein
-from kanx.model.layer import LayerShape
+from kanx.model.layer import BASE_FUNCTIONS, LayerShape
 from kanx.model.network import KAN, validate_architecture
-from kanx.symbolic.library import resolve
+from kanx.symbolic.library import custom_function, resolve
 
 FORMAT_NAME = "kanx"
 FORMAT_VERSION = 1
@@ -90,70 +93,108 @@ def expected_kan_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _require(config: dict, key: str, kind: type | tuple[type, ...], where: str):
-    if key not in config:
-        raise KanxError(f"{where}: config has no {key!r}")
-    value = config[key]
-    if not isinstance(value, kind):
-        raise KanxError(f"{where}: config {key!r} has the wrong type ({type(value).__name__})")
-    return value
+MAX_LAYERS = 256
+MAX_WIDTH = 1_000_000
+MAX_ARITY = 64
+MAX_TABLE = 100_000
+# per basis kind: key → (check, required)
+BASIS_KEYS = {
+    "bspline": {"grid": ("grid", True), "k": ("order", True)},
+    "rbf": {"num": ("count", True), "h": ("width", True), "norm_eps": ("width", False), "min": ("real", False), "max": ("real", False)},
+    "chebyshev": {"degree": ("degree", True)},
+}
 
 
-def validate_kan(config: dict, state: dict, where: str) -> None:
-    """Check a KAN config and its tensors; raise ``KanxError`` naming the first problem."""
-    widths = _require(config, "widths", list, where)
-    mult = _require(config, "mult", list, where)
-    basis = _require(config, "basis", dict, where)
-    base_fn = _require(config, "base_fn", str, where)
-    layer_norm = _require(config, "layer_norm", list, where)
-    try:
-        validate_architecture(widths, mult, basis, base_fn)
-    except (ValueError, TypeError) as exc:
-        raise KanxError(f"{where}: invalid architecture: {exc}") from None
-    if len(layer_norm) != len(widths) - 1:
-        raise KanxError(f"{where}: layer_norm must have {len(widths) - 1} entries")
-    for key, count in (("input_names", widths[0]), ("output_names", widths[-1]), ("input_ranges", widths[0])):
-        value = _require(config, key, list, where)
-        if len(value) != count:
-            raise KanxError(f"{where}: config {key!r} has {len(value)} entries, the model has {count}")
-    table = _require(config, "symbolic_functions", list, where)
-    custom = _require(config, "custom_functions", dict, where)
+def check_basis(value: object, where: str) -> dict:
+    """The ``basis`` entry: a known kind with exactly its parameters, each of the right type."""
+    basis = checks.mapping(value, "'basis'", where, max_length=16)
+    kind = checks.choice(basis.get("kind"), "'basis'['kind']", where, BASIS_KIND_NAMES)
+    allowed = BASIS_KEYS[kind]
+    unknown = sorted(set(basis) - set(allowed) - {"kind"})
+    if unknown:
+        raise KanxError(f"{where}: config 'basis' has {unknown[0]!r}, which a {kind} basis does not take")
+    for key, (check, required) in allowed.items():
+        what = f"'basis'[{key!r}]"
+        if key not in basis:
+            if required:
+                raise KanxError(f"{where}: config 'basis' has no {key!r} (a {kind} basis needs it)")
+            continue
+        if check == "grid":
+            checks.integer(basis[key], what, where, 1, 10_000)
+        elif check == "order":
+            checks.integer(basis[key], what, where, 0, 16)
+        elif check == "count":
+            checks.integer(basis[key], what, where, 1, 10_000)
+        elif check == "degree":
+            checks.integer(basis[key], what, where, 0, 1_000)
+        else:
+            checks.number(basis[key], what, where, positive=check == "width")
+    return basis
+
+
+def check_kan_config(config: dict, where: str) -> None:
+    """Type- and range-check every entry of a KAN config before any of it is used; custom
+    function texts go through the safe parser here."""
+    widths = checks.integers(checks.entry(config, "widths", where), "'widths'", where, 1, MAX_WIDTH, 2, MAX_LAYERS)
+    mult = checks.sequence(checks.entry(config, "mult", where), "'mult'", where, len(widths), len(widths))
+    for layer, arities in enumerate(mult):
+        checks.integers(arities, f"'mult'[{layer}]", where, 2, MAX_ARITY, 0, widths[layer])
+    check_basis(checks.entry(config, "basis", where), where)
+    checks.choice(checks.entry(config, "base_fn", where), "'base_fn'", where, BASE_FUNCTIONS)
+    layer_norm = checks.sequence(checks.entry(config, "layer_norm", where), "'layer_norm'", where, len(widths) - 1, len(widths) - 1)
+    for layer, flag in enumerate(layer_norm):
+        checks.boolean(flag, f"'layer_norm'[{layer}]", where)
+    checks.names(checks.entry(config, "input_names", where), "'input_names'", where, widths[0])
+    checks.names(checks.entry(config, "output_names", where), "'output_names'", where, widths[-1])
+    checks.value_ranges(checks.entry(config, "input_ranges", where), "'input_ranges'", where, widths[0])
+    table = checks.sequence(checks.entry(config, "symbolic_functions", where), "'symbolic_functions'", where, 0, MAX_TABLE)
+    for index, name in enumerate(table):
+        checks.text(name, f"'symbolic_functions'[{index}]", where)
+    custom = checks.mapping(checks.entry(config, "custom_functions", where), "'custom_functions'", where, MAX_TABLE)
+    for name, source in custom.items():
+        what = f"'custom_functions'[{name!r}]"
+        checks.text(source, what, where, checks.MAX_TEXT_LENGTH)
+        custom_function(name, source, where=f"{where}: config {what}")
     for name in table:
         try:
             resolve(name, custom)
         except KanxError as exc:
-            raise KanxError(f"{where}: {exc}") from None
+            raise KanxError(f"{where}: config 'symbolic_functions': {exc}") from None
+    for key in ("provenance", "training"):
+        if key in config:
+            checks.json_tree(config[key], repr(key), where)
+    if "kanx_version" in config:
+        checks.text(config["kanx_version"], "'kanx_version'", where)
+
+
+def validate_kan(config: dict, state: dict, where: str) -> None:
+    """Check a KAN config and its tensors; raise ``KanxError`` naming the first problem."""
+    check_kan_config(config, where)
+    widths, mult, basis, base_fn = config["widths"], config["mult"], config["basis"], config["base_fn"]
+    try:
+        validate_architecture(widths, mult, basis, base_fn)
+    except (ValueError, TypeError) as exc:
+        raise KanxError(f"{where}: invalid architecture: {exc}") from None
+    table = config["symbolic_functions"]
     expected = expected_kan_shapes(config)
     expected["sample_inputs"] = (-1, widths[0])
-    _validate_tensors(state, expected, where)
+    checks.validate_tensors(state, expected, where)
     for index in range(len(widths) - 1):
         prefix = f"layers.{index}."
         sym_index = state[prefix + "sym_index"]
+        if sym_index.is_floating_point():
+            raise KanxError(f"{where}: tensor {prefix}sym_index must hold integers")
         if sym_index.numel() and (int(sym_index.min()) < 0 or int(sym_index.max()) >= max(len(table), 1)):
             raise KanxError(f"{where}: tensor {prefix}sym_index points outside the symbolic function table")
+        for flags in ("mask", "sym_active"):
+            tensor = state[prefix + flags]
+            if not bool(((tensor == 0) | (tensor == 1)).all()):
+                raise KanxError(f"{where}: tensor {prefix}{flags} must hold only 0 and 1")
         active = state[prefix + "sym_active"] > 0
         if active.any() and not table:
             raise KanxError(f"{where}: symbolic edges are active but no symbolic functions are listed")
         if prefix + "knots" in state and (state[prefix + "knots"].diff(dim=1) < 0).any():
             raise KanxError(f"{where}: tensor {prefix}knots is not non-decreasing")
-
-
-def _validate_tensors(state: dict, expected: dict[str, tuple[int, ...]], where: str) -> None:
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise KanxError(f"{where}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    extra = sorted(set(state) - set(expected))
-    if extra:
-        raise KanxError(f"{where}: unexpected tensor {extra[0]!r} for this architecture")
-    for name, shape in expected.items():
-        tensor = state[name]
-        if not isinstance(tensor, torch.Tensor):
-            raise KanxError(f"{where}: entry {name!r} is not a tensor")
-        actual = tuple(tensor.shape)
-        if len(actual) != len(shape) or any(s != -1 and s != a for s, a in zip(shape, actual)):
-            raise KanxError(f"{where}: tensor {name!r} has shape {list(actual)}, config implies {list(shape)}")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise KanxError(f"{where}: tensor {name!r} holds NaN or Inf")
 
 
 def build_kan(config: dict, state: dict) -> KAN:
@@ -210,17 +251,27 @@ def read_payload(path: str | os.PathLike) -> object:
     if source.is_dir():
         raise KanxError(f"{source}: is a folder, expected a checkpoint file")
     try:
-        return torch.load(source, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns (on stderr) about pickle protocols it reads anyway; the outcome is all we report
+            warnings.simplefilter("ignore")
+            return torch.load(source, map_location="cpu", weights_only=True)
     except PermissionError:
         raise KanxError(f"{source}: permission denied") from None
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable pickle"
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            first_line = "it carries Python objects or code, which kanx refuses to unpickle"
-        raise KanxError(f"{source}: not a loadable checkpoint: {first_line}") from None
+        raise KanxError(f"{source}: not a loadable checkpoint: {unpickling_reason(str(exc))}") from None
     except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many types on corrupt input
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KanxError(f"{source}: not a readable torch checkpoint (truncated or corrupt: {reason})") from None
+
+
+def unpickling_reason(message: str) -> str:
+    """One line from torch's weights-only unpickler error: code it refused, or an unreadable file."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    refused = next((line for line in lines if "GLOBAL" in line or "Unsupported global" in line), None)
+    if refused is not None:
+        return f"it carries Python objects or code, which kanx refuses to unpickle ({refused[:120]})"
+    detail = message.split("WeightsUnpickler error:", 1)[1].strip() if "WeightsUnpickler error:" in message else ""
+    return f"not a torch file of tensors ({(detail.splitlines() or ['unreadable pickle'])[0][:120]})"
 
 
 def load_model(path: str | os.PathLike, source: str | None = None) -> torch.nn.Module:
@@ -251,8 +302,9 @@ def model_from_payload(payload: object, where: str) -> torch.nn.Module:
     if not isinstance(config, dict) or not isinstance(state, dict):
         raise KanxError(f"{where}: checkpoint must hold a 'config' dict and a 'state' dict")
     family = config.get("family")
-    if family not in FAMILIES:
-        raise KanxError(f"{where}: unknown model family {family!r}")
+    if not isinstance(family, str) or family not in FAMILIES:
+        shown = repr(family) if isinstance(family, str) and len(family) <= 40 else type(family).__name__
+        raise KanxError(f"{where}: unknown model family {shown} (known: {', '.join(FAMILIES)})")
     _, _, validate, build = FAMILIES[family]
     validate(config, state, where)
     return build(config, state)

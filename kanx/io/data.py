@@ -12,13 +12,13 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from tokenize import TokenError
 
 import numpy as np
 import sympy
 import torch
 
 from kanx.errors import KanxError
+from kanx.expressions import parse_expression, parse_number
 
 MIN_ROWS = 10
 
@@ -60,8 +60,8 @@ def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray]:
     try:
         with source.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KanxError(f"{source}: cannot read as a text CSV ({exc.__class__.__name__})") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise KanxError(f"{source}: cannot read as a text CSV ({_first_line(exc)})") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise KanxError(f"{source}: the file is empty")
@@ -114,28 +114,11 @@ def parse_var_spec(spec: str) -> tuple[str, float, float]:
     if not match:
         raise KanxError(f"--var {spec!r}: expected NAME=LOW:HIGH, e.g. x=-1:1")
     name, low, high = match.group(1), match.group(2), match.group(3)
-    try:
-        lo, hi = float(sympy.sympify(low)), float(sympy.sympify(high))
-    except (sympy.SympifyError, TypeError, ValueError, SyntaxError):
-        raise KanxError(f"--var {spec!r}: bounds must be numbers") from None
+    lo = parse_number(low.strip(), f"--var {spec!r}: LOW")
+    hi = parse_number(high.strip(), f"--var {spec!r}: HIGH")
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
         raise KanxError(f"--var {spec!r}: need finite LOW < HIGH")
     return name, lo, hi
-
-
-def parse_formula(formula: str, names: list[str]) -> sympy.Expr:
-    """Parse ``formula`` with every name in ``names`` as a plain symbol; reject undeclared ones."""
-    symbols = {name: sympy.Symbol(name) for name in names}
-    try:
-        expr = sympy.sympify(formula.replace("^", "**"), locals=symbols)
-    except (sympy.SympifyError, SyntaxError, TypeError, AttributeError, TokenError) as exc:
-        raise KanxError(f"--formula {formula!r}: does not parse ({type(exc).__name__})") from None
-    if not isinstance(expr, sympy.Expr):
-        raise KanxError(f"--formula {formula!r}: is not an arithmetic expression")
-    unknown = sorted(str(s) for s in expr.free_symbols if str(s) not in symbols)
-    if unknown:
-        raise KanxError(f"--formula {formula!r}: uses undeclared variable(s) {', '.join(unknown)}; declare each with --var NAME=LOW:HIGH")
-    return expr
 
 
 def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int, target: str = "f") -> Dataset:
@@ -150,7 +133,7 @@ def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int,
         raise KanxError("--var: a variable is declared twice")
     if target in names:
         raise KanxError(f"--target {target!r}: is also a --var name; pick another output name")
-    expr = parse_formula(formula, names)
+    expr = parse_expression(formula, names, "--formula")
     generator = np.random.default_rng(seed)
     lows = np.array([lo for _, lo, _ in specs])
     highs = np.array([hi for _, _, hi in specs])
@@ -206,18 +189,15 @@ def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
         header, values = read_csv_table(source)
         array = columns_by_name(source, header, values, input_names)
     elif suffix == ".npy":
-        if not source.exists():
-            raise KanxError(f"{source}: no such file")
-        try:
-            array = np.load(source, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise KanxError(f"{source}: not a readable .npy array ({exc})") from None
+        array = read_npy(source)
     elif suffix in (".pt", ".pth"):
         from kanx.io.checkpoint import read_payload
 
         payload = read_payload(source)
         if not isinstance(payload, torch.Tensor):
             raise KanxError(f"{source}: expected a single tensor, found {type(payload).__name__}")
+        if payload.is_complex() or payload.dtype == torch.bool or payload.layout != torch.strided:
+            raise KanxError(f"{source}: expected a dense real-valued tensor, found {payload.dtype}")
         array = payload.detach().double().numpy()
     else:
         raise KanxError(f"{source}: unsupported input format {suffix or '(none)'}; use .csv, .npy or .pt")
@@ -229,3 +209,36 @@ def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
     if not np.all(np.isfinite(array)):
         raise KanxError(f"{source}: inputs hold NaN or Inf")
     return torch.tensor(array, dtype=torch.float32)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A real-valued numeric ``.npy`` array. The header is checked against the file's size before
+    any data is read, so a header that claims a huge shape allocates nothing."""
+    if not path.exists():
+        raise KanxError(f"{path}: no such file")
+    if path.is_dir():
+        raise KanxError(f"{path}: is a folder, expected a .npy file")
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"unsupported .npy format version {version}")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            offset = handle.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise KanxError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+    if dtype.kind not in "iuf":
+        raise KanxError(f"{path}: .npy array of type {dtype} is not a real-valued numeric array")
+    needed = math.prod(shape) * dtype.itemsize
+    if path.stat().st_size - offset < needed:
+        raise KanxError(f"{path}: truncated .npy array (its header claims shape {list(shape)})")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, MemoryError) as exc:
+        raise KanxError(f"{path}: not a readable .npy array ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -54,3 +54,27 @@ def _current_umask() -> int:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+MAX_TEXT_FILE_BYTES = 64 * 2**20
+
+
+def read_text_file(path: str | os.PathLike, label: str, max_bytes: int = MAX_TEXT_FILE_BYTES) -> str:
+    """The UTF-8 text of a small input file (a config), with one-line errors naming ``label``
+    (the file or option) for a missing, unreadable, oversized or non-UTF-8 file."""
+    source = Path(path)
+    try:
+        if source.is_dir():
+            raise KanxError(f"{label}: is a folder, expected a file")
+        size = source.stat().st_size
+        if size > max_bytes:
+            raise KanxError(f"{label}: {size} bytes is larger than the {max_bytes} a config may have")
+        return source.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise KanxError(f"{label}: no such file") from None
+    except PermissionError:
+        raise KanxError(f"{label}: permission denied") from None
+    except UnicodeDecodeError:
+        raise KanxError(f"{label}: not UTF-8 text") from None
+    except OSError as exc:
+        raise KanxError(f"{label}: cannot be read ({exc.strerror or type(exc).__name__})") from None

@@ -21,6 +21,7 @@ import sympy
 import torch
 
 from kanx.errors import KanxError
+from kanx.expressions import parse_expression
 from kanx.symbolic.fit import fit_edges
 from kanx.symbolic.library import LibraryFunction, custom_function
 
@@ -125,8 +126,8 @@ def operon_candidates(
         for entry in getattr(regressor, "pareto_front_", []) or []:
             text = regressor.get_model_string(entry["tree"], 8, ["x"])
             try:
-                expr = sympy.sympify(text, locals={"x": symbol})
-            except (sympy.SympifyError, SyntaxError, TypeError):
+                expr = parse_expression(text, {"x": symbol}, "--engine operon: a returned formula")
+            except KanxError:
                 continue
             exprs.append((expr, float(entry.get("complexity", entry.get("length", 10)))))
         result.candidates.append(sympy_candidates(exprs, x[e], y[e], result.custom))
@@ -159,10 +160,13 @@ def pysr_candidates(
         for e, table in zip(members, tables):
             exprs = []
             for _, row in table.iterrows():
-                expr = row.get("sympy_format")
-                if expr is None:
-                    expr = sympy.sympify(str(row["equation"]), locals={"x": symbol})
-                expr = sympy.sympify(expr).xreplace({s: symbol for s in sympy.sympify(expr).free_symbols})
+                # PySR's equation text, read by the safe parser (its "safe_" operators are the plain ones
+                # guarded against bad arguments; its own sympy_format column comes from sympy's text evaluator)
+                text = str(row["equation"]).replace("safe_", "")
+                try:
+                    expr = parse_expression(text, {"x": symbol}, "--engine pysr: a returned formula")
+                except KanxError:
+                    continue
                 exprs.append((expr, float(row["complexity"])))
             result.candidates[e] = sympy_candidates(exprs, x[e], y[e], result.custom)
     return result

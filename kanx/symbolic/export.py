@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import sympy
 
-from kanx.symbolic.library import BUILTIN_FUNCTIONS
+from kanx.symbolic.library import resolve
 
 if TYPE_CHECKING:
     from kanx.symbolic import SymbolicResult
@@ -23,10 +23,7 @@ def edge_formula_latex(name: str, affine: tuple[float, ...], custom: dict[str, s
     """``c f(a x + b) + d`` of one edge, rounded, as LaTeX."""
     x = sympy.Symbol("x")
     a, b, c, d = (sympy.Float(v, digits) for v in affine)
-    if name in BUILTIN_FUNCTIONS:
-        f = BUILTIN_FUNCTIONS[name].sympy_fn
-    else:
-        f = sympy.Lambda(x, sympy.sympify(custom.get(name, "x"), locals={"x": x}))
+    f = resolve(name, custom).sympy_fn
     if name == "0":
         return sympy.latex(d)
     return sympy.latex(c * f(a * x + b) + d)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from kanx.errors import KanxError
+from kanx.expressions import parse_expression
 from kanx.io.ctr import roc_auc
 from kanx.karsein_features import FeatureLayer, feature_importance, feature_layers, layer_inputs
 from kanx.karsein_interactions import default_rows
@@ -212,7 +213,7 @@ def spline_expression(fit: FeatureFit, arg: sympy.Expr, custom: dict[str, str]) 
     """``ŝ_i(arg)``: the chosen fit, the cubic fallback, or an undefined numeric function."""
     if fit.status == "poly":
         x = sympy.Symbol("x")
-        return sympy.sympify(fit.poly, locals={"x": x}).xreplace({x: arg})
+        return parse_expression(fit.poly, {"x": x}, f"{fit.tag}: polynomial fallback").xreplace({x: arg})
     if fit.status != "symbolic":
         return sympy.Function(fit.tag)(arg)
     a, b, c, d = (sympy.Float(v) for v in fit.chosen.affine)
@@ -583,7 +584,8 @@ def karsein_latex(result: KarSeinSymbolicResult, limit: int = 40) -> str:
         if fit.status == "symbolic":
             formula = "$" + edge_formula_latex(fit.chosen.name, fit.chosen.affine, custom, digits) + "$"
         elif fit.status == "poly":
-            formula = "$" + sympy.latex(round_floats(sympy.sympify(fit.poly), digits)) + "$"
+            poly = parse_expression(fit.poly, ("x",), f"{fit.tag}: polynomial fallback")
+            formula = "$" + sympy.latex(round_floats(poly, digits)) + "$"
         r2 = f"{fit.chosen.r2:.5f}" if fit.chosen else "--"
         lines.append(f"{_latex_label(fit.layer)} & {_latex_label(fit.label)} & {fit.status} & {formula} & {r2} & {fit.importance:.3g} \\\\")
     return "\n".join(lines + [r"\hline", r"\end{tabular}", ""])

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from tokenize import TokenError
 
 import sympy
 import torch
 
 from kanx.errors import KanxError
+from kanx.expressions import parse_expression
 
 TorchFn = Callable[[torch.Tensor], torch.Tensor]
 SympyFn = Callable[[sympy.Expr], sympy.Expr]
@@ -134,7 +134,8 @@ TORCH_NAMESPACE = {
         "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
         "sqrt": torch.sqrt, "tanh": torch.tanh, "sinh": torch.sinh, "cosh": torch.cosh,
         "atan": torch.arctan, "asin": torch.arcsin, "acos": torch.arccos, "atanh": torch.arctanh,
-        "Abs": torch.abs, "sign": torch.sign,
+        "Abs": torch.abs, "sign": torch.sign, "asinh": torch.arcsinh, "acosh": torch.arccosh,
+        "cot": lambda u: 1 / torch.tan(u), "sec": lambda u: 1 / torch.cos(u), "csc": lambda u: 1 / torch.sin(u),
     }.items()
 }
 TORCH_NAMESPACE.update({"pi": torch.pi, "E": torch.e})
@@ -146,15 +147,14 @@ def canonical_name(name: str) -> str:
     return _ALIASES.get(stripped, stripped)
 
 
-def custom_function(name: str, source: str, complexity: float | None = None) -> LibraryFunction:
-    """A user-supplied function of ``x`` given as sympy text, e.g. ``"x*exp(-x)"``."""
+def custom_function(name: str, source: str, complexity: float | None = None, where: str = "--lib-add") -> LibraryFunction:
+    """A user-supplied function of ``x`` given as formula text, e.g. ``"x*exp(-x)"``.
+
+    The text goes through the safe parser (:func:`kanx.expressions.parse_expression`); ``where``
+    names its origin (the option, or the checkpoint and its config key) in errors.
+    """
     x = sympy.Symbol("x")
-    try:
-        expr = sympy.sympify(source, locals={"x": x})
-    except (sympy.SympifyError, SyntaxError, TypeError, AttributeError, ValueError, TokenError) as exc:
-        raise KanxError(f"--lib-add: cannot parse {source!r} as a function of x ({type(exc).__name__})") from None
-    if not isinstance(expr, sympy.Expr) or expr.free_symbols - {x}:
-        raise KanxError(f"--lib-add: {source!r} must be an expression in the single variable x")
+    expr = parse_expression(source, {"x": x}, where)
     lambdified = sympy.lambdify(x, expr, modules=[TORCH_NAMESPACE, "math"])
 
     def torch_fn(u: torch.Tensor) -> torch.Tensor:
@@ -168,13 +168,14 @@ def custom_function(name: str, source: str, complexity: float | None = None) -> 
     return LibraryFunction(name, torch_fn, sympy_fn, weight, _everywhere, expression=str(expr))
 
 
-def resolve(name: str, custom: dict[str, str] | None = None) -> LibraryFunction:
-    """Look a function up by name among the builtins and ``custom`` (name → sympy text)."""
+def resolve(name: str, custom: dict[str, str] | None = None, where: str = "custom_functions") -> LibraryFunction:
+    """Look a function up by name among the builtins and ``custom`` (name → formula text in
+    ``x``, parsed safely; ``where`` names the text's origin in errors)."""
     key = canonical_name(name)
     if key in BUILTIN_FUNCTIONS:
         return BUILTIN_FUNCTIONS[key]
     if custom and key in custom:
-        return custom_function(key, custom[key])
+        return custom_function(key, custom[key], where=f"{where}[{key!r}]")
     known = ", ".join(BUILTIN_FUNCTIONS)
     raise KanxError(f"unknown symbolic function {name!r} (known: {known})")
 

@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 
 from kanx.errors import KanxError
+from kanx.io.files import read_text_file
 from kanx.io.importers.common import Imported
-from kanx.model.karsein import KarSein
+from kanx.model import checks
+from kanx.model.karsein import COMBINE_MODES, MAX_FIELDS, MAX_LAYERS, MAX_WIDTH, KarSein, karsein_shapes
 
 PREFIXES = ("sparse2emb_embeddings.", "karsein_bit.", "karsein_vec_list.", "vec_pred_layer.")
 REQUIRED = ("fields", "vocab_sizes", "emb_dim", "bit_width", "vec_width", "pairwise_multiplication_P", "grid", "k")
@@ -40,12 +42,11 @@ def read_config(path: str | Path | None, where: str) -> dict:
     if path is None:
         raise KanxError(f"{where}: a KarSein state dict does not store its hyper-parameters; pass --config karsein.json")
     source = Path(path)
+    text = read_text_file(source, f"--config {source}")
     try:
-        data = json.loads(source.read_text())
-    except FileNotFoundError:
-        raise KanxError(f"--config {source}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise KanxError(f"--config {source}: not readable JSON ({str(exc).splitlines()[0]})") from None
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise KanxError(f"--config {source}: not readable JSON ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if isinstance(data, dict) and isinstance(data.get("hyperparameters"), dict):
         data = data["hyperparameters"]
     if not isinstance(data, dict):
@@ -73,23 +74,47 @@ def _tensor(state: dict, key: str, shape: tuple[int, ...], where: str) -> torch.
     return tensor.detach().float()
 
 
-def build(config: dict, where: str) -> KarSein:
-    """An empty kanx KarSein for the hyper-parameters in ``config``."""
-    fields = [str(f) for f in config["fields"]]
+def check_config(config: dict, label: str) -> dict[str, tuple[int, ...]]:
+    """Type- and range-check the hyper-parameters; return the kanx tensor shapes they imply
+    (``label`` names the ``--config`` file in errors)."""
+    fields = checks.names(config["fields"], "'fields'", label)
+    if not 1 <= len(fields) <= MAX_FIELDS:
+        raise KanxError(f"{label}: config 'fields' must list 1..{MAX_FIELDS} fields")
+    sizes = checks.mapping(config["vocab_sizes"], "'vocab_sizes'", label, MAX_FIELDS)
+    if sorted(sizes) != sorted(fields):
+        raise KanxError(f"{label}: vocab_sizes must give one size per field in fields")
+    rows = [checks.integer(sizes[f], f"'vocab_sizes'[{f!r}]", label, 1, 10**9) for f in fields]
+    dense = checks.names(config.get("dense_features", []), "'dense_features'", label)
+    emb_dim = checks.integer(config["emb_dim"], "'emb_dim'", label, 1, 4096)
+    bit = checks.integers(config["bit_width"], "'bit_width'", label, 1, MAX_WIDTH, 0, MAX_LAYERS)
+    vec = checks.integers(config["vec_width"], "'vec_width'", label, 1, MAX_WIDTH, 0, MAX_LAYERS)
+    pairwise = checks.integers(config["pairwise_multiplication_P"], "'pairwise_multiplication_P'", label, 0, len(vec), 0, MAX_LAYERS)
+    grid = checks.integer(config["grid"], "'grid'", label, 1, 10_000)
+    order = checks.integer(config["k"], "'k'", label, 1, 16)
+    checks.choice(config.get("combine", "double_sigmoid"), "'combine'", label, COMBINE_MODES)
+    return karsein_shapes(rows, len(dense), emb_dim, bit, vec, pairwise, grid, order)
+
+
+def build(config: dict, label: str, state: dict[str, torch.Tensor], where: str) -> KarSein:
+    """An empty kanx KarSein for the hyper-parameters in ``config``, after checking that they
+    describe no more parameters than the state dict holds (so nothing of arbitrary size is
+    allocated for a hostile config)."""
+    shapes = check_config(config, label)
+    implied = checks.element_count(shape for name, shape in shapes.items() if not name.endswith(".mask"))
+    present = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+    if implied > present:
+        raise KanxError(f"{label}: describes a model of {implied} parameters but {where} holds {present} numbers")
+    fields = list(config["fields"])
     sizes = config["vocab_sizes"]
-    if not isinstance(sizes, dict) or sorted(sizes) != sorted(fields):
-        raise KanxError("--config: vocab_sizes must give one size per field in fields")
     try:
         return KarSein(
-            fields=fields, vocabularies={f: [str(i) for i in range(int(sizes[f]))] for f in fields},
-            emb_dim=int(config["emb_dim"]), bit_width=[int(w) for w in config["bit_width"]],
-            vec_width=[int(w) for w in config["vec_width"]],
-            pairwise=[int(p) for p in config["pairwise_multiplication_P"]],
-            dense=[str(d) for d in config.get("dense_features", [])], grid=int(config["grid"]), k=int(config["k"]),
-            combine=str(config.get("combine", "double_sigmoid")), oov=False,
+            fields=fields, vocabularies={f: [str(i) for i in range(sizes[f])] for f in fields},
+            emb_dim=config["emb_dim"], bit_width=list(config["bit_width"]), vec_width=list(config["vec_width"]),
+            pairwise=list(config["pairwise_multiplication_P"]), dense=list(config.get("dense_features", [])),
+            grid=config["grid"], k=config["k"], combine=config.get("combine", "double_sigmoid"), oov=False,
         )
     except (ValueError, TypeError) as exc:
-        raise KanxError(f"--config: invalid KarSein hyper-parameters: {exc}") from None
+        raise KanxError(f"{label}: invalid KarSein hyper-parameters: {exc}") from None
 
 
 def _load_layer(state: dict, prefix: str, layer, where: str) -> dict[str, torch.Tensor]:
@@ -105,7 +130,7 @@ def _load_layer(state: dict, prefix: str, layer, where: str) -> dict[str, torch.
 def convert(state: dict[str, torch.Tensor], where: str, options: dict) -> Imported:
     """Map a KARSEIN state dict onto a kanx ``KarSein`` using the ``config`` option's JSON."""
     config = read_config(options.get("config"), where)
-    model = build(config, where)
+    model = build(config, f"--config {options.get('config')}", state, where)
     mapped: dict[str, torch.Tensor] = {}
     for f, field in enumerate(model.fields):
         shape = (model.table_size(field), model.emb_dim)

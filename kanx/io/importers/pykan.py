@@ -19,8 +19,10 @@ import torch
 import yaml
 
 from kanx.errors import KanxError
-from kanx.io.checkpoint import read_payload
+from kanx.io.checkpoint import MAX_ARITY, MAX_LAYERS, MAX_WIDTH, read_payload
+from kanx.io.files import read_text_file
 from kanx.io.importers.common import Imported, assign, check_knots, expect_shape, knot_ranges, require, state_dict_of
+from kanx.model import checks
 from kanx.model.network import KAN
 from kanx.symbolic.library import canonical_name
 
@@ -68,9 +70,10 @@ def read_config(prefix: Path) -> dict:
     path = Path(f"{prefix}_config.yml")
     if not path.is_file():
         raise KanxError(f"{path}: no such file (pykan's saveckpt writes it beside {prefix.name}_state)")
+    text = read_text_file(path, str(path))
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        config = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KanxError(f"{path}: not a readable YAML config ({reason})") from None
     if not isinstance(config, dict) or "width" not in config:
@@ -96,22 +99,26 @@ def parse_architecture(config: dict, where: str) -> tuple[list[int], list[list[i
     raw = config["width"]
     if not isinstance(raw, list) or len(raw) < 2:
         raise KanxError(f"{where}: config 'width' must list at least 2 layers, got {raw!r}")
+    checks.sequence(raw, "'width'", where, 2, MAX_LAYERS)
     pairs = []
-    for entry in raw:
-        pair = [entry, 0] if isinstance(entry, int) else entry
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) and v >= 0 for v in pair)):
-            raise KanxError(f"{where}: config 'width' entry {entry!r} is not n or [n_sum, n_mult]")
-        pairs.append(pair)
+    for index, entry in enumerate(raw):
+        pair = [entry, 0] if isinstance(entry, int) and not isinstance(entry, bool) else entry
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise KanxError(f"{where}: config 'width' entry {index} is not n or [n_sum, n_mult]")
+        pairs.append(checks.integers(pair, f"'width'[{index}]", where, 0, MAX_WIDTH))
     arity = config.get("mult_arity", 2)
     mult = []
     for index, (_, n_mult) in enumerate(pairs):
-        if isinstance(arity, int):
-            mult.append([arity] * n_mult)
+        if isinstance(arity, int) and not isinstance(arity, bool):
+            mult.append([checks.integer(arity, "'mult_arity'", where, 2, MAX_ARITY)] * n_mult)
         elif isinstance(arity, list) and index < len(arity) and isinstance(arity[index], list) and len(arity[index]) == n_mult:
-            mult.append([int(a) for a in arity[index]])
+            mult.append(checks.integers(arity[index], f"'mult_arity'[{index}]", where, 2, MAX_ARITY))
         else:
-            raise KanxError(f"{where}: config 'mult_arity' {arity!r} does not match 'width' {raw!r}")
-    return [n_sum + n_mult for n_sum, n_mult in pairs], mult
+            raise KanxError(f"{where}: config 'mult_arity' does not match 'width' (one arity, or a list per layer)")
+    widths = [n_sum + n_mult for n_sum, n_mult in pairs]
+    if any(width < 1 for width in widths):
+        raise KanxError(f"{where}: config 'width' has a layer without nodes")
+    return widths, mult
 
 
 def layer_keys(index: int) -> dict[str, str]:
@@ -166,7 +173,7 @@ def function_names(config: dict, index: int, n_sub: int, n_in: int, where: str) 
     ok = isinstance(names, list) and len(names) == n_sub and all(isinstance(r, list) and len(r) == n_in for r in names)
     if not ok:
         raise KanxError(f"{where}: config {key!r} must be a [{n_sub}][{n_in}] list of function names")
-    return [[str(name) for name in row] for row in names]
+    return [[checks.text(name, f"{key!r}[{j}][{i}]", where) for i, name in enumerate(row)] for j, row in enumerate(names)]
 
 
 def set_layer(model: KAN, index: int, tensors: dict, config: dict, symbolic: bool, where: str) -> None:
@@ -239,15 +246,13 @@ def convert_files(prefix: Path, options: dict, state: dict | None = None) -> Imp
     if extra:
         raise KanxError(f"{where}: unexpected key {extra[0]!r} for a pykan model of width {config['width']}")
     grid, order = spline_sizes(layers, config, where)
-    base_fn = config.get("base_fun_name", "silu")
-    if base_fn not in BASE_FUNCTIONS:
-        raise KanxError(f"{prefix}_config.yml: base_fun_name {base_fn!r} is not one of {BASE_FUNCTIONS}")
+    base_fn = checks.choice(config.get("base_fun_name", "silu"), "'base_fun_name'", f"{prefix}_config.yml", BASE_FUNCTIONS)
     cache = read_cache(prefix, widths[0])
     ranges = knot_ranges(layers[0]["grid"], order)
     if cache is not None:
         ranges = [(float(lo), float(hi)) for lo, hi in zip(cache.min(dim=0).values, cache.max(dim=0).values)]
     model = KAN(widths, basis={"kind": "bspline", "grid": grid, "k": order}, mult=mult, base_fn=base_fn, input_ranges=ranges)
-    symbolic = bool(config.get("symbolic_enabled", True))
+    symbolic = checks.boolean(config.get("symbolic_enabled", True), "'symbolic_enabled'", f"{prefix}_config.yml")
     for index, tensors in enumerate(layers):
         set_layer(model, index, tensors, config, symbolic, where)
     if cache is not None:
