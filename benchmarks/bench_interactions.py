@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from kanx.interactions import interactions
+from kanx.interactions.kan import interactions
 from kanx.io.data import formula_dataset
-from kanx.train import TrainSettings, train
+from kanx.train.kan import TrainSettings, train
 
 FORMULA = "x1*x2 + x3*x4 + sin(x6) + x7**2 + exp(x8)"
 

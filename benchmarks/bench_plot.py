@@ -28,8 +28,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from kanx.model.network import KAN  # noqa: E402
-from kanx.plot import render  # noqa: E402
+from kanx.families.kan.network import KAN  # noqa: E402
+from kanx.plot.kan import render  # noqa: E402
 
 WIDTHS = [4, 8, 8, 1]
 SAMPLES = 1000

@@ -26,10 +26,10 @@ import time
 
 import torch
 
-from kanx.model.network import KAN
-from kanx.symbolic import select
+from kanx.families.kan.network import KAN
+from kanx.functions.library import build_library
 from kanx.symbolic.engines import builtin_candidates
-from kanx.symbolic.library import build_library
+from kanx.symbolic.selection import select
 
 WIDTHS = [4, 8, 8, 1]
 
@@ -76,7 +76,7 @@ def peak_memory(edges: int) -> float:
     code = (
         "import resource, torch\n"
         "from kanx.symbolic.fit import fit_edges\n"
-        "from kanx.symbolic.library import build_library\n"
+        "from kanx.functions.library import build_library\n"
         "torch.set_num_threads(1)\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         f"x = torch.rand({edges}, 1000) * 2 - 1\n"

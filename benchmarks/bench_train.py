@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from kanx.model.network import KAN
-from kanx.train import sparsity_penalty
+from kanx.families.kan.network import KAN
+from kanx.train.kan import sparsity_penalty
 
 WIDTHS = [4, 8, 8, 1]
 SAMPLES = 1000

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model
+from kanx.core.errors import KanxError
 from kanx.io.data import Dataset, load_csv
-from kanx.io.files import atomic_write, atomic_write_text
+from kanx.io.files import atomic_write, atomic_write_text, to_json
+from kanx.io.load import load_model
 from kanx.summary import describe
-from kanx.train import regression_metrics
+from kanx.train.kan import regression_metrics
 
 SAMPLE_NAME = "exp_sin"
 
@@ -57,7 +57,7 @@ def stage_info(ctx: DemoContext) -> list[Path]:
 
 def stage_plot(ctx: DemoContext) -> list[Path]:
     """Activation grids and network diagram as PNGs (``activations_layer<L>.png``, ``activations_diagram.png``)."""
-    from kanx.plot import render
+    from kanx.plot.kan import render
 
     written = render(ctx.model, ctx.out / "activations", "png", 100, title=SAMPLE_NAME)
     ctx.results["plot"] = {"files": [path.name for path in written]}
@@ -68,7 +68,7 @@ def stage_prune(ctx: DemoContext) -> list[Path]:
     """Auto-prune (R² >= 0.99 against the original) into ``model.pruned.pt``; later stages then
     work on the pruned model (``ctx.model``/``ctx.model_path`` are replaced)."""
     from kanx.io.checkpoint import save_model
-    from kanx.prune import prune
+    from kanx.prune.kan import prune
 
     pruned, report = prune(ctx.model, ctx.data.x, ctx.data.y)
     path = save_model(pruned, ctx.out / "model.pruned.pt")
@@ -102,8 +102,7 @@ def stage_symbolify(ctx: DemoContext) -> list[Path]:
 
 def stage_interactions(ctx: DemoContext) -> list[Path]:
     """Interaction report (JSON) and its heatmap/tree figure."""
-    from kanx.cli.common import to_json
-    from kanx.interactions import interaction_figure, interactions
+    from kanx.interactions.kan import interaction_figure, interactions
 
     report = interactions(ctx.model)
     json_path = atomic_write_text(ctx.out / "interactions.json", to_json(report.to_dict()) + "\n")

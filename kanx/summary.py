@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from kanx.model.karsein import KarSein
-from kanx.model.network import KAN
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
 
 
 def describe_karsein(model: KarSein) -> dict:

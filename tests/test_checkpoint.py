@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model, save_model
-from kanx.model.network import KAN
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
+from kanx.io.checkpoint import save_model
+from kanx.io.load import load_model
 
 
 def make_model() -> KAN:

@@ -13,7 +13,7 @@ from conftest import assert_clean_failure, invoke
 from typer.testing import CliRunner
 
 from kanx.cli import app
-from kanx.io.checkpoint import load_model
+from kanx.io.load import load_model
 
 
 def test_train_formula_reaches_target_and_info_shows_it(runner: CliRunner, tmp_path: Path) -> None:

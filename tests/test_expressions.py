@@ -11,8 +11,8 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kanx.errors import KanxError
-from kanx.expressions import FUNCTIONS, ParseLimits, parse_expression, parse_number
+from kanx.core.errors import KanxError
+from kanx.functions.parser import FUNCTIONS, ParseLimits, parse_expression, parse_number
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kanx"
 x, y = sympy.symbols("x y")

@@ -14,9 +14,10 @@ from conftest import FIXTURES, assert_clean_failure
 from typer.testing import CliRunner
 
 from kanx.cli import app
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model, save_model
+from kanx.core.errors import KanxError
+from kanx.io.checkpoint import save_model
 from kanx.io.importers import detect, import_checkpoint
+from kanx.io.load import load_model
 
 # fixture folder → (library, path handed to the importer, relative to the folder)
 CASES = {
@@ -424,7 +425,7 @@ def test_pykan_symbolic_formula_matches_pykan_functions() -> None:
     pykan's stored function names, affines (c*f(a*x+b)+d) and node affines."""
     import sympy
 
-    from kanx.symbolic.compose import compose
+    from kanx.families.kan.compose import compose
 
     folder = FIXTURES / "pykan_symbolic"
     config = yaml.safe_load((folder / "model_config.yml").read_text())

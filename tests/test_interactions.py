@@ -12,11 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from kanx.cli import app
-from kanx.interactions import formula_report, interactions, structural_bound
-from kanx.io.checkpoint import load_model
+from kanx.families.kan.network import KAN
+from kanx.interactions.kan import formula_report, interactions, structural_bound
 from kanx.io.data import formula_dataset
-from kanx.model.network import KAN
-from kanx.train import TrainSettings, train
+from kanx.io.load import load_model
+from kanx.train.kan import TrainSettings, train
 
 
 def trained(formula: str, n: int, widths: list[int], lamb: float = 1e-3, steps: int = 1000, seed: int = 0) -> KAN:

@@ -13,13 +13,16 @@ from conftest import FIXTURES
 from typer.testing import CliRunner
 
 from kanx.cli import app
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model, model_from_payload, save_model
-from kanx.io.ctr import PLANTED_GROUPS, ctr_columns, generate_ctr, roc_auc, write_ctr_csv
+from kanx.core.errors import KanxError
+from kanx.core.numerics import roc_auc
+from kanx.families.karsein.codec import karsein_config, karsein_state
+from kanx.families.karsein.model import KarSein
+from kanx.interactions.karsein import field_interactions, order_bound, polynomial_degree
+from kanx.io.checkpoint import model_from_payload, save_model
+from kanx.io.ctr import PLANTED_GROUPS, ctr_columns, generate_ctr, write_ctr_csv
 from kanx.io.importers import detect, import_checkpoint
-from kanx.karsein_interactions import field_interactions, order_bound, polynomial_degree
-from kanx.model.karsein import KarSein, karsein_config, karsein_state
-from kanx.train_karsein import sparsity_penalty
+from kanx.io.load import load_model
+from kanx.train.karsein import sparsity_penalty
 
 FIXTURE = FIXTURES / "karsein"
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "karsein_ctr.pt"

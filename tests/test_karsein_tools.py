@@ -12,13 +12,15 @@ import sympy
 import torch
 from conftest import SAMPLES, assert_clean_failure, invoke
 
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model, model_from_payload, save_model
-from kanx.karsein_features import contributions, current_masks, feature_layers, layer_inputs
-from kanx.karsein_plot import figure_names, plot_karsein, render_karsein
-from kanx.karsein_prune import batched_logits, prune_karsein
-from kanx.model.basis import bspline_basis
-from kanx.model.karsein import KarSein, karsein_config, karsein_state
+from kanx.core.errors import KanxError
+from kanx.families.kan.basis import bspline_basis
+from kanx.families.karsein.codec import karsein_config, karsein_state
+from kanx.families.karsein.features import contributions, current_masks, feature_layers, layer_inputs
+from kanx.families.karsein.model import KarSein
+from kanx.io.checkpoint import model_from_payload, save_model
+from kanx.io.load import load_model
+from kanx.plot.karsein import figure_names, plot_karsein, render_karsein
+from kanx.prune.karsein import batched_logits, prune_karsein
 from kanx.symbolic.karsein import karsein_latex, symbolify_karsein
 
 SAMPLE = SAMPLES / "karsein_ctr.pt"

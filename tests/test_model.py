@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from kanx.model.basis import bspline_basis, chebyshev_basis, rbf_basis, uniform_knots
-from kanx.model.network import KAN
+from kanx.families.kan.basis import bspline_basis, chebyshev_basis, rbf_basis, uniform_knots
+from kanx.families.kan.network import KAN
 
 
 def cox_de_boor(x: float, knots: list[float], index: int, degree: int) -> float:

@@ -1,4 +1,4 @@
-"""``kanx plot-activations`` and the ``kanx.plot`` API: panels, overlays, files, errors."""
+"""``kanx plot-activations`` and the ``kanx.plot.kan`` API: panels, overlays, files, errors."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from kanx.cli import app
-from kanx.io.checkpoint import load_model, save_model
-from kanx.model.network import KAN
-from kanx.plot import plot_activations, plot_network, render
+from kanx.families.kan.network import KAN
+from kanx.io.checkpoint import save_model
+from kanx.io.load import load_model
+from kanx.plot.kan import plot_activations, plot_network, render
 
 
 def panel_gids(fig, prefix: str = "panel-") -> list[str]:

@@ -12,11 +12,12 @@ from conftest import assert_clean_failure, invoke
 from typer.testing import CliRunner
 
 import kanx
-from kanx.errors import KanxError
-from kanx.importance import importance
-from kanx.io.checkpoint import load_model, save_model
-from kanx.model.network import KAN
-from kanx.prune import (
+from kanx.core.errors import KanxError
+from kanx.families.kan.importance import importance
+from kanx.families.kan.network import KAN
+from kanx.io.checkpoint import save_model
+from kanx.io.load import load_model
+from kanx.prune.kan import (
     fold_constants,
     greedy_sequence,
     kept_nodes,
@@ -319,8 +320,8 @@ def test_demo_stage(tmp_path: Path) -> None:
 
 
 def test_fit_gives_masked_edges_no_gradient() -> None:
-    from kanx.prune import zero_masked
-    from kanx.train import TrainSettings, fit
+    from kanx.prune.kan import zero_masked
+    from kanx.train.kan import TrainSettings, fit
 
     pruned, _ = kanx.prune(sample("xy_sinz"))
     zero_masked(pruned)

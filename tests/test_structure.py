@@ -7,11 +7,11 @@ import sympy
 import torch
 from conftest import assert_clean_failure, invoke
 
-from kanx.symbolic.library import build_library
-from kanx.symbolic.scaling import Elasticities, elasticities, prefactor_options, scaling_line
-from kanx.symbolic.separability import COMBINATIONS, combination_residual, components, pair_shares
-from kanx.symbolic.structure import StructureSettings, search_structure, snap_exponent
-from kanx.symbolic.univariate import fit_univariate
+from kanx.functions.library import build_library
+from kanx.symbolic.structure.scaling import Elasticities, elasticities, prefactor_options, scaling_line
+from kanx.symbolic.structure.search import StructureSettings, search_structure, snap_exponent
+from kanx.symbolic.structure.separability import COMBINATIONS, combination_residual, components, pair_shares
+from kanx.symbolic.structure.univariate import fit_univariate
 
 FUNCTIONS, _ = build_library(None, [])
 EXACT = StructureSettings(separability_threshold=1e-7, combination_threshold=1e-7, accept_r2=1 - 1e-8)
@@ -184,7 +184,7 @@ def test_cli_structure_first_rejects_bad_options(runner, tmp_path) -> None:
 
 
 def test_pi_absorbed_by_a_redundant_constant_is_folded_back() -> None:
-    from kanx.symbolic.strategy import merge_pi_into_floats
+    from kanx.symbolic.structure.strategy import merge_pi_into_floats
 
     d1, d2, n, x = sympy.symbols("d1 d2 n x")
     assert merge_pi_into_floats(d1 * d2 / (sympy.Float(0.3183) * sympy.pi * d1 * n + d2), 4) == d1 * d2 / (d1 * n + d2)

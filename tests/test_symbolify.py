@@ -14,12 +14,14 @@ import torch
 from typer.testing import CliRunner
 
 from kanx.cli import app
-from kanx.io.checkpoint import load_model, save_model
-from kanx.symbolic import select, symbolify
-from kanx.symbolic.compose import nice_candidates, run_with_timeout
+from kanx.functions.library import BUILTIN_FUNCTIONS, build_library
+from kanx.io.checkpoint import save_model
+from kanx.io.load import load_model
+from kanx.symbolic import symbolify
+from kanx.symbolic.cleaning import nice_candidates, run_with_timeout
 from kanx.symbolic.engines import builtin_candidates
 from kanx.symbolic.fit import fit_edges
-from kanx.symbolic.library import BUILTIN_FUNCTIONS, build_library
+from kanx.symbolic.selection import select
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from kanx.errors import KanxError
-from kanx.expressions import parse_expression
+from kanx.core.errors import KanxError
+from kanx.core.lambdify import numpy_function
+from kanx.functions.parser import parse_expression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge import is_symbolic_solution  # noqa: E402
@@ -164,7 +165,7 @@ def parse_formula(text: str, names: list[str], where: str) -> sympy.Expr:
 # --------------------------------------------------------------------------- data and scoring
 def evaluate(expr: sympy.Expr, symbols: list[sympy.Symbol], x: np.ndarray) -> np.ndarray:
     """``expr`` on rows ``x [N, n]`` in float64 (numpy), always an array ``[N]``."""
-    function = sympy.lambdify(symbols, expr, modules="numpy")
+    function = numpy_function(symbols, expr)
     with np.errstate(all="ignore"):
         out = np.asarray(function(*x.T), dtype=np.float64)
     return np.broadcast_to(out, (x.shape[0],)).copy()
@@ -230,7 +231,7 @@ def hidden_width(n_vars: int) -> int:
 # --------------------------------------------------------------------------- one equation (worker)
 def train_network(data, seed: int):
     """The recipe's network for a ``kanx.io.data.Dataset`` (all rows used for training)."""
-    from kanx.train import TrainSettings, fit, train
+    from kanx.train.kan import TrainSettings, fit, train
 
     n_vars = data.x.shape[1]
     settings = TrainSettings(widths=[n_vars, hidden_width(n_vars), 1], grid=int(RECIPE["grid"]),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from kanx import __version__
 from kanx.cli.common import DEBUG
+from kanx.core.version import __version__
 
 app = typer.Typer(
     name="kanx",

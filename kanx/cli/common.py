@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sys
 import traceback
@@ -13,7 +12,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from kanx.errors import KanxError, KanxFailure
+from kanx.core.errors import KanxError, KanxFailure
+from kanx.io.files import to_json
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -58,27 +58,6 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def to_json(data: Any) -> str:
-    """JSON text with NaN/Inf written as null (strict JSON)."""
-    return json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False)
-
-
 def print_json(data: Any) -> None:
     sys.stdout.write(to_json(data) + "\n")
     sys.stdout.flush()
@@ -95,8 +74,10 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
-def fmt(value: float, digits: int = 4) -> str:
-    """Compact number for tables."""
+def fmt(value: object, digits: int = 4) -> str:
+    """Compact number for tables (``-`` for missing or non-finite values; other values as short text)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)[:40]
     return f"{value:.{digits}g}"

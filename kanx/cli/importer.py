@@ -10,12 +10,13 @@ import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
-from kanx.errors import KanxError
-from kanx.io.checkpoint import read_payload, save_model
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
+from kanx.io.checkpoint import save_model
 from kanx.io.files import check_output_path
 from kanx.io.importers import import_checkpoint, karsein, normalise_source, pykan
-from kanx.model.karsein import KarSein
-from kanx.model.network import KAN
+from kanx.io.torchfile import read_payload
 
 
 def default_output(source: Path) -> Path:

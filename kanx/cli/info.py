@@ -9,7 +9,8 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
-from kanx.io.checkpoint import load_model
+from kanx.families.checks import recorded
+from kanx.io.load import load_model
 from kanx.summary import describe
 
 
@@ -31,9 +32,9 @@ def render_karsein_info(info: dict, source: Path) -> None:
     console.print(f"vector-wise branch widths {vec}; pairwise products in layers {pairs}", markup=False)
     basis = info["basis"]
     console.print(f"combine {info['combine']}; basis grid={basis['grid']}, k={basis['k']}; output {info['output']}", markup=False)
-    metrics = info["training"].get("metrics", {})
-    if metrics:
-        console.print(f"test AUC {fmt(metrics['test']['auc'], 4)}, log-loss {fmt(metrics['test']['log_loss'], 4)}", markup=False)
+    test = recorded(info["training"], "metrics", "test")
+    if test is not None:
+        console.print(f"test AUC {fmt(recorded(test, 'auc'), 4)}, log-loss {fmt(recorded(test, 'log_loss'), 4)}", markup=False)
     for key, value in info["provenance"].items():
         console.print(f"{key}: {value}", markup=False)
 
@@ -74,12 +75,11 @@ def render_info(info: dict, source: Path) -> None:
     provenance = {**info["provenance"]}
     training = info["training"]
     if training:
-        provenance["data"] = training.get("data_source")
-        provenance["fingerprint"] = training.get("data_fingerprint")
-        provenance["seed"] = training.get("seed")
-        metrics = training.get("metrics", {})
-        if metrics:
-            provenance["test R²"] = fmt(metrics.get("test", {}).get("r2"), 6)
+        provenance["data"] = recorded(training, "data_source")
+        provenance["fingerprint"] = recorded(training, "data_fingerprint")
+        provenance["seed"] = recorded(training, "seed")
+        if recorded(training, "metrics") is not None:
+            provenance["test R²"] = fmt(recorded(training, "metrics", "test", "r2"), 6)
     for key, value in provenance.items():
         console.print(f"{key}: {value}", markup=False)
 

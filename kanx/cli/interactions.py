@@ -9,8 +9,10 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
-from kanx.errors import KanxError
-from kanx.interactions import (
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
+from kanx.interactions.kan import (
     DEFAULT_PRODUCT_THRESHOLD,
     DEFAULT_THRESHOLD,
     InteractionReport,
@@ -18,13 +20,11 @@ from kanx.interactions import (
     interactions,
     parse_formula_for,
 )
-from kanx.io.checkpoint import load_model
+from kanx.interactions.karsein import KarSeinInteractionReport, field_interactions
 from kanx.io.ctr import read_columns
 from kanx.io.data import load_input_array
 from kanx.io.files import atomic_write, check_output_path
-from kanx.karsein_interactions import KarSeinInteractionReport, field_interactions
-from kanx.model.karsein import KarSein
-from kanx.model.network import KAN
+from kanx.io.load import load_model
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 

@@ -2,7 +2,7 @@
 
 The command modules load the checkpoint and, for a KarSein model, call ``run_prune``,
 ``run_plot`` or ``run_symbolify`` here (rendering and file writing; the work is in
-``kanx.karsein_prune``, ``kanx.karsein_plot`` and ``kanx.symbolic.karsein``).
+``kanx.prune.karsein``, ``kanx.plot.karsein`` and ``kanx.symbolic.karsein``).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from kanx.cli.common import console, err_console, fmt, print_json
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
+from kanx.families.karsein.model import KarSein
 from kanx.io.checkpoint import save_model
 from kanx.io.ctr import read_columns
 from kanx.io.data import load_input_array
 from kanx.io.files import atomic_write_text, check_output_path
-from kanx.model.karsein import KarSein
-from kanx.train_karsein import labels_from
+from kanx.train.karsein import labels_from
 
 if TYPE_CHECKING:
-    from kanx.karsein_prune import KarSeinPruneReport
+    from kanx.prune.karsein import KarSeinPruneReport
     from kanx.symbolic.karsein import BranchFormula, KarSeinSymbolicResult
 
 TOP = 10
@@ -58,7 +58,7 @@ def run_prune(network: KarSein, source: Path, data: Path | None, out: Path, *, f
               min_fidelity: float, max_auc_drop: float, finetune_steps: int, lamb: float | None, lr: float, seed: int,
               show_all: bool, as_json: bool) -> None:
     """Prune a KarSein model, write ``out`` and print the report."""
-    from kanx.karsein_prune import prune_karsein
+    from kanx.prune.karsein import prune_karsein
 
     x, y = karsein_data(network, data)
     pruned, report = prune_karsein(network, x, y, feature_threshold=feature_threshold, min_fidelity=min_fidelity,
@@ -117,8 +117,8 @@ def render_features(report: KarSeinPruneReport, show_all: bool) -> None:
 def run_plot(network: KarSein, source: Path, stem: Path, fmt_name: str, dpi: int, layer: int | None, top: int | None,
              show_pruned: bool, diagram_only: bool, as_json: bool) -> None:
     """Draw every per-feature activation of a KarSein model (one file per branch and layer)."""
-    from kanx.karsein_plot import figure_names, render_karsein
-    from kanx.plot import output_paths
+    from kanx.plot.kan import output_paths
+    from kanx.plot.karsein import figure_names, render_karsein
 
     if layer is not None or diagram_only:
         raise KanxError(f"{'--layer' if layer is not None else '--diagram-only'}: not available for KarSein models "

@@ -9,11 +9,11 @@ import typer
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
 from kanx.cli.karsein import run_plot
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
 from kanx.io.files import check_output_path
-from kanx.model.karsein import KarSein
-from kanx.model.network import KAN
+from kanx.io.load import load_model
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -68,7 +68,7 @@ def plot_activations_command(
     import matplotlib
 
     matplotlib.use("Agg")
-    from kanx.plot import output_paths, render
+    from kanx.plot.kan import output_paths, render
 
     check_options(top, dpi, layer)
     fmt = resolve_format(fmt, output)

@@ -11,11 +11,11 @@ import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
-from kanx.io.checkpoint import load_model
+from kanx.families.karsein.model import KarSein
 from kanx.io.ctr import read_columns
 from kanx.io.data import load_input_array
 from kanx.io.files import atomic_write_text, check_output_path
-from kanx.model.karsein import KarSein
+from kanx.io.load import load_model
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

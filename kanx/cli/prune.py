@@ -11,13 +11,14 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
 from kanx.cli.karsein import run_prune
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model, save_model
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
+from kanx.io.checkpoint import save_model
 from kanx.io.data import MIN_ROWS, load_model_data
 from kanx.io.files import check_output_path
-from kanx.model.karsein import KarSein
-from kanx.model.network import KAN
-from kanx.prune import PruneReport, prune
+from kanx.io.load import load_model
+from kanx.prune.kan import PruneReport, prune
 
 TOP = 10
 

@@ -10,11 +10,12 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import console, err_console, fmt, handle_errors, print_json
 from kanx.cli.karsein import run_symbolify
-from kanx.errors import KanxError
-from kanx.io.checkpoint import load_model, save_model
+from kanx.core.errors import KanxError
+from kanx.families.karsein.model import KarSein
+from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, load_model_data
 from kanx.io.files import atomic_write_text, check_output_path
-from kanx.model.karsein import KarSein
+from kanx.io.load import load_model
 
 
 def load_symbolify_data(path: Path, model) -> Dataset:
@@ -51,9 +52,9 @@ def symbolify_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Turn a trained KAN into formulas: fit every edge, compose, simplify, check fidelity."""
+    from kanx.functions.library import build_library
     from kanx.symbolic import symbolify
     from kanx.symbolic.export import to_latex
-    from kanx.symbolic.library import build_library
 
     build_library(lib, lib_add)  # validate --lib / --lib-add before any work
     if out is not None:

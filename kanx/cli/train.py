@@ -12,11 +12,11 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, err_console, fmt, handle_errors, parse_int_list, print_json
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, formula_dataset, load_csv, split_names
 from kanx.io.files import check_output_path
-from kanx.train import TrainResult, TrainSettings, train
+from kanx.train.kan import TrainResult, TrainSettings, train
 
 
 @dataclass

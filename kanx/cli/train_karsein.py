@@ -1,4 +1,4 @@
-"""``kanx train --arch karsein``: option checks, progress bar and summary (logic in kanx.train_karsein)."""
+"""``kanx train --arch karsein``: option checks, progress bar and summary (logic in kanx.train.karsein)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kanx.cli.common import console, err_console, fmt, parse_int_list, print_json
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
 from kanx.io.checkpoint import save_model
 from kanx.io.ctr import read_columns
 from kanx.io.data import split_names
 from kanx.io.files import check_output_path
-from kanx.train_karsein import KarSeinResult, KarSeinSettings, train_karsein
+from kanx.train.karsein import KarSeinResult, KarSeinSettings, train_karsein
 
 
 def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, lamb_l1: float,

@@ -10,285 +10,29 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
-import warnings
 from pathlib import Path
 
 import torch
 
-from kanx import __version__
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
+from kanx.families.registry import family_named, family_of
 from kanx.io.files import atomic_write
-from kanx.model import checks
-from kanx.model.basis import BASIS_KINDS as BASIS_KIND_NAMES
-from kanx.model.basis import basis_size
-from kanx.model.karsein import build_karsein, karsein_config, karsein_state, validate_karsein
-from kanx.model.layer import BASE_FUNCTIONS, LayerShape
-from kanx.model.network import KAN, validate_architecture
-from kanx.symbolic.library import custom_function, resolve
 
 FORMAT_NAME = "kanx"
 FORMAT_VERSION = 1
 
 
-# --------------------------------------------------------------------------- config
-def kan_config(model: KAN) -> dict:
-    """The JSON-able description of a KAN (everything except tensors)."""
-    meta = model.meta
-    return {
-        "family": "kan",
-        "kanx_version": __version__,
-        "widths": list(model.widths),
-        "mult": [list(m) for m in model.mult],
-        "basis": dict(model.basis),
-        "base_fn": model.base_fn,
-        "layer_norm": list(model.layer_norm),
-        "input_names": list(meta.input_names),
-        "output_names": list(meta.output_names),
-        "input_ranges": [list(r) for r in meta.input_ranges],
-        "symbolic_functions": list(model.symbolic_functions),
-        "custom_functions": dict(model.custom_functions),
-        "provenance": dict(meta.provenance),
-        "training": dict(meta.training),
-    }
-
-
-def kan_state(model: KAN) -> dict[str, torch.Tensor]:
-    state = {name: tensor.detach().clone().cpu() for name, tensor in model.state_dict().items()}
-    state["sample_inputs"] = model.sample_inputs.detach().clone().cpu()
-    return state
-
-
-def expected_kan_shapes(config: dict) -> dict[str, tuple[int, ...]]:
-    """Tensor name → shape that a KAN with this config must store."""
-    widths, mult, basis = config["widths"], config["mult"], config["basis"]
-    k_basis = basis_size(basis)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for index in range(len(widths) - 1):
-        shape = LayerShape(widths[index], widths[index + 1], tuple(mult[index + 1]))
-        n_in, n_sub, n_out = shape.n_in, shape.n_sub, shape.n_out
-        prefix = f"layers.{index}."
-        shapes.update(
-            {
-                prefix + "coef": (n_in, n_sub, k_basis),
-                prefix + "w_base": (n_in, n_sub),
-                prefix + "w_sp": (n_in, n_sub),
-                prefix + "mask": (n_in, n_sub),
-                prefix + "sym_active": (n_in, n_sub),
-                prefix + "sym_index": (n_in, n_sub),
-                prefix + "sym_affine": (n_in, n_sub, 4),
-                prefix + "sub_scale": (n_sub,),
-                prefix + "sub_bias": (n_sub,),
-                prefix + "node_scale": (n_out,),
-                prefix + "node_bias": (n_out,),
-            }
-        )
-        if config["layer_norm"][index]:
-            shapes[prefix + "norm_weight"] = (n_in,)
-            shapes[prefix + "norm_bias"] = (n_in,)
-        if basis["kind"] == "bspline":
-            shapes[prefix + "knots"] = (n_in, int(basis["grid"]) + 2 * int(basis["k"]) + 1)
-        elif basis["kind"] == "rbf":
-            shapes[prefix + "centers"] = (n_in, k_basis)
-    return shapes
-
-
-MAX_LAYERS = 256
-MAX_WIDTH = 1_000_000
-MAX_ARITY = 64
-MAX_TABLE = 100_000
-# per basis kind: key → (check, required)
-BASIS_KEYS = {
-    "bspline": {"grid": ("grid", True), "k": ("order", True)},
-    "rbf": {"num": ("count", True), "h": ("width", True), "norm_eps": ("width", False), "min": ("real", False), "max": ("real", False)},
-    "chebyshev": {"degree": ("degree", True)},
-}
-
-
-def check_basis(value: object, where: str) -> dict:
-    """The ``basis`` entry: a known kind with exactly its parameters, each of the right type."""
-    basis = checks.mapping(value, "'basis'", where, max_length=16)
-    kind = checks.choice(basis.get("kind"), "'basis'['kind']", where, BASIS_KIND_NAMES)
-    allowed = BASIS_KEYS[kind]
-    unknown = sorted(set(basis) - set(allowed) - {"kind"})
-    if unknown:
-        raise KanxError(f"{where}: config 'basis' has {unknown[0]!r}, which a {kind} basis does not take")
-    for key, (check, required) in allowed.items():
-        what = f"'basis'[{key!r}]"
-        if key not in basis:
-            if required:
-                raise KanxError(f"{where}: config 'basis' has no {key!r} (a {kind} basis needs it)")
-            continue
-        if check == "grid":
-            checks.integer(basis[key], what, where, 1, 10_000)
-        elif check == "order":
-            checks.integer(basis[key], what, where, 0, 16)
-        elif check == "count":
-            checks.integer(basis[key], what, where, 1, 10_000)
-        elif check == "degree":
-            checks.integer(basis[key], what, where, 0, 1_000)
-        else:
-            checks.number(basis[key], what, where, positive=check == "width")
-    return basis
-
-
-def check_kan_config(config: dict, where: str) -> None:
-    """Type- and range-check every entry of a KAN config before any of it is used; custom
-    function texts go through the safe parser here."""
-    widths = checks.integers(checks.entry(config, "widths", where), "'widths'", where, 1, MAX_WIDTH, 2, MAX_LAYERS)
-    mult = checks.sequence(checks.entry(config, "mult", where), "'mult'", where, len(widths), len(widths))
-    for layer, arities in enumerate(mult):
-        checks.integers(arities, f"'mult'[{layer}]", where, 2, MAX_ARITY, 0, widths[layer])
-    check_basis(checks.entry(config, "basis", where), where)
-    checks.choice(checks.entry(config, "base_fn", where), "'base_fn'", where, BASE_FUNCTIONS)
-    layer_norm = checks.sequence(checks.entry(config, "layer_norm", where), "'layer_norm'", where, len(widths) - 1, len(widths) - 1)
-    for layer, flag in enumerate(layer_norm):
-        checks.boolean(flag, f"'layer_norm'[{layer}]", where)
-    checks.names(checks.entry(config, "input_names", where), "'input_names'", where, widths[0])
-    checks.names(checks.entry(config, "output_names", where), "'output_names'", where, widths[-1])
-    checks.value_ranges(checks.entry(config, "input_ranges", where), "'input_ranges'", where, widths[0])
-    table = checks.sequence(checks.entry(config, "symbolic_functions", where), "'symbolic_functions'", where, 0, MAX_TABLE)
-    for index, name in enumerate(table):
-        checks.text(name, f"'symbolic_functions'[{index}]", where)
-    custom = checks.mapping(checks.entry(config, "custom_functions", where), "'custom_functions'", where, MAX_TABLE)
-    for name, source in custom.items():
-        what = f"'custom_functions'[{name!r}]"
-        checks.text(source, what, where, checks.MAX_TEXT_LENGTH)
-        custom_function(name, source, where=f"{where}: config {what}")
-    for name in table:
-        try:
-            resolve(name, custom)
-        except KanxError as exc:
-            raise KanxError(f"{where}: config 'symbolic_functions': {exc}") from None
-    for key in ("provenance", "training"):
-        if key in config:
-            checks.json_tree(config[key], repr(key), where)
-    if "kanx_version" in config:
-        checks.text(config["kanx_version"], "'kanx_version'", where)
-
-
-def validate_kan(config: dict, state: dict, where: str) -> None:
-    """Check a KAN config and its tensors; raise ``KanxError`` naming the first problem."""
-    check_kan_config(config, where)
-    widths, mult, basis, base_fn = config["widths"], config["mult"], config["basis"], config["base_fn"]
-    try:
-        validate_architecture(widths, mult, basis, base_fn)
-    except (ValueError, TypeError) as exc:
-        raise KanxError(f"{where}: invalid architecture: {exc}") from None
-    table = config["symbolic_functions"]
-    expected = expected_kan_shapes(config)
-    expected["sample_inputs"] = (-1, widths[0])
-    checks.validate_tensors(state, expected, where)
-    for index in range(len(widths) - 1):
-        prefix = f"layers.{index}."
-        sym_index = state[prefix + "sym_index"]
-        if sym_index.is_floating_point():
-            raise KanxError(f"{where}: tensor {prefix}sym_index must hold integers")
-        if sym_index.numel() and (int(sym_index.min()) < 0 or int(sym_index.max()) >= max(len(table), 1)):
-            raise KanxError(f"{where}: tensor {prefix}sym_index points outside the symbolic function table")
-        for flags in ("mask", "sym_active"):
-            tensor = state[prefix + flags]
-            if not bool(((tensor == 0) | (tensor == 1)).all()):
-                raise KanxError(f"{where}: tensor {prefix}{flags} must hold only 0 and 1")
-        active = state[prefix + "sym_active"] > 0
-        if active.any() and not table:
-            raise KanxError(f"{where}: symbolic edges are active but no symbolic functions are listed")
-        if prefix + "knots" in state and (state[prefix + "knots"].diff(dim=1) < 0).any():
-            raise KanxError(f"{where}: tensor {prefix}knots is not non-decreasing")
-
-
-def build_kan(config: dict, state: dict) -> KAN:
-    """Construct a KAN from a validated config and state."""
-    model = KAN(
-        widths=config["widths"],
-        basis=config["basis"],
-        mult=config["mult"],
-        base_fn=config["base_fn"],
-        layer_norm=config["layer_norm"],
-        input_ranges=[tuple(r) for r in config["input_ranges"]],
-        input_names=config["input_names"],
-        output_names=config["output_names"],
-    )
-    model.custom_functions = dict(config["custom_functions"])
-    model.symbolic_functions = list(config["symbolic_functions"])
-    model._sync_symbolic_tables()
-    weights = {name: tensor for name, tensor in state.items() if name != "sample_inputs"}
-    model.load_state_dict({n: t.to(model.state_dict()[n].dtype) for n, t in weights.items()})
-    model.sample_inputs = state["sample_inputs"].float().clone()
-    model.meta.provenance = dict(config.get("provenance", {}))
-    model.meta.training = dict(config.get("training", {}))
-    return model
-
-
-FAMILIES = {
-    "kan": (kan_config, kan_state, validate_kan, build_kan),
-    "karsein": (karsein_config, karsein_state, validate_karsein, build_karsein),
-}
-
-
 # --------------------------------------------------------------------------- save / load
 def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` as a kanx checkpoint, atomically."""
-    family = getattr(model, "family", None)
-    if family not in FAMILIES:
-        raise TypeError(f"cannot save a {type(model).__name__} as a kanx checkpoint")
-    to_config, to_state, _, _ = FAMILIES[family]
-    payload = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": to_config(model), "state": to_state(model)}
+    family = family_of(model)
+    payload = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": family.to_config(model), "state": family.to_state(model)}
     # Serialise in memory first: the archive inside a torch file is named after its target, so
     # writing the temporary file directly would make the bytes depend on the temp name.
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def read_payload(path: str | os.PathLike) -> object:
-    """``torch.load`` with ``weights_only=True`` on CPU, turning every failure into a
-    ``KanxError`` that names the file."""
-    source = Path(path)
-    if not source.exists():
-        raise KanxError(f"{source}: no such file")
-    if source.is_dir():
-        raise KanxError(f"{source}: is a folder, expected a checkpoint file")
-    try:
-        with warnings.catch_warnings():
-            # torch warns (on stderr) about pickle protocols it reads anyway; the outcome is all we report
-            warnings.simplefilter("ignore")
-            return torch.load(source, map_location="cpu", weights_only=True)
-    except PermissionError:
-        raise KanxError(f"{source}: permission denied") from None
-    except pickle.UnpicklingError as exc:
-        raise KanxError(f"{source}: not a loadable checkpoint: {unpickling_reason(str(exc))}") from None
-    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many types on corrupt input
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise KanxError(f"{source}: not a readable torch checkpoint (truncated or corrupt: {reason})") from None
-
-
-def unpickling_reason(message: str) -> str:
-    """One line from torch's weights-only unpickler error: code it refused, or an unreadable file."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    refused = next((line for line in lines if "GLOBAL" in line or "Unsupported global" in line), None)
-    if refused is not None:
-        return f"it carries Python objects or code, which kanx refuses to unpickle ({refused[:120]})"
-    detail = message.split("WeightsUnpickler error:", 1)[1].strip() if "WeightsUnpickler error:" in message else ""
-    return f"not a torch file of tensors ({(detail.splitlines() or ['unreadable pickle'])[0][:120]})"
-
-
-def load_model(path: str | os.PathLike, source: str | None = None) -> torch.nn.Module:
-    """Load and validate a kanx checkpoint; never unpickles arbitrary objects.
-
-    A checkpoint of another KAN library (pykan, efficient-kan, FastKAN, ChebyKAN) is detected and
-    imported through ``kanx.io.importers``; ``source`` forces the library (e.g. ``"pykan"``).
-    """
-    from kanx.io import importers  # lazy: the importers build on this module
-
-    target = Path(path)
-    if source is not None or importers.pykan.locate(target) is not None:
-        return importers.import_checkpoint(target, source)
-    payload = read_payload(target)
-    if isinstance(payload, dict) and "format" in payload:
-        return model_from_payload(payload, str(target))
-    return importers.import_payload(payload, target)
 
 
 def model_from_payload(payload: object, where: str) -> torch.nn.Module:
@@ -301,11 +45,6 @@ def model_from_payload(payload: object, where: str) -> torch.nn.Module:
     config, state = payload.get("config"), payload.get("state")
     if not isinstance(config, dict) or not isinstance(state, dict):
         raise KanxError(f"{where}: checkpoint must hold a 'config' dict and a 'state' dict")
-    family = config.get("family")
-    if not isinstance(family, str) or family not in FAMILIES:
-        shown = repr(family) if isinstance(family, str) and len(family) <= 40 else type(family).__name__
-        raise KanxError(f"{where}: unknown model family {shown} (known: {', '.join(FAMILIES)})")
-    _, _, validate, build = FAMILIES[family]
-    validate(config, state, where)
-    return build(config, state)
-
+    family = family_named(config.get("family"), where)
+    family.validate(config, state, where)
+    return family.build(config, state)

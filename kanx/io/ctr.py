@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
 
 FIELDS = ("user", "item", "hour", "device", "site", "ad")
 VOCAB_SIZES = {"user": 6, "item": 6, "hour": 3, "device": 3, "site": 3, "ad": 4}
@@ -105,25 +105,3 @@ def read_columns(path: str | Path, names: list[str], option: str = "DATA") -> di
     if any(len(r) != len(header) for r in body):
         raise KanxError(f"{source}: rows have a different number of fields than the header")
     return {n: [r[i].strip() for r in body] for n, i in zip(names, index)}
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (ties get half credit); ``nan`` when one class is missing."""
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    _, start, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = start + (counts + 1) / 2.0  # 1-based average rank of each tie block
-    ranks[order] = np.repeat(average, counts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean binary cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7])."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
-    y = np.asarray(labels, dtype=np.float64)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())

@@ -17,8 +17,9 @@ import numpy as np
 import sympy
 import torch
 
-from kanx.errors import KanxError
-from kanx.expressions import parse_expression, parse_number
+from kanx.core.errors import KanxError
+from kanx.core.lambdify import numpy_function
+from kanx.functions.parser import parse_expression, parse_number
 
 MIN_ROWS = 10
 
@@ -138,7 +139,7 @@ def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int,
     lows = np.array([lo for _, lo, _ in specs])
     highs = np.array([hi for _, _, hi in specs])
     x = lows + (highs - lows) * generator.random((samples, len(names)))
-    function = sympy.lambdify([sympy.Symbol(n) for n in names], expr, modules="numpy")
+    function = numpy_function([sympy.Symbol(n) for n in names], expr)
     with np.errstate(all="ignore"):
         y = np.broadcast_to(np.asarray(function(*x.T), dtype=np.float64), (samples,))
     if not np.all(np.isfinite(y)):
@@ -191,7 +192,7 @@ def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
     elif suffix == ".npy":
         array = read_npy(source)
     elif suffix in (".pt", ".pth"):
-        from kanx.io.checkpoint import read_payload
+        from kanx.io.torchfile import read_payload
 
         payload = read_payload(source)
         if not isinstance(payload, torch.Tensor):

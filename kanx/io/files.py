@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
 
 
 def check_output_path(path: str | os.PathLike, option: str, inputs: Iterable[str | os.PathLike] = ()) -> Path:
@@ -78,3 +81,24 @@ def read_text_file(path: str | os.PathLike, label: str, max_bytes: int = MAX_TEX
         raise KanxError(f"{label}: not UTF-8 text") from None
     except OSError as exc:
         raise KanxError(f"{label}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    """JSON text with NaN/Inf written as null (strict JSON)."""
+    return json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False)

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import sympy
 import torch
 
-from kanx.errors import KanxError
-from kanx.expressions import parse_expression
+from kanx.core.errors import KanxError
+from kanx.core.numerics import r2_value
+from kanx.functions.library import LibraryFunction, custom_function
+from kanx.functions.parser import parse_expression
 from kanx.symbolic.fit import fit_edges
-from kanx.symbolic.library import LibraryFunction, custom_function
 
 ENGINES = ("builtin", "operon", "pysr")
 
@@ -82,9 +83,7 @@ def _score(expr: sympy.Expr, x: torch.Tensor, y: torch.Tensor) -> tuple[float, L
         return float("-inf"), None
     if not bool(torch.isfinite(values).all()):
         return float("-inf"), None
-    residual = ((values - y.double()) ** 2).mean()
-    score = float(1 - residual / y.double().var(unbiased=False).clamp_min(1e-300))
-    return score, function
+    return r2_value(values, y), function
 
 
 def sympy_candidates(

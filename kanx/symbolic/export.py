@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 import sympy
 
-from kanx.symbolic.library import resolve
+from kanx.functions.library import resolve
 
 if TYPE_CHECKING:
-    from kanx.symbolic import SymbolicResult
+    from kanx.symbolic.results import SymbolicResult
 
 
-def _escape(text: str) -> str:
+def escape_latex(text: str) -> str:
     for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
                        ("^", r"\^{}"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
         text = text.replace(char, repl)
@@ -53,6 +53,6 @@ def to_latex(result: SymbolicResult) -> str:
         if edge.chosen is not None:
             fit = "$" + edge_formula_latex(edge.chosen.name, edge.chosen.affine, custom, digits) + "$"
             r2 = f"{edge.chosen.r2:.5f}"
-        lines.append(f"{edge.layer} & {edge.i} & {edge.j} & {_escape(edge.status)} & {fit} & {r2} & {edge.importance:.3g} \\\\")
+        lines.append(f"{edge.layer} & {edge.i} & {edge.j} & {escape_latex(edge.status)} & {fit} & {r2} & {edge.importance:.3g} \\\\")
     lines += [r"\hline", r"\end{tabular}", ""]
     return "\n".join(lines)

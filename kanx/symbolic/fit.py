@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from kanx.symbolic.library import LibraryFunction, unrestricted
+from kanx.core import numerics
+from kanx.functions.library import LibraryFunction, unrestricted
 
 GRID_ALPHA = 16  # magnitudes of α per sign
 GRID_BETA = 33
@@ -225,7 +226,7 @@ def fit_edges(
         for index, function in enumerate(functions):
             p = levenberg_marquardt(function, starts[part, index], xs[part], ys[part], iterations)
             residual, _ = _residuals(function, p, xs[part], ys[part], jacobian=False)
-            score = 1 - (residual * residual).mean(-1) / (ys[part] * ys[part]).mean(-1).clamp_min(1e-12)
+            score = numerics.r2(ys[part] + residual, ys[part])
             r2[part, index] = torch.where(torch.isfinite(score), score, torch.full_like(score, NEG_INF))
             params[part, index] = p
     raw = to_raw(params, mu_x, sd_x, mu_y, sd_y)

@@ -1,7 +1,7 @@
 """Formulas from a KarSein model (``kanx symbolify`` on a KarSein checkpoint).
 
 1. Rows: ``x`` or the stored sample (else drawn ids), split into fit / held-out rows.
-2. Every active feature (``kanx.karsein_features``) whose attribution is below ``prune_threshold``
+2. Every active feature (``kanx.families.karsein.features``) whose attribution is below ``prune_threshold``
    becomes a constant (its mean SiLU and spline values); the spline ``s_i`` of every other feature
    is fitted with the candidate engine (builtin: the batched library fit of
    ``kanx.symbolic.fit``) on its observed inputs — one fit per feature, since one activation
@@ -12,7 +12,7 @@
    ``sum_i w_base[i, j]·silu(A_i) + w_sp[i, j]·ŝ_i(A_i)`` with ``A_i`` the feature's input.
    Hidden outputs are symbols (``v1_3``, ``b1_4``) with their own definitions; when the whole
    branch stays small (``compose_limit`` operations) they are substituted, the result expanded and
-   cleaned (constants refitted, weak terms dropped, numbers snapped: ``kanx.symbolic.compose``).
+   cleaned (constants refitted, weak terms dropped, numbers snapped: ``kanx.symbolic.cleaning``).
 4. Vector-wise branch: all ``D`` coordinates use the same scalar functions, so
    ``vec_logit = sum_d h_d · g(e_{user,d}, e_{item,d}, …) + b`` with ``g`` ONE scalar function of
    one symbol per field (``e_user``…). Each additive term ``c·T`` of ``g`` contributes
@@ -35,17 +35,19 @@ import sympy
 import torch
 from torch import nn
 
-from kanx.errors import KanxError
-from kanx.expressions import parse_expression
-from kanx.io.ctr import roc_auc
-from kanx.karsein_features import FeatureLayer, feature_importance, feature_layers, layer_inputs
-from kanx.karsein_interactions import default_rows
-from kanx.model.basis import bspline_basis, knot_spans
-from kanx.model.karsein import KarSein, KarSeinLayer
-from kanx.symbolic import Fidelity, check_fit_options, fidelity, pareto, poly_fallback, select, split
-from kanx.symbolic.compose import Cleaner, CleanSettings, normalise, round_floats, run_with_timeout
+from kanx.core.errors import KanxError
+from kanx.core.lambdify import torch_function
+from kanx.core.numerics import roc_auc, single_thread
+from kanx.families.kan.basis import bspline_basis, knot_spans
+from kanx.families.karsein.features import FeatureLayer, default_rows, feature_importance, feature_layers, layer_inputs
+from kanx.families.karsein.model import KarSein, KarSeinLayer
+from kanx.functions.library import LibraryFunction, build_library, resolve
+from kanx.functions.parser import parse_expression
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats, run_with_timeout
+from kanx.symbolic.edges import check_fit_options, fit_and_test_rows
 from kanx.symbolic.engines import Candidate, edge_candidates
-from kanx.symbolic.library import TORCH_NAMESPACE, LibraryFunction, build_library, resolve
+from kanx.symbolic.results import Fidelity, fidelity
+from kanx.symbolic.selection import pareto, poly_fallback, select
 
 MAX_POINTS = 2000
 COMPOSE_LIMIT = 1500
@@ -319,15 +321,14 @@ def evaluate(exprs: list[sympy.Expr], hidden: list[tuple[sympy.Symbol, sympy.Exp
     """``exprs`` on inputs ``values [M, n_symbols]`` (float64), the hidden symbols evaluated from
     their definitions first: one ``[M]`` tensor per expression."""
     env = {s: values[:, k].double() for k, s in enumerate(symbols)}
-    modules = [namespace, TORCH_NAMESPACE, "math"]
     for symbol, definition in hidden:
-        env[symbol] = _call(definition, env, modules, values.shape[0])
-    return [_call(expr, env, modules, values.shape[0]) for expr in exprs]
+        env[symbol] = _call(definition, env, namespace, values.shape[0])
+    return [_call(expr, env, namespace, values.shape[0]) for expr in exprs]
 
 
-def _call(expr: sympy.Expr, env: dict, modules: list, rows: int) -> torch.Tensor:
+def _call(expr: sympy.Expr, env: dict, namespace: dict, rows: int) -> torch.Tensor:
     used = sorted(expr.free_symbols, key=lambda s: s.name)
-    function = sympy.lambdify(used, expr, modules=modules)
+    function = torch_function(used, expr, namespace)
     with torch.no_grad():
         out = function(*[env[s] for s in used])
     out = torch.as_tensor(out, dtype=torch.float64)
@@ -406,9 +407,8 @@ def symbolify_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Te
     options = {"r2_threshold": r2_threshold, "tolerance": tolerance, "prune_threshold": prune_threshold,
                "fallback": fallback, "seed": seed, "digits": digits, "compose_limit": compose_limit,
                "timeout": simplify_timeout}
-    from kanx.plot import _single_thread
 
-    with _single_thread():
+    with single_thread():
         return _symbolify(model.eval(), rows, y, engine, functions, custom, options)
 
 
@@ -416,7 +416,7 @@ def _symbolify(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, engin
                options: dict) -> KarSeinSymbolicResult:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    fit_rows, test_rows = split(rows.shape[0], options["seed"])
+    fit_rows, test_rows = fit_and_test_rows(rows.shape[0], options["seed"])
     x_fit, x_test = rows[fit_rows], rows[test_rows]
     layers = feature_layers(model)
     inputs = layer_inputs(model, x_fit)
@@ -535,9 +535,9 @@ def _latex_term(expr: sympy.Expr, names: dict) -> str:
 
 
 def _latex_label(label: str) -> str:
-    from kanx.symbolic.export import _escape
+    from kanx.symbolic.export import escape_latex
 
-    return _escape(label).replace("⊙", r"$\odot$")
+    return escape_latex(label).replace("⊙", r"$\odot$")
 
 
 def _branch_latex(formula: BranchFormula, lhs: str, limit: int) -> list[str]:

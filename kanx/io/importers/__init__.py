@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kanx import __version__
-from kanx.errors import KanxError
-from kanx.io.checkpoint import FAMILIES, FORMAT_NAME, read_payload
+from kanx.core.errors import KanxError
+from kanx.core.version import __version__
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
+from kanx.families.registry import family_of
+from kanx.io.checkpoint import FORMAT_NAME
 from kanx.io.importers import chebykan, efficient_kan, fastkan, karsein, pykan
 from kanx.io.importers.common import Imported, state_dict_of
-from kanx.model.karsein import KarSein
-from kanx.model.network import KAN
+from kanx.io.torchfile import read_payload
 
 # Order matters for detection: the most specific key patterns first.
 STATE_DICT_IMPORTERS = {"karsein": karsein, "pykan": pykan, "chebykan": chebykan, "fastkan": fastkan, "efficient-kan": efficient_kan}
@@ -122,12 +124,9 @@ def finish(imported: Imported, source: str, path: Path) -> KAN | KarSein:
         "inferred": dict(imported.inferred),
         "importer": f"kanx {__version__}",
     }
-    if isinstance(model, KarSein):
-        model.provenance = provenance
-    else:
-        model.meta.provenance = provenance
-    to_config, to_state, validate, _ = FAMILIES[model.family]
-    validate(to_config(model), to_state(model), f"{path} (imported)")
+    model.provenance = provenance
+    family = family_of(model)
+    family.validate(family.to_config(model), family.to_state(model), f"{path} (imported)")
     model.eval()
     return model
 

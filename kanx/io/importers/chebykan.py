@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
 from kanx.io.importers.common import Imported, assign, chain_widths, group_layers, only_known_keys, require, same_value
-from kanx.model.network import KAN
 
 SOURCE = "chebykan"
 TAILS = ("cheby_coeffs", "arange")

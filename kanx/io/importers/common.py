@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from kanx.errors import KanxError
-from kanx.model.layer import KANLayer
-from kanx.model.network import KAN
+from kanx.core.errors import KanxError
+from kanx.families.kan.layer import KANLayer
+from kanx.families.kan.network import KAN
 
 _INDEXED_PREFIX = re.compile(r"^(?P<container>(?:[^.]+\.)*?)(?P<index>\d+)\.$")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")

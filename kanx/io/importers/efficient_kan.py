@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
 from kanx.io.importers.common import (
     Imported,
     assign,
@@ -22,7 +23,6 @@ from kanx.io.importers.common import (
     require,
     same_value,
 )
-from kanx.model.network import KAN
 
 SOURCE = "efficient-kan"
 TAILS = ("base_weight", "spline_weight", "spline_scaler", "grid")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
+from kanx.families.kan.network import KAN
 from kanx.io.importers.common import Imported, assign, chain_widths, expect_shape, group_layers, only_known_keys, require, same_value
-from kanx.model.network import KAN
 
 SOURCE = "fastkan"
 TAILS = ("layernorm.weight", "layernorm.bias", "rbf.grid", "spline_linear.weight", "base_linear.weight", "base_linear.bias")

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from kanx.errors import KanxError
+from kanx.core.errors import KanxError
+from kanx.families import checks
+from kanx.families.karsein.codec import MAX_FIELDS, MAX_LAYERS, MAX_WIDTH, karsein_shapes
+from kanx.families.karsein.model import COMBINE_MODES, KarSein
 from kanx.io.files import read_text_file
 from kanx.io.importers.common import Imported
-from kanx.model import checks
-from kanx.model.karsein import COMBINE_MODES, MAX_FIELDS, MAX_LAYERS, MAX_WIDTH, KarSein, karsein_shapes
 
 PREFIXES = ("sparse2emb_embeddings.", "karsein_bit.", "karsein_vec_list.", "vec_pred_layer.")
 REQUIRED = ("fields", "vocab_sizes", "emb_dim", "bit_width", "vec_width", "pairwise_multiplication_P", "grid", "k")

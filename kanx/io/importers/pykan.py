@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from kanx.errors import KanxError
-from kanx.io.checkpoint import MAX_ARITY, MAX_LAYERS, MAX_WIDTH, read_payload
+from kanx.core.errors import KanxError
+from kanx.families import checks
+from kanx.families.kan.codec import MAX_ARITY, MAX_LAYERS, MAX_WIDTH
+from kanx.families.kan.network import KAN
+from kanx.functions.library import canonical_name
 from kanx.io.files import read_text_file
 from kanx.io.importers.common import Imported, assign, check_knots, expect_shape, knot_ranges, require, state_dict_of
-from kanx.model import checks
-from kanx.model.network import KAN
-from kanx.symbolic.library import canonical_name
+from kanx.io.torchfile import read_payload
 
 SOURCE = "pykan"
 SUFFIXES = ("_config.yml", "_state", "_cache_data")

@@ -1,0 +1,110 @@
+"""The numerics every stage shares: one R², one seeded row split, one thread guard, the sparsity
+measures of edge magnitudes and the ranking metrics of click models.
+
+Each idea has exactly one definition here, so "R² ≥ 0.99" means the same in prune, plot,
+symbolify, train and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+# A target whose spread (sum of squared deviations) is below this counts as constant.
+FLAT_SPREAD = 1e-24
+# A constant target is reproduced when the summed squared error is below this.
+EXACT_RESIDUAL = 1e-12
+
+
+def r2(prediction: torch.Tensor, target: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Coefficient of determination ``1 - SSE / SST`` along the sample axis ``dim``.
+
+    ``prediction`` and ``target`` broadcast against each other (e.g. ``[B, N, O]`` against
+    ``[N, O]`` with ``dim=-2``, or ``[E, F, N]`` against ``[E, 1, N]``); the result drops ``dim``.
+    Computed in float64. A constant target (SST below ``FLAT_SPREAD``) has R² 1 when reproduced
+    (SSE below ``EXACT_RESIDUAL``) and -1 otherwise; a non-finite prediction gives -inf or NaN.
+    """
+    if prediction.shape[dim] != target.shape[dim]:
+        raise ValueError(f"r2: {prediction.shape[dim]} predicted samples against {target.shape[dim]} targets along dim {dim}")
+    prediction, target = prediction.double(), target.double()
+    residual = ((prediction - target) ** 2).sum(dim=dim)
+    spread = ((target - target.mean(dim=dim, keepdim=True)) ** 2).sum(dim=dim)
+    spread, residual = torch.broadcast_tensors(spread, residual)
+    flat = spread <= FLAT_SPREAD
+    score = 1 - residual / torch.where(flat, torch.ones_like(spread), spread)
+    return torch.where(flat, (residual <= EXACT_RESIDUAL).double() * 2 - 1, score)
+
+
+def r2_value(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """:func:`r2` of two ``[N]`` series as a float (``-inf`` when the prediction is not finite)."""
+    if not bool(torch.isfinite(prediction).all()):
+        return float("-inf")
+    return float(r2(prediction.reshape(-1), target.reshape(-1)))
+
+
+def split_rows(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded split of ``range(n)`` into (kept, held out) index tensors.
+
+    ``round(n * fraction)`` rows are held out, at least one when ``fraction > 0`` and at most
+    ``n - 1``, so both parts are non-empty whenever ``n >= 2`` and ``fraction > 0``.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    held = int(round(n * fraction))
+    if fraction > 0:
+        held = min(max(held, 1), max(n - 1, 0))
+    return order[held:], order[:held]
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block: for small tensors, waking a thread pool costs
+    more than it saves (by a wide margin on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def node_entropy(magnitude: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each node's distribution of incoming-edge magnitudes:
+    ``[n_in, n_out]`` → ``[n_out]``."""
+    share = magnitude / (magnitude.sum(dim=0, keepdim=True) + 1e-12)
+    return -(share * torch.log(share + 1e-12)).sum(dim=0)
+
+
+def magnitude_penalty(magnitude: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
+    """``lamb_l1 * sum(magnitude) + lamb_entropy * sum of node entropies`` for one layer's
+    edge magnitudes ``[n_in, n_out]`` (the KAN paper's sparsity regulariser)."""
+    return lamb_l1 * magnitude.sum() + lamb_entropy * node_entropy(magnitude).sum()
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties get half credit); ``nan`` when one class is missing."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    _, start, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    average = start + (counts + 1) / 2.0  # 1-based average rank of each tie block
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7])."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def rmse(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """Root mean squared error over all entries."""
+    return math.sqrt(float(((prediction.double() - target.double()) ** 2).mean())) if target.numel() else 0.0

@@ -1,0 +1,220 @@
+"""A KAN network: a stack of ``KANLayer`` with names, ranges and provenance attached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from kanx.families.kan.basis import BASIS_KINDS
+from kanx.families.kan.layer import BASE_FUNCTIONS, KANLayer, LayerShape
+from kanx.functions.library import LibraryFunction, canonical_name, resolve
+
+
+@dataclass
+class EdgeTrace:
+    """Per-layer record of a forward pass.
+
+    ``inputs``: ``[N, n_in]`` values entering the layer; ``edges``: ``[N, n_in, n_sub]`` what
+    each edge contributes (masks and symbolic overrides applied); ``outputs``: ``[N, n_out]``.
+    """
+
+    inputs: torch.Tensor
+    edges: torch.Tensor
+    outputs: torch.Tensor
+
+
+@dataclass
+class ModelMeta:
+    """Everything about a model that is not a weight: names, data ranges, provenance."""
+
+    input_names: list[str]
+    output_names: list[str]
+    input_ranges: list[tuple[float, float]] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+
+def default_names(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}_{i + 1}" for i in range(count)]
+
+
+def validate_architecture(widths: list[int], mult: list[list[int]], basis: dict, base_fn: str) -> None:
+    """Raise ``ValueError`` describing the first inconsistency in an architecture spec."""
+    if len(widths) < 2 or any(int(w) < 1 for w in widths):
+        raise ValueError(f"widths must list at least 2 positive layer sizes, got {widths}")
+    if len(mult) != len(widths):
+        raise ValueError(f"mult must have one entry per node layer ({len(widths)}), got {len(mult)}")
+    if mult[0]:
+        raise ValueError("the input layer cannot hold multiplication nodes")
+    for layer, arities in enumerate(mult):
+        if any(int(a) < 2 for a in arities):
+            raise ValueError(f"multiplication nodes in layer {layer} need arity >= 2, got {arities}")
+        if len(arities) > widths[layer]:
+            raise ValueError(f"layer {layer} has {widths[layer]} nodes but {len(arities)} multiplication nodes")
+    kind = basis.get("kind")
+    if kind not in BASIS_KINDS:
+        raise ValueError(f"basis kind must be one of {BASIS_KINDS}, got {kind!r}")
+    required = {"bspline": ("grid", "k"), "rbf": ("num", "h"), "chebyshev": ("degree",)}[kind]
+    missing = [key for key in required if key not in basis]
+    if missing:
+        raise ValueError(f"{kind} basis needs {', '.join(missing)}")
+    if base_fn not in BASE_FUNCTIONS:
+        raise ValueError(f"base function must be one of {BASE_FUNCTIONS}, got {base_fn!r}")
+
+
+class KAN(nn.Module):
+    """A Kolmogorov–Arnold network.
+
+    ``widths[l]`` is the number of nodes of node layer ``l`` (``widths[0]`` inputs,
+    ``widths[-1]`` outputs); ``mult[l]`` lists the arities of the multiplication nodes among the
+    nodes of layer ``l`` (they are the last ones of the layer). ``basis`` is e.g.
+    ``{"kind": "bspline", "grid": 5, "k": 3}``, ``{"kind": "rbf", "num": 8, "h": 0.57}`` or
+    ``{"kind": "chebyshev", "degree": 4}``. ``layer_norm[l]`` applies a layer norm over layer
+    ``l``'s inputs before its basis (FastKAN).
+    """
+
+    family = "kan"
+
+    def __init__(
+        self,
+        widths: list[int],
+        basis: dict | None = None,
+        mult: list[list[int]] | None = None,
+        base_fn: str = "silu",
+        layer_norm: list[bool] | None = None,
+        input_ranges: list[tuple[float, float]] | None = None,
+        input_names: list[str] | None = None,
+        output_names: list[str] | None = None,
+        seed: int = 0,
+        noise_scale: float = 0.3,
+    ) -> None:
+        super().__init__()
+        basis = dict(basis or {"kind": "bspline", "grid": 5, "k": 3})
+        widths = [int(w) for w in widths]
+        mult = [list(map(int, m)) for m in (mult or [[] for _ in widths])]
+        validate_architecture(widths, mult, basis, base_fn)
+        self.widths = widths
+        self.mult = mult
+        self.basis = basis
+        self.base_fn = base_fn
+        self.layer_norm = list(layer_norm or [False] * (len(widths) - 1))
+        n_in = widths[0]
+        ranges = input_ranges or [(-1.0, 1.0)] * n_in
+        self.meta = ModelMeta(
+            input_names=list(input_names or default_names("x", n_in)),
+            output_names=list(output_names or default_names("y", widths[-1])),
+            input_ranges=[(float(lo), float(hi)) for lo, hi in ranges],
+        )
+        self.sample_inputs = torch.empty(0, n_in)
+        self.symbolic_functions: list[str] = []
+        self.custom_functions: dict[str, str] = {}
+        generator = torch.Generator().manual_seed(seed)
+        layers = []
+        for index in range(len(widths) - 1):
+            shape = LayerShape(widths[index], widths[index + 1], tuple(mult[index + 1]))
+            first_range = None
+            if index == 0:
+                first_range = (torch.tensor([r[0] for r in ranges]), torch.tensor([r[1] for r in ranges]))
+            layers.append(
+                KANLayer(shape, basis, base_fn, self.layer_norm[index], first_range, noise_scale, generator)
+            )
+        self.layers = nn.ModuleList(layers)
+
+    # ----------------------------------------------------------------- evaluation
+    @property
+    def n_inputs(self) -> int:
+        return self.widths[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.widths[-1]
+
+    @property
+    def provenance(self) -> dict:
+        """Where the model came from (``meta.provenance``; every family has ``provenance``)."""
+        return self.meta.provenance
+
+    @provenance.setter
+    def provenance(self, value: dict) -> None:
+        self.meta.provenance = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, n_inputs]`` → ``[N, n_outputs]``."""
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def edge_activations(self, x: torch.Tensor) -> list[EdgeTrace]:
+        """Every layer's inputs, per-edge values and outputs for inputs ``x`` ``[N, n_inputs]``."""
+        traces = []
+        for layer in self.layers:
+            edges = layer.edge_values(x)
+            outputs = layer.nodes_from_subnodes(edges.sum(dim=1))
+            traces.append(EdgeTrace(x, edges, outputs))
+            x = outputs
+        return traces
+
+    @torch.no_grad()
+    def refresh_grids(self, x: torch.Tensor, grid_eps: float = 0.02) -> None:
+        """Re-fit every B-spline layer on a grid spanning the activations that ``x`` produces."""
+        for layer in self.layers:
+            layer.refresh_grid(x, grid_eps=grid_eps)
+            x = layer(x)
+
+    # ----------------------------------------------------------------- symbolic edges
+    def function_index(self, name: str) -> int:
+        """Index of a library function in this model's symbolic table (added if new)."""
+        key = canonical_name(name)
+        if key not in self.symbolic_functions:
+            resolve(key, self.custom_functions)  # raises for unknown names
+            self.symbolic_functions.append(key)
+            self._sync_symbolic_tables()
+        return self.symbolic_functions.index(key)
+
+    def _sync_symbolic_tables(self) -> None:
+        table: list[LibraryFunction] = [resolve(n, self.custom_functions) for n in self.symbolic_functions]
+        for layer in self.layers:
+            layer.symbolic_table = table
+
+    def set_symbolic(self, layer: int, i: int, j: int, name: str, affine: tuple[float, float, float, float]) -> None:
+        """Make edge ``(layer, i, j)`` compute ``c*f(a*x+b)+d`` with ``affine = (a, b, c, d)``."""
+        index = self.function_index(name)
+        target = self.layers[layer]
+        with torch.no_grad():
+            target.sym_index[i, j] = index
+            target.sym_affine[i, j] = torch.tensor(affine, dtype=target.sym_affine.dtype)
+            target.sym_active[i, j] = 1.0
+
+    def set_numeric(self, layer: int, i: int, j: int) -> None:
+        """Return edge ``(layer, i, j)`` to its numeric (spline) form."""
+        self.layers[layer].sym_active[i, j] = 0.0
+
+    def symbolic_edge(self, layer: int, i: int, j: int) -> tuple[str, tuple[float, ...]] | None:
+        """``(function name, (a, b, c, d))`` of a symbolic edge, or ``None`` if numeric."""
+        target = self.layers[layer]
+        if target.sym_active[i, j] <= 0:
+            return None
+        name = self.symbolic_functions[int(target.sym_index[i, j])]
+        return name, tuple(float(v) for v in target.sym_affine[i, j].detach())
+
+    # ----------------------------------------------------------------- summaries
+    def edge_counts(self) -> list[dict[str, int]]:
+        """Per layer: total, active (unmasked) and symbolic edge counts."""
+        counts = []
+        for layer in self.layers:
+            active = layer.mask > 0
+            counts.append(
+                {
+                    "total": int(active.numel()),
+                    "active": int(active.sum()),
+                    "pruned": int((~active).sum()),
+                    "symbolic": int((active & (layer.sym_active > 0)).sum()),
+                }
+            )
+        return counts
+
+    def parameter_count(self) -> int:
+        """Number of scalar parameters (trainable or not) in the weight tensors."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,1 @@
+"""KarSein (CTR) model family: model, checkpoint codec, per-feature views."""

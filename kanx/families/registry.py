@@ -1,0 +1,96 @@
+"""The model families kanx knows, in one explicit list, and the protocol each one supplies.
+
+A :class:`Family` is what the checkpoint format and the stages need to know about a kind of model
+without knowing which kind it is: its checkpoint codec, its input and output names, and how to
+turn raw columns of a data file into model inputs. Stages (prune, plot, symbolify, interactions)
+look the family up with :func:`family_of` and dispatch on its ``name`` through their own
+per-family tables, so adding a family means adding one entry here and one per stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kanx.core.errors import KanxError
+from kanx.families.kan import codec as kan_codec
+from kanx.families.kan.network import KAN
+from kanx.families.karsein import codec as karsein_codec
+from kanx.families.karsein.model import KarSein
+
+Columns = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family.
+
+    ``to_config(model)`` / ``to_state(model)``: the checkpoint's JSON-able config and tensors;
+    ``validate(config, state, where)``: raise ``KanxError`` naming the first problem;
+    ``build(config, state)``: the model from a validated config and state;
+    ``input_names(model)`` / ``output_names(model)``: column names;
+    ``encode(model, columns, where)``: text columns (name → cells) → model inputs ``[N, n_in]``.
+    """
+
+    name: str
+    model_type: type[nn.Module]
+    to_config: Callable[[nn.Module], dict]
+    to_state: Callable[[nn.Module], dict[str, torch.Tensor]]
+    validate: Callable[[dict, dict, str], None]
+    build: Callable[[dict, dict], nn.Module]
+    input_names: Callable[[nn.Module], list[str]]
+    output_names: Callable[[nn.Module], list[str]]
+    encode: Callable[[nn.Module, Columns, str], torch.Tensor]
+
+
+def encode_numeric(model: KAN, columns: Columns, where: str) -> torch.Tensor:
+    """Numeric text columns in the model's input order → ``[N, n_in]`` float32 (finite)."""
+    names = model.meta.input_names
+    values = []
+    for name in names:
+        cells = columns[name]
+        column = []
+        for row, cell in enumerate(cells, start=2):
+            try:
+                number = float(cell)
+            except ValueError:
+                raise KanxError(f"{where}: line {row}, column {name!r}: {cell[:40]!r} is not a number") from None
+            if number != number or number in (float("inf"), float("-inf")):
+                raise KanxError(f"{where}: line {row}, column {name!r}: value {cell!r} is NaN or infinite")
+            column.append(number)
+        values.append(column)
+    return torch.tensor(values, dtype=torch.float64).T.float().reshape(-1, len(names))
+
+
+def encode_tokens(model: KarSein, columns: Columns, where: str) -> torch.Tensor:
+    """Field tokens and dense numbers → KarSein inputs ``[N, F + n_dense]``."""
+    return model.encode(columns, where)
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("kan", KAN, kan_codec.kan_config, kan_codec.kan_state, kan_codec.validate_kan, kan_codec.build_kan,
+           lambda m: list(m.meta.input_names), lambda m: list(m.meta.output_names), encode_numeric),
+    Family("karsein", KarSein, karsein_codec.karsein_config, karsein_codec.karsein_state, karsein_codec.validate_karsein,
+           karsein_codec.build_karsein, lambda m: list(m.input_names), lambda m: [m.output_name], encode_tokens),
+)
+FAMILY_NAMES = tuple(family.name for family in FAMILIES)
+
+
+def family_named(name: object, where: str) -> Family:
+    """The family called ``name`` (a checkpoint's ``config['family']``), or a one-line error."""
+    for family in FAMILIES:
+        if isinstance(name, str) and name == family.name:
+            return family
+    shown = repr(name) if isinstance(name, str) and len(name) <= 40 else type(name).__name__
+    raise KanxError(f"{where}: unknown model family {shown} (known: {', '.join(FAMILY_NAMES)})")
+
+
+def family_of(model: object) -> Family:
+    """The family of a model object; ``TypeError`` for anything that is not a kanx model."""
+    for family in FAMILIES:
+        if isinstance(model, family.model_type):
+            return family
+    raise TypeError(f"{type(model).__name__} is not a kanx model (known families: {', '.join(FAMILY_NAMES)})")

@@ -1,0 +1,428 @@
+"""Pruning a KarSein model feature by feature (``kanx prune`` on a KarSein checkpoint).
+
+A feature (one input of one layer, see ``kanx.families.karsein.features``) is dropped by setting its
+``mask`` to 0: its contribution becomes exactly zero and stays so in the saved checkpoint.
+
+* threshold mode: keep features whose magnitude is at least ``feature_threshold`` × the best of
+  their layer;
+* auto mode: drop whole fields first (least attributed first), then single features (attribution
+  recomputed on the field-pruned model), each removal kept only while a guard passes on held-out
+  rows: R² of the pruned logit against the original >= ``min_fidelity`` and, when labels are given,
+  AUC at most ``max_auc_drop`` below the original's. Candidates are tried as in ``kanx.prune.kan``: a
+  batched search for the longest passing prefix, then a batched sequential greedy pass.
+
+Afterwards features that can no longer reach the logit are switched off too (exact), and the
+report says which fields and dense features no active feature reads any more (dropped entirely).
+``finetune_steps`` > 0 retrains the survivors full-batch (labels, or the original's probabilities
+as soft labels); masks are buffers and masked weights are zero, so they get no update.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from kanx.core.errors import KanxError
+from kanx.core.numerics import log_loss, r2, roc_auc, single_thread, split_rows
+from kanx.families.checks import recorded_number
+from kanx.families.karsein.features import (
+    FeatureImportance,
+    apply_masks,
+    current_masks,
+    default_rows,
+    feature_importance,
+    feature_layers,
+    field_groups,
+    field_usage,
+    live_features,
+    split_flat,
+)
+from kanx.families.karsein.model import KarSein, KarSeinLayer
+from kanx.prune.kan import BATCH, longest_prefix
+from kanx.train.karsein import KarSeinSettings, fit_karsein
+
+MAX_ELEMENTS = 1 << 24
+MIN_ROWS = 10
+
+
+# --------------------------------------------------------------------------- batched evaluation
+def masked_layer(layer: KarSeinLayer, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``h [B or 1, M, n_in]`` under masks ``mask [B, n_in]`` → ``[B, M, n_out]``."""
+    flat = h.reshape(-1, layer.n_in)
+    keep = mask[:, None, :]
+    silu = nn.functional.silu(flat).reshape(h.shape) * keep
+    spline = layer.activations(flat).reshape(h.shape) * keep
+    return silu @ layer.w_base + spline @ layer.w_sp
+
+
+def batched_bit(model: KarSein, emb: torch.Tensor, dense: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """Bit-wise logit ``[B, N]`` under per-layer masks ``[B, n_in]``."""
+    h = torch.cat([emb.reshape(emb.shape[0], -1), dense], dim=1)[None]
+    for layer, mask in zip(model.bit_layers, masks):
+        h = masked_layer(layer, h, mask)
+    return h[..., 0]
+
+
+def batched_vec(model: KarSein, emb: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """Vector-wise logit ``[B, N]`` under per-layer masks ``[B, n_in]``."""
+    n, n_fields, dim = emb.shape
+    x1 = emb[None]  # [1, N, F, D]
+    m = x1
+    for v, (layer, mask) in enumerate(zip(model.vec_layers, masks)):
+        if v in model.pairwise:
+            products = (x1.unsqueeze(3) * m.unsqueeze(2)).reshape(m.shape[0], n, -1, dim)
+            m = torch.cat([x1.expand(m.shape[0], -1, -1, -1), products], dim=2)
+        rows = m.transpose(2, 3).reshape(m.shape[0], n * dim, -1)  # [B, N*D, rows]
+        out = masked_layer(layer, rows, mask)  # [B, N*D, n_out]
+        m = out.reshape(-1, n, dim, layer.n_out).transpose(2, 3)
+    return m[:, :, 0, :] @ model.head.weight[0] + model.head.bias[0]
+
+
+@torch.no_grad()
+def batched_logits(model: KarSein, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """Logits ``[B, N]`` of ``model`` on ``x [N, F + n_dense]`` under ``B`` mask sets ``flat [B, T]``
+    (evaluated in chunks of configurations bounded by ``MAX_ELEMENTS``)."""
+    emb, dense = model.field_embeddings(x), x[:, model.n_fields :]
+    widest = max([layer.n_in * max(1, layer.n_out) for _, layer in model.all_layers()] + [1])
+    chunk = max(1, MAX_ELEMENTS // max(1, x.shape[0] * model.emb_dim * widest))
+    n_bit, parts = len(model.bit_layers), []
+    for start in range(0, flat.shape[0], chunk):
+        masks = [m.float() for m in split_flat(model, flat[start : start + chunk])]
+        bit = batched_bit(model, emb, dense, masks[:n_bit])
+        if model.combine == "double_sigmoid":
+            bit = torch.sigmoid(bit)
+        parts.append(batched_vec(model, emb, masks[n_bit:]) + bit)
+    return torch.cat(parts)
+
+
+# --------------------------------------------------------------------------- guard
+@dataclass
+class Guard:
+    """Fidelity check on held-out rows ``x [N, F + n_dense]``: logit R² against the original's
+    ``reference [N]`` >= ``min_fidelity`` and, with ``labels [N]``, AUC >= ``auc_floor``."""
+
+    model: KarSein
+    x: torch.Tensor
+    reference: torch.Tensor
+    min_fidelity: float
+    labels: np.ndarray | None = None
+    auc_floor: float = -float("inf")
+
+    def scores(self, logits: torch.Tensor) -> tuple[torch.Tensor, list[float] | None]:
+        """``[B, N]`` → fidelity R² ``[B]`` and AUCs (or None without labels)."""
+        fidelity = r2(logits, self.reference)
+        if self.labels is None:
+            return fidelity, None
+        return fidelity, [roc_auc(row, self.labels) for row in logits.double().numpy()]
+
+    def passes(self, flat: torch.Tensor) -> torch.Tensor:
+        """Which of ``B`` mask sets ``[B, T]`` keep the guard: ``[B]`` bool."""
+        fidelity, aucs = self.scores(batched_logits(self.model, self.x, flat))
+        ok = fidelity >= self.min_fidelity
+        if aucs is not None:
+            ok = ok & torch.tensor([not (a < self.auc_floor) for a in aucs])
+        return ok
+
+
+# --------------------------------------------------------------------------- search
+def without(current: torch.Tensor, groups: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Mask sets ``[B, T]``: ``current [T]`` minus the union of ``groups[low[b]:high[b]]`` (``groups [G, T]``)."""
+    index = torch.arange(groups.shape[0])
+    chosen = (index[None] >= low[:, None]) & (index[None] < high[:, None])  # [B, G]
+    removed = (chosen.float() @ groups.float()) > 0
+    return current[None] & ~removed
+
+
+def greedy(guard: Guard, current: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Try each group in order, keeping its removal when the guard passes; ``BATCH`` cumulative
+    removals are evaluated at a time (same result as one by one)."""
+    pos, n = 0, groups.shape[0]
+    while pos < n:
+        ends = torch.arange(pos + 1, min(pos + BATCH, n) + 1)
+        configs = without(current, groups, torch.full_like(ends, pos), ends)
+        ok = guard.passes(configs)
+        fails = (~ok).nonzero().flatten()
+        last_good = len(ends) - 1 if len(fails) == 0 else int(fails[0]) - 1
+        if last_good >= 0:
+            current = configs[last_good]
+        pos = pos + last_good + 1 if len(fails) == 0 else pos + last_good + 2
+    return current
+
+
+def remove_groups(guard: Guard, current: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Remove as many of the ordered ``groups [G, T]`` (least important first) as the guard allows:
+    the longest passing prefix, then a greedy pass over the rest whose single removal passes."""
+    n = groups.shape[0]
+    if n == 0:
+        return current
+
+    def prefix(ks: torch.Tensor) -> torch.Tensor:
+        return guard.passes(without(current, groups, torch.zeros_like(ks), ks))
+
+    k = longest_prefix(prefix, n)
+    if k:
+        current = without(current, groups, torch.zeros(1, dtype=torch.long), torch.tensor([k]))[0]
+    rest = torch.arange(k + 1, n)
+    if len(rest) == 0:
+        return current
+    passing = torch.cat([chunk[guard.passes(without(current, groups, chunk, chunk + 1))] for chunk in rest.split(BATCH)])
+    return greedy(guard, current, groups[passing])
+
+
+def ranked_groups(groups: torch.Tensor, scores: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Groups ``[G, T]`` restricted to ``current``, the non-empty ones sorted by increasing score."""
+    groups = groups & current[None]
+    order = torch.argsort(scores, stable=True)
+    order = order[groups[order].any(dim=1)]
+    return groups[order]
+
+
+def auto_masks(model: KarSein, x_fit: torch.Tensor, guard: Guard) -> torch.Tensor:
+    """Fields first (by field attribution), then single features (attribution on the
+    field-pruned model): ``[T]`` bool."""
+    current = current_masks(model)
+    scores = feature_importance(model, x_fit)
+    current = remove_groups(guard, current, ranked_groups(field_groups(model), scores.fields, current))
+    current = live_features(model, current)
+    work = with_masks(model, current)
+    single = torch.eye(current.numel(), dtype=torch.bool)
+    current = remove_groups(guard, current, ranked_groups(single, feature_importance(work, x_fit).flat(), current))
+    return live_features(model, current)
+
+
+def threshold_masks(model: KarSein, scores: list[torch.Tensor], threshold: float) -> torch.Tensor:
+    """Keep features with magnitude >= ``threshold`` × their layer's best: ``[T]`` bool."""
+    keep = [s >= threshold * s.max() if s.numel() else s > 0 for s in scores]
+    return live_features(model, current_masks(model) & torch.cat(keep) & (torch.cat(scores) > 0))
+
+
+def with_masks(model: KarSein, flat: torch.Tensor) -> KarSein:
+    """A deep copy of ``model`` carrying masks ``flat [T]`` (pruned parameters zeroed)."""
+    work = copy.deepcopy(model)
+    apply_masks(work, flat)
+    return work
+
+
+# --------------------------------------------------------------------------- report
+@dataclass
+class KarSeinPruneReport:
+    """What ``prune_karsein`` did.
+
+    ``features_before``/``after``: active features per layer; ``fidelity``: R² of the pruned logit
+    against the original on ``holdout_rows`` held-out rows; ``metrics``: AUC and log-loss of both
+    models on all labelled rows (None without labels); ``dropped``: features switched off, with their
+    importance in the original; ``dropped_fields``/``dropped_dense``: inputs no active feature reads;
+    ``features``: every feature of the original with magnitude (share of its layer's best),
+    attribution and whether it was kept."""
+
+    mode: str
+    settings: dict
+    features_before: dict[str, int]
+    features_after: dict[str, int]
+    parameters_before: int
+    parameters_after: int
+    fidelity: float
+    holdout_rows: int
+    metrics: dict | None
+    dropped: list[dict]
+    dropped_fields: list[str]
+    dropped_dense: list[str]
+    features: list[dict]
+    nothing_pruned: bool
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def active_parameters(model: KarSein) -> int:
+    """Parameters that still matter: active features' spline and mixing weights, the embedding
+    tables of fields some feature reads, and the head."""
+    flat = current_masks(model)
+    used_fields, _ = field_usage(model, flat)
+    count = sum(int(layer.mask.sum()) * (layer.coef.shape[1] + 2 * layer.n_out) for _, layer in model.all_layers())
+    tables = sum(t.weight.numel() for t, used in zip(model.embeddings, used_fields.tolist()) if used)
+    return count + tables + model.head.weight.numel() + model.head.bias.numel()
+
+
+def feature_rows(model: KarSein, scores: FeatureImportance, kept: torch.Tensor) -> list[dict]:
+    """Every feature of ``model`` with its importance (magnitude relative to the layer's best)."""
+    rows = []
+    for feature, mag, att, keep in zip(feature_layers(model), scores.magnitude, scores.attribution, split_flat(model, kept)):
+        relative = mag / mag.max().clamp_min(1e-12)
+        for i, label in enumerate(feature.labels):
+            rows.append({"layer": feature.name, "feature": label, "magnitude": float(relative[i]),
+                         "attribution": float(att[i]), "active": bool(feature.layer.mask[i] > 0), "kept": bool(keep[i])})
+    return rows
+
+
+def ctr_metrics(logits: torch.Tensor, labels: np.ndarray) -> dict:
+    """AUC and log-loss of logits ``[N]`` on 0/1 ``labels``."""
+    p = torch.sigmoid(logits.double()).numpy()
+    return {"auc": roc_auc(p, labels), "log_loss": log_loss(p, labels)}
+
+
+def count_by_layer(model: KarSein, flat: torch.Tensor) -> dict[str, int]:
+    return {name: int(m.sum()) for (name, _), m in zip(model.all_layers(), split_flat(model, flat))}
+
+
+# --------------------------------------------------------------------------- API
+def check_options(feature_threshold: float | None, min_fidelity: float, max_auc_drop: float, finetune_steps: int,
+                  holdout: float) -> None:
+    """Raise ``KanxError`` naming the first option out of range."""
+    if feature_threshold is not None and not 0 <= feature_threshold <= 1:
+        raise KanxError(f"--feature-threshold {feature_threshold}: must be in [0, 1] (a fraction of the layer's best)")
+    if not 0 < min_fidelity <= 1:
+        raise KanxError(f"--min-fidelity {min_fidelity}: must be in (0, 1]")
+    if not 0 <= max_auc_drop <= 1:
+        raise KanxError(f"--max-auc-drop {max_auc_drop}: must be in [0, 1]")
+    if finetune_steps < 0:
+        raise KanxError(f"--finetune {finetune_steps}: must be >= 0")
+    if not 0 < holdout < 1:
+        raise KanxError(f"holdout {holdout}: must be in (0, 1)")
+
+
+def check_rows(model: KarSein, x: torch.Tensor, y: torch.Tensor | None) -> None:
+    if x.ndim != 2 or x.shape[1] != model.n_inputs or x.shape[0] < MIN_ROWS:
+        raise KanxError(f"need at least {MIN_ROWS} rows of {model.n_inputs} columns ({', '.join(model.input_names)}) "
+                        "to prune; pass --data CSV")
+    if y is not None and y.shape != (x.shape[0],):
+        raise KanxError(f"labels must have shape [{x.shape[0]}]")
+
+
+def prune_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None, *,
+                  feature_threshold: float | None = None, min_fidelity: float = 0.99, max_auc_drop: float = 0.005,
+                  finetune_steps: int = 0, lamb: float | None = None, lr: float = 1e-3, holdout: float = 0.3,
+                  seed: int = 0) -> tuple[KarSein, KarSeinPruneReport]:
+    """Prune ``model`` (left untouched) feature by feature.
+
+    ``x [N, F + n_dense]`` (default: ``model.sample_inputs``), ``y [N]`` optional 0/1 labels. Threshold
+    mode when ``feature_threshold`` is given, else auto mode (see the module docstring). Returns
+    ``(pruned_model, report)``; the pruned model has the same architecture with masks set."""
+    if not isinstance(model, KarSein):
+        raise KanxError(f"KarSein pruning needs a KarSein model, got {type(model).__name__}")
+    check_options(feature_threshold, min_fidelity, max_auc_drop, finetune_steps, holdout)
+    drawn = x is None and model.sample_inputs.shape[0] < MIN_ROWS
+    x = (default_rows(model, 1000, seed) if drawn else model.sample_inputs if x is None else x).float()
+    check_rows(model, x, y)
+    with single_thread():  # small tensors: a thread pool costs more than it saves
+        pruned, report = _prune(model, x, y, feature_threshold, min_fidelity, max_auc_drop, finetune_steps, lamb, lr, holdout, seed)
+    if drawn:
+        report.notes.append("the model stores no input sample: ids were drawn uniformly from the vocabularies "
+                            "(dense features 0); pass --data for real rows")
+    return pruned, report
+
+
+def _prune(model: KarSein, x: torch.Tensor, y: torch.Tensor | None, feature_threshold: float | None, min_fidelity: float,
+           max_auc_drop: float, finetune_steps: int, lamb: float | None, lr: float, holdout: float,
+           seed: int) -> tuple[KarSein, KarSeinPruneReport]:
+    model = copy.deepcopy(model).eval()
+    fit_idx, hold_idx = split_rows(x.shape[0], holdout, seed)
+    guard = make_guard(model, x[hold_idx], None if y is None else y[hold_idx], min_fidelity, max_auc_drop)
+    mode = "auto" if feature_threshold is None else "threshold"
+    before = feature_importance(model, x[fit_idx])
+    with torch.no_grad():
+        if mode == "auto":
+            kept = auto_masks(model, x[fit_idx], guard)
+        else:
+            kept = threshold_masks(model, before.magnitude, feature_threshold)
+    if not kept.any():
+        raise KanxError(f"--feature-threshold {feature_threshold}: removes every feature; use a smaller value")
+    pruned, notes = with_masks(model, kept), []
+    if finetune_steps:
+        pruned, note = finetune_with_guard(model, pruned, x[fit_idx], None if y is None else y[fit_idx], guard, mode,
+                                           finetune_steps, lamb, lr, seed)
+        notes.append(note)
+    settings = {"feature_threshold": feature_threshold, "min_fidelity": min_fidelity, "max_auc_drop": max_auc_drop,
+                "finetune_steps": finetune_steps, "seed": seed, "holdout": holdout}
+    report = build_report(model, pruned, before, x, y, guard, mode, settings, notes)
+    pruned.provenance = {**pruned.provenance, "pruning": provenance_entry(report)}
+    return pruned, report
+
+
+def make_guard(model: KarSein, x_hold: torch.Tensor, y_hold: torch.Tensor | None, min_fidelity: float,
+               max_auc_drop: float) -> Guard:
+    with torch.no_grad():
+        reference = model.logit(x_hold)[:, 0]
+    guard = Guard(model, x_hold, reference, min_fidelity)
+    if y_hold is not None:
+        guard.labels = y_hold.numpy()
+        auc = roc_auc(reference.double().numpy(), guard.labels)
+        guard.auc_floor = auc - max_auc_drop if auc == auc else -float("inf")
+    return guard
+
+
+def finetune(model: KarSein, x: torch.Tensor, target: torch.Tensor, steps: int, lamb: float | None, lr: float,
+             seed: int) -> None:
+    """Full-batch Adam on BCE against ``target [N]`` (0/1 or soft labels), in place; masks stay."""
+    trained = model.training_info
+    settings = KarSeinSettings(epochs=steps, batch_size=x.shape[0], lr=lr, seed=seed,
+                               weight_decay=recorded_number(trained, "settings", "weight_decay", default=0.0),
+                               lamb=recorded_number(trained, "settings", "lamb", default=0.0) if lamb is None else lamb,
+                               lamb_l1=recorded_number(trained, "settings", "lamb_l1", default=1.0),
+                               lamb_entropy=recorded_number(trained, "settings", "lamb_entropy", default=1.0))
+    masks = current_masks(model)
+    fit_karsein(model, x, target, settings)
+    model.eval()
+    apply_masks(model, masks)
+    if not torch.equal(current_masks(model), masks):
+        raise RuntimeError("fine-tuning changed a pruning mask")
+
+
+def finetune_with_guard(original: KarSein, pruned: KarSein, x_fit: torch.Tensor, y_fit: torch.Tensor | None, guard: Guard,
+                        mode: str, steps: int, lamb: float | None, lr: float, seed: int) -> tuple[KarSein, str]:
+    """Fine-tune a copy on labels (or the original's probabilities); in auto mode the result is
+    kept only when it still passes the guard."""
+    with torch.no_grad():
+        target = torch.sigmoid(original.logit(x_fit)[:, 0]) if y_fit is None else y_fit.float()
+    tuned = copy.deepcopy(pruned)
+    finetune(tuned, x_fit, target, steps, lamb, lr, seed)
+    if mode == "auto" and not bool(replace(guard, model=tuned).passes(current_masks(tuned)[None])[0]):
+        return pruned, f"fine-tuning ({steps} steps) broke the fidelity guard; kept the un-tuned weights"
+    target_name = "the labels" if y_fit is not None else "the original's probabilities"
+    return tuned, f"fine-tuned {steps} full-batch Adam steps on {target_name}"
+
+
+def build_report(model: KarSein, pruned: KarSein, before: FeatureImportance, x: torch.Tensor, y: torch.Tensor | None, guard: Guard,
+                 mode: str, settings: dict, notes: list[str]) -> KarSeinPruneReport:
+    start, kept = current_masks(model), current_masks(pruned)
+    with torch.no_grad():
+        fidelity = float(r2(pruned.logit(guard.x)[:, 0], guard.reference))
+        metrics = None
+        if y is not None:
+            labels = y.numpy()
+            metrics = {"rows": int(x.shape[0]), "before": ctr_metrics(model.logit(x)[:, 0], labels),
+                       "after": ctr_metrics(pruned.logit(x)[:, 0], labels)}
+    rows = feature_rows(model, before, kept)
+    dropped = [r for r in rows if r["active"] and not r["kept"]]
+    fields_before, dense_before = field_usage(model, start)
+    fields_after, dense_after = field_usage(pruned, kept)
+    nothing = bool(torch.equal(start, kept))
+    if nothing:
+        notes.append("nothing to prune: every feature is needed" + (f" for R² >= {guard.min_fidelity}" if mode == "auto" else ""))
+    return KarSeinPruneReport(
+        mode=mode, settings=settings, features_before=count_by_layer(model, start), features_after=count_by_layer(model, kept),
+        parameters_before=active_parameters(model), parameters_after=active_parameters(pruned), fidelity=fidelity,
+        holdout_rows=int(guard.x.shape[0]), metrics=metrics, dropped=dropped,
+        dropped_fields=[f for f, a, b in zip(model.fields, fields_before.tolist(), fields_after.tolist()) if a and not b],
+        dropped_dense=[d for d, a, b in zip(model.dense, dense_before.tolist(), dense_after.tolist()) if a and not b],
+        features=rows, nothing_pruned=nothing, notes=notes,
+    )
+
+
+def provenance_entry(report: KarSeinPruneReport) -> dict:
+    """The compact record stored in the checkpoint's provenance (unset options left out)."""
+    entry = {"mode": report.mode, **{k: v for k, v in report.settings.items() if v is not None and k != "holdout"}}
+    if report.mode == "threshold":
+        entry.pop("min_fidelity")
+        entry.pop("max_auc_drop")
+    if not entry.get("finetune_steps"):
+        entry.pop("finetune_steps")
+    entry.update({"fidelity_r2": round(report.fidelity, 6), "features": [sum(report.features_before.values()),
+                                                                          sum(report.features_after.values())],
+                  "dropped_fields": report.dropped_fields})
+    return entry

@@ -1,0 +1,351 @@
+"""Cleaning a composed expression (``kanx.families.kan.compose``) into a readable formula.
+
+``Cleaner.run`` turns the raw composition into a formula:
+
+1. normalise (expand products and powers, pull constants out of ``exp``) in a worker with
+   a time limit;
+2. every floating constant becomes a parameter, refitted jointly (Levenberg–Marquardt in
+   torch) against the target on the fit samples;
+3. additive terms are dropped one at a time (weakest first) while R² stays within ``tolerance``;
+4. constants are snapped to integers, simple rationals and rational multiples of π while
+   R² stays within ``tolerance`` (the other constants refitted after each snap);
+5. the rest are rounded to ``digits`` significant digits and sympy simplifies the result
+   (again under a time limit, falling back to the unsimplified form).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy
+import torch
+
+from kanx.core.lambdify import torch_function
+from kanx.core.numerics import r2_value
+
+
+# --------------------------------------------------------------------------- composition
+def _worker(function: Callable, args: tuple, channel: multiprocessing.Queue) -> None:
+    try:
+        channel.put(("ok", function(*args)))
+    except Exception as exc:  # noqa: BLE001 - reported back to the parent
+        channel.put(("error", repr(exc)))
+
+
+def run_with_timeout(function: Callable, args: tuple, timeout: float, fallback):
+    """``function(*args)`` in a forked worker; ``fallback`` if it fails or exceeds ``timeout``
+    seconds (the worker is then killed). Without ``fork`` it runs inline."""
+    if timeout <= 0:
+        return fallback
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        try:
+            return function(*args)
+        except Exception:  # noqa: BLE001
+            return fallback
+    channel = context.Queue()
+    process = context.Process(target=_worker, args=(function, args, channel), daemon=True)
+    process.start()
+    try:
+        status, value = channel.get(timeout=timeout)
+    except queue.Empty:
+        status, value = "timeout", None
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(1)
+    return value if status == "ok" else fallback
+
+
+def _pull_exp_constants(expr: sympy.Expr) -> sympy.Expr:
+    def is_target(node: sympy.Basic) -> bool:
+        return isinstance(node, sympy.exp) and isinstance(node.args[0], sympy.Add) and any(
+            term.is_Number and abs(float(term)) < 30 for term in node.args[0].args
+        )
+
+    def rewrite(node: sympy.Basic) -> sympy.Expr:
+        constant = sum((t for t in node.args[0].args if t.is_Number), sympy.Integer(0))
+        rest = sympy.Add(*[t for t in node.args[0].args if not t.is_Number])
+        return sympy.exp(constant) * sympy.exp(rest)
+
+    return expr.replace(is_target, rewrite)
+
+
+def normalise(expr: sympy.Expr) -> sympy.Expr:
+    """Expand products and integer powers everywhere; move numeric terms out of ``exp``."""
+    expanded = sympy.expand(expr, deep=True, power_exp=False, power_base=False, log=False, mul=True, multinomial=True)
+    return sympy.expand(_pull_exp_constants(expanded), deep=True, power_exp=False, power_base=False, log=False)
+
+
+def simplify(expr: sympy.Expr) -> sympy.Expr:
+    return sympy.simplify(expr)
+
+
+# --------------------------------------------------------------------------- numeric refit
+@dataclass
+class Parametrised:
+    """``expr`` with its floating constants replaced by ``symbols`` (current ``values``)."""
+
+    expr: sympy.Expr
+    symbols: list[sympy.Symbol]
+    values: torch.Tensor  # [P] float64
+
+
+def parametrise(expr: sympy.Expr) -> Parametrised:
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: sympy.default_sort_key(f))
+    symbols = [sympy.Symbol(f"_p{k}") for k in range(len(floats))]
+    replaced = expr.xreplace(dict(zip(floats, symbols)))
+    return Parametrised(replaced, symbols, torch.tensor([float(f) for f in floats], dtype=torch.float64))
+
+
+def to_expr(param: Parametrised, values: torch.Tensor | None = None) -> sympy.Expr:
+    values = param.values if values is None else values
+    return param.expr.xreplace({s: sympy.Float(float(v)) for s, v in zip(param.symbols, values)})
+
+
+class Evaluator:
+    """Evaluates a parametrised expression on inputs ``x`` ``[N, n_in]`` (float64)."""
+
+    def __init__(self, param: Parametrised, variables: list[sympy.Symbol], x: torch.Tensor) -> None:
+        used = param.expr.free_symbols
+        self.active = [k for k, s in enumerate(param.symbols) if s in used]
+        self.columns = [x[:, k] for k in range(x.shape[1])]
+        self.n = x.shape[0]
+        function = torch_function(variables + [param.symbols[k] for k in self.active], param.expr)
+        self.function = function
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        out = self.function(*self.columns, *[values[k] for k in self.active])
+        if not isinstance(out, torch.Tensor):
+            out = torch.full((self.n,), float(out), dtype=torch.float64)
+        return out.expand(self.n) if out.dim() == 0 else out
+
+
+def refit(evaluator: Evaluator, values: torch.Tensor, target: torch.Tensor, free: list[int], iterations: int = 40) -> torch.Tensor:
+    """Levenberg–Marquardt on the ``free`` parameters (indices into ``values``)."""
+    free = [k for k in free if k in evaluator.active]
+    values = values.clone()
+    if not free:
+        return values
+
+    def residual(sub: torch.Tensor) -> torch.Tensor:
+        full = values.clone()
+        full[free] = sub
+        return evaluator(full) - target
+
+    p = values[free].clone()
+    r = residual(p)
+    sse = float((r * r).sum()) if bool(torch.isfinite(r).all()) else math.inf
+    damping = 1e-3
+    for _ in range(iterations):
+        if not math.isfinite(sse):
+            break
+        jac = torch.func.jacfwd(residual)(p)  # [N, P]
+        if not bool(torch.isfinite(jac).all()):
+            break
+        jtj = jac.T @ jac
+        grad = jac.T @ r
+        improved = False
+        for _ in range(8):
+            system = jtj + damping * torch.diag(jtj.diagonal().clamp_min(1e-12))
+            try:
+                step = torch.linalg.solve(system, -grad)
+            except RuntimeError:
+                damping *= 10
+                continue
+            trial = p + step
+            r_new = residual(trial)
+            sse_new = float((r_new * r_new).sum()) if bool(torch.isfinite(r_new).all()) else math.inf
+            if sse_new < sse:
+                p, r, damping, improved = trial, r_new, max(damping * 0.3, 1e-12), True
+                converged = sse - sse_new < 1e-12 * max(sse, 1e-30)
+                sse = sse_new
+                break
+            damping *= 10
+        if not improved or converged:
+            break
+    values[free] = p
+    return values
+
+
+# --------------------------------------------------------------------------- snapping
+def nice_candidates(value: float, max_denominator: int = 6, pi_squared: bool = False,
+                    pi_inverse: bool = False) -> list[sympy.Expr]:
+    """Simple numbers near ``value``, nearest first: integers, p/q (q ≤ max_denominator),
+    (p/q)·π, and on request (p/q)·π² and (p/q)/π."""
+    found: dict[sympy.Expr, float] = {}
+    if not math.isfinite(value):
+        return []
+    bases = [(1.0, sympy.Integer(1)), (math.pi, sympy.pi)] + ([(math.pi**2, sympy.pi**2)] if pi_squared else [])
+    bases += [(1 / math.pi, 1 / sympy.pi)] if pi_inverse else []
+    for base, unit in bases:
+        ratio = Fraction(value / base).limit_denominator(max_denominator)
+        if ratio.numerator == 0 or (ratio.denominator > 1 and abs(ratio.numerator) > 24):
+            continue
+        candidate = sympy.Rational(ratio.numerator, ratio.denominator) * unit
+        found[candidate] = abs(float(candidate) - value) / max(abs(value), 1e-12)
+        whole = round(value / base)
+        if whole != 0:
+            found[sympy.Integer(whole) * unit] = abs(whole * base - value) / max(abs(value), 1e-12)
+    return [c for c, _ in sorted(found.items(), key=lambda kv: kv[1])]
+
+
+def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """Round every floating constant to ``digits`` significant digits (near-integers become
+    integers)."""
+    mapping = {}
+    for number in expr.atoms(sympy.Float):
+        value = float(number)
+        if not math.isfinite(value):
+            continue
+        rounded = float(f"{value:.{digits}g}")
+        if rounded == 0:
+            mapping[number] = sympy.Integer(0)
+        elif rounded == int(rounded) and abs(rounded) < 1e6:
+            mapping[number] = sympy.Integer(int(rounded))
+        else:
+            mapping[number] = sympy.Float(rounded, digits)
+    return expr.xreplace(mapping)
+
+
+# --------------------------------------------------------------------------- clean-up
+@dataclass
+class CleanSettings:
+    digits: int = 4
+    tolerance: float = 5e-4
+    snap_window: float = 0.1  # only numbers within this relative distance are tried as snaps
+    pi_window: float | None = None  # the same for multiples of π (None: snap_window)
+    pi_squared: bool = False  # also try (p/q)·π² (window: pi_window)
+    pi_inverse: bool = False  # also try (p/q)/π, e.g. ħ = h/(2π) (window: pi_window)
+    expand: bool = True  # normalise (expand products) before refitting; off keeps factored forms
+    noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R²)
+    max_parameters: int = 60
+    max_terms: int = 80
+    timeout: float = 10.0
+
+
+def additive_terms(expr: sympy.Expr, parameters: set[sympy.Symbol]) -> list[sympy.Expr]:
+    """Terms of every sum in ``expr`` that hold at least one parameter (candidates to drop)."""
+    terms = []
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Add):
+            terms.extend(t for t in node.args if t.free_symbols & parameters)
+    unique = []
+    for term in terms:
+        if term not in unique:
+            unique.append(term)
+    return unique
+
+
+class Cleaner:
+    """Prunes, snaps and rounds one expression against a target ``y`` on inputs ``x``."""
+
+    def __init__(self, variables: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor, settings: CleanSettings) -> None:
+        self.variables = variables
+        self.x, self.y = x.double(), y.double()
+        self.settings = settings
+
+    def fit(self, param: Parametrised, free: list[int] | None = None) -> tuple[Parametrised, float]:
+        """Refit the free parameters of ``param``; returns the refitted copy and its R²."""
+        try:
+            evaluator = Evaluator(param, self.variables, self.x)
+        except Exception:  # noqa: BLE001 - lambdify failure means the candidate is unusable
+            return param, float("-inf")
+        free = list(range(len(param.symbols))) if free is None else free
+        with torch.no_grad():
+            start = evaluator(param.values)
+        values = refit(evaluator, param.values, self.y, free)
+        with torch.no_grad():
+            prediction = evaluator(values)
+        score = r2_value(prediction, self.y)
+        if r2_value(start, self.y) > score:
+            values, score = param.values, r2_value(start, self.y)
+        return Parametrised(param.expr, param.symbols, values), score
+
+    def run(self, expr: sympy.Expr) -> tuple[sympy.Expr, dict]:
+        """Cleaned expression and a log of what was done."""
+        settings = self.settings
+        log: dict = {"pruned_terms": 0, "snapped": 0}
+        if isinstance(expr, sympy.Number) or expr.atoms(sympy.core.function.AppliedUndef):
+            return round_floats(expr, settings.digits), log
+        normal = run_with_timeout(normalise, (expr,), settings.timeout, expr) if settings.expand else expr
+        param = parametrise(normal)
+        if len(param.symbols) > settings.max_parameters:
+            log["skipped"] = f"{len(param.symbols)} constants (more than {settings.max_parameters})"
+            return round_floats(normal, settings.digits), log
+        param, reference = self.fit(param)
+        raw_param, raw_score = self.fit(parametrise(expr))
+        if not reference > raw_score - settings.tolerance:  # normalising lost accuracy (overflow…)
+            param, reference = raw_param, raw_score
+        if not math.isfinite(reference):
+            log["skipped"] = "the composed formula does not evaluate to finite values"
+            return round_floats(expr, settings.digits), log
+        log["r2_refit"] = reference
+        allowed = settings.tolerance
+        if settings.noise_ratio is not None:
+            allowed = min(allowed, settings.noise_ratio * max(1.0 - reference, 0.0) + 1e-12)
+        floor = reference - allowed
+        param = self.prune(param, floor, log)
+        param = self.snap(param, floor, log)
+        return round_floats(to_expr(param), settings.digits), log
+
+    def prune(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
+        parameters = set(param.symbols)
+        terms = additive_terms(param.expr, parameters)[: self.settings.max_terms]
+        evaluator = Evaluator(param, self.variables, self.x)
+        ranked = []
+        for term in terms:
+            trial = Parametrised(param.expr.xreplace({term: sympy.Integer(0)}), param.symbols, param.values)
+            try:
+                with torch.no_grad():
+                    loss = r2_value(Evaluator(trial, self.variables, self.x)(param.values), self.y)
+            except Exception:  # noqa: BLE001
+                continue
+            ranked.append((-loss, term))
+        del evaluator
+        for _, term in sorted(ranked, key=lambda item: item[0]):
+            if not param.expr.has(term):
+                continue
+            trial = Parametrised(param.expr.xreplace({term: sympy.Integer(0)}), param.symbols, param.values)
+            fitted, score = self.fit(trial)
+            if score >= floor:
+                param = fitted
+                log["pruned_terms"] += 1
+        return param
+
+    def snap(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
+        tried: set[int] = set()
+        while True:
+            used = param.expr.free_symbols
+            options = []
+            for k, symbol in enumerate(param.symbols):
+                if k in tried or symbol not in used:
+                    continue
+                value = float(param.values[k])
+                for candidate in nice_candidates(value, pi_squared=self.settings.pi_squared,
+                                                 pi_inverse=self.settings.pi_inverse)[:2]:
+                    distance = abs(float(candidate) - value) / max(abs(value), 1e-12)
+                    window = self.settings.snap_window
+                    if candidate.has(sympy.pi) and self.settings.pi_window is not None:
+                        window = self.settings.pi_window
+                    if distance <= window:
+                        options.append((distance, k, candidate))
+            if not options:
+                return param
+            options.sort(key=lambda item: item[0])
+            k = options[0][1]
+            tried.add(k)
+            for _, index, candidate in [o for o in options if o[1] == k]:
+                trial_expr = param.expr.xreplace({param.symbols[index]: candidate})
+                trial = Parametrised(trial_expr, param.symbols, param.values)
+                fitted, score = self.fit(trial)
+                if score >= floor:
+                    param = fitted
+                    log["snapped"] += 1
+                    break

@@ -1,0 +1,228 @@
+"""The per-edge strategy of symbolify: fit every live edge, compose, clean, check.
+
+1. inputs: ``data`` (a ``Dataset``) or the model's stored sample, split into fit / held-out;
+2. importance by attribution from the outputs; negligible edges become constants (their mean),
+   so dead parts are dropped, never fitted;
+3. the live edges' 1-D data go to an engine (builtin batched fit, operon or PySR); per edge the
+   Pareto front of (complexity, R²) and the simplest candidate within ``tolerance`` of the best;
+   an edge nobody fits above ``r2_threshold`` stays numeric (or a cubic, ``fallback="poly"``);
+4. chosen fits are set on the model; optionally its constants are refitted end to end;
+5. each output is composed, cleaned (refit, prune, snap, round, simplify) and checked on the
+   held-out samples against the network and, when given, the data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import sympy
+import torch
+
+from kanx.core.errors import KanxError
+from kanx.core.lambdify import mpmath_function, torch_function
+from kanx.core.numerics import split_rows
+from kanx.families.kan.compose import compose, input_symbols
+from kanx.families.kan.importance import importance
+from kanx.families.kan.network import KAN
+from kanx.functions.library import custom_function
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
+from kanx.symbolic.engines import ENGINES, Candidate, edge_candidates
+from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
+from kanx.symbolic.selection import pareto, poly_fallback, select
+
+FALLBACKS = ("numeric", "poly")
+
+
+def resolve_inputs(model: KAN, data, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inputs ``[N, n_in]`` and optional targets ``[N, n_out]`` for the fits."""
+    if data is not None:
+        y = data.y if data.y.shape[1] == model.n_outputs else None
+        return data.x.float(), (y.float() if y is not None else None)
+    if model.sample_inputs.numel():
+        return model.sample_inputs.float(), None
+    generator = torch.Generator().manual_seed(seed)
+    lo = torch.tensor([r[0] for r in model.meta.input_ranges])
+    hi = torch.tensor([r[1] for r in model.meta.input_ranges])
+    return lo + (hi - lo) * torch.rand(1000, model.n_inputs, generator=generator), None
+
+
+def fit_and_test_rows(n: int, seed: int, fraction: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows to fit on and rows to report fidelity on; with fewer than 8 rows both are all rows."""
+    if n < 8:
+        every = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return every, every
+    return split_rows(n, fraction, seed)
+
+
+def refit_constants(model: KAN, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    """Re-optimise the symbolic affines and node/subnode affines of ``model`` end to end on
+    ``x`` ``[N, n_in]`` → ``y`` ``[N, n_out]`` (LBFGS; other weights frozen)."""
+    params = []
+    for layer in model.layers:
+        for tensor in (layer.sym_affine, layer.sub_scale, layer.sub_bias, layer.node_scale, layer.node_bias):
+            params.append(tensor)
+    frozen = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    backup = [p.detach().clone() for p in params]
+    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+    scale = y.var(dim=0).clamp_min(1e-12)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = (((model(x) - y) ** 2).mean(dim=0) / scale).sum()
+        if torch.isfinite(loss):
+            loss.backward()
+        return loss
+
+    with torch.no_grad():
+        before = float((((model(x) - y) ** 2).mean(dim=0) / scale).sum())
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        after = float((((model(x) - y) ** 2).mean(dim=0) / scale).sum())
+        if not math.isfinite(after) or after > before:
+            for p, b in zip(params, backup):
+                p.copy_(b)
+    for p, flag in frozen.items():
+        p.requires_grad_(flag)
+
+
+def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, model: KAN) -> torch.Tensor:
+    """``expr`` on inputs ``x`` ``[N, n_in]`` → ``[N]`` (float64). Formulas that still hold
+    numeric edges are evaluated through the symbolic model instead."""
+    if expr.atoms(sympy.core.function.AppliedUndef):
+        raise ValueError("formula has numeric edges")
+    function = torch_function(symbols, expr)
+    with torch.no_grad():
+        out = function(*[x[:, k].double() for k in range(x.shape[1])])
+    if not isinstance(out, torch.Tensor):
+        out = torch.full((x.shape[0],), float(out), dtype=torch.float64)
+    out = out.expand(x.shape[0]).double()
+    if not bool(torch.isfinite(out).all()):  # huge intermediate constants: arbitrary precision
+        slow = mpmath_function(symbols, expr)
+        rows = x.double().tolist()
+        out = torch.tensor([float(slow(*row)) for row in rows], dtype=torch.float64)
+    return out
+
+
+def check_fit_options(engine: str, fallback: str, r2_threshold: float, digits: int) -> None:
+    """Raise ``KanxError`` naming the first per-edge fitting option out of range."""
+    if engine not in ENGINES:
+        raise KanxError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if fallback not in FALLBACKS:
+        raise KanxError(f"--fallback {fallback!r}: use numeric or poly")
+    if not 0 < r2_threshold <= 1:
+        raise KanxError(f"--r2-threshold {r2_threshold}: must be in (0, 1]")
+    if not 1 <= digits <= 15:
+        raise KanxError(f"--digits {digits}: must be between 1 and 15")
+
+
+def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, prune_threshold, fallback, data,
+                    finetune_steps, digits, snap_tolerance, simplify_timeout, seed) -> SymbolicResult:
+    """The per-edge strategy on ``model`` (modified in place: pass a copy); arguments as in
+    :func:`kanx.symbolic.symbolify`, with ``functions``/``custom`` from ``build_library``."""
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    model.eval()
+    model.custom_functions.update(custom)
+    x_all, y_data = resolve_inputs(model, data, seed)
+    fit_rows, test_rows = fit_and_test_rows(x_all.shape[0], seed)
+    x_fit, x_test = x_all[fit_rows], x_all[test_rows]
+    with torch.no_grad():
+        y_net_fit, y_net_test = model(x_fit), model(x_test)
+        scores = importance(model, x_fit).attribution
+        traces = model.edge_activations(x_fit)
+    reports, live, live_x, live_y = [], [], [], []
+    for index, (trace, score) in enumerate(zip(traces, scores)):
+        layer = model.layers[index]
+        for i in range(layer.shape.n_in):
+            for j in range(layer.shape.n_sub):
+                report = EdgeReport(index, i, j, float(score[i, j]), "masked")
+                reports.append(report)
+                if float(layer.mask[i, j]) == 0:
+                    continue
+                if float(score[i, j]) < prune_threshold:
+                    report.status = "negligible"
+                    mean = float(trace.edges[:, i, j].mean())
+                    report.chosen = Candidate("0", (1.0, 0.0, 1.0, mean), 1.0, 0.0)
+                    continue
+                live.append(report)
+                live_x.append(trace.inputs[:, i])
+                live_y.append(trace.edges[:, i, j])
+    timings["importance"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if live:
+        found = edge_candidates(engine, torch.stack(live_x), torch.stack(live_y), functions, seed)
+        model.custom_functions.update(found.custom)
+        for report, candidates, ex, ey in zip(live, found.candidates, live_x, live_y):
+            report.front = pareto(candidates)
+            chosen = select(candidates, tolerance)
+            if chosen is not None and chosen.r2 >= r2_threshold:
+                report.status, report.chosen = "symbolic", chosen
+            elif fallback == "poly":
+                text, r2 = poly_fallback(ex, ey)
+                name = f"poly_{report.layer}_{report.i}_{report.j}"
+                model.custom_functions[name] = custom_function(name, text).expression or text
+                report.status, report.chosen = "poly", Candidate(name, (1.0, 0.0, 1.0, 0.0), r2, 4.0)
+            else:
+                report.status, report.chosen = "numeric", chosen
+    timings["fit"] = time.perf_counter() - start
+    for report in reports:
+        if report.status in ("symbolic", "negligible", "poly"):
+            model.set_symbolic(report.layer, report.i, report.j, report.chosen.name, report.chosen.affine)
+    start = time.perf_counter()
+    target_fit = y_data[fit_rows] if y_data is not None else y_net_fit
+    if finetune_steps > 0:
+        refit_constants(model, x_fit, target_fit, finetune_steps)
+    timings["finetune"] = time.perf_counter() - start
+    start = time.perf_counter()
+    symbols = input_symbols(model)
+    settings = CleanSettings(digits=digits, tolerance=snap_tolerance, timeout=simplify_timeout)
+    expressions, logs, fidelities = [], [], []
+    for k, raw in enumerate(compose(model)):
+        cleaner = Cleaner(symbols, x_fit.double(), target_fit[:, k].double(), settings)
+        cleaned, log = cleaner.run(raw)
+        expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+        expr = prefer_shorter(expr, cleaned, symbols, x_test, model)
+        expressions.append(expr)
+        logs.append(log)
+        fidelities.append(output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
+                                    y_data[test_rows][:, k] if y_data is not None else None))
+    timings["compose"] = time.perf_counter() - start
+    flagged = [r for r in reports if r.status in ("numeric", "poly")]
+    settings_out = {"engine": engine, "library": [f.name for f in functions], "r2_threshold": r2_threshold,
+                    "tolerance": tolerance, "prune_threshold": prune_threshold, "fallback": fallback,
+                    "finetune": finetune_steps, "digits": digits, "seed": seed,
+                    "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
+    return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,
+                          settings_out, timings, logs, ["edges"] * len(expressions))
+
+
+def prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torch.Tensor, model: KAN) -> sympy.Expr:
+    """Keep sympy's simplification only if it is no longer and numerically the same."""
+    if sympy.count_ops(simplified) > sympy.count_ops(cleaned):
+        return cleaned
+    try:
+        a = evaluate_expression(simplified, symbols, x, model)
+        b = evaluate_expression(cleaned, symbols, x, model)
+    except Exception:  # noqa: BLE001 - anything unevaluable keeps the cleaned form
+        return cleaned
+    close = torch.allclose(a, b, rtol=1e-6, atol=1e-9 * float(b.abs().max().clamp_min(1)))
+    return simplified if close else cleaned
+
+
+def output_fidelity(expr, symbols, x, model, k, y_net, y_data) -> dict:
+    try:
+        prediction = evaluate_expression(expr, symbols, x, model)
+    except ValueError:  # the formula still holds numeric edges: evaluate the symbolic model
+        with torch.no_grad():
+            prediction = model(x)[:, k].double()
+    return {
+        "network": fidelity(prediction, y_net),
+        "data": fidelity(prediction, y_data) if y_data is not None else None,
+    }

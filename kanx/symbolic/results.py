@@ -1,0 +1,100 @@
+"""What symbolify returns: per-edge reports, fidelity measurements and the result object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sympy
+import torch
+
+from kanx.core.numerics import r2_value
+from kanx.symbolic.engines import Candidate
+
+if TYPE_CHECKING:
+    from kanx.families.kan.network import KAN
+
+
+@dataclass
+class EdgeReport:
+    """What happened to one edge ``(layer, i, j)``."""
+
+    layer: int
+    i: int
+    j: int
+    importance: float
+    status: str  # "symbolic" | "negligible" | "numeric" | "poly" | "masked"
+    chosen: Candidate | None = None
+    front: list[Candidate] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def cand(c: Candidate) -> dict:
+            return {"function": c.name, "affine": {"a": c.affine[0], "b": c.affine[1], "c": c.affine[2], "d": c.affine[3]},
+                    "r2": c.r2, "complexity": c.complexity}
+
+        return {
+            "layer": self.layer, "input": self.i, "subnode": self.j, "importance": self.importance,
+            "status": self.status, "chosen": cand(self.chosen) if self.chosen else None,
+            "candidates": [cand(c) for c in self.front],
+        }
+
+
+@dataclass
+class Fidelity:
+    """Agreement of a formula with a reference on held-out samples."""
+
+    r2: float
+    rmse: float
+    max_abs: float
+
+    def to_dict(self) -> dict:
+        return {"r2": self.r2, "rmse": self.rmse, "max_abs_error": self.max_abs}
+
+
+@dataclass
+class SymbolicResult:
+    """Outcome of :func:`symbolify`.
+
+    ``model``: a copy of the input with the chosen edges symbolic; ``expressions``: one sympy
+    expression per output in the input symbols; ``edges``: per-edge reports; ``fidelity``:
+    per output ``{"network": Fidelity, "data": Fidelity | None}``; ``flagged``: edges kept
+    numeric or polynomial because nothing fitted above the threshold.
+    """
+
+    model: KAN
+    expressions: list[sympy.Expr]
+    output_names: list[str]
+    edges: list[EdgeReport]
+    fidelity: list[dict]
+    flagged: list[EdgeReport]
+    settings: dict
+    timings: dict
+    log: list[dict]
+    strategy_used: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "outputs": [
+                {
+                    "name": name, "expression": sympy.sstr(expr), "srepr": sympy.srepr(expr),
+                    "latex": sympy.latex(expr),
+                    "fidelity": {k: (v.to_dict() if v else None) for k, v in fid.items()},
+                    "cleanup": log,
+                }
+                for name, expr, fid, log in zip(self.output_names, self.expressions, self.fidelity, self.log)
+            ],
+            "edges": [e.to_dict() for e in self.edges],
+            "flagged": [[e.layer, e.i, e.j] for e in self.flagged],
+            "strategy_used": self.strategy_used,
+            "settings": self.settings,
+            "timings": self.timings,
+        }
+
+
+def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> Fidelity:
+    """R², RMSE and max |error| of ``prediction`` against ``target`` (``[N]``)."""
+    p, t = prediction.double(), target.double()
+    error = p - t
+    if not bool(torch.isfinite(error).all()):
+        return Fidelity(float("-inf"), float("inf"), float("inf"))
+    return Fidelity(r2_value(p, t), float((error**2).mean().sqrt()), float(error.abs().max()))

@@ -1,0 +1,56 @@
+"""Choosing among an edge's candidate fits: the Pareto front of (complexity, R²), the simplest
+candidate within tolerance of the best, and the polynomial fallback when nothing fits."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kanx.core.numerics import r2_value
+from kanx.symbolic.engines import Candidate
+
+
+def pareto(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates not beaten on both complexity and R² (finite R² only), simplest first."""
+    valid = sorted((c for c in candidates if math.isfinite(c.r2)), key=lambda c: (c.complexity, -c.r2))
+    front: list[Candidate] = []
+    for c in valid:
+        if not front or c.r2 > front[-1].r2:
+            if front and front[-1].complexity == c.complexity:
+                front[-1] = c
+            else:
+                front.append(c)
+    return front
+
+
+NOISE_RATIO = 100.0
+
+
+def select(candidates: list[Candidate], tolerance: float) -> Candidate | None:
+    """The simplest candidate within tolerance of the best; ties on complexity go to the
+    higher R². ``None`` when no candidate is finite.
+
+    The tolerance on R² is ``min(tolerance, NOISE_RATIO * (1 - best R²))``: on clean data (a
+    near-perfect best fit) a look-alike that is orders of magnitude worse is not "within
+    tolerance", while on noisy spline edges the absolute ``tolerance`` applies.
+    """
+    valid = [c for c in candidates if math.isfinite(c.r2) and c.name != "0"]
+    if not valid:
+        return None
+    best = max(c.r2 for c in valid)
+    allowed = min(tolerance, NOISE_RATIO * max(1.0 - best, 0.0) + 1e-12)
+    good = [c for c in valid if c.r2 >= best - allowed]
+    return min(good, key=lambda c: (c.complexity, -c.r2))
+
+
+def poly_fallback(x: torch.Tensor, y: torch.Tensor, degree: int = 3, digits: int = 6) -> tuple[str, float]:
+    """Least-squares polynomial of ``degree`` in ``x`` for data ``x``, ``y`` ``[N]`` as sympy
+    text, and its R²."""
+    xd, yd = x.double(), y.double()
+    vander = torch.stack([xd**k for k in range(degree + 1)], dim=1)
+    coef = torch.linalg.lstsq(vander, yd[:, None]).solution[:, 0]
+    fitted = vander @ coef
+    r2 = r2_value(fitted, yd)
+    text = " + ".join(f"({float(c):.{digits}g})*x**{k}" for k, c in enumerate(coef))
+    return text, r2

@@ -1,0 +1,541 @@
+"""Structure-first symbolic regression: decompose a function before fitting any formula.
+
+Instead of fitting every edge of a network and composing, the network is used as an
+*oracle* (values anywhere in the training box) and the function is split recursively:
+
+1. one variable → :func:`kanx.symbolic.univariate.fit_univariate`;
+2. a power law ``C·Π x_i^p_i`` (log-linear least squares on ``log|f|``; positive box);
+3. multiplicative separability ``f = Π g_k(group_k)`` (``separability.pair_shares``), each
+   factor solved on a slice through a reference point; the same for additive separability;
+4. a scaling law ``f = M₁(x)·g(M₂(x))`` of monomials (``kanx.symbolic.structure.scaling``): one
+   dimensionless group times a prefactor, ``g`` fitted as a function of one variable;
+5. a transformed target ``T(f)`` (1/f, f², √f, log f, …) that is a power law or separable;
+6. a pair that enters only through ``x_i − x_j``, ``x_i + x_j``, ``x_i·x_j`` or ``x_i / x_j``
+   is replaced by that one variable.
+
+Every step is accepted only if the formula it produces reproduces its (sub-)oracle to
+``accept_r2``; otherwise the next step is tried. The composed formula's constants are then
+refitted to the data, pruned and snapped to simple numbers (``compose.Cleaner``).
+A :class:`StructureNode` tree records what was found.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+
+import sympy
+import torch
+
+from kanx.core.lambdify import torch_function
+from kanx.core.numerics import r2_value
+from kanx.functions.library import LibraryFunction
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.structure.scaling import elasticities, prefactor_options, scaling_line, snap_ratio
+from kanx.symbolic.structure.separability import (
+    COMBINATIONS,
+    Combination,
+    Oracle,
+    combination_range,
+    combination_residual,
+    components,
+    feasible_partner,
+    pair_shares,
+    sample_box,
+)
+from kanx.symbolic.structure.univariate import fit_univariate, sign_definite
+
+LOOSE_SEPARABILITY = 5.0  # factor on the separability threshold when nothing separates at it
+MAX_PREFACTORS = 4  # prefactor choices tried per orientation of a scaling group
+
+
+@dataclass
+class StructureSettings:
+    """Knobs of the structure-first search (defaults tuned on the AI Feynman equations).
+
+    ``separability_threshold``: a pair share above it means "not separable";
+    ``accept_r2``: R² (vs the sub-oracle) a sub-formula needs; ``rows``: oracle samples per test;
+    ``max_depth``: recursion limit; ``budget``: seconds for the whole search."""
+
+    separability_threshold: float = 2e-3
+    combination_threshold: float = 2e-3
+    accept_r2: float = 0.999
+    rows: int = 512
+    max_depth: int = 8
+    budget: float = 60.0
+    tolerance: float = 2e-3
+
+
+@dataclass
+class StructureNode:
+    """One step of the decomposition: ``kind`` (univariate, power-law, product, sum, scaling,
+    transform, substitute, failed), the variables it covers, a readable ``detail`` and the
+    formula's R² against its oracle."""
+
+    kind: str
+    variables: list[str]
+    detail: str
+    r2: float
+    children: list[StructureNode] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "variables": self.variables, "detail": self.detail, "r2": self.r2,
+                "children": [c.to_dict() for c in self.children]}
+
+    def describe(self, indent: int = 0) -> list[str]:
+        line = f"{'  ' * indent}{self.kind}({', '.join(self.variables)}): {self.detail}  [R² {self.r2:.6f}]"
+        return [line] + [row for child in self.children for row in child.describe(indent + 1)]
+
+
+@dataclass
+class Problem:
+    """Find ``f`` of the variables ``symbols`` (displayed as ``names``) on the box
+    ``[lo, hi]`` (``[k]`` each). Substituted variables are fresh symbols; the caller maps
+    them back."""
+
+    oracle: Oracle
+    symbols: list[sympy.Symbol]
+    names: list[str]
+    lo: torch.Tensor
+    hi: torch.Tensor
+    depth: int = 0
+
+
+@dataclass
+class Solution:
+    expr: sympy.Expr
+    node: StructureNode
+
+
+class StructureSearch:
+    """Recursive decomposition with a shared time budget and seeded sampling."""
+
+    def __init__(self, functions: list[LibraryFunction], settings: StructureSettings, seed: int) -> None:
+        self.functions = functions
+        self.settings = settings
+        self.generator = torch.Generator().manual_seed(seed)
+        self.deadline = time.perf_counter() + settings.budget
+
+    def out_of_time(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    # ------------------------------------------------------------------ checking
+    def score(self, problem: Problem, expr: sympy.Expr) -> float:
+        """R² of ``expr`` against the oracle on fresh samples of the problem's box."""
+        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        prediction = evaluate(expr, problem, x)
+        return r2_value(prediction, problem.oracle(x)) if prediction is not None else float("-inf")
+
+    # ------------------------------------------------------------------ search
+    def solve(self, problem: Problem) -> Solution | None:
+        """The first step's formula that reaches ``accept_r2``, else the best one found."""
+        found = self.candidates(problem)
+        accepted = [c for c in found if c.node.r2 >= self.settings.accept_r2]
+        if accepted:
+            return accepted[-1]
+        return max(found, key=lambda c: c.node.r2, default=None)
+
+    def candidates(self, problem: Problem) -> list[Solution]:
+        """Formulas of the steps tried in order, up to and including the first accepted one
+        (a power law is always tried: it is the cheapest and the commonest law)."""
+        if problem.lo.numel() == 1:
+            found = self.univariate(problem)
+            return [found] if found is not None else []
+        out: list[Solution] = []
+        for step in (self.power_law, self.separable, self.scaling, self.transformed, self.substitute):
+            if self.out_of_time() or problem.depth > self.settings.max_depth:
+                break
+            found = step(problem)
+            if found is None:
+                continue
+            out.append(found)
+            if found.node.r2 >= self.settings.accept_r2:
+                break
+        return out
+
+    def univariate(self, problem: Problem) -> Solution | None:
+        symbol = sympy.Dummy("t")
+        x = torch.linspace(float(problem.lo[0]), float(problem.hi[0]), 256, dtype=torch.float64)
+        y = problem.oracle(x[:, None])
+        fit = fit_univariate(x, y, symbol, self.functions, self.settings.tolerance)
+        if fit is None:
+            return None
+        expr = fit.expr.xreplace({symbol: problem.symbols[0]})
+        return Solution(expr, StructureNode("univariate", problem.names, f"{fit.label}: {expr}", fit.r2))
+
+    def power_law(self, problem: Problem) -> Solution | None:
+        if bool((problem.lo <= 0).any()):
+            return None
+        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        expr = fit_power_law(problem.symbols, x, problem.oracle(x))
+        if expr is None:
+            return None
+        r2 = self.score(problem, expr)
+        return Solution(expr, StructureNode("power-law", problem.names, str(expr), r2))
+
+    def separable(self, problem: Problem) -> Solution | None:
+        """``f`` (or ``f − c``) a product of functions of disjoint groups, or a sum of them."""
+        shares = pair_shares(problem.oracle, problem.lo, problem.hi, self.settings.rows, self.generator)
+        options = []
+        # a looser second look: the shares of a function crossing zero sit a few times above a
+        # network's error level; a false split is caught by the acceptance test
+        for threshold in (self.settings.separability_threshold, LOOSE_SEPARABILITY * self.settings.separability_threshold):
+            for kind, share, rank in (("product", shares.product, 2), ("sum", shares.additive, 1),
+                                      ("offset-product", shares.offset_product, 0)):
+                groups = components(share, threshold)
+                if len(groups) > 1:
+                    options.append((len(groups), rank, kind, groups))
+            if options:
+                break
+        best: Solution | None = None
+        for _, _, kind, groups in sorted(options, reverse=True):
+            if self.out_of_time():
+                break
+            if kind == "offset-product":
+                found = self.offset_split(problem, shares.offset, groups)
+            else:
+                found = self.split(problem, kind, groups)
+            if found is not None and found.node.r2 >= self.settings.accept_r2:
+                return found
+            if found is not None and (best is None or found.node.r2 > best.node.r2):
+                best = found
+        return best
+
+    def scaling(self, problem: Problem) -> Solution | None:
+        """``f = M₁ · g(M₂)`` with monomials ``M₁``, ``M₂`` (``kanx.symbolic.structure.scaling``). Variables
+        that reach 0 or below take integer exponents only (``M₂``: none negative where the box
+        contains 0; ``M₁``: none where it crosses 0). Each allowed prefactor option in each
+        orientation of ``M₂`` is fitted (:meth:`reduced`); of those whose formula and ``g`` both
+        reach ``accept_r2`` the shortest formula wins, else the best one is returned as a
+        candidate."""
+        rates = elasticities(problem.oracle, problem.lo, problem.hi, self.settings.rows // 2, self.generator)
+        line = scaling_line(rates) if rates is not None else None
+        if line is None:
+            return None
+        signed = (problem.lo <= 0).tolist()
+        crossing = ((problem.lo < 0) & (problem.hi > 0) | (problem.lo == 0)).tolist()
+        prefactors = [p for p in prefactor_options(line) if _signed_ok(p, signed, crossing, prefactor=True)]
+        tried: list[Solution] = []
+        for orientation in _orientations(line.direction):
+            if not _signed_ok(orientation, signed, crossing, prefactor=False):
+                continue
+            for prefactor in prefactors[:MAX_PREFACTORS]:
+                if self.out_of_time():
+                    break
+                found = self.reduced(problem, [sympy.Rational(p, q) for p, q in orientation],
+                                     [sympy.Rational(*e) if isinstance(e, tuple) else sympy.Float(e) for e in prefactor])
+                if found is not None:
+                    tried.append(found)
+            # g must be found along its whole range, not only reproduce f where it matters little;
+            # several prefactors can then pass, and the shortest formula is the law
+            accepted = [s for s in tried if min(s.node.r2, s.node.children[0].r2) >= self.settings.accept_r2]
+            if accepted:
+                return min(accepted, key=lambda s: sympy.count_ops(s.expr))
+        return max(tried, key=lambda s: s.node.r2, default=None)
+
+    def reduced(self, problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Solution | None:
+        """Fit ``g(u) = f / Π x^prefactor`` against ``u = Π x^group`` on samples of the whole box
+        plus (for a positive box) points spread evenly over ``u`` between its 1% and 99%
+        quantiles along the box's log-diagonal: the first weigh ``u`` as the data do, the second
+        show g's shape over the whole range without the extreme corners, where a network is
+        least accurate."""
+        box = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        u_box = monomial(box, group)
+        if bool((problem.lo > 0).all()):
+            quantiles = torch.quantile(u_box, torch.tensor([0.01, 0.99], dtype=torch.float64))
+            extra = diagonal_points(problem, group, quantiles, self.settings.rows)
+        else:
+            extra = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        x = torch.cat([box, extra])
+        u = torch.cat([u_box, monomial(extra, group)])
+        y = problem.oracle(x) / monomial(x, prefactor)
+        symbol = sympy.Dummy("u")
+        fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance) if bool(torch.isfinite(y).all()) else None
+        if fit is None:
+            return None
+        name = f"({_monomial_text(problem.names, group)})"
+        scale = sympy.Mul(*(s**e for s, e in zip(problem.symbols, prefactor)))
+        group_expr = sympy.Mul(*(s**e for s, e in zip(problem.symbols, group)))
+        expr = self.polish(problem, scale * fit.expr.xreplace({symbol: group_expr}))
+        detail = f"f = {_monomial_text(problem.names, prefactor)} · g({name})"
+        child = StructureNode("univariate", [name], f"{fit.label}: {fit.expr}", fit.r2)
+        return Solution(expr, StructureNode("scaling", problem.names, detail, self.score(problem, expr), [child]))
+
+    def offset_split(self, problem: Problem, offset: float, groups: list[list[int]]) -> Solution | None:
+        """``f = c + Π g_k``: split ``f − c`` as a product."""
+        oracle = _shifted_oracle(problem.oracle, offset)
+        inner = Problem(oracle, problem.symbols, problem.names, problem.lo, problem.hi, problem.depth)
+        found = self.split(inner, "product", groups)
+        if found is None:
+            return None
+        expr = self.polish(problem, sympy.Float(offset) + found.expr)
+        node = StructureNode("offset-product", problem.names, f"f - {offset:.6g} = {found.node.detail}",
+                             self.score(problem, expr), found.node.children)
+        return Solution(expr, node)
+
+    def reference_point(self, problem: Problem) -> torch.Tensor:
+        """A slice point for split sub-problems: of 64 points in the middle half of the box,
+        the one where ``|f|`` is largest (a product's factors must not vanish there)."""
+        middle = sample_box(problem.lo * 0.75 + problem.hi * 0.25, problem.lo * 0.25 + problem.hi * 0.75, 64, self.generator)
+        values = problem.oracle(middle).abs()
+        values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+        return middle[int(values.argmax())]
+
+    def split(self, problem: Problem, kind: str, groups: list[list[int]]) -> Solution | None:
+        reference = self.reference_point(problem)
+        pieces, nodes = [], []
+        for group in groups:
+            sub = slice_problem(problem, group, reference)
+            found = self.solve(sub)
+            if found is None:
+                return None
+            pieces.append(found.expr)
+            nodes.append(found.node)
+        at_reference = float(problem.oracle(reference[None, :])[0])
+        if kind == "product":
+            if abs(at_reference) < 1e-12:
+                return None
+            expr = sympy.Mul(*pieces) / sympy.Float(at_reference) ** (len(pieces) - 1)
+        else:
+            expr = sympy.Add(*pieces) - sympy.Float(at_reference) * (len(pieces) - 1)
+        expr = self.polish(problem, expr)
+        detail = " | ".join("{" + ", ".join(problem.names[i] for i in g) + "}" for g in groups)
+        return Solution(expr, StructureNode(kind, problem.names, detail, self.score(problem, expr), nodes))
+
+    def transformed(self, problem: Problem) -> Solution | None:
+        """``T(f)`` a power law or separable for a target transform ``T``; the formula is
+        ``T⁻¹`` of the transformed problem's formula."""
+        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        values = problem.oracle(x)
+        sign = sign_definite(values)
+        best: Solution | None = None
+        for transform in TARGET_TRANSFORMS:
+            if self.out_of_time():
+                break
+            if transform.needs_sign and sign == 0:
+                continue
+            factor = sign if transform.needs_sign else 1
+            oracle = _transformed_oracle(problem.oracle, transform.forward, factor)
+            if not bool(torch.isfinite(oracle(x)).all()):
+                continue
+            inner = Problem(oracle, problem.symbols, problem.names, problem.lo, problem.hi, problem.depth + 1)
+            found = self.power_law(inner)
+            if found is None or found.node.r2 < self.settings.accept_r2:
+                found = self.separable(inner) or found
+            if found is None:
+                continue
+            expr = self.polish(problem, factor * transform.inverse(found.expr))
+            solution = Solution(expr, StructureNode("transform", problem.names, f"{transform.name}(f): {found.node.kind}",
+                                                    self.score(problem, expr), [found.node]))
+            if solution.node.r2 >= self.settings.accept_r2:
+                return solution
+            if best is None or solution.node.r2 > best.node.r2:
+                best = solution
+        return best
+
+    def substitute(self, problem: Problem) -> Solution | None:
+        ranked = []
+        k = problem.lo.numel()
+        for i, j in itertools.permutations(range(k), 2):
+            for combo in COMBINATIONS:
+                if combo.name in ("sum", "product") and i > j:
+                    continue  # symmetric: one order is enough
+                residual = combination_residual(problem.oracle, problem.lo, problem.hi, i, j, combo,
+                                                self.settings.rows, self.generator)
+                if residual <= self.settings.combination_threshold:
+                    ranked.append((residual, i, j, combo))
+        for _, i, j, combo in sorted(ranked, key=lambda item: item[0])[:3]:
+            if self.out_of_time():
+                break
+            sub = substituted_problem(problem, i, j, combo)
+            found = self.solve(sub)
+            if found is None:
+                continue
+            expr = found.expr.xreplace({sub.symbols[-1]: combo.sympy_form(problem.symbols[i], problem.symbols[j])})
+            detail = f"{problem.names[i]}, {problem.names[j]} enter as {sub.names[-1]}"
+            return Solution(expr, StructureNode("substitute", problem.names, detail, self.score(problem, expr), [found.node]))
+        return None
+
+    def polish(self, problem: Problem, expr: sympy.Expr) -> sympy.Expr:
+        """Refit the float constants of ``expr`` against the problem's oracle."""
+        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        try:
+            cleaner = Cleaner(problem.symbols, x, problem.oracle(x), CleanSettings())
+            param, score = cleaner.fit(parametrise(expr))
+        except Exception:  # noqa: BLE001 - a formula that cannot be evaluated keeps its constants
+            return expr
+        return to_expr(param) if math.isfinite(score) else expr
+
+
+# --------------------------------------------------------------------------- helpers
+def fit_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
+    """``C·Π x_i^p_i`` by least squares on ``log|y|`` (``x [N, k]`` positive, ``y [N]`` of one
+    sign; power laws span many decades, so only the sign is tested), exponents snapped to simple
+    rationals and ``C`` re-estimated for them; ``None`` when it does not apply."""
+    x, y = x.double(), y.double()
+    sign = sign_definite(y, margin=1e-12)
+    if sign == 0 or bool((x <= 0).any()):
+        return None
+    logx, target = torch.log(x), torch.log(y.abs())
+    design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), logx], dim=1)
+    coefficients = torch.linalg.lstsq(design, target[:, None]).solution[:, 0]
+    powers = [snap_exponent(float(p)) for p in coefficients[1:]]
+    log_scale = float((target - logx @ torch.tensor([float(p) for p in powers], dtype=torch.float64)).mean())
+    expr = sign * sympy.Float(math.exp(log_scale))
+    for symbol, power in zip(symbols, powers):
+        expr = expr * symbol**power
+    return expr
+
+
+def snap_exponent(value: float, tolerance: float = 0.04) -> sympy.Expr:
+    """The simple rational (denominator 1, 2 or 3) nearest ``value`` when within
+    ``tolerance``, else the float."""
+    ratio = snap_ratio(value, tolerance)
+    return sympy.Rational(*ratio) if ratio is not None else sympy.Float(value)
+
+
+@dataclass(frozen=True)
+class TargetTransform:
+    """``T`` applied to the oracle's values (after multiplying by the sign when ``needs_sign``)
+    and ``T⁻¹`` applied to the formula found for ``T(f)``."""
+
+    name: str
+    forward: object  # Callable[[Tensor], Tensor]
+    inverse: object  # Callable[[sympy.Expr], sympy.Expr]
+    needs_sign: bool
+
+
+TARGET_TRANSFORMS = (
+    TargetTransform("1/f", lambda y: 1 / y, lambda e: 1 / e, True),
+    TargetTransform("f^2", lambda y: y * y, sympy.sqrt, True),
+    TargetTransform("1/f^2", lambda y: 1 / (y * y), lambda e: 1 / sympy.sqrt(e), True),
+    TargetTransform("sqrt(f)", torch.sqrt, lambda e: e**2, True),
+    TargetTransform("log(f)", torch.log, sympy.exp, True),
+    TargetTransform("sin(f)", torch.sin, sympy.asin, False),
+    TargetTransform("arcsin(sqrt(f))", lambda y: torch.asin(torch.sqrt(y)), lambda e: sympy.sin(e) ** 2, True),
+)
+
+
+def _shifted_oracle(oracle: Oracle, offset: float) -> Oracle:
+    return lambda x: oracle(x) - offset
+
+
+def _transformed_oracle(oracle: Oracle, forward, sign: int) -> Oracle:
+    return lambda x: forward(sign * oracle(x))
+
+
+def slice_problem(problem: Problem, group: list[int], reference: torch.Tensor) -> Problem:
+    """The problem restricted to ``group``, other variables fixed at ``reference``."""
+    base = reference.clone()
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        full = base.expand(x.shape[0], -1).clone()
+        full[:, group] = x
+        return problem.oracle(full)
+
+    return Problem(oracle, [problem.symbols[i] for i in group], [problem.names[i] for i in group],
+                   problem.lo[group], problem.hi[group], problem.depth + 1)
+
+
+def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) -> Problem:
+    """Replace variables ``i`` and ``j`` by ``u = c(x_i, x_j)`` (last variable of the new problem)."""
+    keep = [v for v in range(problem.lo.numel()) if v not in (i, j)]
+    lo_i, hi_i, lo_j, hi_j = (float(t) for t in (problem.lo[i], problem.hi[i], problem.lo[j], problem.hi[j]))
+    u_lo, u_hi = combination_range(combo, lo_i, hi_i, lo_j, hi_j)
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        u = x[:, -1]
+        low, high = feasible_partner(combo, u, lo_i, hi_i, lo_j, hi_j)
+        full = torch.empty(x.shape[0], problem.lo.numel(), dtype=torch.float64)
+        full[:, keep] = x[:, :-1]
+        full[:, j] = (low + high) / 2
+        full[:, i] = combo.solve_i(u, full[:, j]).clamp(lo_i, hi_i)
+        return problem.oracle(full)
+
+    shown = str(combo.sympy_form(*(sympy.Symbol(problem.names[v]) for v in (i, j))))
+    symbols = [problem.symbols[v] for v in keep] + [sympy.Dummy(f"u{problem.depth}")]
+    names = [problem.names[v] for v in keep] + [f"({shown})"]
+    lo = torch.cat([problem.lo[keep], torch.tensor([u_lo], dtype=torch.float64)])
+    hi = torch.cat([problem.hi[keep], torch.tensor([u_hi], dtype=torch.float64)])
+    return Problem(oracle, symbols, names, lo, hi, problem.depth + 1)
+
+
+def diagonal_points(problem: Problem, group: list[sympy.Expr], u_range: torch.Tensor, rows: int) -> torch.Tensor:
+    """``rows`` points ``[rows, k]`` on the box's log-diagonal along which ``u = Π x^group``
+    grows (variables outside the group at their geometric middle), with ``u`` evenly spaced
+    over ``u_range`` (``[2]``, inside the box's range of ``u``)."""
+    a = torch.tensor([float(e) for e in group], dtype=torch.float64)
+    log_lo, log_hi = problem.lo.log(), problem.hi.log()
+    middle = (log_lo + log_hi) / 2
+    start = torch.where(a > 0, log_lo, torch.where(a < 0, log_hi, middle))
+    end = torch.where(a > 0, log_hi, torch.where(a < 0, log_lo, middle))
+    log_u = torch.linspace(float(u_range[0]), float(u_range[1]), rows, dtype=torch.float64).log()
+    s = (log_u - float(start @ a)) / float((end - start) @ a)
+    return torch.exp(start + s[:, None] * (end - start))
+
+
+def monomial(x: torch.Tensor, exponents: list[sympy.Expr]) -> torch.Tensor:
+    """``Π x_i^e_i`` for ``x [N, k]`` → ``[N]``; a negative ``x_i`` needs an integer ``e_i``."""
+    powers = torch.tensor([float(e) for e in exponents], dtype=torch.float64)
+    used = powers != 0
+    magnitude = torch.exp(x[:, used].abs().log() @ powers[used])
+    odd = torch.tensor([float(e) % 2 == 1 for e in exponents])
+    flips = ((x < 0) & odd).sum(dim=1) % 2 == 1
+    return torch.where(flips, -magnitude, magnitude)
+
+
+def _signed_ok(exponents: list, signed: list[bool], crossing: list[bool], prefactor: bool) -> bool:
+    """Whether a monomial's exponents (``(p, q)`` fractions or floats) are defined on the box:
+    integers on variables that reach 0 or below; where the box contains 0, no negative exponent
+    in the group, and none at all in a ``prefactor`` (it must not vanish there)."""
+    for e, is_signed, is_crossing in zip(exponents, signed, crossing):
+        value = e[0] / e[1] if isinstance(e, tuple) else e
+        if not is_signed or value == 0:
+            continue
+        if not (isinstance(e, tuple) and e[1] == 1):
+            return False
+        if is_crossing and (prefactor or value < 0):
+            return False
+    return True
+
+
+def _orientations(direction: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """``u`` and ``1/u``, the one with more positive exponents (then a positive first
+    exponent) first: library shapes such as ``exp(-c·u)`` are not symmetric under ``u → 1/u``."""
+    flipped = [(-p, q) for p, q in direction]
+    positives = sum(p > 0 for p, _ in direction) - sum(p < 0 for p, _ in direction)
+    first = next(p for p, _ in direction if p != 0)
+    return [direction, flipped] if (positives, first) >= (0, 0) else [flipped, direction]
+
+
+def _monomial_text(names: list[str], exponents: list) -> str:
+    parts = [name if e == 1 else f"{name}^{e}" for name, e in zip(names, exponents) if e != 0]
+    return "·".join(parts) or "1"
+
+
+def evaluate(expr: sympy.Expr, problem: Problem, x: torch.Tensor) -> torch.Tensor | None:
+    """Evaluate a formula over the problem's symbols on samples ``x [N, k]`` → ``[N]`` (``None``
+    when it does not evaluate to finite numbers)."""
+    try:
+        function = torch_function(problem.symbols, expr)
+        out = function(*[x[:, k] for k in range(x.shape[1])])
+    except Exception:  # noqa: BLE001 - unevaluable formula
+        return None
+    out = out if isinstance(out, torch.Tensor) else torch.full((x.shape[0],), float(out), dtype=torch.float64)
+    out = out.expand(x.shape[0]) if out.dim() == 0 else out
+    return out.double() if bool(torch.isfinite(out).all()) else None
+
+
+def search_structure(oracle: Oracle, symbols: list[sympy.Symbol], lo: torch.Tensor, hi: torch.Tensor,
+                     functions: list[LibraryFunction], settings: StructureSettings | None = None,
+                     seed: int = 0) -> list[Solution]:
+    """Decompose and fit ``oracle`` (``[N, k]`` → ``[N]``, float64) on the box ``[lo, hi]``;
+    formulas over ``symbols``. Returns the top-level candidates (power law, then the steps up
+    to the first one reaching ``accept_r2``), so a caller holding data can pick among them;
+    empty when no step produced a formula."""
+    settings = settings or StructureSettings()
+    search = StructureSearch(functions, settings, seed)
+    problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double())
+    return search.candidates(problem)

@@ -1,0 +1,201 @@
+"""``symbolify(strategy="structure-first")``: decompose with the network as an oracle, then fit.
+
+Per output ``k``:
+
+1. the network's output ``k`` is the oracle on the box spanned by the fit rows (the training
+   domain: nothing is asked outside it);
+2. :func:`kanx.symbolic.structure.search_structure` finds power laws, products and sums of
+   sub-functions, transformed targets and variable combinations, fitting 1-D pieces with the
+   function library;
+3. the formula's constants are refitted to the targets (the data when given, else the
+   network), pruned and snapped to simple numbers while R² stays within a noise-scaled
+   tolerance, and simplified;
+4. if the structure search finds nothing that reaches ``StructureSettings.accept_r2`` on the
+   network, the edge-by-edge strategy also runs and the better formula on the held-out rows wins.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sympy
+import torch
+
+from kanx.core.numerics import r2_value
+from kanx.families.kan.compose import input_symbols
+from kanx.functions.library import LibraryFunction
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
+from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
+from kanx.symbolic.engines import Candidate
+from kanx.symbolic.results import SymbolicResult
+from kanx.symbolic.selection import select
+from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
+
+SNAP_NOISE_RATIO = 10.0
+PI_WINDOW = 1e-3  # π multiples must match closely: near-integer exponents are not (p/q)·π
+SNAP_WINDOW = 0.01  # a structure-first formula's constants are refitted to the targets, so snaps are near misses only
+
+
+def network_oracle(model, output: int):
+    """``x [N, n_in]`` float64 → the network's output ``output`` ``[N]`` float64."""
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x.float())[:, output].double()
+
+    return oracle
+
+
+def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Tensor, target_fit: torch.Tensor,
+                       settings: StructureSettings, digits: int, simplify_timeout: float,
+                       seed: int) -> tuple[list[sympy.Expr | None], list[dict]]:
+    """One cleaned formula per output (``None`` where the search found nothing) and per output
+    a log: the decomposition tree, the search's R² on the network and the clean-up log.
+
+    Each top-level candidate (plus a power law fitted on the targets themselves) is cleaned
+    against the targets; the simplest one within a noise-scaled margin of the best R² wins."""
+
+    symbols = input_symbols(model)
+    lo, hi = x_fit.double().min(0).values, x_fit.double().max(0).values
+    formulas, logs = [], []
+    for k in range(model.n_outputs):
+        start = time.perf_counter()
+        found = search_structure(network_oracle(model, k), symbols, lo, hi, functions, settings, seed)
+        direct = fit_power_law(symbols, x_fit, target_fit[:, k])
+        log: dict = {"strategy": "structure-first", "search_seconds": time.perf_counter() - start}
+        options = [(s.expr, s.node) for s in found] + ([(direct, None)] if direct is not None else [])
+        if not options:
+            formulas.append(None)
+            logs.append(log | {"structure": None, "search_r2": None})
+            continue
+        cleaned = [clean_formula(expr, symbols, x_fit, target_fit[:, k], digits, simplify_timeout) for expr, _ in options]
+        scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(sympy.count_ops(expr)))
+                  for i, (expr, r2, _) in enumerate(cleaned)]
+        chosen = select(scored, tolerance=1e-3)
+        index = int(chosen.name[1:]) if chosen is not None else 0
+        expr, r2, clean_log = cleaned[index]
+        node = options[index][1]
+        best_search = max((s.node.r2 for s in found), default=None)
+        log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
+                "structure_text": node.describe() if node else ["power-law fitted to the targets: " + str(expr)],
+                "search_r2": node.r2 if node else best_search, "target_r2": r2, "cleanup": clean_log,
+                "candidates": [{"formula": sympy.sstr(e), "target_r2": v} for e, v, _ in cleaned]}
+        formulas.append(expr)
+        logs.append(log)
+    return formulas, logs
+
+
+def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor, digits: int,
+                  simplify_timeout: float) -> tuple[sympy.Expr, float, dict]:
+    """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``;
+    returns the formula, its R² on those rows and the clean-up log."""
+    settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
+                             snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True,
+                             pi_inverse=True)
+    cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
+    cleaned = merge_pi_into_floats(cleaned, digits)
+    simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+    if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
+        cleaned = simpler
+    return cleaned, held_out_r2(cleaned, symbols, x, target), log
+
+
+def merge_pi_into_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """``0.3183*pi*x`` → ``1.0*x``: a π snapped in one constant while another absorbed the
+    change (redundant scale constants) is folded back into a single rounded number."""
+    from kanx.symbolic.cleaning import round_floats
+
+    def mixed(node: sympy.Basic) -> bool:
+        if not isinstance(node, sympy.Mul):
+            return False
+        numbers = [a for a in node.args if a.is_number]
+        return any(a.has(sympy.pi) for a in numbers) and any(isinstance(a, sympy.Float) for a in numbers)
+
+    def fold(node: sympy.Mul) -> sympy.Expr:
+        number = sympy.Mul(*[a for a in node.args if a.is_number])
+        rest = sympy.Mul(*[a for a in node.args if not a.is_number])
+        return round_floats(sympy.Float(float(number)), digits) * rest
+
+    return expr.replace(mixed, fold)
+
+
+def held_out_r2(expr: sympy.Expr | None, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor) -> float:
+    """R² of a formula on ``x [N, n_in]`` against ``target [N]`` (``-inf`` if it does not evaluate)."""
+
+    if expr is None:
+        return float("-inf")
+    try:
+        prediction = evaluate_expression(expr, symbols, x, None)
+    except Exception:  # noqa: BLE001 - a formula that does not evaluate loses
+        return float("-inf")
+    return r2_value(prediction.double(), target.double())
+
+
+DEFAULT_NOISE = 1e-4
+
+
+def noise_level(y_net: torch.Tensor, y_data: torch.Tensor | None) -> float:
+    """Fraction of the target variance the network misses, ``1 − R²`` (``DEFAULT_NOISE``
+    without targets): the floor below which decomposition tests cannot see anything."""
+    if y_data is None:
+        return DEFAULT_NOISE
+    return max(1.0 - r2_value(y_net.double(), y_data.double()), 0.0)
+
+
+def settings_for(noise: float, budget: float) -> StructureSettings:
+    """Thresholds scaled to the network's error: tests ``10·noise``, acceptance ``1 − 20·noise``."""
+    test = min(max(10 * noise, 1e-7), 1e-2)
+    return StructureSettings(separability_threshold=test, combination_threshold=test,
+                             accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget)
+
+
+def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
+                    simplify_timeout: float, seed: int):
+    """The structure-first pipeline; ``edges()`` runs the edge strategy (called at most once,
+    only when some output needs the fallback). Returns a ``SymbolicResult``."""
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    model = model.eval()
+    x_all, y_data = resolve_inputs(model, data, seed)
+    fit_rows, test_rows = fit_and_test_rows(x_all.shape[0], seed)
+    x_fit, x_test = x_all[fit_rows], x_all[test_rows]
+    with torch.no_grad():
+        y_net_fit, y_net_test = model(x_fit).double(), model(x_test).double()
+    target_fit = y_data[fit_rows].double() if y_data is not None else y_net_fit
+    target_test = y_data[test_rows].double() if y_data is not None else y_net_test
+    noise = noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None)
+    settings = settings_for(noise, budget)
+    formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed)
+    timings["structure"] = time.perf_counter() - start
+    symbols = input_symbols(model)
+    fallback = None
+    used = []
+    for k, (expr, log) in enumerate(zip(formulas, logs)):
+        log["noise"] = noise
+        if expr is not None and max(log.get("search_r2") or float("-inf"), log.get("target_r2") or float("-inf")) >= settings.accept_r2:
+            used.append("structure-first")
+            continue
+        if fallback is None:
+            began = time.perf_counter()
+            fallback = edges()
+            timings["edges"] = time.perf_counter() - began
+        mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
+        their_fidelity = fallback.fidelity[k]["data"] or fallback.fidelity[k]["network"]
+        theirs = their_fidelity.r2  # numeric edges are evaluated through the symbolic network
+        if theirs > mine:
+            formulas[k] = fallback.expressions[k]
+            used.append("edges")
+        else:
+            used.append("structure-first")
+    fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
+                            y_data[test_rows][:, k] if y_data is not None else None)
+                  for k, expr in enumerate(formulas)]
+    settings_out = {"strategy": "structure-first", "budget": budget, "digits": digits, "seed": seed,
+                    "separability_threshold": settings.separability_threshold, "accept_r2": settings.accept_r2,
+                    "library": [f.name for f in functions], "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
+    reports = fallback.edges if fallback is not None else []
+    flagged = fallback.flagged if fallback is not None else []
+    result_model = fallback.model if fallback is not None else model
+    return SymbolicResult(result_model, formulas, list(model.meta.output_names), reports, fidelities, flagged,
+                          settings_out, timings, logs, used)
