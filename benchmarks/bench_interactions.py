@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from kanx.interactions.kan import interactions
+from kanx.interactions import interactions
 from kanx.io.data import formula_dataset
 from kanx.train.kan import TrainSettings, train
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from kanx.core.errors import KanxError, KanxFailure  # noqa: E402
 from kanx.core.version import __version__  # noqa: E402
 from kanx.families.kan.network import KAN  # noqa: E402
-from kanx.interactions.kan import InteractionReport, interactions  # noqa: E402
+from kanx.interactions import InteractionReport, interactions  # noqa: E402
 from kanx.io.checkpoint import save_model  # noqa: E402
 from kanx.io.load import load_model
-from kanx.plot.kan import plot_activations, plot_network  # noqa: E402
-from kanx.prune.kan import prune  # noqa: E402
+from kanx.plot import plot_activations, plot_network  # noqa: E402
+from kanx.prune import prune  # noqa: E402
 from kanx.symbolic import SymbolicResult, symbolify  # noqa: E402
-from kanx.train.kan import TrainResult, train  # noqa: E402
+from kanx.train import TrainResult, train  # noqa: E402
 
 __all__ = [
     "KAN",

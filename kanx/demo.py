@@ -16,10 +16,17 @@ from pathlib import Path
 import torch
 
 from kanx.core.errors import KanxError
+from kanx.interactions import interactions
+from kanx.interactions.kan import interaction_figure
+from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, load_csv
 from kanx.io.files import atomic_write, atomic_write_text, to_json
 from kanx.io.load import load_model
+from kanx.plot import render
+from kanx.prune import prune
 from kanx.summary import describe
+from kanx.symbolic import symbolify
+from kanx.symbolic.export import to_latex
 from kanx.train.kan import regression_metrics
 
 SAMPLE_NAME = "exp_sin"
@@ -57,8 +64,6 @@ def stage_info(ctx: DemoContext) -> list[Path]:
 
 def stage_plot(ctx: DemoContext) -> list[Path]:
     """Activation grids and network diagram as PNGs (``activations_layer<L>.png``, ``activations_diagram.png``)."""
-    from kanx.plot.kan import render
-
     written = render(ctx.model, ctx.out / "activations", "png", 100, title=SAMPLE_NAME)
     ctx.results["plot"] = {"files": [path.name for path in written]}
     return written
@@ -67,9 +72,6 @@ def stage_plot(ctx: DemoContext) -> list[Path]:
 def stage_prune(ctx: DemoContext) -> list[Path]:
     """Auto-prune (R² >= 0.99 against the original) into ``model.pruned.pt``; later stages then
     work on the pruned model (``ctx.model``/``ctx.model_path`` are replaced)."""
-    from kanx.io.checkpoint import save_model
-    from kanx.prune.kan import prune
-
     pruned, report = prune(ctx.model, ctx.data.x, ctx.data.y)
     path = save_model(pruned, ctx.out / "model.pruned.pt")
     ctx.results["prune"] = {
@@ -84,9 +86,6 @@ def stage_prune(ctx: DemoContext) -> list[Path]:
 
 def stage_symbolify(ctx: DemoContext) -> list[Path]:
     """Fit every edge, compose the formula and write ``formula.tex``."""
-    from kanx.symbolic import symbolify
-    from kanx.symbolic.export import to_latex
-
     result = symbolify(ctx.model, data=ctx.data)
     path = ctx.out / "formula.tex"
     atomic_write_text(path, to_latex(result))
@@ -102,8 +101,6 @@ def stage_symbolify(ctx: DemoContext) -> list[Path]:
 
 def stage_interactions(ctx: DemoContext) -> list[Path]:
     """Interaction report (JSON) and its heatmap/tree figure."""
-    from kanx.interactions.kan import interaction_figure, interactions
-
     report = interactions(ctx.model)
     json_path = atomic_write_text(ctx.out / "interactions.json", to_json(report.to_dict()) + "\n")
     figure_path = ctx.out / "interactions.png"

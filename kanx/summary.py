@@ -6,6 +6,7 @@ from torch import nn
 
 from kanx.families.kan.network import KAN
 from kanx.families.karsein.model import KarSein
+from kanx.families.registry import family_of
 
 
 def describe_karsein(model: KarSein) -> dict:
@@ -30,12 +31,12 @@ def describe_karsein(model: KarSein) -> dict:
 
 
 def describe(model: nn.Module) -> dict:
-    """Widths, basis, parameter count, per-layer edge counts, symbolic edges and provenance
-    (``describe_karsein`` for KarSein models)."""
-    if isinstance(model, KarSein):
-        return describe_karsein(model)
-    if not isinstance(model, KAN):
-        raise TypeError(f"cannot describe a {type(model).__name__}")
+    """What ``kanx info`` shows, for any model family."""
+    return DESCRIBERS[family_of(model).name](model)
+
+
+def describe_kan(model: KAN) -> dict:
+    """Widths, basis, parameter count, per-layer edge counts, symbolic edges and provenance."""
     layers = []
     for index, (layer, counts) in enumerate(zip(model.layers, model.edge_counts())):
         layers.append(
@@ -76,3 +77,6 @@ def describe(model: nn.Module) -> dict:
         "provenance": dict(model.meta.provenance),
         "training": dict(model.meta.training),
     }
+
+
+DESCRIBERS = {"kan": describe_kan, "karsein": describe_karsein}

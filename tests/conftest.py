@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,36 @@ def assert_clean_failure(result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def frozen_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of everything a test could change in a shared model: its tensors and stored sample."""
+    state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    sample = getattr(model, "sample_inputs", None)
+    if isinstance(sample, torch.Tensor):
+        state["<sample_inputs>"] = sample.detach().clone()
+    return state
+
+
+def assert_not_mutated(model: torch.nn.Module, before: dict[str, torch.Tensor], what: str) -> None:
+    after = frozen_state(model)
+    changed = sorted(k for k in before.keys() | after.keys() if k not in before or k not in after or not torch.equal(before[k], after[k]))
+    assert not changed, f"a test mutated the shared {what} ({', '.join(changed)}); deepcopy it first"
+
+
+@pytest.fixture(scope="session")
+def karsein_sample():
+    """The bundled KarSein CTR sample, loaded once per session and shared: tests must not change it
+    (copy.deepcopy first); teardown fails if one did."""
+    path = SAMPLES / "karsein_ctr.pt"
+    if not path.is_file():
+        pytest.skip(f"bundled sample {path} missing (python samples/build_samples.py karsein_ctr)")
+    from kanx.io.load import load_model
+
+    model = load_model(path)
+    before = frozen_state(model)
+    yield model
+    assert_not_mutated(model, before, "KarSein sample")
 
 
 @pytest.fixture

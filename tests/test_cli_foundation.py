@@ -16,6 +16,7 @@ from kanx.cli import app
 from kanx.io.load import load_model
 
 
+@pytest.mark.slow
 def test_train_formula_reaches_target_and_info_shows_it(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     result = invoke(runner, "train", "--formula", "exp(sin(pi*x)+y**2)", "--var", "x=-1:1", "--var", "y=-1:1",

@@ -4,6 +4,7 @@ of the composed vector-wise formula, plot labels, and the CLI paths."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from conftest import SAMPLES, assert_clean_failure, invoke
 from kanx.core.errors import KanxError
 from kanx.families.kan.basis import bspline_basis
 from kanx.families.karsein.codec import karsein_config, karsein_state
-from kanx.families.karsein.features import contributions, current_masks, feature_layers, layer_inputs
+from kanx.families.karsein.features import current_masks, feature_layers
 from kanx.families.karsein.model import KarSein
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.load import load_model
@@ -70,11 +71,10 @@ def known_model(silu_only: bool = False, fields: tuple[str, ...] = ("user", "ite
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def sample_model() -> KarSein:
-    if not SAMPLE.is_file():
-        pytest.skip(f"bundled sample {SAMPLE} missing (python samples/build_samples.py karsein_ctr)")
-    return load_model(SAMPLE)
+@pytest.fixture
+def sample_model(karsein_sample: KarSein) -> KarSein:
+    """The session-wide bundled sample (conftest.karsein_sample): read only, deepcopy to change it."""
+    return karsein_sample
 
 
 # --------------------------------------------------------------------------- masks
@@ -83,11 +83,20 @@ def test_mask_is_exact_persistent_and_backward_compatible(tmp_path: Path) -> Non
     x = model.sample_inputs
     layer = model.vec_layers[0]
     with torch.no_grad():
-        layer.w_sp[2].zero_()
+        layer.w_base[2] = 0.9  # known_model leaves w_base at 0: give row 2 both a SiLU and a spline part
+        layer.w_sp[2] = -0.6
         before = model.logit(x)
         layer.mask[2] = 0
         after = model.logit(x)
-    assert (after - before).abs().max() < 1e-6  # dropping a feature whose weights are zero
+        base, spline = layer.w_base[2].clone(), layer.w_sp[2].clone()
+        layer.w_base[2], layer.w_sp[2] = 0, 0
+        layer.mask[2] = 1
+        zeroed = model.logit(x)  # the same feature removed by zeroing its weights instead
+        layer.w_base[2], layer.w_sp[2] = base, spline
+        layer.mask[2] = 0
+    assert (after - before).abs().max() > 1e-2  # the feature mattered, so the check below can fail
+    assert (after - zeroed).abs().max() < 1e-6  # masking drops exactly that feature's contribution
+    torch.testing.assert_close(layer.w_base[2], torch.tensor([0.9]))  # masking leaves the weights alone
     loaded = load_model(save_model(model, tmp_path / "m.pt"))
     assert loaded.vec_layers[0].mask.tolist() == [1, 1, 0, 1, 1, 1]
     with torch.no_grad():
@@ -129,10 +138,16 @@ def test_prune_sample_keeps_fidelity_and_drops_what_it_reports(sample_model: Kar
     for row in report.dropped:
         assert masks[row["layer"]][labels[row["layer"]].index(row["feature"])] == 0
     assert len(report.dropped) == sum(report.features_before.values()) - sum(report.features_after.values())
+    revived = copy.deepcopy(pruned)  # dropped features get their original (nonzero) weights back, masks kept
+    restored = 0.0
     with torch.no_grad():
-        for feature, z in zip(feature_layers(pruned), layer_inputs(pruned, x)):
-            dead = feature.layer.mask == 0
-            assert float(contributions(feature.layer, z)[:, dead].abs().sum()) == 0
+        for (_, layer), (_, kept), (_, original) in zip(revived.all_layers(), pruned.all_layers(), sample_model.all_layers()):
+            dead = layer.mask == 0
+            assert not (kept.w_base[dead].any() or kept.w_sp[dead].any())  # pruned parameters are zeroed
+            layer.w_base[dead], layer.w_sp[dead] = original.w_base[dead], original.w_sp[dead]
+            restored += float(layer.w_base[dead].abs().sum() + layer.w_sp[dead].abs().sum())
+        assert restored > 0
+        torch.testing.assert_close(revived.logit(x), pruned.logit(x), atol=1e-6, rtol=0)  # the masks alone silence them
     reloaded = load_model(save_model(pruned, tmp_path / "p.pt"))
     assert torch.equal(current_masks(reloaded), current_masks(pruned))
     assert reloaded.provenance["pruning"]["mode"] == "auto"
@@ -184,6 +199,7 @@ def test_symbolify_silu_only_features_compose_exactly() -> None:
     assert "silu(e_item*e_user)" in {t.term for t in result.vec.terms}
 
 
+@pytest.mark.slow
 def test_symbolify_sample_fidelity(sample_model: KarSein) -> None:
     result = symbolify_karsein(sample_model, sample_model.sample_inputs[:400])
     assert not result.vec.composed and result.vec.hidden  # too large to expand: layered definitions
@@ -215,6 +231,7 @@ def test_plot_labels_files_and_determinism(sample_model: KarSein, tmp_path: Path
 
 
 # --------------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_commands_on_sample(runner, tmp_path: Path) -> None:
     if not SAMPLE.is_file():
         pytest.skip("bundled KarSein sample missing")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_clean_failure, invoke
+from conftest import assert_clean_failure, assert_not_mutated, frozen_state, invoke
 from typer.testing import CliRunner
 
 import kanx
@@ -17,21 +18,33 @@ from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
-from kanx.prune.kan import (
-    fold_constants,
-    greedy_sequence,
-    kept_nodes,
-    longest_prefix,
-    shrink,
-    threshold_masks,
-    with_masks,
-)
+from kanx.prune.kan import fold_constants, kept_nodes, shrink, threshold_masks, with_masks
+from kanx.prune.search import Candidates, greedy, longest_prefix, remove_candidates
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def sample(name: str) -> KAN:
     return load_model(SAMPLES / f"{name}.pt")
+
+
+@pytest.fixture(scope="module")
+def auto_pruned():
+    """``kanx.prune(sample(name))`` with default settings, computed once per sample for this module
+    (several tests start from the same pruned model). Shared: deepcopy before changing it;
+    teardown fails if a test mutated one."""
+    cache: dict[str, tuple[KAN, object]] = {}
+    frozen: dict[str, dict[str, torch.Tensor]] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = kanx.prune(sample(name))
+            frozen[name] = frozen_state(cache[name][0])
+        return cache[name]
+
+    yield get
+    for name, (pruned, _) in cache.items():
+        assert_not_mutated(pruned, frozen[name], f"pruned {name}")
 
 
 
@@ -69,8 +82,8 @@ def cut_path_model() -> KAN:
 
 
 # --------------------------------------------------------------------------- API on bundled samples
-def test_exp_sin_prunes_to_one_hidden_node() -> None:
-    pruned, report = kanx.prune(sample("exp_sin"))
+def test_exp_sin_prunes_to_one_hidden_node(auto_pruned) -> None:
+    pruned, report = auto_pruned("exp_sin")
     assert report.mode == "auto"
     assert pruned.widths == [2, 1, 1] and report.widths_after == [2, 1, 1]
     assert report.edges_before == 15 and report.edges_after == 3
@@ -82,9 +95,9 @@ def test_exp_sin_prunes_to_one_hidden_node() -> None:
     assert pruned.meta.provenance["created_by"] == "kanx train"
 
 
-def test_five_inputs_drops_unused_inputs() -> None:
+def test_five_inputs_drops_unused_inputs(auto_pruned) -> None:
     model = sample("five_inputs")
-    pruned, report = kanx.prune(model)
+    pruned, report = auto_pruned("five_inputs")
     assert report.unused_inputs == ["x4", "x5"]
     assert pruned.widths[0] == 5 and pruned.meta.input_names == model.meta.input_names
     assert not (pruned.layers[0].mask[3:] > 0).any()
@@ -116,11 +129,11 @@ def test_prune_does_not_touch_the_input_model_and_is_deterministic() -> None:
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-def test_roundtrip_identical_outputs_and_smaller_file(tmp_path: Path) -> None:
+def test_roundtrip_identical_outputs_and_smaller_file(tmp_path: Path, auto_pruned) -> None:
     for name in ("exp_sin", "five_inputs"):
         source = copy_sample(tmp_path, name)
         model = load_model(source)
-        pruned, _ = kanx.prune(model)
+        pruned, _ = auto_pruned(name)  # the same bytes as `source`, pruned with default settings
         out = save_model(pruned, tmp_path / f"{name}.pruned.pt")
         loaded = load_model(out)
         x = model.sample_inputs
@@ -131,8 +144,8 @@ def test_roundtrip_identical_outputs_and_smaller_file(tmp_path: Path) -> None:
         assert out.stat().st_size < source.stat().st_size, name
 
 
-def test_nothing_to_prune_is_reported() -> None:
-    once, _ = kanx.prune(sample("exp_sin"))
+def test_nothing_to_prune_is_reported(auto_pruned) -> None:
+    once, _ = auto_pruned("exp_sin")
     again, report = kanx.prune(once)
     assert report.nothing_pruned
     assert any("nothing to prune" in note for note in report.notes)
@@ -203,15 +216,24 @@ def test_layer_norm_layers_keep_their_inputs() -> None:
 
 # --------------------------------------------------------------------------- search
 class FakeGuard:
-    """Passes when the removed candidates' total 'cost' stays under a budget and no protected
-    candidate is removed; masks are [n] vectors disguised as one-layer [1, n] masks."""
+    """Passes when the removed units' total 'cost' stays under a budget and no protected unit is
+    removed; masks are flat ``[B, n]`` bool."""
 
     def __init__(self, cost: torch.Tensor, protected: torch.Tensor, budget: float) -> None:
         self.cost, self.protected, self.budget = cost, protected, budget
 
-    def passes(self, model: object, masks: list[torch.Tensor]) -> torch.Tensor:
-        removed = 1 - masks[0][:, 0]  # [B, n]
-        return ((removed * self.cost).sum(dim=1) <= self.budget) & ~(removed.bool() & self.protected).any(dim=1)
+    def passes(self, flat: torch.Tensor) -> torch.Tensor:
+        removed = ~flat
+        return ((removed * self.cost).sum(dim=1) <= self.budget) & ~(removed & self.protected).any(dim=1)
+
+
+def one_by_one(guard: FakeGuard, rank: torch.Tensor, n: int) -> torch.Tensor:
+    state = torch.ones(n, dtype=torch.bool)
+    for candidate in range(n):
+        trial = state & (rank != candidate)
+        if guard.passes(trial[None])[0]:
+            state = trial
+    return state
 
 
 def test_batched_greedy_equals_one_by_one_greedy() -> None:
@@ -219,14 +241,17 @@ def test_batched_greedy_equals_one_by_one_greedy() -> None:
     n = 40
     cost = torch.rand(n, generator=generator)
     guard = FakeGuard(cost, torch.rand(n, generator=generator) < 0.3, budget=5.0)
-    ranks = [torch.randperm(n, generator=generator)[None]]
-    result = greedy_sequence(guard, None, [torch.ones(1, n)], ranks, n)[0]
-    state = torch.ones(1, n)
-    for rank in range(n):
-        trial = state * (ranks[0] != rank)
-        if guard.passes(None, [trial[None]])[0]:
-            state = trial
-    assert torch.equal(result, state)
+    rank = torch.randperm(n, generator=generator)
+    result = greedy(guard, torch.ones(n, dtype=torch.bool), Candidates(n, rank=rank))
+    assert torch.equal(result, one_by_one(guard, rank, n))
+    assert 0 < int((~result).sum()) < n  # the budget and the protected units both bind
+
+
+def test_grouped_candidates_remove_whole_groups() -> None:
+    members = torch.tensor([[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)  # groups may overlap
+    guard = FakeGuard(torch.ones(5), torch.tensor([False, False, False, False, True]), budget=10.0)
+    result = remove_candidates(guard, torch.ones(5, dtype=torch.bool), Candidates(3, members=members))
+    assert result.tolist() == [False, False, False, False, True]  # groups 0 and 1 go; group 2 holds the protected unit
 
 
 def test_longest_prefix_uses_few_evaluations() -> None:
@@ -241,9 +266,9 @@ def test_longest_prefix_uses_few_evaluations() -> None:
 
 
 # --------------------------------------------------------------------------- fine-tuning
-def test_finetune_cannot_revive_masked_edges() -> None:
+def test_finetune_cannot_revive_masked_edges(auto_pruned) -> None:
     model = sample("xy_sinz")
-    plain, _ = kanx.prune(model)
+    plain, _ = auto_pruned("xy_sinz")
     tuned, report = kanx.prune(model, finetune_steps=15, lamb=0.01, lr=1e-2)
     assert any("fine-tun" in note for note in report.notes)
     assert (tuned.layers[0].mask == 0).any()
@@ -319,11 +344,11 @@ def test_demo_stage(tmp_path: Path) -> None:
     assert ctx.model.widths == [2, 1, 1] and ctx.model_path == written[0]
 
 
-def test_fit_gives_masked_edges_no_gradient() -> None:
+def test_fit_gives_masked_edges_no_gradient(auto_pruned) -> None:
     from kanx.prune.kan import zero_masked
     from kanx.train.kan import TrainSettings, fit
 
-    pruned, _ = kanx.prune(sample("xy_sinz"))
+    pruned = copy.deepcopy(auto_pruned("xy_sinz")[0])  # trained below: a private copy
     zero_masked(pruned)
     x = pruned.sample_inputs[:200]
     with torch.no_grad():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sympy
 import torch
 from conftest import assert_clean_failure, invoke
@@ -40,13 +41,15 @@ def solve(expr_text: str, names: str, ranges: list[tuple[float, float]]) -> symp
 
 
 def assert_same_law(truth: sympy.Expr, found: sympy.Expr) -> None:
-    """Equal up to a multiplicative constant (constants refitted, so compare numerically)."""
+    """The same function, constant factor included: the oracles are exact, so the refitted
+    constants must reproduce ``truth`` itself (compared numerically, as they are floats)."""
     symbols = sorted(truth.free_symbols, key=str)
+    assert sorted(found.free_symbols, key=str) == symbols, found
     grid = torch.rand(200, len(symbols), generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 1.2
     a = sympy.lambdify(symbols, truth, modules="math")
     b = sympy.lambdify(symbols, found, modules="math")
-    ratio = torch.tensor([b(*row) / a(*row) for row in grid.tolist()])
-    assert float(ratio.std() / ratio.abs().mean()) < 1e-6
+    ratio = torch.tensor([b(*row) / a(*row) for row in grid.tolist()], dtype=torch.float64)
+    assert float((ratio - 1).abs().max()) < 1e-6, (found, float(ratio.mean()))
 
 
 def test_pair_shares_find_sums_products_and_offset_products() -> None:
@@ -90,6 +93,7 @@ def test_power_law_is_recovered_with_exact_exponents() -> None:
     assert powers["r"] == -2 and powers["eps"] == -1
 
 
+@pytest.mark.slow
 def test_product_of_a_sum_and_offset_product() -> None:
     truth, best = solve("q*(Ef + B*v*sin(theta))", "q Ef B v theta", [(1, 5)] * 5)
     assert best.node.kind == "product"
@@ -98,6 +102,7 @@ def test_product_of_a_sum_and_offset_product() -> None:
     assert_same_law(truth, best.expr)
 
 
+@pytest.mark.slow
 def test_transformed_target_and_substitution() -> None:
     truth, best = solve("sqrt((x2 - x1)**2 + (y2 - y1)**2)", "x1 x2 y1 y2", [(1, 5)] * 4)
     assert best.node.kind == "transform" and "f^2" in best.node.detail
@@ -145,6 +150,7 @@ def test_scaling_reduction_over_a_variable_that_crosses_zero() -> None:
     assert_same_law(truth, best.expr)
 
 
+@pytest.mark.slow
 def test_scaling_reduction_recovers_laws_of_one_dimensionless_group() -> None:
     truth, best = solve("h*w/(exp(h*w/(k*T)) - 1)", "h w k T", [(1, 5)] * 4)
     assert best.node.kind == "scaling" and best.node.detail.startswith("f = h·w")
@@ -155,6 +161,7 @@ def test_scaling_reduction_recovers_laws_of_one_dimensionless_group() -> None:
     assert_same_law(truth, best.expr)
 
 
+@pytest.mark.slow
 def test_cli_structure_first_recovers_a_power_law(runner, tmp_path) -> None:
     model = tmp_path / "m.pt"
     result = invoke(runner, *["train", "--formula", "x*y**2/z", "--var", "x=1:3", "--var", "y=1:3", "--var", "z=1:3",

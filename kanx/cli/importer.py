@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 import typer
 
 from kanx.cli import app
@@ -13,9 +12,10 @@ from kanx.cli.common import console, fmt, handle_errors, print_json
 from kanx.core.errors import KanxError
 from kanx.families.kan.network import KAN
 from kanx.families.karsein.model import KarSein
+from kanx.families.registry import family_of
 from kanx.io.checkpoint import save_model
 from kanx.io.files import check_output_path
-from kanx.io.importers import import_checkpoint, karsein, normalise_source, pykan
+from kanx.io.importers import import_checkpoint, normalise_source, pykan, reference_difference
 from kanx.io.torchfile import read_payload
 
 
@@ -53,25 +53,6 @@ def reference_pair(source: Path, inputs: Path | None, outputs: Path | None) -> t
     return pair if all(p.is_file() for p in pair) else None
 
 
-def max_difference(model: KAN | KarSein, pair: tuple[Path, Path], strict: bool) -> float | None:
-    """Largest ``|model(inputs) - outputs|`` over a reference pair: inputs ``[N, n_in]``, outputs
-    ``[N, n_out]``. A pair that does not fit is an error when ``strict``, else skipped (``None``).
-    For KarSein the inputs may also be the authors' ``{"dense", "sparse", "varsparse"}`` dict."""
-    x, y = (read_payload(p) for p in pair)
-    if isinstance(model, KarSein) and not isinstance(x, torch.Tensor):
-        x = karsein.reference_inputs(x, model)
-    fits = isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == model.n_inputs
-    fits = fits and isinstance(y, torch.Tensor) and tuple(y.shape) == (x.shape[0], model.n_outputs)
-    if not fits:
-        if strict:
-            raise KanxError(
-                f"--check-inputs/--check-outputs: expected tensors [rows, {model.n_inputs}] and [rows, {model.n_outputs}]"
-            )
-        return None
-    with torch.no_grad():
-        return float((model(x.float()) - y.float()).abs().max())
-
-
 @app.command("import")
 @handle_errors
 def import_command(
@@ -94,21 +75,25 @@ def import_command(
     options = {"config": config} if config is not None else {}
     model = import_checkpoint(source, library, rbf_width=rbf_width, norm_eps=norm_eps, base_fn=base_fn, **options)
     pair = reference_pair(source, check_inputs, check_outputs)
-    difference = max_difference(model, pair, strict=check_inputs is not None) if pair is not None else None
+    difference = None
+    if pair is not None:
+        difference = reference_difference(model, read_payload(pair[0]), read_payload(pair[1]), strict=check_inputs is not None)
     save_model(model, target)
-    if isinstance(model, KarSein):
-        summary = karsein_summary(model, source, target, difference, pair)
-    else:
-        summary = {
-            "source": str(source), "library": model.meta.provenance["imported_from"], "layout": model.meta.provenance["layout"],
-            "output": str(target), "widths": list(model.widths), "basis": dict(model.basis), "base_function": model.base_fn,
-            "parameters": model.parameter_count(), "inferred": model.meta.provenance["inferred"],
-            "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
-        }
+    summary = SUMMARIES[family_of(model).name](model, source, target, difference, pair)
     if as_json:
         print_json(summary)
     else:
         render_summary(summary)
+
+
+def kan_summary(model: KAN, source: Path, target: Path, difference: float | None, pair) -> dict:
+    """The import summary of a KAN."""
+    return {
+        "source": str(source), "library": model.provenance["imported_from"], "layout": model.provenance["layout"],
+        "output": str(target), "widths": list(model.widths), "basis": dict(model.basis), "base_function": model.base_fn,
+        "parameters": model.parameter_count(), "inferred": model.provenance["inferred"],
+        "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
+    }
 
 
 def karsein_summary(model: KarSein, source: Path, target: Path, difference: float | None, pair) -> dict:
@@ -132,3 +117,5 @@ def render_summary(summary: dict) -> None:
         console.print(f"max |kanx - {summary['library']}| on {summary['reference'][0]}: {summary['max_abs_difference']:.3g}", markup=False)
     console.print(f"wrote {summary['output']}", markup=False)
 
+
+SUMMARIES = {"kan": kan_summary, "karsein": karsein_summary}

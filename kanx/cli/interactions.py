@@ -10,19 +10,12 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
 from kanx.core.errors import KanxError
-from kanx.families.kan.network import KAN
-from kanx.families.karsein.model import KarSein
-from kanx.interactions.kan import (
-    DEFAULT_PRODUCT_THRESHOLD,
-    DEFAULT_THRESHOLD,
-    InteractionReport,
-    interaction_figure,
-    interactions,
-    parse_formula_for,
-)
-from kanx.interactions.karsein import KarSeinInteractionReport, field_interactions
-from kanx.io.ctr import read_columns
-from kanx.io.data import load_input_array
+from kanx.families.registry import family_of
+from kanx.functions.parser import parse_expression
+from kanx.interactions import InteractionSettings, interactions
+from kanx.interactions.kan import DEFAULT_PRODUCT_THRESHOLD, DEFAULT_THRESHOLD, InteractionReport, interaction_figure
+from kanx.interactions.karsein import KarSeinInteractionReport
+from kanx.io.data import read_model_rows
 from kanx.io.files import atomic_write, check_output_path
 from kanx.io.load import load_model
 
@@ -102,15 +95,6 @@ def _metadata(path: Path) -> dict:
     return {"Date": None}
 
 
-def karsein_rows(network: KarSein, data: Path | None):
-    """KarSein inputs from --data: a CSV with the field (and dense) columns, or an array."""
-    if data is None:
-        return None
-    if data.suffix.lower() == ".csv":
-        return network.encode(read_columns(data, network.input_names, "--data"), str(data))
-    return load_input_array(data, network.input_names)
-
-
 def render_karsein(report: KarSeinInteractionReport) -> None:
     """Field groups, strongest pairs and the structural bounds of a KarSein model."""
     table = Table(title=f"interacting field groups (share of score variance > {report.threshold})")
@@ -150,34 +134,30 @@ def interactions_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Which inputs interact, at what order, and their share of the output variance."""
-    if threshold <= 0 or product_threshold <= 0:
-        raise KanxError("--threshold and --product-threshold must be positive")
-    if samples < 10:
-        raise KanxError(f"--samples {samples}: need at least 10")
+    settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed)
     if plot is not None:
         check_output_path(plot, "--plot", [model] + ([data] if data else []))
         if plot.suffix.lower() not in PLOT_FORMATS:
             raise KanxError(f"--plot {plot}: use a .png, .svg or .pdf file name")
     network = load_model(model, source=source)
-    if isinstance(network, KarSein):
-        if formula or plot is not None:
-            raise KanxError("--formula and --plot are not supported for KarSein models")
-        report_k = field_interactions(network, karsein_rows(network, data), threshold, max_samples=samples, seed=seed)
-        print_json(report_k.to_dict()) if as_json else render_karsein(report_k)
-        return
-    if not isinstance(network, KAN):
-        raise KanxError(f"{model}: interactions are not supported for this model family")
-    x = load_input_array(data, network.meta.input_names) if data is not None else None
+    family = family_of(network)
+    if family.name != "kan" and plot is not None:
+        raise KanxError("--plot: the heatmap and tree figure are drawn for KAN models only")
+    x = read_model_rows(network, data).x if data is not None else None
     formulas = None
     if formula:
-        if len(formula) != network.n_outputs:
-            raise KanxError(f"--formula: give one formula per output ({network.n_outputs})")
-        formulas = [parse_formula_for(network, text) for text in formula]
-    report = interactions(network, x, threshold, product_threshold, formulas, max_samples=samples, seed=seed)
+        outputs = family.output_names(network)
+        if len(formula) != len(outputs):
+            raise KanxError(f"--formula: give one formula per output ({len(outputs)})")
+        formulas = [parse_expression(text, family.input_names(network), "--formula") for text in formula]
+    report = interactions(network, x, settings, formulas)
     written = write_plot(report, plot) if plot is not None else []
     if as_json:
         print_json({**report.to_dict(), "plots": [str(p) for p in written]})
         return
-    render(report)
+    RENDERERS[family.name](report)
     for path in written:
         console.print(f"wrote {path}", markup=False)
+
+
+RENDERERS = {"kan": render, "karsein": render_karsein}

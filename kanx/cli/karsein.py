@@ -1,28 +1,16 @@
-"""KarSein branches of ``kanx prune``, ``kanx plot-activations`` and ``kanx symbolify``.
-
-The command modules load the checkpoint and, for a KarSein model, call ``run_prune``,
-``run_plot`` or ``run_symbolify`` here (rendering and file writing; the work is in
-``kanx.prune.karsein``, ``kanx.plot.karsein`` and ``kanx.symbolic.karsein``).
-"""
+"""Rendering of KarSein reports for ``kanx prune`` and ``kanx symbolify`` (the command modules
+pick these through their per-family tables; the work is in ``kanx.prune.karsein`` and
+``kanx.symbolic.karsein``)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 from rich.markup import escape
 from rich.table import Table
 
-from kanx.cli.common import console, err_console, fmt, print_json
-from kanx.core.errors import KanxError
-from kanx.families.karsein.model import KarSein
-from kanx.io.checkpoint import save_model
-from kanx.io.ctr import read_columns
-from kanx.io.data import load_input_array
-from kanx.io.files import atomic_write_text, check_output_path
-from kanx.train.karsein import labels_from
+from kanx.cli.common import console, err_console, fmt
 
 if TYPE_CHECKING:
     from kanx.prune.karsein import KarSeinPruneReport
@@ -31,53 +19,15 @@ if TYPE_CHECKING:
 TOP = 10
 
 
-# --------------------------------------------------------------------------- data
-def karsein_data(network: KarSein, path: Path | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Rows ``[N, F + n_dense]`` from ``--data`` (CSV with the field/dense columns, or a .npy/.pt
-    array) and, when the CSV has the model's target column, its 0/1 labels ``[N]``."""
-    if path is None:
-        return None, None
-    if path.suffix.lower() != ".csv":
-        return load_input_array(path, network.input_names), None
-    columns = read_columns(path, network.input_names, "--data")
-    x = network.encode(columns, str(path))
-    with path.open(newline="") as handle:
-        header = [h.strip() for h in next(csv.reader(handle))]
-    target = network.output_name
-    if target not in header:
-        return x, None
-    try:
-        y = labels_from(read_columns(path, [target], "--data")[target], target)
-    except KanxError:
-        raise KanxError(f"--data {path}: column {target} must hold 0/1 labels") from None
-    return x, y
-
-
 # --------------------------------------------------------------------------- prune
-def run_prune(network: KarSein, source: Path, data: Path | None, out: Path, *, feature_threshold: float | None,
-              min_fidelity: float, max_auc_drop: float, finetune_steps: int, lamb: float | None, lr: float, seed: int,
-              show_all: bool, as_json: bool) -> None:
-    """Prune a KarSein model, write ``out`` and print the report."""
-    from kanx.prune.karsein import prune_karsein
-
-    x, y = karsein_data(network, data)
-    pruned, report = prune_karsein(network, x, y, feature_threshold=feature_threshold, min_fidelity=min_fidelity,
-                                   max_auc_drop=max_auc_drop, finetune_steps=finetune_steps, lamb=lamb, lr=lr, seed=seed)
-    pruned.provenance["pruning"]["source"] = str(source)
-    if data:
-        pruned.provenance["pruning"]["data"] = str(data)
-    save_model(pruned, out)
-    before = source.stat().st_size if source.is_file() else None
-    if as_json:
-        print_json({"output": str(out), "bytes_before": before, "bytes_after": out.stat().st_size, **report.to_dict()})
-        return
+def render_karsein_report(report: KarSeinPruneReport, source: Path, out: Path, show_all: bool) -> None:
+    """Summary, dropped (or all) features, dropped fields and notes of a KarSein pruning."""
     render_prune(report, source, out)
     render_features(report, show_all)
     console.print(f"fields dropped entirely: {', '.join(report.dropped_fields) or 'none'}"
                   + (f"; dense features dropped: {', '.join(report.dropped_dense)}" if report.dropped_dense else ""), markup=False)
     for note in report.notes:
         console.print(note, markup=False)
-    console.print(f"wrote {out}", markup=False)
 
 
 def render_prune(report: KarSeinPruneReport, source: Path, out: Path) -> None:
@@ -113,46 +63,7 @@ def render_features(report: KarSeinPruneReport, show_all: bool) -> None:
     console.print(table)
 
 
-# --------------------------------------------------------------------------- plot
-def run_plot(network: KarSein, source: Path, stem: Path, fmt_name: str, dpi: int, layer: int | None, top: int | None,
-             show_pruned: bool, diagram_only: bool, as_json: bool) -> None:
-    """Draw every per-feature activation of a KarSein model (one file per branch and layer)."""
-    from kanx.plot.kan import output_paths
-    from kanx.plot.karsein import figure_names, render_karsein
-
-    if layer is not None or diagram_only:
-        raise KanxError(f"{'--layer' if layer is not None else '--diagram-only'}: not available for KarSein models "
-                        "(every branch and layer is drawn; use --top to limit the panels)")
-    for path in output_paths(stem, figure_names(network), fmt_name):
-        check_output_path(path, "--output", [source])
-    written = render_karsein(network, stem, fmt_name, dpi, top, show_pruned, title=source.stem)
-    if as_json:
-        print_json({"files": [str(path) for path in written]})
-        return
-    for path in written:
-        console.print(f"wrote {path}", markup=False)
-
-
 # --------------------------------------------------------------------------- symbolify
-def run_symbolify(network: KarSein, data: Path | None, out: Path | None, output: Path | None, as_json: bool,
-                  **options: object) -> None:
-    """Per-feature fits and composed formulas of a KarSein model; ``options`` go to ``symbolify_karsein``."""
-    from kanx.symbolic.karsein import karsein_latex, symbolify_karsein
-
-    if output is not None:
-        raise KanxError("--output: KarSein models have no symbolic checkpoint form; use --out formula.tex or --json")
-    x, y = karsein_data(network, data)
-    result = symbolify_karsein(network, x, y, **options)
-    if out is not None:
-        atomic_write_text(out, karsein_latex(result))
-    if as_json:
-        print_json({**result.to_dict(), "written": {"latex": str(out) if out else None}})
-        return
-    render_symbolify(result)
-    if out is not None:
-        console.print(f"wrote {out}", markup=False)
-
-
 def _clip(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 1] + f"… ({len(text)} characters; all with --json or --out)"
 

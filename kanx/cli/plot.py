@@ -8,12 +8,11 @@ import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
-from kanx.cli.karsein import run_plot
 from kanx.core.errors import KanxError
-from kanx.families.kan.network import KAN
-from kanx.families.karsein.model import KarSein
 from kanx.io.files import check_output_path
 from kanx.io.load import load_model
+from kanx.plot import figure_names, render
+from kanx.plot.kan import output_paths
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -65,28 +64,15 @@ def plot_activations_command(
     as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
 ) -> None:
     """Draw every learned activation (one grid per layer) and the network diagram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from kanx.plot.kan import output_paths, render
-
     check_options(top, dpi, layer)
     fmt = resolve_format(fmt, output)
     stem = resolve_stem(output, model, fmt)
     if not stem.parent.is_dir():
         raise KanxError(f"--output {output}: folder {stem.parent} does not exist")
-    kan = load_model(model)
-    if isinstance(kan, KarSein):
-        return run_plot(kan, model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, as_json)
-    if not isinstance(kan, KAN):
-        raise KanxError(f"{model}: plot-activations draws KAN models, not the {getattr(kan, 'family', '?')!r} family")
-    count = len(getattr(kan, "layers", []))
-    if layer is not None and layer >= count:
-        raise KanxError(f"--layer {layer}: {model} has {count} layers (0..{count - 1})")
-    names = [] if diagram_only else [f"layer{index}" for index in ([layer] if layer is not None else range(count))]
-    for path in output_paths(stem, names + ["diagram"], fmt):
+    network = load_model(model)
+    for path in output_paths(stem, figure_names(network, layer, diagram_only), fmt):
         check_output_path(path, "--output", [model])
-    written = render(kan, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=model.stem)
+    written = render(network, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=model.stem)
     if as_json:
         print_json({"files": [str(path) for path in written]})
         return

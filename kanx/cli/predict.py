@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-import torch
 import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
-from kanx.families.karsein.model import KarSein
-from kanx.io.ctr import read_columns
-from kanx.io.data import load_input_array
+from kanx.families.registry import family_of
+from kanx.io.data import read_model_rows
 from kanx.io.files import atomic_write_text, check_output_path
 from kanx.io.load import load_model
-
-
-def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Evaluate ``model`` on ``x`` ``[N, n_inputs]`` without gradients: ``[N, n_outputs]``."""
-    model.eval()
-    with torch.no_grad():
-        return model(x.float())
-
-
-def predictions_csv(names: list[str], values: torch.Tensor) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(names)
-    for row in values.tolist():
-        writer.writerow([repr(float(v)) for v in row])
-    return buffer.getvalue()
+from kanx.predict import predict, predictions_csv
 
 
 @app.command("predict")
@@ -49,21 +30,13 @@ def predict_command(
     if output is not None:
         check_output_path(output, "--output", [model, inputs])
     network = load_model(model, source=library)
-    if isinstance(network, KarSein):
-        if inputs.suffix.lower() == ".csv":
-            x = network.encode(read_columns(inputs, network.input_names, "INPUTS"), str(inputs))
-        else:
-            x = load_input_array(inputs, network.input_names)
-        names = [network.output_name]
-    else:
-        x = load_input_array(inputs, network.meta.input_names)
-        names = network.meta.output_names
-    y = predict(network, x)
+    y = predict(network, read_model_rows(network, inputs, min_rows=1).x)
+    names = family_of(network).output_names(network)
     if output is not None:
-        atomic_write_text(output, predictions_csv(names, y))
+        atomic_write_text(output, predictions_csv(network, y))
     if as_json:
         print_json({"outputs": names, "rows": len(y), "predictions": y.tolist()})
     elif output is not None:
         console.print(f"wrote {len(y)} predictions to {output}", markup=False)
     else:
-        console.print(predictions_csv(names, y), end="", markup=False)
+        console.print(predictions_csv(network, y), end="", markup=False)

@@ -10,15 +10,13 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
-from kanx.cli.karsein import run_prune
-from kanx.core.errors import KanxError
-from kanx.families.kan.network import KAN
-from kanx.families.karsein.model import KarSein
+from kanx.cli.karsein import render_karsein_report
+from kanx.families.registry import family_of
 from kanx.io.checkpoint import save_model
-from kanx.io.data import MIN_ROWS, load_model_data
+from kanx.io.data import read_model_rows
 from kanx.io.files import check_output_path
 from kanx.io.load import load_model
-from kanx.prune.kan import PruneReport, prune
+from kanx.prune import PruneReport, PruneSettings, prune
 
 TOP = 10
 
@@ -98,34 +96,26 @@ def prune_command(
     R² >= --min-fidelity) and write a new checkpoint."""
     out = output if output is not None else default_output(model)
     check_output_path(out, "--output", [model] + ([data] if data else []))
-    if lr <= 0:
-        raise KanxError(f"--lr {lr}: must be positive")
-    if lamb is not None and lamb < 0:
-        raise KanxError(f"--lamb {lamb}: must be >= 0")
+    settings = PruneSettings(edge_threshold=edge_threshold, node_threshold=node_threshold, feature_threshold=feature_threshold,
+                             min_fidelity=min_fidelity, max_auc_drop=max_auc_drop, finetune_steps=finetune_steps, lamb=lamb,
+                             lr=lr, seed=seed)
     network = load_model(model)
-    if isinstance(network, KarSein):
-        if edge_threshold is not None or node_threshold is not None:
-            raise KanxError("--edge-threshold/--node-threshold apply to KAN models; use --feature-threshold for KarSein")
-        return run_prune(network, model, data, out, feature_threshold=feature_threshold, min_fidelity=min_fidelity,
-                         max_auc_drop=max_auc_drop, finetune_steps=finetune_steps, lamb=lamb, lr=lr, seed=seed,
-                         show_all=show_all, as_json=as_json)
-    if feature_threshold is not None:
-        raise KanxError("--feature-threshold applies to KarSein models; use --edge-threshold/--node-threshold for a KAN")
-    if not isinstance(network, KAN):
-        raise KanxError(f"{model}: pruning needs a KAN checkpoint, found a {type(network).__name__}")
-    x, y = load_model_data(data, network.meta.input_names, network.meta.output_names) if data else (None, None)
-    if x is None and network.sample_inputs.shape[0] < MIN_ROWS:
-        raise KanxError(f"{model}: stores no input sample to measure importance on; pass --data CSV")
-    pruned, report = prune(network, x, y, edge_threshold=edge_threshold, node_threshold=node_threshold,
-                           min_fidelity=min_fidelity, finetune_steps=finetune_steps, lamb=lamb, lr=lr, seed=seed)
-    pruned.meta.provenance["pruning"]["source"] = str(model)
+    rows = read_model_rows(network, data) if data else None
+    pruned, report = prune(network, rows.x if rows else None, rows.y if rows else None, settings)
+    pruned.provenance["pruning"]["source"] = str(model)
     if data:
-        pruned.meta.provenance["pruning"]["data"] = str(data)
+        pruned.provenance["pruning"]["data"] = str(data)
     save_model(pruned, out)
     if as_json:
         print_json({"output": str(out), "bytes_before": file_size(model), "bytes_after": out.stat().st_size,
                     **report.to_dict()})
         return
+    RENDERERS[family_of(network).name](report, model, out, show_all)
+    console.print(f"wrote {out}", markup=False)
+
+
+def render_kan_report(report: PruneReport, model: Path, out: Path, show_all: bool) -> None:
+    """Summary, kept edges, node entropies, unused inputs and notes of a KAN pruning."""
     render_summary(report, model, out)
     render_edges(report, show_all)
     render_nodes(report, show_all)
@@ -133,4 +123,6 @@ def prune_command(
         console.print(f"unused inputs (no remaining edge): {', '.join(report.unused_inputs)}", markup=False)
     for note in report.notes:
         console.print(note, markup=False)
-    console.print(f"wrote {out}", markup=False)
+
+
+RENDERERS = {"kan": render_kan_report, "karsein": render_karsein_report}

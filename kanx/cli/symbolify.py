@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -9,24 +11,16 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, err_console, fmt, handle_errors, print_json
-from kanx.cli.karsein import run_symbolify
+from kanx.cli.karsein import render_symbolify
 from kanx.core.errors import KanxError
-from kanx.families.karsein.model import KarSein
+from kanx.families.registry import family_of
 from kanx.io.checkpoint import save_model
-from kanx.io.data import Dataset, load_model_data
+from kanx.io.data import read_model_rows
 from kanx.io.files import atomic_write_text, check_output_path
 from kanx.io.load import load_model
-
-
-def load_symbolify_data(path: Path, model) -> Dataset:
-    """Inputs (named as the model's inputs) and, when a CSV has them, the output columns."""
-    import torch
-
-    inputs, outputs = list(model.meta.input_names), list(model.meta.output_names)
-    x, y = load_model_data(path, inputs, outputs)
-    if y is None:
-        return Dataset(x, torch.empty(x.shape[0], 0), inputs, [], str(path))
-    return Dataset(x, y, inputs, outputs, str(path))
+from kanx.symbolic import SymbolifySettings, symbolify
+from kanx.symbolic.export import to_latex
+from kanx.symbolic.karsein import karsein_latex
 
 
 @app.command("symbolify")
@@ -52,11 +46,9 @@ def symbolify_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Turn a trained KAN into formulas: fit every edge, compose, simplify, check fidelity."""
-    from kanx.functions.library import build_library
-    from kanx.symbolic import symbolify
-    from kanx.symbolic.export import to_latex
-
-    build_library(lib, lib_add)  # validate --lib / --lib-add before any work
+    settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
+                                 negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
+                                 seed=seed, strategy=strategy, budget=budget)
     if out is not None:
         check_output_path(out, "--out", [model_path])
     if output is not None:
@@ -66,26 +58,22 @@ def symbolify_command(
     if output is not None and strategy == "structure-first":
         raise KanxError("--output writes a network with symbolic edges; use it with --strategy edges")
     model = load_model(model_path)
-    if isinstance(model, KarSein):  # per-feature fits composed over the field embeddings (kanx.symbolic.karsein)
-        return run_symbolify(model, data, out, output, as_json, engine=engine, lib=lib, lib_add=lib_add, r2_threshold=r2_threshold,
-                             tolerance=tolerance, prune_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune,
-                             digits=digits, seed=seed)
-    dataset = load_symbolify_data(data, model) if data is not None else None
-    result = symbolify(
-        model, engine=engine, lib=lib, lib_add=lib_add, r2_threshold=r2_threshold, tolerance=tolerance,
-        prune_threshold=prune_threshold, fallback=fallback, data=dataset, finetune_steps=finetune,
-        digits=digits, seed=seed, strategy=strategy, budget=budget,
-    )
+    writer = WRITERS[family_of(model).name]
+    if output is not None and writer.checkpoint is None:
+        raise KanxError("--output: KarSein models have no symbolic checkpoint form; use --out formula.tex or --json")
+    result = symbolify(model, read_model_rows(model, data) if data is not None else None, settings)
     if out is not None:
-        atomic_write_text(out, to_latex(result))
+        atomic_write_text(out, writer.latex(result))
     if output is not None:
         save_model(result.model, output)
     if as_json:
         summary = result.to_dict()
-        summary["written"] = {"latex": str(out) if out else None, "checkpoint": str(output) if output else None}
+        summary["written"] = {"latex": str(out) if out else None}
+        if writer.checkpoint is not None:
+            summary["written"]["checkpoint"] = str(output) if output else None
         print_json(summary)
         return
-    render(result)
+    writer.render(result)
     for path in (out, output):
         if path is not None:
             console.print(f"wrote {path}", markup=False)
@@ -131,3 +119,16 @@ def render_formulas(result) -> None:
         where = ", ".join(f"({e.layer},{e.i},{e.j})" for e in result.flagged)
         err_console.print(f"warning: no library function fits edges {where} above the R² threshold; kept "
                           f"{result.settings['fallback']}", markup=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class ResultWriter:
+    """How a family's symbolify result is shown and written: ``render`` (rich tables), ``latex``
+    (the --out fragment) and whether it has a symbolic checkpoint form (--output)."""
+
+    render: Callable
+    latex: Callable
+    checkpoint: bool | None
+
+
+WRITERS = {"kan": ResultWriter(render, to_latex, True), "karsein": ResultWriter(render_symbolify, karsein_latex, None)}

@@ -40,10 +40,13 @@ def r2(prediction: torch.Tensor, target: torch.Tensor, dim: int = -1) -> torch.T
 
 
 def r2_value(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    """:func:`r2` of two ``[N]`` series as a float (``-inf`` when the prediction is not finite)."""
+    """:func:`r2` of a prediction against a target series ``[N]`` as a float (a constant
+    prediction ``[]`` or ``[1]`` stands for every row; ``-inf`` when it is not finite)."""
     if not bool(torch.isfinite(prediction).all()):
         return float("-inf")
-    return float(r2(prediction.reshape(-1), target.reshape(-1)))
+    target = target.reshape(-1)
+    prediction = prediction.reshape(-1) if prediction.numel() == target.numel() else prediction.reshape(-1).expand_as(target)
+    return float(r2(prediction, target))
 
 
 def split_rows(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

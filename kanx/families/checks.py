@@ -180,6 +180,24 @@ def recorded_number(record: object, *keys: str, default: float) -> float:
     return float(value)
 
 
+def number_columns(columns: dict[str, list[str]], names: list[str], where: str) -> list[list[float]]:
+    """Rows ``[N][len(names)]`` of finite numbers from text columns (a data file's cells), with an
+    error naming the line (header = line 1) and column of the first cell that is not one."""
+    parsed = []
+    for name in names:
+        column = []
+        for line, cell in enumerate(columns[name], start=2):
+            try:
+                number = float(cell)
+            except ValueError:
+                raise KanxError(f"{where}: line {line}, column {name!r}: {cell[:60]!r} is not a number") from None
+            if not math.isfinite(number):
+                raise KanxError(f"{where}: line {line}, column {name!r}: value {cell!r} is NaN or infinite")
+            column.append(number)
+        parsed.append(column)
+    return [list(row) for row in zip(*parsed)] if parsed else []
+
+
 def choice(value: object, what: str, where: str, allowed: Iterable[str]) -> str:
     options = tuple(allowed)
     if not isinstance(value, str) or value not in options:

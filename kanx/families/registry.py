@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from kanx.core.errors import KanxError
+from kanx.families.checks import number_columns
 from kanx.families.kan import codec as kan_codec
 from kanx.families.kan.network import KAN
 from kanx.families.karsein import codec as karsein_codec
-from kanx.families.karsein.model import KarSein
+from kanx.families.karsein.model import KarSein, labels_from
 
 Columns = dict[str, list[str]]
 
@@ -32,7 +33,9 @@ class Family:
     ``validate(config, state, where)``: raise ``KanxError`` naming the first problem;
     ``build(config, state)``: the model from a validated config and state;
     ``input_names(model)`` / ``output_names(model)``: column names;
-    ``encode(model, columns, where)``: text columns (name → cells) → model inputs ``[N, n_in]``.
+    ``encode(model, columns, where)``: text columns (name → cells) → model inputs ``[N, n_in]``;
+    ``targets(model, columns, where)``: the output columns → what the model is fitted to
+    (``[N, n_out]`` numbers for a KAN, ``[N]`` 0/1 labels for KarSein).
     """
 
     name: str
@@ -44,25 +47,21 @@ class Family:
     input_names: Callable[[nn.Module], list[str]]
     output_names: Callable[[nn.Module], list[str]]
     encode: Callable[[nn.Module, Columns, str], torch.Tensor]
+    targets: Callable[[nn.Module, Columns, str], torch.Tensor]
 
 
 def encode_numeric(model: KAN, columns: Columns, where: str) -> torch.Tensor:
-    """Numeric text columns in the model's input order → ``[N, n_in]`` float32 (finite)."""
-    names = model.meta.input_names
-    values = []
-    for name in names:
-        cells = columns[name]
-        column = []
-        for row, cell in enumerate(cells, start=2):
-            try:
-                number = float(cell)
-            except ValueError:
-                raise KanxError(f"{where}: line {row}, column {name!r}: {cell[:40]!r} is not a number") from None
-            if number != number or number in (float("inf"), float("-inf")):
-                raise KanxError(f"{where}: line {row}, column {name!r}: value {cell!r} is NaN or infinite")
-            column.append(number)
-        values.append(column)
-    return torch.tensor(values, dtype=torch.float64).T.float().reshape(-1, len(names))
+    """Numeric text columns in the model's input order → ``[N, n_in]`` float32."""
+    return numeric_tensor(columns, model.meta.input_names, where)
+
+
+def numeric_targets(model: KAN, columns: Columns, where: str) -> torch.Tensor:
+    """Numeric output columns → ``[N, n_out]`` float32."""
+    return numeric_tensor(columns, model.meta.output_names, where)
+
+
+def numeric_tensor(columns: Columns, names: list[str], where: str) -> torch.Tensor:
+    return torch.tensor(number_columns(columns, names, where), dtype=torch.float64).reshape(-1, len(names)).float()
 
 
 def encode_tokens(model: KarSein, columns: Columns, where: str) -> torch.Tensor:
@@ -70,11 +69,19 @@ def encode_tokens(model: KarSein, columns: Columns, where: str) -> torch.Tensor:
     return model.encode(columns, where)
 
 
+def click_labels(model: KarSein, columns: Columns, where: str) -> torch.Tensor:
+    """The output column as 0/1 click labels ``[N]``."""
+    try:
+        return labels_from(columns[model.output_name], model.output_name)
+    except KanxError:
+        raise KanxError(f"{where}: column {model.output_name} must hold 0/1 labels") from None
+
+
 FAMILIES: tuple[Family, ...] = (
     Family("kan", KAN, kan_codec.kan_config, kan_codec.kan_state, kan_codec.validate_kan, kan_codec.build_kan,
-           lambda m: list(m.meta.input_names), lambda m: list(m.meta.output_names), encode_numeric),
+           lambda m: list(m.meta.input_names), lambda m: list(m.meta.output_names), encode_numeric, numeric_targets),
     Family("karsein", KarSein, karsein_codec.karsein_config, karsein_codec.karsein_state, karsein_codec.validate_karsein,
-           karsein_codec.build_karsein, lambda m: list(m.input_names), lambda m: [m.output_name], encode_tokens),
+           karsein_codec.build_karsein, lambda m: list(m.input_names), lambda m: [m.output_name], encode_tokens, click_labels),
 )
 FAMILY_NAMES = tuple(family.name for family in FAMILIES)
 

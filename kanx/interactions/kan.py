@@ -32,7 +32,6 @@ from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.families.kan.compose import compose
 from kanx.families.kan.network import KAN
-from kanx.functions.parser import parse_expression
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_PRODUCT_THRESHOLD = 0.1
@@ -419,11 +418,6 @@ def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshol
     }
 
 
-def parse_formula_for(model: KAN, formula: str) -> sympy.Expr:
-    """``--formula`` text in the model's input names, through the safe parser."""
-    return parse_expression(formula, model.meta.input_names, "--formula")
-
-
 def model_formulas(model: KAN) -> list[sympy.Expr] | None:
     """The composed formulas of a model whose active edges are all symbolic, else None."""
     layers = model.layers
@@ -513,7 +507,7 @@ def combine_subnodes(layer, sub_groups: list[list[frozenset[int]]], sub_degree: 
 
 
 # --------------------------------------------------------------------------- entry point
-def interactions(
+def interactions_of_kan(
     model: nn.Module,
     x: torch.Tensor | None = None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -563,9 +557,6 @@ def interactions(
 # --------------------------------------------------------------------------- figure
 def interaction_figure(report: InteractionReport, output: int = 0):
     """A matplotlib figure: the pairwise-strength heatmap and the interaction tree of one output."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     result = report.outputs[output]

@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import sympy
 import torch
+from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
+from kanx.families.checks import number_columns
+from kanx.families.registry import family_of
 from kanx.functions.parser import parse_expression, parse_number
 
 MIN_ROWS = 10
@@ -51,8 +54,10 @@ def split_names(text: str | None) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Read a numeric CSV with a header row into ``(names, values [rows, cols] float64)``."""
+def read_csv_columns(path: str | Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The one CSV reader: a header row naming every column once, then rows of the same length.
+    Returns ``(header, name → stripped cell texts)``; blank lines are skipped. Every problem is a
+    one-line ``KanxError`` naming the file (and the line)."""
     source = Path(path)
     if not source.exists():
         raise KanxError(f"{source}: no such file")
@@ -63,25 +68,23 @@ def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray]:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise KanxError(f"{source}: cannot read as a text CSV ({_first_line(exc)})") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
+    numbered = [(line, row) for line, row in enumerate(rows, start=1) if any(cell.strip() for cell in row)]
+    if not numbered:
         raise KanxError(f"{source}: the file is empty")
-    header = [name.strip() for name in rows[0]]
+    header = [name.strip() for name in numbered[0][1]]
     if len(set(header)) != len(header) or any(not name for name in header):
         raise KanxError(f"{source}: the header row must name every column once")
-    values = np.empty((len(rows) - 1, len(header)))
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in numbered[1:]:
         if len(row) != len(header):
             raise KanxError(f"{source}: line {line} has {len(row)} cells, the header has {len(header)}")
-        for col, cell in enumerate(row):
-            try:
-                number = float(cell)
-            except ValueError:
-                raise KanxError(f"{source}: line {line}, column {header[col]!r}: {cell!r} is not a number") from None
-            if not math.isfinite(number):
-                raise KanxError(f"{source}: line {line}, column {header[col]!r}: value {cell!r} is NaN or infinite")
-            values[line - 2, col] = number
-    return header, values
+    body = [row for _, row in numbered[1:]]
+    return header, {name: [row[k].strip() for row in body] for k, name in enumerate(header)}
+
+
+def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """A numeric CSV with a header row as ``(names, values [rows, cols] float64)``."""
+    header, columns = read_csv_columns(path)
+    return header, np.asarray(number_columns(columns, header, str(path)), dtype=np.float64).reshape(-1, len(header))
 
 
 def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = None) -> Dataset:
@@ -154,31 +157,45 @@ def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int,
     )
 
 
-def columns_by_name(source: Path | str, header: list[str], values: np.ndarray, names: list[str]) -> np.ndarray:
-    """The columns of ``values`` named ``names`` (model inputs), or an error listing both sides."""
+def require_columns(source: Path | str, header: list[str], names: list[str]) -> None:
+    """An error listing both sides when the file lacks any of the model's input columns."""
     missing = [name for name in names if name not in header]
     if missing:
         raise KanxError(
             f"{source}: columns do not match the model inputs; missing {', '.join(missing)} "
             f"(model inputs: {', '.join(names)}; file columns: {', '.join(header)})"
         )
-    return values[:, [header.index(name) for name in names]]
 
 
-def load_model_data(path: str | Path, input_names: list[str], output_names: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Inputs ``[N, n_in]`` for a model, and its targets ``[N, n_out]`` when a CSV also has every
-    output column (else ``None``; ``.npy``/``.pt`` arrays hold inputs only)."""
+@dataclass
+class ModelRows:
+    """Rows for a model read from a file: inputs ``x [N, n_in]`` and, when the file has the
+    model's output columns, targets ``y`` (``[N, n_out]`` for a KAN, 0/1 labels ``[N]`` for KarSein)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+
+
+def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS) -> ModelRows:
+    """Inputs (and targets when present) for ``model`` from a CSV (columns by name; what each cell
+    means is the model family's ``encode``/``targets``) or a ``.npy``/``.pt`` array (inputs only,
+    columns in input order); a CSV needs at least ``min_rows`` rows."""
+    family = family_of(model)
     source = Path(path)
+    names = family.input_names(model)
     if source.suffix.lower() != ".csv":
-        return load_input_array(source, input_names), None
-    header, values = read_csv_table(source)
-    x = columns_by_name(source, header, values, input_names)
-    if values.shape[0] < MIN_ROWS:
-        raise KanxError(f"{source}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
+        return ModelRows(load_input_array(source, names), None)
+    header, columns = read_csv_columns(source)
+    require_columns(source, header, names)
+    rows = len(columns[header[0]])
+    if rows < min_rows:
+        raise KanxError(f"{source}: only {rows} data rows; need at least {min_rows}")
+    x = family.encode(model, {name: columns[name] for name in names}, str(source))
+    outputs = family.output_names(model)
     y = None
-    if all(name in header for name in output_names):
-        y = torch.tensor(columns_by_name(source, header, values, output_names), dtype=torch.float32)
-    return torch.tensor(x, dtype=torch.float32), y
+    if all(name in header for name in outputs):
+        y = family.targets(model, {name: columns[name] for name in outputs}, str(source))
+    return ModelRows(x, y)
 
 
 def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
@@ -187,8 +204,9 @@ def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
     source = Path(path)
     suffix = source.suffix.lower()
     if suffix == ".csv":
-        header, values = read_csv_table(source)
-        array = columns_by_name(source, header, values, input_names)
+        header, columns = read_csv_columns(source)
+        require_columns(source, header, input_names)
+        array = np.asarray(number_columns(columns, input_names, str(source)), dtype=np.float64).reshape(-1, len(input_names))
     elif suffix == ".npy":
         array = read_npy(source)
     elif suffix in (".pt", ".pth"):

@@ -20,7 +20,6 @@ them would change the normalisation of the others).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -31,14 +30,14 @@ from kanx.families.checks import recorded_number
 from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
 from kanx.families.kan.network import KAN
+from kanx.prune.search import FidelityGuard, grouped, remove_candidates, single_units
+from kanx.prune.settings import PruneSettings
 from kanx.train.kan import TrainSettings, fit
 
 EDGE_TENSORS = ("coef", "w_base", "w_sp", "mask", "sym_active", "sym_index", "sym_affine")
 INPUT_TENSORS = ("knots", "centers", "norm_weight", "norm_bias")
 SUBNODE_TENSORS = ("sub_scale", "sub_bias")
 NODE_TENSORS = ("node_scale", "node_bias")
-NOT_A_CANDIDATE = 1 << 40
-BATCH = 16
 MAX_ELEMENTS = 1 << 24
 
 
@@ -134,145 +133,42 @@ def _batched_chunk(model: KAN, first_edges: torch.Tensor, masks: list[torch.Tens
     return h.reshape(n_configs, n_rows, -1)
 
 
-@dataclass
-class Guard:
-    """Fidelity check on held-out inputs ``x`` ``[N, n_in]``: R² (min over outputs) against the
-    original network's outputs ``reference`` ``[N, O]`` >= ``min_fidelity``, and against
-    ``targets`` ``[N, O]`` (optional) >= ``target_floor``."""
-
-    x: torch.Tensor
-    reference: torch.Tensor
-    min_fidelity: float
-    targets: torch.Tensor | None = None
-    target_floor: float = -float("inf")
-
-    def scores(self, prediction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``[B, N, O]`` → fidelity ``[B]`` and target R² ``[B]`` (or None)."""
-        fidelity = r2(prediction, self.reference, dim=-2).min(dim=1).values
-        if self.targets is None:
-            return fidelity, None
-        return fidelity, r2(prediction, self.targets, dim=-2).min(dim=1).values
-
-    def passes(self, model: KAN, masks: list[torch.Tensor]) -> torch.Tensor:
-        """Which of ``B`` mask sets keep the guard: ``[B]`` bool."""
-        fidelity, target = self.scores(batched_outputs(model, self.x, masks))
-        ok = fidelity >= self.min_fidelity
-        return ok if target is None else ok & (target >= self.target_floor)
+def flat_mask(masks: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer edge masks ``[n_in, n_sub]`` → one flat ``[T]`` bool mask (layer by layer)."""
+    return torch.cat([(m > 0).flatten() for m in masks])
 
 
-# --------------------------------------------------------------------------- auto mode
-Evaluate = Callable[[torch.Tensor], torch.Tensor]
+def layer_masks(model: KAN, flat: torch.Tensor) -> list[torch.Tensor]:
+    """Flat ``[T]`` or ``[B, T]`` bool masks → per-layer float masks ``[(B,) n_in, n_sub]``."""
+    shapes = [(layer.shape.n_in, layer.shape.n_sub) for layer in model.layers]
+    parts = torch.split(flat, [a * b for a, b in shapes], dim=-1)
+    return [part.reshape(*flat.shape[:-1], *shape).float() for part, shape in zip(parts, shapes)]
 
 
-def without_ranks(current: list[torch.Tensor], ranks: list[torch.Tensor], low: torch.Tensor, high: torch.Tensor) -> list[torch.Tensor]:
-    """Mask sets ``[B, n_in, n_sub]``: ``current`` with candidates of rank in ``[low[b], high[b])`` removed."""
-    out = []
-    for mask, rank in zip(current, ranks):
-        gone = (rank[None] >= low[:, None, None]) & (rank[None] < high[:, None, None])
-        out.append(mask[None] * (~gone).to(mask.dtype))
-    return out
+def node_members(model: KAN) -> torch.Tensor:
+    """``[H, T]`` bool: the outgoing edges of each hidden node (node layers 1 .. L-1, in order)."""
+    rows = []
+    for index in range(1, len(model.widths) - 1):
+        for node in range(model.widths[index]):
+            masks = [torch.zeros(layer.shape.n_in, layer.shape.n_sub, dtype=torch.bool) for layer in model.layers]
+            masks[index][node] = True
+            rows.append(flat_mask(masks))
+    total = sum(layer.shape.n_in * layer.shape.n_sub for layer in model.layers)
+    return torch.stack(rows) if rows else torch.zeros(0, total, dtype=torch.bool)
 
 
-def longest_prefix(evaluate: Evaluate, n: int) -> int:
-    """Largest ``k`` such that removing candidates ``0..k-1`` passes (every grid point checked
-    below it passed), by batched multisection: ``BATCH`` prefix lengths per evaluation."""
-    lo, hi = 0, n
-    while lo < hi:
-        ks = torch.unique(torch.linspace(lo + 1, hi, min(BATCH, hi - lo)).round().long())
-        ok = evaluate(ks)
-        if bool(ok.all()):
-            return hi
-        first_bad = int(ks[~ok][0])
-        good = ks[ok & (ks < first_bad)]
-        lo = int(good[-1]) if len(good) else lo
-        hi = first_bad - 1
-    return lo
-
-
-def greedy_sequence(guard: Guard, model: KAN, current: list[torch.Tensor], ranks: list[torch.Tensor], n: int) -> list[torch.Tensor]:
-    """Sequential greedy over candidates ``0..n-1`` (try each in order, keep the removal if the
-    guard passes), evaluated ``BATCH`` cumulative removals at a time: identical result to
-    one-by-one greedy, far fewer forward passes when runs of removals pass."""
-    pos = 0
-    while pos < n:
-        ends = torch.arange(pos + 1, min(pos + BATCH, n) + 1)
-        configs = without_ranks(current, ranks, torch.full_like(ends, pos), ends)
-        ok = guard.passes(model, configs)
-        fails = (~ok).nonzero()
-        last_good = len(ends) - 1 if len(fails) == 0 else int(fails[0]) - 1
-        if last_good >= 0:
-            current = [c[last_good] for c in configs]
-        pos = pos + last_good + 1 if len(fails) == 0 else pos + last_good + 2
-    return current
-
-
-def remove_ranked(guard: Guard, model: KAN, current: list[torch.Tensor], ranks: list[torch.Tensor], n: int) -> list[torch.Tensor]:
-    """Remove as many of the ranked candidates (rank 0 = least important) as the guard allows:
-    a batched prefix search, then a greedy pass over the rest whose single removal passes."""
-
-    def evaluate_prefix(ks: torch.Tensor) -> torch.Tensor:
-        return guard.passes(model, without_ranks(current, ranks, torch.zeros_like(ks), ks))
-
-    k = longest_prefix(evaluate_prefix, n)
-    if k:
-        current = without_ranks(current, ranks, torch.zeros(1, dtype=torch.long), torch.tensor([k]))
-        current = [c[0] for c in current]
-    if k + 1 >= n:
-        return current
-    rest = torch.arange(k + 1, n)
-    chunks = [rest[start : start + BATCH] for start in range(0, len(rest), BATCH)]
-    passing = torch.cat([chunk[guard.passes(model, without_ranks(current, ranks, chunk, chunk + 1))] for chunk in chunks])
-    new_rank = torch.full((n,), NOT_A_CANDIDATE, dtype=torch.long)
-    new_rank[passing] = torch.arange(len(passing))
-    reranked = [torch.where(r < n, new_rank[r.clamp(max=n - 1)], r) for r in ranks]
-    return greedy_sequence(guard, model, current, reranked, len(passing))
-
-
-def node_ranks(model: KAN, current: list[torch.Tensor], scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
-    """Rank tensors ``[n_in, n_sub]`` per layer making each hidden node (all its outgoing
-    edges) one candidate, ordered by increasing node score."""
-    hidden = [(layer, node) for layer in range(1, len(model.widths) - 1) for node in range(model.widths[layer])]
-    if not hidden:
-        return [torch.full_like(m, NOT_A_CANDIDATE, dtype=torch.long) for m in current], 0
-    flat = torch.cat([scores[layer] for layer in range(1, len(model.widths) - 1)])
-    order = torch.argsort(flat, stable=True)
-    rank_of = torch.empty_like(order)
-    rank_of[order] = torch.arange(len(order))
-    ranks = [torch.full_like(m, NOT_A_CANDIDATE, dtype=torch.long) for m in current]
-    offset = 0
-    for layer in range(1, len(model.widths) - 1):
-        width = model.widths[layer]
-        ranks[layer] = rank_of[offset : offset + width, None].expand_as(current[layer]).clone()
-        offset += width
-    return ranks, len(order)
-
-
-def edge_ranks(current: list[torch.Tensor], attribution: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
-    """Rank tensors making every active edge a candidate, by increasing attribution."""
-    active = torch.cat([(m > 0).flatten() for m in current])
-    scores = torch.cat([a.flatten() for a in attribution])
-    scores = torch.where(active, scores, torch.full_like(scores, float("inf")))
-    order = torch.argsort(scores, stable=True)
-    rank_flat = torch.empty_like(order)
-    rank_flat[order] = torch.arange(len(order))
-    rank_flat[~active] = NOT_A_CANDIDATE
-    ranks, offset = [], 0
-    for mask in current:
-        ranks.append(rank_flat[offset : offset + mask.numel()].reshape(mask.shape))
-        offset += mask.numel()
-    return ranks, int(active.sum())
-
-
-def auto_masks(model: KAN, x_fit: torch.Tensor, guard: Guard) -> list[torch.Tensor]:
+def auto_masks(model: KAN, x_fit: torch.Tensor, guard: FidelityGuard) -> list[torch.Tensor]:
     """Auto mode: remove whole hidden nodes first (least node score first), then edges (least
     attribution, recomputed on the node-pruned network), while ``guard`` passes."""
-    current = [layer.mask.clone() for layer in model.layers]
+    current = flat_mask([layer.mask for layer in model.layers])
     with torch.no_grad():
-        ranks, n = node_ranks(model, current, importance(model, x_fit).node_scores)
-        current = remove_ranked(guard, model, current, ranks, n)
-        work = with_masks(model, current)
-        ranks, n = edge_ranks(current, importance(work, x_fit).attribution)
-        return remove_ranked(guard, model, current, ranks, n)
+        scores = importance(model, x_fit).node_scores
+        hidden = torch.cat([scores[index] for index in range(1, len(model.widths) - 1)] or [torch.zeros(0)])
+        current = remove_candidates(guard, current, grouped(node_members(model), hidden, current))
+        work = with_masks(model, layer_masks(model, current))
+        attribution = torch.cat([a.flatten() for a in importance(work, x_fit).attribution])
+        current = remove_candidates(guard, current, single_units(attribution, current))
+    return layer_masks(model, current)
 
 
 # --------------------------------------------------------------------------- threshold mode
@@ -394,7 +290,7 @@ def zero_masked(model: KAN) -> None:
 
 
 # --------------------------------------------------------------------------- fine-tuning
-def finetune(model: KAN, x: torch.Tensor, y: torch.Tensor, steps: int, lamb: float | None, lr: float, seed: int) -> None:
+def retrain_survivors(model: KAN, x: torch.Tensor, y: torch.Tensor, steps: int, lamb: float | None, lr: float, seed: int) -> None:
     """Retrain ``model`` in place on ``x`` ``[N, n_in]``, ``y`` ``[N, n_out]`` with the sparsity
     loss of its training run (or ``lamb``); masks are buffers, so masked edges get zero
     gradient and stay zero (checked)."""
@@ -465,55 +361,30 @@ def node_rows(model: KAN, scores: Importance, keep: list[torch.Tensor]) -> list[
 
 
 # --------------------------------------------------------------------------- API
-def validate_options(edge_threshold: float | None, node_threshold: float | None, min_fidelity: float, finetune_steps: int,
-                     holdout: float = 0.3) -> None:
-    """Raise ``KanxError`` naming the first option out of range."""
-    for option, value in (("--edge-threshold", edge_threshold), ("--node-threshold", node_threshold)):
-        if value is not None and not 0 <= value <= 1:
-            raise KanxError(f"{option} {value}: must be in [0, 1] (a fraction of the layer's largest score)")
-    if not 0 < min_fidelity <= 1:
-        raise KanxError(f"--min-fidelity {min_fidelity}: must be in (0, 1]")
-    if finetune_steps < 0:
-        raise KanxError(f"--finetune {finetune_steps}: must be >= 0")
-    if not 0 < holdout < 1:
-        raise KanxError(f"holdout {holdout}: must be in (0, 1)")
-
-
-def prune(
-    model: KAN,
-    x: torch.Tensor | None = None,
-    y: torch.Tensor | None = None,
-    *,
-    edge_threshold: float | None = None,
-    node_threshold: float | None = None,
-    min_fidelity: float = 0.99,
-    finetune_steps: int = 0,
-    lamb: float | None = None,
-    lr: float = 1e-3,
-    holdout: float = 0.3,
-    seed: int = 0,
-) -> tuple[KAN, PruneReport]:
-    """Prune ``model`` (left untouched) to its minimal structure.
+def prune_kan(model: KAN, x: torch.Tensor | None = None, y: torch.Tensor | None = None, settings: PruneSettings | None = None,
+              **options) -> tuple[KAN, PruneReport]:
+    """Prune a KAN (left untouched) to its minimal structure.
 
     ``x`` ``[N, n_in]`` (default: ``model.sample_inputs``), ``y`` ``[N, n_out]`` optional targets.
-    Threshold mode when ``edge_threshold`` or ``node_threshold`` is given (fractions of each
+    Threshold mode when ``edge_threshold`` or ``node_threshold`` is set (fractions of each
     layer's largest attribution / node score); otherwise auto mode keeps R² >= ``min_fidelity``
-    against the original on a held-out ``holdout`` fraction (and against ``y`` if given).
-    ``finetune_steps`` > 0 retrains the survivors. Returns ``(pruned_model, report)``.
+    against the original on a held-out fraction (and against ``y`` if given). Returns
+    ``(pruned_model, report)``. ``settings`` or its fields as ``options`` (:class:`PruneSettings`).
     """
-    if not isinstance(model, KAN):
-        raise KanxError(f"pruning needs a KAN, got {type(model).__name__}")
-    validate_options(edge_threshold, node_threshold, min_fidelity, finetune_steps, holdout)
+    settings = settings if settings is not None else PruneSettings(**options)
+    if settings.feature_threshold is not None:
+        raise KanxError("--feature-threshold applies to KarSein models; use --edge-threshold/--node-threshold for a KAN")
     x = model.sample_inputs if x is None else x
     if x.ndim != 2 or x.shape[1] != model.n_inputs or x.shape[0] < 10:
-        raise KanxError(f"need at least 10 input rows of {model.n_inputs} columns to prune; pass --data CSV")
+        raise KanxError(f"--data: pruning needs at least 10 input rows of {model.n_inputs} columns; the model stores fewer")
     if y is not None and (y.ndim != 2 or y.shape != (x.shape[0], model.n_outputs)):
         raise KanxError(f"targets must have shape [{x.shape[0]}, {model.n_outputs}]")
+    edge_threshold, node_threshold = settings.edge_threshold, settings.node_threshold
     x = x.float()
     model = copy.deepcopy(model).eval()
-    fit_idx, hold_idx = split_rows(x.shape[0], holdout, seed)
+    fit_idx, hold_idx = split_rows(x.shape[0], settings.holdout, settings.seed)
     x_fit, x_hold = x[fit_idx], x[hold_idx]
-    guard, target_before = make_guard(model, x_hold, None if y is None else y[hold_idx].float(), min_fidelity)
+    guard, held = make_guard(model, x_hold, None if y is None else y[hold_idx].float(), settings.min_fidelity)
     mode = "auto" if edge_threshold is None and node_threshold is None else "threshold"
     with torch.no_grad():
         before = importance(model, x_fit)
@@ -524,14 +395,15 @@ def prune(
     given = [f"{name} {value}" for name, value in (("--edge-threshold", edge_threshold), ("--node-threshold", node_threshold))
              if value is not None]
     pruned, keep, notes = simplify(model, masks, x_fit[:1], " ".join(given) or "auto pruning")
-    if finetune_steps:
+    if settings.finetune_steps:
         with torch.no_grad():
             y_fit = model(x_fit) if y is None else y[fit_idx].float()
-        pruned, note = finetune_with_guard(pruned, x_fit, y_fit, guard, mode, finetune_steps, lamb, lr, seed)
+        pruned, note = retrain_with_guard(pruned, x_fit, y_fit, guard, held, mode, settings.finetune_steps, settings.lamb,
+                                          settings.lr, settings.seed)
         notes.append(note)
-    settings = {"edge_threshold": edge_threshold, "node_threshold": node_threshold, "min_fidelity": min_fidelity,
-                "finetune_steps": finetune_steps, "seed": seed, "holdout": holdout}
-    report = build_report(model, pruned, keep, before, x_fit, guard, target_before, mode, settings, notes)
+    reported = {"edge_threshold": edge_threshold, "node_threshold": node_threshold, "min_fidelity": settings.min_fidelity,
+                "finetune_steps": settings.finetune_steps, "seed": settings.seed, "holdout": settings.holdout}
+    report = build_report(model, pruned, keep, before, x_fit, guard, held, mode, reported, notes)
     pruned.meta.provenance = {**pruned.meta.provenance, "pruning": provenance_entry(report)}
     return pruned, report
 
@@ -551,36 +423,63 @@ def simplify(model: KAN, masks: list[torch.Tensor], x_row: torch.Tensor, option:
     return pruned, keep, notes
 
 
-def make_guard(model: KAN, x_hold: torch.Tensor, y_hold: torch.Tensor | None, min_fidelity: float) -> tuple[Guard, float | None]:
-    """The fidelity guard; against targets the floor is ``min_fidelity``, or the original's
-    own R² minus the same allowance ``1 - min_fidelity`` when the original fits worse."""
+@dataclass
+class HeldOut:
+    """The held-out rows the guard judges on: inputs ``x [N, n_in]``, optional targets ``y [N, n_out]``
+    and the floor for R² against them, and the original network's R² on them."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    target_floor: float = -float("inf")
+    target_before: float | None = None
+
+    def target_r2(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``[B, N, O]`` → R² against the targets, min over outputs: ``[B]``."""
+        return r2(outputs, self.y, dim=-2).min(dim=-1).values
+
+
+def make_guard(model: KAN, x_hold: torch.Tensor, y_hold: torch.Tensor | None, min_fidelity: float) -> tuple[FidelityGuard, HeldOut]:
+    """The fidelity guard on held-out rows; against targets the floor is ``min_fidelity``, or the
+    original's own R² minus the same allowance ``1 - min_fidelity`` when the original fits worse."""
     with torch.no_grad():
         reference = model(x_hold)
-    guard = Guard(x_hold, reference, min_fidelity)
+
+    def outputs(flat: torch.Tensor) -> torch.Tensor:
+        return batched_outputs(model, x_hold, layer_masks(model, flat))
+
     if y_hold is None:
-        return guard, None
+        return FidelityGuard(outputs, reference, min_fidelity), HeldOut(x_hold)
     before = float(r2(reference, y_hold, dim=0).min())
-    guard.targets, guard.target_floor = y_hold, min(min_fidelity, before - (1 - min_fidelity))
-    return guard, before
+    held = HeldOut(x_hold, y_hold, min(min_fidelity, before - (1 - min_fidelity)), before)
+    return FidelityGuard(outputs, reference, min_fidelity, lambda out: held.target_r2(out) >= held.target_floor), held
 
 
-def finetune_with_guard(pruned: KAN, x_fit: torch.Tensor, y_fit: torch.Tensor, guard: Guard, mode: str,
-                        steps: int, lamb: float | None, lr: float, seed: int) -> tuple[KAN, str]:
-    """Fine-tune a copy on ``y_fit`` (targets, or the original's outputs); in auto mode the
+def model_passes(guard: FidelityGuard, held: HeldOut, model: KAN) -> bool:
+    """Whether another network (a pruned or fine-tuned one) keeps the guard on the held-out rows."""
+    with torch.no_grad():
+        outputs = model(held.x)[None]
+    ok = bool(guard.fidelity(outputs)[0] >= guard.min_fidelity)
+    return ok and (guard.extra is None or bool(guard.extra(outputs)[0]))
+
+
+def retrain_with_guard(pruned: KAN, x_fit: torch.Tensor, y_fit: torch.Tensor, guard: FidelityGuard, held: HeldOut,
+                       mode: str, steps: int, lamb: float | None, lr: float, seed: int) -> tuple[KAN, str]:
+    """Retrain a copy on ``y_fit`` (targets, or the original's outputs); in auto mode the
     result is kept only if it still passes the guard."""
     tuned = copy.deepcopy(pruned)
-    finetune(tuned, x_fit, y_fit, steps, lamb, lr, seed)
-    with torch.no_grad():
-        ok = bool(guard.passes(tuned, [layer.mask[None] for layer in tuned.layers])[0])
+    retrain_survivors(tuned, x_fit, y_fit, steps, lamb, lr, seed)
+    ok = model_passes(guard, held, tuned)
     if mode == "auto" and not ok:
         return pruned, f"fine-tuning ({steps} steps) broke the fidelity guard; kept the un-tuned weights"
     return tuned, f"fine-tuned {steps} steps"
 
 
 def build_report(model: KAN, pruned: KAN, keep: list[torch.Tensor], before: Importance, x_fit: torch.Tensor,
-                 guard: Guard, target_before: float | None, mode: str, settings: dict, notes: list[str]) -> PruneReport:
+                 guard: FidelityGuard, held: HeldOut, mode: str, settings: dict, notes: list[str]) -> PruneReport:
     with torch.no_grad():
-        fidelity, target = guard.scores(pruned(guard.x)[None])
+        outputs = pruned(held.x)[None]
+        fidelity = guard.fidelity(outputs)
+        target = held.target_r2(outputs) if held.y is not None else None
         after = importance(pruned, x_fit)
     original_index = [k.nonzero().flatten() for k in keep]
     edges = kept_edge_rows(pruned, original_index, after)
@@ -593,8 +492,8 @@ def build_report(model: KAN, pruned: KAN, keep: list[torch.Tensor], before: Impo
         mode=mode, settings=settings, widths_before=list(model.widths), widths_after=list(pruned.widths),
         edges_before=active_edges(model), edges_after=active_edges(pruned),
         parameters_before=model.parameter_count(), parameters_after=pruned.parameter_count(),
-        fidelity=float(fidelity[0]), target_r2=None if target is None else (target_before, float(target[0])),
-        holdout_rows=int(guard.x.shape[0]), edges=edges, nodes=node_rows(model, before, keep),
+        fidelity=float(fidelity[0]), target_r2=None if target is None else (held.target_before, float(target[0])),
+        holdout_rows=int(held.x.shape[0]), edges=edges, nodes=node_rows(model, before, keep),
         unused_inputs=unused, nothing_pruned=nothing, notes=notes,
     )
 

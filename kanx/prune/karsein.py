@@ -20,7 +20,7 @@ as soft labels); masks are buffers and masked weights are zero, so they get no u
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -42,7 +42,8 @@ from kanx.families.karsein.features import (
     split_flat,
 )
 from kanx.families.karsein.model import KarSein, KarSeinLayer
-from kanx.prune.kan import BATCH, longest_prefix
+from kanx.prune.search import FidelityGuard, grouped, remove_candidates, single_units
+from kanx.prune.settings import PruneSettings
 from kanx.train.karsein import KarSeinSettings, fit_karsein
 
 MAX_ELEMENTS = 1 << 24
@@ -101,96 +102,40 @@ def batched_logits(model: KarSein, x: torch.Tensor, flat: torch.Tensor) -> torch
 
 # --------------------------------------------------------------------------- guard
 @dataclass
-class Guard:
-    """Fidelity check on held-out rows ``x [N, F + n_dense]``: logit R² against the original's
-    ``reference [N]`` >= ``min_fidelity`` and, with ``labels [N]``, AUC >= ``auc_floor``."""
+class HeldOut:
+    """Held-out rows ``x [N, F + n_dense]`` with the original's logits ``reference [N]`` and,
+    when labelled, ``labels [N]`` and the lowest AUC a pruned model may have (``auc_floor``)."""
 
-    model: KarSein
     x: torch.Tensor
     reference: torch.Tensor
-    min_fidelity: float
     labels: np.ndarray | None = None
     auc_floor: float = -float("inf")
 
-    def scores(self, logits: torch.Tensor) -> tuple[torch.Tensor, list[float] | None]:
-        """``[B, N]`` → fidelity R² ``[B]`` and AUCs (or None without labels)."""
-        fidelity = r2(logits, self.reference)
-        if self.labels is None:
-            return fidelity, None
-        return fidelity, [roc_auc(row, self.labels) for row in logits.double().numpy()]
 
-    def passes(self, flat: torch.Tensor) -> torch.Tensor:
-        """Which of ``B`` mask sets ``[B, T]`` keep the guard: ``[B]`` bool."""
-        fidelity, aucs = self.scores(batched_logits(self.model, self.x, flat))
-        ok = fidelity >= self.min_fidelity
-        if aucs is not None:
-            ok = ok & torch.tensor([not (a < self.auc_floor) for a in aucs])
-        return ok
+def guard_for(model: KarSein, held: HeldOut, min_fidelity: float) -> FidelityGuard:
+    """The fidelity guard for masks of ``model``: logit R² against the original on the held-out
+    rows >= ``min_fidelity`` and, with labels, AUC >= the floor."""
+
+    def outputs(flat: torch.Tensor) -> torch.Tensor:
+        return batched_logits(model, held.x, flat)[..., None]
+
+    def auc_holds(logits: torch.Tensor) -> torch.Tensor:
+        aucs = [roc_auc(row, held.labels) for row in logits[..., 0].double().numpy()]
+        return torch.tensor([not (a < held.auc_floor) for a in aucs])
+
+    return FidelityGuard(outputs, held.reference[:, None], min_fidelity, auc_holds if held.labels is not None else None)
 
 
 # --------------------------------------------------------------------------- search
-def without(current: torch.Tensor, groups: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """Mask sets ``[B, T]``: ``current [T]`` minus the union of ``groups[low[b]:high[b]]`` (``groups [G, T]``)."""
-    index = torch.arange(groups.shape[0])
-    chosen = (index[None] >= low[:, None]) & (index[None] < high[:, None])  # [B, G]
-    removed = (chosen.float() @ groups.float()) > 0
-    return current[None] & ~removed
-
-
-def greedy(guard: Guard, current: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Try each group in order, keeping its removal when the guard passes; ``BATCH`` cumulative
-    removals are evaluated at a time (same result as one by one)."""
-    pos, n = 0, groups.shape[0]
-    while pos < n:
-        ends = torch.arange(pos + 1, min(pos + BATCH, n) + 1)
-        configs = without(current, groups, torch.full_like(ends, pos), ends)
-        ok = guard.passes(configs)
-        fails = (~ok).nonzero().flatten()
-        last_good = len(ends) - 1 if len(fails) == 0 else int(fails[0]) - 1
-        if last_good >= 0:
-            current = configs[last_good]
-        pos = pos + last_good + 1 if len(fails) == 0 else pos + last_good + 2
-    return current
-
-
-def remove_groups(guard: Guard, current: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Remove as many of the ordered ``groups [G, T]`` (least important first) as the guard allows:
-    the longest passing prefix, then a greedy pass over the rest whose single removal passes."""
-    n = groups.shape[0]
-    if n == 0:
-        return current
-
-    def prefix(ks: torch.Tensor) -> torch.Tensor:
-        return guard.passes(without(current, groups, torch.zeros_like(ks), ks))
-
-    k = longest_prefix(prefix, n)
-    if k:
-        current = without(current, groups, torch.zeros(1, dtype=torch.long), torch.tensor([k]))[0]
-    rest = torch.arange(k + 1, n)
-    if len(rest) == 0:
-        return current
-    passing = torch.cat([chunk[guard.passes(without(current, groups, chunk, chunk + 1))] for chunk in rest.split(BATCH)])
-    return greedy(guard, current, groups[passing])
-
-
-def ranked_groups(groups: torch.Tensor, scores: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Groups ``[G, T]`` restricted to ``current``, the non-empty ones sorted by increasing score."""
-    groups = groups & current[None]
-    order = torch.argsort(scores, stable=True)
-    order = order[groups[order].any(dim=1)]
-    return groups[order]
-
-
-def auto_masks(model: KarSein, x_fit: torch.Tensor, guard: Guard) -> torch.Tensor:
+def auto_masks(model: KarSein, x_fit: torch.Tensor, guard: FidelityGuard) -> torch.Tensor:
     """Fields first (by field attribution), then single features (attribution on the
     field-pruned model): ``[T]`` bool."""
     current = current_masks(model)
     scores = feature_importance(model, x_fit)
-    current = remove_groups(guard, current, ranked_groups(field_groups(model), scores.fields, current))
+    current = remove_candidates(guard, current, grouped(field_groups(model), scores.fields, current))
     current = live_features(model, current)
     work = with_masks(model, current)
-    single = torch.eye(current.numel(), dtype=torch.bool)
-    current = remove_groups(guard, current, ranked_groups(single, feature_importance(work, x_fit).flat(), current))
+    current = remove_candidates(guard, current, single_units(feature_importance(work, x_fit).flat(), current))
     return live_features(model, current)
 
 
@@ -271,21 +216,6 @@ def count_by_layer(model: KarSein, flat: torch.Tensor) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- API
-def check_options(feature_threshold: float | None, min_fidelity: float, max_auc_drop: float, finetune_steps: int,
-                  holdout: float) -> None:
-    """Raise ``KanxError`` naming the first option out of range."""
-    if feature_threshold is not None and not 0 <= feature_threshold <= 1:
-        raise KanxError(f"--feature-threshold {feature_threshold}: must be in [0, 1] (a fraction of the layer's best)")
-    if not 0 < min_fidelity <= 1:
-        raise KanxError(f"--min-fidelity {min_fidelity}: must be in (0, 1]")
-    if not 0 <= max_auc_drop <= 1:
-        raise KanxError(f"--max-auc-drop {max_auc_drop}: must be in [0, 1]")
-    if finetune_steps < 0:
-        raise KanxError(f"--finetune {finetune_steps}: must be >= 0")
-    if not 0 < holdout < 1:
-        raise KanxError(f"holdout {holdout}: must be in (0, 1)")
-
-
 def check_rows(model: KarSein, x: torch.Tensor, y: torch.Tensor | None) -> None:
     if x.ndim != 2 or x.shape[1] != model.n_inputs or x.shape[0] < MIN_ROWS:
         raise KanxError(f"need at least {MIN_ROWS} rows of {model.n_inputs} columns ({', '.join(model.input_names)}) "
@@ -294,70 +224,68 @@ def check_rows(model: KarSein, x: torch.Tensor, y: torch.Tensor | None) -> None:
         raise KanxError(f"labels must have shape [{x.shape[0]}]")
 
 
-def prune_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None, *,
-                  feature_threshold: float | None = None, min_fidelity: float = 0.99, max_auc_drop: float = 0.005,
-                  finetune_steps: int = 0, lamb: float | None = None, lr: float = 1e-3, holdout: float = 0.3,
-                  seed: int = 0) -> tuple[KarSein, KarSeinPruneReport]:
+def prune_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                  settings: PruneSettings | None = None, **options) -> tuple[KarSein, KarSeinPruneReport]:
     """Prune ``model`` (left untouched) feature by feature.
 
     ``x [N, F + n_dense]`` (default: ``model.sample_inputs``), ``y [N]`` optional 0/1 labels. Threshold
-    mode when ``feature_threshold`` is given, else auto mode (see the module docstring). Returns
-    ``(pruned_model, report)``; the pruned model has the same architecture with masks set."""
-    if not isinstance(model, KarSein):
-        raise KanxError(f"KarSein pruning needs a KarSein model, got {type(model).__name__}")
-    check_options(feature_threshold, min_fidelity, max_auc_drop, finetune_steps, holdout)
+    mode when ``feature_threshold`` is set, else auto mode (see the module docstring). Returns
+    ``(pruned_model, report)``; the pruned model has the same architecture with masks set.
+    ``settings`` or its fields as ``options`` (:class:`PruneSettings`)."""
+    settings = settings if settings is not None else PruneSettings(**options)
+    if settings.edge_threshold is not None or settings.node_threshold is not None:
+        raise KanxError("--edge-threshold/--node-threshold apply to KAN models; use --feature-threshold for KarSein")
     drawn = x is None and model.sample_inputs.shape[0] < MIN_ROWS
-    x = (default_rows(model, 1000, seed) if drawn else model.sample_inputs if x is None else x).float()
+    x = (default_rows(model, 1000, settings.seed) if drawn else model.sample_inputs if x is None else x).float()
     check_rows(model, x, y)
     with single_thread():  # small tensors: a thread pool costs more than it saves
-        pruned, report = _prune(model, x, y, feature_threshold, min_fidelity, max_auc_drop, finetune_steps, lamb, lr, holdout, seed)
+        pruned, report = prune_rows(model, x, y, settings)
     if drawn:
         report.notes.append("the model stores no input sample: ids were drawn uniformly from the vocabularies "
                             "(dense features 0); pass --data for real rows")
     return pruned, report
 
 
-def _prune(model: KarSein, x: torch.Tensor, y: torch.Tensor | None, feature_threshold: float | None, min_fidelity: float,
-           max_auc_drop: float, finetune_steps: int, lamb: float | None, lr: float, holdout: float,
-           seed: int) -> tuple[KarSein, KarSeinPruneReport]:
+def prune_rows(model: KarSein, x: torch.Tensor, y: torch.Tensor | None, settings: PruneSettings) -> tuple[KarSein, KarSeinPruneReport]:
+    """:func:`prune_karsein` on checked rows ``x`` and labels ``y``."""
     model = copy.deepcopy(model).eval()
-    fit_idx, hold_idx = split_rows(x.shape[0], holdout, seed)
-    guard = make_guard(model, x[hold_idx], None if y is None else y[hold_idx], min_fidelity, max_auc_drop)
-    mode = "auto" if feature_threshold is None else "threshold"
+    fit_idx, hold_idx = split_rows(x.shape[0], settings.holdout, settings.seed)
+    held = held_out(model, x[hold_idx], None if y is None else y[hold_idx], settings.max_auc_drop)
+    guard = guard_for(model, held, settings.min_fidelity)
+    mode = "auto" if settings.feature_threshold is None else "threshold"
     before = feature_importance(model, x[fit_idx])
     with torch.no_grad():
         if mode == "auto":
             kept = auto_masks(model, x[fit_idx], guard)
         else:
-            kept = threshold_masks(model, before.magnitude, feature_threshold)
+            kept = threshold_masks(model, before.magnitude, settings.feature_threshold)
     if not kept.any():
-        raise KanxError(f"--feature-threshold {feature_threshold}: removes every feature; use a smaller value")
+        raise KanxError(f"--feature-threshold {settings.feature_threshold}: removes every feature; use a smaller value")
     pruned, notes = with_masks(model, kept), []
-    if finetune_steps:
-        pruned, note = finetune_with_guard(model, pruned, x[fit_idx], None if y is None else y[fit_idx], guard, mode,
-                                           finetune_steps, lamb, lr, seed)
+    if settings.finetune_steps:
+        pruned, note = retrain_with_guard(model, pruned, x[fit_idx], None if y is None else y[fit_idx], held, mode, settings)
         notes.append(note)
-    settings = {"feature_threshold": feature_threshold, "min_fidelity": min_fidelity, "max_auc_drop": max_auc_drop,
-                "finetune_steps": finetune_steps, "seed": seed, "holdout": holdout}
-    report = build_report(model, pruned, before, x, y, guard, mode, settings, notes)
+    reported = {"feature_threshold": settings.feature_threshold, "min_fidelity": settings.min_fidelity,
+                "max_auc_drop": settings.max_auc_drop, "finetune_steps": settings.finetune_steps, "seed": settings.seed,
+                "holdout": settings.holdout}
+    report = build_report(model, pruned, before, x, y, held, mode, reported, notes)
     pruned.provenance = {**pruned.provenance, "pruning": provenance_entry(report)}
     return pruned, report
 
 
-def make_guard(model: KarSein, x_hold: torch.Tensor, y_hold: torch.Tensor | None, min_fidelity: float,
-               max_auc_drop: float) -> Guard:
+def held_out(model: KarSein, x_hold: torch.Tensor, y_hold: torch.Tensor | None, max_auc_drop: float) -> HeldOut:
     with torch.no_grad():
         reference = model.logit(x_hold)[:, 0]
-    guard = Guard(model, x_hold, reference, min_fidelity)
+    held = HeldOut(x_hold, reference)
     if y_hold is not None:
-        guard.labels = y_hold.numpy()
-        auc = roc_auc(reference.double().numpy(), guard.labels)
-        guard.auc_floor = auc - max_auc_drop if auc == auc else -float("inf")
-    return guard
+        held.labels = y_hold.numpy()
+        auc = roc_auc(reference.double().numpy(), held.labels)
+        held.auc_floor = auc - max_auc_drop if auc == auc else -float("inf")
+    return held
 
 
-def finetune(model: KarSein, x: torch.Tensor, target: torch.Tensor, steps: int, lamb: float | None, lr: float,
-             seed: int) -> None:
+def retrain_survivors(model: KarSein, x: torch.Tensor, target: torch.Tensor, steps: int, lamb: float | None, lr: float,
+                      seed: int) -> None:
     """Full-batch Adam on BCE against ``target [N]`` (0/1 or soft labels), in place; masks stay."""
     trained = model.training_info
     settings = KarSeinSettings(epochs=steps, batch_size=x.shape[0], lr=lr, seed=seed,
@@ -370,28 +298,29 @@ def finetune(model: KarSein, x: torch.Tensor, target: torch.Tensor, steps: int, 
     model.eval()
     apply_masks(model, masks)
     if not torch.equal(current_masks(model), masks):
-        raise RuntimeError("fine-tuning changed a pruning mask")
+        raise RuntimeError("retraining changed a pruning mask")
 
 
-def finetune_with_guard(original: KarSein, pruned: KarSein, x_fit: torch.Tensor, y_fit: torch.Tensor | None, guard: Guard,
-                        mode: str, steps: int, lamb: float | None, lr: float, seed: int) -> tuple[KarSein, str]:
-    """Fine-tune a copy on labels (or the original's probabilities); in auto mode the result is
+def retrain_with_guard(original: KarSein, pruned: KarSein, x_fit: torch.Tensor, y_fit: torch.Tensor | None, held: HeldOut,
+                       mode: str, settings: PruneSettings) -> tuple[KarSein, str]:
+    """Retrain a copy on labels (or the original's probabilities); in auto mode the result is
     kept only when it still passes the guard."""
+    steps = settings.finetune_steps
     with torch.no_grad():
         target = torch.sigmoid(original.logit(x_fit)[:, 0]) if y_fit is None else y_fit.float()
     tuned = copy.deepcopy(pruned)
-    finetune(tuned, x_fit, target, steps, lamb, lr, seed)
-    if mode == "auto" and not bool(replace(guard, model=tuned).passes(current_masks(tuned)[None])[0]):
+    retrain_survivors(tuned, x_fit, target, steps, settings.lamb, settings.lr, settings.seed)
+    if mode == "auto" and not bool(guard_for(tuned, held, settings.min_fidelity).passes(current_masks(tuned)[None])[0]):
         return pruned, f"fine-tuning ({steps} steps) broke the fidelity guard; kept the un-tuned weights"
     target_name = "the labels" if y_fit is not None else "the original's probabilities"
     return tuned, f"fine-tuned {steps} full-batch Adam steps on {target_name}"
 
 
-def build_report(model: KarSein, pruned: KarSein, before: FeatureImportance, x: torch.Tensor, y: torch.Tensor | None, guard: Guard,
+def build_report(model: KarSein, pruned: KarSein, before: FeatureImportance, x: torch.Tensor, y: torch.Tensor | None, held: HeldOut,
                  mode: str, settings: dict, notes: list[str]) -> KarSeinPruneReport:
     start, kept = current_masks(model), current_masks(pruned)
     with torch.no_grad():
-        fidelity = float(r2(pruned.logit(guard.x)[:, 0], guard.reference))
+        fidelity = float(r2(pruned.logit(held.x)[:, 0], held.reference))
         metrics = None
         if y is not None:
             labels = y.numpy()
@@ -403,11 +332,11 @@ def build_report(model: KarSein, pruned: KarSein, before: FeatureImportance, x: 
     fields_after, dense_after = field_usage(pruned, kept)
     nothing = bool(torch.equal(start, kept))
     if nothing:
-        notes.append("nothing to prune: every feature is needed" + (f" for R² >= {guard.min_fidelity}" if mode == "auto" else ""))
+        notes.append("nothing to prune: every feature is needed" + (f" for R² >= {settings['min_fidelity']}" if mode == "auto" else ""))
     return KarSeinPruneReport(
         mode=mode, settings=settings, features_before=count_by_layer(model, start), features_after=count_by_layer(model, kept),
         parameters_before=active_parameters(model), parameters_after=active_parameters(pruned), fidelity=fidelity,
-        holdout_rows=int(guard.x.shape[0]), metrics=metrics, dropped=dropped,
+        holdout_rows=int(held.x.shape[0]), metrics=metrics, dropped=dropped,
         dropped_fields=[f for f, a, b in zip(model.fields, fields_before.tolist(), fields_after.tolist()) if a and not b],
         dropped_dense=[d for d, a, b in zip(model.dense, dense_before.tolist(), dense_after.tolist()) if a and not b],
         features=rows, nothing_pruned=nothing, notes=notes,

@@ -6,6 +6,7 @@ expression, cleaning), ``export`` (LaTeX/JSON), ``structure`` (structure-first) 
 """
 
 from kanx.symbolic.results import EdgeReport, Fidelity, SymbolicResult
-from kanx.symbolic.symbolify import STRATEGIES, symbolify
+from kanx.symbolic.settings import STRATEGIES, SymbolifySettings
+from kanx.symbolic.symbolify import symbolify
 
-__all__ = ["STRATEGIES", "EdgeReport", "Fidelity", "SymbolicResult", "symbolify"]
+__all__ = ["STRATEGIES", "EdgeReport", "Fidelity", "SymbolicResult", "SymbolifySettings", "symbolify"]

@@ -19,7 +19,6 @@ import time
 import sympy
 import torch
 
-from kanx.core.errors import KanxError
 from kanx.core.lambdify import mpmath_function, torch_function
 from kanx.core.numerics import split_rows
 from kanx.families.kan.compose import compose, input_symbols
@@ -27,17 +26,15 @@ from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
-from kanx.symbolic.engines import ENGINES, Candidate, edge_candidates
+from kanx.symbolic.engines import Candidate, edge_candidates
 from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
 from kanx.symbolic.selection import pareto, poly_fallback, select
-
-FALLBACKS = ("numeric", "poly")
 
 
 def resolve_inputs(model: KAN, data, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, n_in]`` and optional targets ``[N, n_out]`` for the fits."""
     if data is not None:
-        y = data.y if data.y.shape[1] == model.n_outputs else None
+        y = data.y if data.y is not None and data.y.ndim == 2 and data.y.shape[1] == model.n_outputs else None
         return data.x.float(), (y.float() if y is not None else None)
     if model.sample_inputs.numel():
         return model.sample_inputs.float(), None
@@ -109,19 +106,7 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
     return out
 
 
-def check_fit_options(engine: str, fallback: str, r2_threshold: float, digits: int) -> None:
-    """Raise ``KanxError`` naming the first per-edge fitting option out of range."""
-    if engine not in ENGINES:
-        raise KanxError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if fallback not in FALLBACKS:
-        raise KanxError(f"--fallback {fallback!r}: use numeric or poly")
-    if not 0 < r2_threshold <= 1:
-        raise KanxError(f"--r2-threshold {r2_threshold}: must be in (0, 1]")
-    if not 1 <= digits <= 15:
-        raise KanxError(f"--digits {digits}: must be between 1 and 15")
-
-
-def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, prune_threshold, fallback, data,
+def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, negligible_threshold, fallback, data,
                     finetune_steps, digits, snap_tolerance, simplify_timeout, seed) -> SymbolicResult:
     """The per-edge strategy on ``model`` (modified in place: pass a copy); arguments as in
     :func:`kanx.symbolic.symbolify`, with ``functions``/``custom`` from ``build_library``."""
@@ -146,7 +131,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, p
                 reports.append(report)
                 if float(layer.mask[i, j]) == 0:
                     continue
-                if float(score[i, j]) < prune_threshold:
+                if float(score[i, j]) < negligible_threshold:
                     report.status = "negligible"
                     mean = float(trace.edges[:, i, j].mean())
                     report.chosen = Candidate("0", (1.0, 0.0, 1.0, mean), 1.0, 0.0)
@@ -196,7 +181,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, p
     timings["compose"] = time.perf_counter() - start
     flagged = [r for r in reports if r.status in ("numeric", "poly")]
     settings_out = {"engine": engine, "library": [f.name for f in functions], "r2_threshold": r2_threshold,
-                    "tolerance": tolerance, "prune_threshold": prune_threshold, "fallback": fallback,
+                    "tolerance": tolerance, "prune_threshold": negligible_threshold, "fallback": fallback,
                     "finetune": finetune_steps, "digits": digits, "seed": seed,
                     "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,

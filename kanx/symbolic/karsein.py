@@ -1,7 +1,7 @@
 """Formulas from a KarSein model (``kanx symbolify`` on a KarSein checkpoint).
 
 1. Rows: ``x`` or the stored sample (else drawn ids), split into fit / held-out rows.
-2. Every active feature (``kanx.families.karsein.features``) whose attribution is below ``prune_threshold``
+2. Every active feature (``kanx.families.karsein.features``) whose attribution is below ``negligible_threshold``
    becomes a constant (its mean SiLU and spline values); the spline ``s_i`` of every other feature
    is fitted with the candidate engine (builtin: the batched library fit of
    ``kanx.symbolic.fit``) on its observed inputs — one fit per feature, since one activation
@@ -44,13 +44,13 @@ from kanx.families.karsein.model import KarSein, KarSeinLayer
 from kanx.functions.library import LibraryFunction, build_library, resolve
 from kanx.functions.parser import parse_expression
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats, run_with_timeout
-from kanx.symbolic.edges import check_fit_options, fit_and_test_rows
+from kanx.symbolic.edges import fit_and_test_rows
 from kanx.symbolic.engines import Candidate, edge_candidates
 from kanx.symbolic.results import Fidelity, fidelity
 from kanx.symbolic.selection import pareto, poly_fallback, select
+from kanx.symbolic.settings import SymbolifySettings
 
 MAX_POINTS = 2000
-COMPOSE_LIMIT = 1500
 
 
 class silu(sympy.Function):  # noqa: N801 - printed name of the function
@@ -176,7 +176,7 @@ def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, func
     with torch.no_grad():
         active = layer.mask > 0
         uses_spline = (layer.w_sp != 0).any(dim=1) & active
-        negligible = active & (scores < options["prune_threshold"])
+        negligible = active & (scores < options["negligible_threshold"])
         means = torch.stack([nn.functional.silu(z).mean(0), layer.activations(z).mean(0)], dim=1).tolist()
     fits = []
     for i, label in enumerate(feature.labels):
@@ -384,35 +384,26 @@ def branch_terms(expr: sympy.Expr, hidden: list[tuple[sympy.Symbol, sympy.Expr]]
 
 
 # --------------------------------------------------------------------------- pipeline
-def check_options(engine: str, fallback: str, r2_threshold: float, digits: int, finetune_steps: int) -> None:
-    check_fit_options(engine, fallback, r2_threshold, digits)
-    if finetune_steps:
-        raise KanxError(f"--finetune {finetune_steps}: not supported for KarSein models (the formula keeps the network's weights)")
-
-
-def symbolify_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None, *, engine: str = "builtin",
-                      lib: str | list[str] | None = None, lib_add: list[str] | tuple[str, ...] = (), r2_threshold: float = 0.99,
-                      tolerance: float = 2e-3, prune_threshold: float = 1e-2, fallback: str = "numeric", digits: int = 4,
-                      compose_limit: int = COMPOSE_LIMIT, simplify_timeout: float = 10.0, finetune_steps: int = 0,
-                      seed: int = 0) -> KarSeinSymbolicResult:
+def symbolify_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                      settings: SymbolifySettings | None = None, **options) -> KarSeinSymbolicResult:
     """Formulas of a KarSein model on rows ``x [N, F + n_dense]`` (default: the stored sample) with
-    optional 0/1 labels ``y [N]`` (see the module docstring); the model is not modified."""
-    if not isinstance(model, KarSein):
-        raise KanxError("symbolify_karsein works on KarSein models")
-    check_options(engine, fallback, r2_threshold, digits, finetune_steps)
-    functions, custom = build_library(lib, list(lib_add))
-    rows = default_rows(model, 1000, seed) if x is None else x.float()
+    optional 0/1 labels ``y [N]`` (see the module docstring); the model is not modified.
+    ``settings`` or its fields as ``options`` (:class:`SymbolifySettings`)."""
+    settings = settings if settings is not None else SymbolifySettings(**options)
+    if settings.finetune_steps:
+        raise KanxError(f"--finetune {settings.finetune_steps}: not supported for KarSein models (the formula keeps the network's weights)")
+    functions, custom = build_library(settings.lib, list(settings.lib_add))
+    rows = default_rows(model, 1000, settings.seed) if x is None else x.float()
     if rows.ndim != 2 or rows.shape[1] != model.n_inputs or rows.shape[0] < 10:
         raise KanxError(f"need at least 10 rows of {model.n_inputs} columns ({', '.join(model.input_names)}) to symbolify")
-    options = {"r2_threshold": r2_threshold, "tolerance": tolerance, "prune_threshold": prune_threshold,
-               "fallback": fallback, "seed": seed, "digits": digits, "compose_limit": compose_limit,
-               "timeout": simplify_timeout}
-
+    fit_options = {"r2_threshold": settings.r2_threshold, "tolerance": settings.tolerance,
+                   "negligible_threshold": settings.negligible_threshold, "fallback": settings.fallback, "seed": settings.seed,
+                   "digits": settings.digits, "compose_limit": settings.compose_limit, "timeout": settings.simplify_timeout}
     with single_thread():
-        return _symbolify(model.eval(), rows, y, engine, functions, custom, options)
+        return fit_and_compose(model.eval(), rows, y, settings.engine, functions, custom, fit_options)
 
 
-def _symbolify(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, engine: str, functions: list[LibraryFunction], custom: dict,
+def fit_and_compose(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, engine: str, functions: list[LibraryFunction], custom: dict,
                options: dict) -> KarSeinSymbolicResult:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -440,7 +431,7 @@ def _symbolify(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, engin
                                           x_fit, x_test, custom, namespace, options)
     timings["compose"] = time.perf_counter() - start
     total, auc = total_fidelity(model, branches, x_test, None if y is None else y[test_rows], namespace)
-    settings = {"engine": engine, "library": [f.name for f in functions], **options,
+    settings = {"engine": engine, "library": [f.name for f in functions], **options, "prune_threshold": options["negligible_threshold"],
                 "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows)), "custom_functions": dict(custom)}
     return KarSeinSymbolicResult(flat, branches["vec"], branches["bit"], total, auc, model.combine, settings, timings)
 

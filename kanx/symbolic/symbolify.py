@@ -3,65 +3,64 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+
+from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import single_thread
 from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
+from kanx.families.registry import family_of
 from kanx.functions.library import build_library
-from kanx.symbolic.edges import check_fit_options, symbolify_edges
+from kanx.symbolic.edges import symbolify_edges
+from kanx.symbolic.karsein import KarSeinSymbolicResult, symbolify_karsein
 from kanx.symbolic.results import SymbolicResult
+from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.structure import structure_first
 
-STRATEGIES = ("edges", "structure-first")
+IMPLEMENTATIONS: dict[str, Callable] = {}
 
 
-def symbolify(
-    model: KAN,
-    *,
-    engine: str = "builtin",
-    lib: str | list[str] | None = None,
-    lib_add: list[str] | tuple[str, ...] = (),
-    r2_threshold: float = 0.99,
-    tolerance: float = 2e-3,
-    prune_threshold: float = 1e-2,
-    fallback: str = "numeric",
-    data=None,
-    finetune_steps: int = 0,
-    digits: int = 4,
-    snap_tolerance: float = 5e-4,
-    simplify_timeout: float = 10.0,
-    seed: int = 0,
-    strategy: str = "edges",
-    budget: float = 60.0,
-) -> SymbolicResult:
-    """Turn ``model`` into one formula per output (the input model is not modified).
+def symbolify(model: nn.Module, data: object | None = None, settings: SymbolifySettings | None = None,
+              **options) -> SymbolicResult | KarSeinSymbolicResult:
+    """Formulas for ``model`` (left untouched), whatever its family.
 
-    ``data``: a ``kanx.io.data.Dataset`` whose inputs drive the fits (and whose targets, when
-    they match the outputs, are what constants are fine-tuned against and checked with).
-    ``strategy``: ``"edges"`` fits every edge and composes; ``"structure-first"`` decomposes the
-    network's function first (``kanx.symbolic.strategy``), searching for at most ``budget``
-    seconds per output, and falls back to ``"edges"`` where that finds no accurate formula.
+    ``data``: rows with ``.x`` (model inputs ``[N, n_in]``) and ``.y`` (targets, or ``None``), e.g. a
+    ``kanx.io.data.Dataset`` or ``ModelRows``; default: the model's stored sample. ``settings`` (or its
+    fields as keyword ``options``) as in :class:`SymbolifySettings`.
     """
-    if strategy not in STRATEGIES:
-        raise KanxError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
-    if budget <= 0:
-        raise KanxError(f"--budget {budget}: must be > 0 seconds")
-    check_fit_options(engine, fallback, r2_threshold, digits)
-    if finetune_steps < 0:
-        raise KanxError(f"--finetune {finetune_steps}: must be >= 0")
-    if not isinstance(model, KAN):
-        raise KanxError("symbolify works on kanx KAN models")
-    functions, custom = build_library(lib, list(lib_add))
+    settings = settings if settings is not None else SymbolifySettings(**options)
+    return IMPLEMENTATIONS[family_of(model).name](model, data, settings)
+
+
+def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) -> SymbolicResult:
+    """A KAN's formulas. ``data``: a ``Dataset`` whose inputs drive the fits (and whose targets,
+    when they match the outputs, are what constants are refitted against and checked with).
+    ``strategy="edges"`` fits every edge and composes; ``"structure-first"`` decomposes the
+    network's function first (``kanx.symbolic.structure``), searching for at most ``budget``
+    seconds per output, and falls back to ``"edges"`` where that finds no accurate formula."""
+    s = settings
+    functions, custom = build_library(s.lib, list(s.lib_add))
+
+    def edges() -> SymbolicResult:
+        return symbolify_edges(copy.deepcopy(model), s.engine, functions, custom, s.r2_threshold, s.tolerance,
+                               s.negligible_threshold, s.fallback, data, s.finetune_steps, s.digits, s.snap_tolerance,
+                               s.simplify_timeout, s.seed)
+
     with single_thread():
-        if strategy == "structure-first":
+        if s.strategy == "structure-first":
+            return structure_first(model, functions, data, edges, budget=s.budget, digits=s.digits,
+                                   simplify_timeout=s.simplify_timeout, seed=s.seed)
+        return edges()
 
-            def edges() -> SymbolicResult:
-                return symbolify_edges(copy.deepcopy(model), engine, functions, custom, r2_threshold, tolerance, prune_threshold,
-                                  fallback, data, finetune_steps, digits, snap_tolerance, simplify_timeout, seed)
 
-            return structure_first(model, functions, data, edges, budget=budget, digits=digits,
-                                   simplify_timeout=simplify_timeout, seed=seed)
-        return symbolify_edges(
-            copy.deepcopy(model), engine, functions, custom, r2_threshold, tolerance, prune_threshold, fallback,
-            data, finetune_steps, digits, snap_tolerance, simplify_timeout, seed,
-        )
+def symbolify_karsein_rows(model: KarSein, data: object | None, settings: SymbolifySettings) -> KarSeinSymbolicResult:
+    """A KarSein model's formulas on ``data.x`` with labels ``data.y`` (or the stored sample)."""
+    if settings.strategy != "edges":
+        raise KanxError(f"--strategy {settings.strategy}: KarSein formulas are fitted per feature; use --strategy edges")
+    x, y = (None, None) if data is None else (data.x, data.y)
+    return symbolify_karsein(model, x, y, settings)
+
+
+IMPLEMENTATIONS.update({"kan": symbolify_kan, "karsein": symbolify_karsein_rows})

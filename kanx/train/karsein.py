@@ -21,7 +21,7 @@ import torch
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import log_loss, magnitude_penalty, roc_auc, split_rows
-from kanx.families.karsein.model import KarSein, normalise_token
+from kanx.families.karsein.model import KarSein, labels_from, normalise_token
 
 StepCallback = Callable[[int, float, float], None]
 
@@ -65,16 +65,6 @@ class KarSeinResult:
 def build_vocabularies(columns: dict[str, list[str]], fields: list[str]) -> dict[str, list[str]]:
     """Sorted distinct (normalised) tokens per field."""
     return {f: sorted({normalise_token(v) for v in columns[f]}) for f in fields}
-
-
-def labels_from(values: list[str], target: str) -> torch.Tensor:
-    """0/1 labels ``[N]`` from a target column (``0``/``1``, ``true``/``false``)."""
-    mapping = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
-    labels = [mapping.get(normalise_token(v).lower()) for v in values]
-    if None in labels:
-        bad = values[labels.index(None)]
-        raise KanxError(f"--target {target}: value {bad!r} is not a 0/1 click label")
-    return torch.tensor(labels, dtype=torch.float32)
 
 
 def sparsity_penalty(model: KarSein, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:

@@ -103,6 +103,17 @@ def normalise_token(value: object) -> str:
     return str(int(number)) if math.isfinite(number) and number == int(number) else text
 
 
+def labels_from(values: list[str], target: str) -> torch.Tensor:
+    """0/1 labels ``[N]`` from a target column (``0``/``1``, ``true``/``false``)."""
+    mapping = {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
+    labels = [mapping.get(normalise_token(v).lower()) for v in values]
+    if None in labels:
+        bad = values[labels.index(None)]
+        raise KanxError(f"--target {target}: value {bad!r} is not a 0/1 click label")
+    return torch.tensor(labels, dtype=torch.float32)
+
+
+
 class KarSein(nn.Module):
     """KarSein CTR model. ``forward(x [N, F + n_dense]) → [N, 1]`` click probabilities."""
 

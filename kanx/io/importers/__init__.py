@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from kanx.core.errors import KanxError
 from kanx.core.version import __version__
 from kanx.families.kan.network import KAN
@@ -138,3 +140,22 @@ def _check_options(options: dict) -> None:
     base_fn = options.get("base_fn")
     if base_fn is not None and base_fn not in ("silu", "identity", "zero"):
         raise KanxError(f"--base-fn {base_fn}: must be silu, identity or zero")
+
+
+def reference_difference(model: KAN | KarSein, inputs: object, outputs: object, strict: bool) -> float | None:
+    """Largest ``|model(inputs) - outputs|`` over a reference pair read from files: inputs
+    ``[N, n_in]``, outputs ``[N, n_out]`` (KarSein inputs may also be the authors' ``{"dense",
+    "sparse", "varsparse"}`` dict). A pair that does not fit is an error when ``strict``, else
+    skipped (``None``)."""
+    if family_of(model).name == "karsein" and not isinstance(inputs, torch.Tensor):
+        inputs = karsein.reference_inputs(inputs, model)
+    fits = isinstance(inputs, torch.Tensor) and inputs.dim() == 2 and inputs.shape[1] == model.n_inputs
+    fits = fits and isinstance(outputs, torch.Tensor) and tuple(outputs.shape) == (inputs.shape[0], model.n_outputs)
+    if not fits:
+        if strict:
+            raise KanxError(
+                f"--check-inputs/--check-outputs: expected tensors [rows, {model.n_inputs}] and [rows, {model.n_outputs}]"
+            )
+        return None
+    with torch.no_grad():
+        return float((model(inputs.float()) - outputs.float()).abs().max())

@@ -1,0 +1,73 @@
+"""``SymbolifySettings``: every symbolify option, validated where it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from kanx.core.errors import KanxError
+from kanx.functions.library import build_library
+from kanx.symbolic.engines import ENGINES
+
+FALLBACKS = ("numeric", "poly")
+STRATEGIES = ("edges", "structure-first")
+
+
+@dataclass(frozen=True)
+class SymbolifySettings:
+    """Options of ``kanx.symbolify`` (CLI flag in brackets).
+
+    ``engine`` [--engine] builtin | operon | pysr; ``lib`` [--lib] the builtin functions to try
+    (comma text or names; all by default) and ``lib_add`` [--lib-add] functions of ``x`` to add;
+    an edge becomes symbolic when a fit reaches ``r2_threshold`` [--r2-threshold], the simplest
+    within ``tolerance`` [--tolerance] of the best winning; edges whose attribution is below
+    ``negligible_threshold`` [--prune-threshold] become constants; edges nothing fits stay
+    ``fallback`` [--fallback] numeric or become a cubic (poly). ``finetune_steps`` [--finetune]
+    LBFGS steps refit the formula's constants end to end; constants print with ``digits``
+    [--digits] significant digits and snap to simple values within ``snap_tolerance``;
+    ``simplify_timeout`` bounds sympy in seconds. ``strategy`` [--strategy] edges |
+    structure-first, with ``budget`` [--budget] seconds of search per output; ``compose_limit``
+    caps the terms a KarSein formula is expanded to. ``seed`` [--seed] fixes splits and engines.
+    """
+
+    engine: str = "builtin"
+    lib: str | list[str] | None = None
+    lib_add: tuple[str, ...] = field(default_factory=tuple)
+    r2_threshold: float = 0.99
+    tolerance: float = 2e-3
+    negligible_threshold: float = 1e-2
+    fallback: str = "numeric"
+    finetune_steps: int = 0
+    digits: int = 4
+    snap_tolerance: float = 5e-4
+    simplify_timeout: float = 10.0
+    seed: int = 0
+    strategy: str = "edges"
+    budget: float = 60.0
+    compose_limit: int = 1500
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lib_add", tuple(self.lib_add))
+        if self.engine not in ENGINES:
+            raise KanxError(f"--engine {self.engine!r}: use one of {', '.join(ENGINES)}")
+        if self.fallback not in FALLBACKS:
+            raise KanxError(f"--fallback {self.fallback!r}: use numeric or poly")
+        if self.strategy not in STRATEGIES:
+            raise KanxError(f"--strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        if not 0 < self.r2_threshold <= 1:
+            raise KanxError(f"--r2-threshold {self.r2_threshold}: must be in (0, 1]")
+        if not 0 <= self.tolerance < 1:
+            raise KanxError(f"--tolerance {self.tolerance}: must be in [0, 1)")
+        if not self.negligible_threshold >= 0:
+            raise KanxError(f"--prune-threshold {self.negligible_threshold}: must be >= 0")
+        if not 1 <= self.digits <= 15:
+            raise KanxError(f"--digits {self.digits}: must be between 1 and 15")
+        if self.finetune_steps < 0:
+            raise KanxError(f"--finetune {self.finetune_steps}: must be >= 0")
+        if not self.budget > 0:
+            raise KanxError(f"--budget {self.budget}: must be > 0 seconds")
+        if not self.simplify_timeout > 0 or not self.snap_tolerance >= 0 or self.compose_limit < 1:
+            raise KanxError("symbolify: simplify_timeout and compose_limit must be positive, snap_tolerance >= 0")
+        build_library(self.lib, list(self.lib_add))  # --lib / --lib-add names and formulas, checked now
+
+    def to_dict(self) -> dict:
+        return asdict(self)
