@@ -157,19 +157,11 @@ def train_command(
         return
     if fields or dense:
         raise KanxError("--fields and --dense need --arch karsein")
-    if optimizer not in ("adam", "lbfgs"):
-        raise KanxError(f"--optimizer {optimizer!r}: use adam or lbfgs")
-    if basis not in ("bspline", "rbf", "chebyshev"):
-        raise KanxError(f"--basis {basis!r}: use bspline, rbf or chebyshev")
-    if not 0 <= test_fraction < 1:
-        raise KanxError(f"--test-fraction {test_fraction}: must be in [0, 1)")
-    for option, value, low in (("--grid", grid, 2), ("--k", k, 1), ("--steps", steps, 1), ("--samples", samples, 10)):
-        if value is not None and value < low:
-            raise KanxError(f"{option} {value}: must be at least {low}")
-    if lr is not None and lr <= 0:
-        raise KanxError(f"--lr {lr}: must be positive")
-    if min(lamb, lamb_l1, lamb_entropy) < 0:
-        raise KanxError("--lamb, --lamb-l1 and --lamb-entropy must be >= 0")
+    # the options that do not depend on the data are checked (by TrainSettings) before it is read
+    TrainSettings(widths=[1, 1], grid=grid, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
+                  lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction)
+    if samples < 10:
+        raise KanxError(f"--samples {samples}: must be at least 10")
     check_output_path(output, "--output", [data] if data else [])
     dataset = load_training_data(data, target, inputs, formula, var, samples, seed)
     widths = resolve_widths(width, dataset)

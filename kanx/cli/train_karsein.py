@@ -18,24 +18,10 @@ from kanx.train.karsein import KarSeinResult, KarSeinSettings, train_karsein
 
 def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, lamb_l1: float,
                      lamb_entropy: float, seed: int, test_fraction: float) -> KarSeinSettings:
-    """Validated settings from the CLI values (``options``: ``kanx.cli.train.KarSeinOptions``)."""
-    for option, value, low in (("--emb-dim", options.emb_dim, 1), ("--epochs", options.epochs, 1),
-                               ("--batch-size", options.batch_size, 1), ("--grid", grid, 1), ("--k", k, 1)):
-        if value < low:
-            raise KanxError(f"{option} {value}: must be at least {low}")
-    if not 0 < test_fraction < 1:
-        raise KanxError(f"--test-fraction {test_fraction}: must be in (0, 1) for held-out AUC")
-    if lr is not None and lr <= 0:
-        raise KanxError(f"--lr {lr}: must be positive")
-    if min(lamb, lamb_l1, lamb_entropy) < 0:
-        raise KanxError("--lamb, --lamb-l1 and --lamb-entropy must be >= 0")
+    """Settings (validated by ``KarSeinSettings`` itself) from the CLI values (``options``: ``kanx.cli.train.KarSeinOptions``)."""
     bit = parse_int_list(options.bit_width, "--bit-width")
     vec = parse_int_list(options.vec_width, "--vec-width")
     pairs = parse_int_list(options.pairwise, "--pairwise") if options.pairwise.strip() else []
-    if min(bit + vec) < 1:
-        raise KanxError("--bit-width and --vec-width: layer sizes must be positive")
-    if any(not 0 <= p <= len(vec) for p in pairs):
-        raise KanxError(f"--pairwise {options.pairwise!r}: layers must lie in 0..{len(vec)} (one per --vec-width entry plus the last)")
     return KarSeinSettings(
         emb_dim=options.emb_dim, bit_width=tuple(bit), vec_width=tuple(vec), pairwise=tuple(pairs), grid=grid, k=k,
         epochs=options.epochs, batch_size=options.batch_size, lr=lr or 1e-2, lamb=lamb, lamb_l1=lamb_l1,

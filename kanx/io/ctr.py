@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kanx.core.errors import KanxError
+from kanx.io.data import read_csv_columns
 
 FIELDS = ("user", "item", "hour", "device", "site", "ad")
 VOCAB_SIZES = {"user": 6, "item": 6, "hour": 3, "device": 3, "site": 3, "ad": 4}
@@ -86,22 +87,10 @@ def ctr_columns(data: CTRData) -> dict[str, list[str]]:
 
 def read_columns(path: str | Path, names: list[str], option: str = "DATA") -> dict[str, list[str]]:
     """Text columns ``names`` of a CSV with a header row (values stripped, kept as strings)."""
-    source = Path(path)
-    if not source.is_file():
-        raise KanxError(f"{source}: no such file")
-    try:
-        with source.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise KanxError(f"{source}: not a readable CSV ({exc})") from None
-    if len(rows) < 2:
-        raise KanxError(f"{source}: needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
+    header, columns = read_csv_columns(path)
     missing = [n for n in names if n not in header]
     if missing:
-        raise KanxError(f"{source}: no column {', '.join(missing)} (columns: {', '.join(header)}); check {option}")
-    index = [header.index(n) for n in names]
-    body = [r for r in rows[1:] if any(c.strip() for c in r)]
-    if any(len(r) != len(header) for r in body):
-        raise KanxError(f"{source}: rows have a different number of fields than the header")
-    return {n: [r[i].strip() for r in body] for n, i in zip(names, index)}
+        raise KanxError(f"{path}: no column {', '.join(missing)} (columns: {', '.join(header)}); check {option}")
+    if not columns[header[0]]:
+        raise KanxError(f"{path}: needs a header row and at least one data row")
+    return {n: columns[n] for n in names}

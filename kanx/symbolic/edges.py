@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import sympy
 import torch
@@ -28,7 +29,7 @@ from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
 from kanx.symbolic.engines import Candidate, edge_candidates
 from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
-from kanx.symbolic.selection import pareto, poly_fallback, select
+from kanx.symbolic.selection import choose_fit, pareto
 
 
 def resolve_inputs(model: KAN, data, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -146,16 +147,12 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
         model.custom_functions.update(found.custom)
         for report, candidates, ex, ey in zip(live, found.candidates, live_x, live_y):
             report.front = pareto(candidates)
-            chosen = select(candidates, tolerance)
-            if chosen is not None and chosen.r2 >= r2_threshold:
-                report.status, report.chosen = "symbolic", chosen
-            elif fallback == "poly":
-                text, r2 = poly_fallback(ex, ey)
+            choice = choose_fit(candidates, ex, ey, tolerance, r2_threshold, fallback)
+            report.status, report.chosen = choice.status, choice.chosen
+            if choice.poly is not None:  # the cubic becomes a custom function of this edge
                 name = f"poly_{report.layer}_{report.i}_{report.j}"
-                model.custom_functions[name] = custom_function(name, text).expression or text
-                report.status, report.chosen = "poly", Candidate(name, (1.0, 0.0, 1.0, 0.0), r2, 4.0)
-            else:
-                report.status, report.chosen = "numeric", chosen
+                model.custom_functions[name] = custom_function(name, choice.poly).expression or choice.poly
+                report.chosen = replace(choice.chosen, name=name)
     timings["fit"] = time.perf_counter() - start
     for report in reports:
         if report.status in ("symbolic", "negligible", "poly"):

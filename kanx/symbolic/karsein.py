@@ -47,7 +47,7 @@ from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floa
 from kanx.symbolic.edges import fit_and_test_rows
 from kanx.symbolic.engines import Candidate, edge_candidates
 from kanx.symbolic.results import Fidelity, fidelity
-from kanx.symbolic.selection import pareto, poly_fallback, select
+from kanx.symbolic.selection import choose_fit, pareto
 from kanx.symbolic.settings import SymbolifySettings
 
 MAX_POINTS = 2000
@@ -200,14 +200,10 @@ def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, func
 def choose(fit: FeatureFit, candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, options: dict) -> None:
     """Pick a feature's fit (the simplest within tolerance), or the fallback."""
     fit.front = pareto(candidates)
-    chosen = select(candidates, options["tolerance"])
-    if chosen is not None and chosen.r2 >= options["r2_threshold"]:
-        fit.chosen = chosen
-    elif options["fallback"] == "poly":
-        fit.poly, r2 = poly_fallback(x, y)
-        fit.status, fit.chosen = "poly", Candidate("poly", (1.0, 0.0, 1.0, 0.0), r2, 4.0)
-    else:
-        fit.status, fit.chosen = "numeric", chosen
+    choice = choose_fit(candidates, x, y, options["tolerance"], options["r2_threshold"], options["fallback"])
+    fit.chosen, fit.poly = choice.chosen, choice.poly
+    if choice.status != "symbolic":
+        fit.status = choice.status
 
 
 # --------------------------------------------------------------------------- composition

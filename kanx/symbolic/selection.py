@@ -4,11 +4,14 @@ candidate within tolerance of the best, and the polynomial fallback when nothing
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from kanx.core.numerics import r2_value
 from kanx.symbolic.engines import Candidate
+
+POLY_COMPLEXITY = 4.0
 
 
 def pareto(candidates: list[Candidate]) -> list[Candidate]:
@@ -54,3 +57,28 @@ def poly_fallback(x: torch.Tensor, y: torch.Tensor, degree: int = 3, digits: int
     r2 = r2_value(fitted, yd)
     text = " + ".join(f"({float(c):.{digits}g})*x**{k}" for k, c in enumerate(coef))
     return text, r2
+
+
+@dataclass
+class Choice:
+    """What one activation (a KAN edge, a KarSein feature) becomes: ``status`` ``symbolic``
+    (``chosen`` fits above the threshold), ``poly`` (``poly`` is the cubic's text in ``x``,
+    ``chosen`` its candidate named ``"poly"``) or ``numeric`` (``chosen``: the best, too poor, fit)."""
+
+    status: str
+    chosen: Candidate | None
+    poly: str | None = None
+
+
+def choose_fit(candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, tolerance: float, r2_threshold: float,
+               fallback: str) -> Choice:
+    """The one rule for every family: the simplest candidate within ``tolerance`` of the best when
+    it reaches ``r2_threshold``; else the ``fallback`` (a least-squares cubic of the data
+    ``x``, ``y`` ``[N]`` for ``"poly"``, the spline kept as it is for ``"numeric"``)."""
+    chosen = select(candidates, tolerance)
+    if chosen is not None and chosen.r2 >= r2_threshold:
+        return Choice("symbolic", chosen)
+    if fallback == "poly":
+        text, r2 = poly_fallback(x, y)
+        return Choice("poly", Candidate("poly", (1.0, 0.0, 1.0, 0.0), r2, POLY_COMPLEXITY), text)
+    return Choice("numeric", chosen)

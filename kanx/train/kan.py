@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from kanx.core.errors import KanxError
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.families.kan.network import KAN, EdgeTrace
 from kanx.io.data import Dataset
@@ -20,6 +21,18 @@ from kanx.io.data import Dataset
 StepCallback = Callable[[int, float, float], None]
 
 DEFAULT_STEPS = {"adam": 1500, "lbfgs": 100}
+BASES = ("bspline", "rbf", "chebyshev")
+
+
+def check_training_options(test_fraction: float, lr: float | None, lamb: float, lamb_l1: float, lamb_entropy: float) -> None:
+    """The options every family's training shares: a held-out fraction in [0, 1), a positive
+    learning rate, non-negative sparsity weights."""
+    if not 0 <= test_fraction < 1:
+        raise KanxError(f"--test-fraction {test_fraction}: must be in [0, 1) (0: no held-out metrics)")
+    if lr is not None and not lr > 0:
+        raise KanxError(f"--lr {lr}: must be positive")
+    if min(lamb, lamb_l1, lamb_entropy) < 0:
+        raise KanxError("--lamb, --lamb-l1 and --lamb-entropy must be >= 0")
 
 
 @dataclass
@@ -45,6 +58,20 @@ class TrainSettings:
     test_fraction: float = 0.2
     normalize_targets: bool = True
     sample_rows: int = 1000
+
+    def __post_init__(self) -> None:
+        widths = list(self.widths)
+        if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+            raise KanxError(f"--width {','.join(map(str, widths))}: need at least an input and an output layer of positive sizes")
+        if self.optimizer not in DEFAULT_STEPS:
+            raise KanxError(f"--optimizer {self.optimizer!r}: use adam or lbfgs")
+        if self.basis not in BASES:
+            raise KanxError(f"--basis {self.basis!r}: use bspline, rbf or chebyshev")
+        check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)
+        for option, value, low in (("--grid", self.grid, 2), ("--k", self.k, 1), ("--steps", self.steps, 1),
+                                   ("--update-grid", self.update_grid, 0)):
+            if value is not None and value < low:
+                raise KanxError(f"{option} {value}: must be at least {low}")
 
     @property
     def resolved_steps(self) -> int:

@@ -22,6 +22,7 @@ import torch
 from kanx.core.errors import KanxError
 from kanx.core.numerics import log_loss, magnitude_penalty, roc_auc, split_rows
 from kanx.families.karsein.model import KarSein, labels_from, normalise_token
+from kanx.train.kan import check_training_options
 
 StepCallback = Callable[[int, float, float], None]
 
@@ -47,6 +48,18 @@ class KarSeinSettings:
     seed: int = 0
     test_fraction: float = 0.2
     sample_rows: int = 1000
+
+    def __post_init__(self) -> None:
+        for option, value, low in (("--emb-dim", self.emb_dim, 1), ("--epochs", self.epochs, 1),
+                                   ("--batch-size", self.batch_size, 1), ("--grid", self.grid, 1), ("--k", self.k, 1)):
+            if value < low:
+                raise KanxError(f"{option} {value}: must be at least {low}")
+        check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)
+        if min((*self.bit_width, *self.vec_width), default=1) < 1:
+            raise KanxError("--bit-width and --vec-width: layer sizes must be positive")
+        if any(not 0 <= p <= len(self.vec_width) for p in self.pairwise):
+            raise KanxError(f"--pairwise {','.join(map(str, self.pairwise))}: layers must lie in 0..{len(self.vec_width)} "
+                            "(one per --vec-width entry plus the last)")
 
 
 @dataclass
