@@ -12,6 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 FIXTURES = REPO / "tests" / "fixtures"  # third-party checkpoints (copied from the shared fixtures; see README there)
 
+# One intra-op thread: the tests' tensors are small, and on a 2-core machine that is also running
+# anything else, torch's OpenMP workers spin-wait for each other and some tests ran 5-30x slower
+# (the full suite from ~3 to over 11 minutes). One thread keeps the run time independent of load.
+torch.set_num_threads(1)
+
 
 def invoke(runner: CliRunner, *args: object):
     """Run the kanx CLI with every argument turned into text."""

@@ -91,6 +91,7 @@ def test_prune_from_python_on_both_families(kan_model, karsein_model) -> None:
         kanx.prune(karsein_model, edge_threshold=0.1)
 
 
+@pytest.mark.slow
 def test_symbolify_plot_and_interactions_from_python_on_both_families(kan_model, karsein_model) -> None:
     pruned, _ = kanx.prune(kan_model)
     formula = kanx.symbolify(pruned)

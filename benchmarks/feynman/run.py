@@ -37,9 +37,11 @@ from pathlib import Path
 
 import numpy as np
 import sympy
+import torch
 
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
+from kanx.core.numerics import r2_value
 from kanx.functions.parser import parse_expression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -190,10 +192,9 @@ def sample(equation: Equation, rows: int, seed: int) -> tuple[np.ndarray, np.nda
 
 def r_squared(prediction: np.ndarray, target: np.ndarray) -> float:
     """Coefficient of determination; ``-inf`` when the prediction is not finite."""
-    if prediction.shape != target.shape or not np.isfinite(prediction).all():
+    if prediction.shape != target.shape:
         return float("-inf")
-    spread = float(((target - target.mean()) ** 2).sum())
-    return 1.0 - float(((prediction - target) ** 2).sum()) / max(spread, 1e-300)
+    return r2_value(torch.from_numpy(np.asarray(prediction, dtype=np.float64)), torch.from_numpy(np.asarray(target, dtype=np.float64)))
 
 
 def judge(true: sympy.Expr, model: sympy.Expr, seconds: float) -> bool:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from kanx.core.numerics import r2
 from kanx.families.karsein.features import branch_inputs, default_rows
 from kanx.families.karsein.model import KarSein, KarSeinLayer
 
@@ -99,8 +100,8 @@ def polynomial_degree(x: np.ndarray, y: np.ndarray, target: float = R2_TARGET, m
         return 0
     t = (x - x.mean()) / max(float(x.std()), 1e-12)
     for degree in range(1, max_degree + 1):
-        residual = y - np.polynomial.polynomial.polyval(t, np.polynomial.polynomial.polyfit(t, y, degree))
-        if 1 - float((residual**2).sum()) / spread >= target:
+        fitted = np.polynomial.polynomial.polyval(t, np.polynomial.polynomial.polyfit(t, y, degree))
+        if float(r2(torch.from_numpy(fitted), torch.from_numpy(y))) >= target:
             return degree
     return None
 

@@ -87,6 +87,8 @@ def closed_form_scores(values: torch.Tensor, valid: torch.Tensor | None, y: torc
         ok = ok & valid.all(-1)
     c = torch.where(ok, cov / var_u.clamp_min(1e-10), torch.zeros_like(cov))
     var_y = (y * y).mean(-1).clamp_min(1e-12)
+    # R² (kanx.core.numerics.r2) of the least-squares affine c·u + d, without forming it: its
+    # residual variance is var_y - c·cov, so the grid over every candidate stays one einsum
     r2 = 1 - (var_y - c * cov) / var_y
     r2 = torch.where(ok & torch.isfinite(r2), r2, torch.full_like(r2, NEG_INF))
     d = -c * mean_u
