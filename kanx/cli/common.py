@@ -81,3 +81,19 @@ def fmt(value: object, digits: int = 4) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)[:40]
     return f"{value:.{digits}g}"
+
+
+def read_data(model, path, targets: list[str]):
+    """``--data`` rows for ``model`` (``None`` without ``--data``), ``--target`` naming the output
+    columns; notes on inferred targets go to stderr."""
+    from kanx.io.data import read_model_rows, split_names
+
+    names = [name for text in targets for name in split_names(text)]
+    if path is None:
+        if names:
+            raise KanxError("--target: needs --data")
+        return None
+    rows = read_model_rows(model, path, targets=names or None)
+    for note in rows.notes:
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
+    return rows

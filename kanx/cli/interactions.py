@@ -8,14 +8,13 @@ import typer
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.cli.common import console, fmt, handle_errors, print_json, read_data
 from kanx.core.errors import KanxError
 from kanx.families.registry import family_of
 from kanx.functions.parser import parse_expression
 from kanx.interactions import InteractionSettings, interactions
 from kanx.interactions.kan import DEFAULT_PRODUCT_THRESHOLD, DEFAULT_THRESHOLD, InteractionReport, interaction_figure
 from kanx.interactions.karsein import KarSeinInteractionReport
-from kanx.io.data import read_model_rows
 from kanx.io.files import atomic_write, check_output_path
 from kanx.io.load import load_model
 
@@ -122,6 +121,8 @@ def render_karsein(report: KarSeinInteractionReport) -> None:
 def interactions_command(
     model: Path = typer.Argument(Path("model.pt"), help="Checkpoint (default model.pt)."),
     data: Path = typer.Option(None, "--data", help="CSV (columns named like the model inputs) or .npy/.pt array to analyse on."),
+    target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
+                                     "(repeat or comma-separate; default: the columns named like the outputs)."),
     formula: list[str] = typer.Option([], "--formula", help="Also analyse this formula in the input names (one per output)."),
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="Pairwise strength above which inputs interact."),
     product_threshold: float = typer.Option(
@@ -143,7 +144,8 @@ def interactions_command(
     family = family_of(network)
     if family.name != "kan" and plot is not None:
         raise KanxError("--plot: the heatmap and tree figure are drawn for KAN models only")
-    x = read_model_rows(network, data).x if data is not None else None
+    rows = read_data(network, data, target)
+    x = rows.x if rows is not None else None
     formulas = None
     if formula:
         outputs = family.output_names(network)

@@ -9,11 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.cli.common import console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_karsein_report
 from kanx.families.registry import family_of
 from kanx.io.checkpoint import save_model
-from kanx.io.data import read_model_rows
 from kanx.io.files import check_output_path
 from kanx.io.load import load_model
 from kanx.prune import PruneReport, PruneSettings, prune
@@ -78,6 +77,8 @@ def render_nodes(report: PruneReport, show_all: bool) -> None:
 def prune_command(
     model: Path = typer.Argument(..., help="Checkpoint to prune (never overwritten)."),
     data: Path = typer.Option(None, "--data", "-d", help="CSV with the model's input columns (targets used if present)."),
+    target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
+                                     "(repeat or comma-separate; default: the columns named like the outputs)."),
     output: Path = typer.Option(None, "--output", "-o", help="Pruned checkpoint (default MODEL.pruned.pt)."),
     edge_threshold: float = typer.Option(None, "--edge-threshold", help="Keep edges with attribution >= this x the layer's best."),
     node_threshold: float = typer.Option(None, "--node-threshold", help="Keep hidden nodes scoring >= this x the layer's best."),
@@ -100,7 +101,7 @@ def prune_command(
                              min_fidelity=min_fidelity, max_auc_drop=max_auc_drop, finetune_steps=finetune_steps, lamb=lamb,
                              lr=lr, seed=seed)
     network = load_model(model)
-    rows = read_model_rows(network, data) if data else None
+    rows = read_data(network, data, target)
     pruned, report = prune(network, rows.x if rows else None, rows.y if rows else None, settings)
     pruned.provenance["pruning"]["source"] = str(model)
     if data:

@@ -10,12 +10,11 @@ import typer
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, err_console, fmt, handle_errors, print_json
+from kanx.cli.common import console, err_console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_symbolify
 from kanx.core.errors import KanxError
 from kanx.families.registry import family_of
 from kanx.io.checkpoint import save_model
-from kanx.io.data import read_model_rows
 from kanx.io.files import atomic_write_text, check_output_path
 from kanx.io.load import load_model
 from kanx.symbolic import SymbolifySettings, symbolify
@@ -37,6 +36,8 @@ def symbolify_command(
     prune_threshold: float = typer.Option(1e-2, "--prune-threshold", help="Edges with attribution below this become constants."),
     fallback: str = typer.Option("numeric", "--fallback", help="Unfittable edges: numeric | poly."),
     data: Path = typer.Option(None, "--data", help="CSV of model inputs (+ outputs if known), or a .npy/.pt input array."),
+    target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
+                                     "(repeat or comma-separate; default: the columns named like the outputs)."),
     finetune: int = typer.Option(0, "--finetune", help="LBFGS steps re-optimising the symbolic constants end to end."),
     digits: int = typer.Option(4, "--digits", help="Significant digits of the printed constants."),
     seed: int = typer.Option(0, "--seed", help="Seed for the fit/held-out split and the engines."),
@@ -61,7 +62,7 @@ def symbolify_command(
     writer = WRITERS[family_of(model).name]
     if output is not None and writer.checkpoint is None:
         raise KanxError("--output: KarSein models have no symbolic checkpoint form; use --out formula.tex or --json")
-    result = symbolify(model, read_model_rows(model, data) if data is not None else None, settings)
+    result = symbolify(model, read_data(model, data, target), settings)
     if out is not None:
         atomic_write_text(out, writer.latex(result))
     if output is not None:

@@ -10,7 +10,7 @@ import csv
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -169,21 +169,34 @@ def require_columns(source: Path | str, header: list[str], names: list[str]) -> 
 
 @dataclass
 class ModelRows:
-    """Rows for a model read from a file: inputs ``x [N, n_in]`` and, when the file has the
-    model's output columns, targets ``y`` (``[N, n_out]`` for a KAN, 0/1 labels ``[N]`` for KarSein)."""
+    """Rows for a model read from a file: inputs ``x [N, n_in]``, targets ``y`` when the file has
+    them (``[N, n_out]`` for a KAN, 0/1 labels ``[N]`` for KarSein; ``None`` otherwise), the
+    columns they came from (``target_columns``) and ``notes`` on choices made (to tell the user)."""
 
     x: torch.Tensor
     y: torch.Tensor | None
+    target_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS) -> ModelRows:
-    """Inputs (and targets when present) for ``model`` from a CSV (columns by name; what each cell
-    means is the model family's ``encode``/``targets``) or a ``.npy``/``.pt`` array (inputs only,
-    columns in input order); a CSV needs at least ``min_rows`` rows."""
+def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS, targets: list[str] | None = None,
+                    infer_targets: bool = True) -> ModelRows:
+    """Inputs (and targets) for ``model`` from a CSV (columns by name; what each cell means is the
+    model family's ``encode``/``targets``) or a ``.npy``/``.pt`` array (inputs only, columns in input
+    order); a CSV needs at least ``min_rows`` rows.
+
+    Targets: the columns named by ``targets`` (``--target``; one per model output, in output order),
+    else the columns named like the model's outputs. A file that has neither is never silently read
+    as inputs only: with one output and exactly one column that is not an input, that column is the
+    target (and ``notes`` says so); with other columns left over it is an error that lists them.
+    ``infer_targets=False`` (prediction) reads the inputs and ignores every other column.
+    """
     family = family_of(model)
     source = Path(path)
-    names = family.input_names(model)
+    names, outputs = family.input_names(model), family.output_names(model)
     if source.suffix.lower() != ".csv":
+        if targets:
+            raise KanxError(f"--target: {source} is an array of inputs; targets need a CSV with named columns")
         return ModelRows(load_input_array(source, names), None)
     header, columns = read_csv_columns(source)
     require_columns(source, header, names)
@@ -191,11 +204,40 @@ def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS
     if rows < min_rows:
         raise KanxError(f"{source}: only {rows} data rows; need at least {min_rows}")
     x = family.encode(model, {name: columns[name] for name in names}, str(source))
-    outputs = family.output_names(model)
-    y = None
+    chosen, notes = target_columns(source, header, names, outputs, targets) if infer_targets or targets else ([], [])
+    if not chosen:
+        return ModelRows(x, None, [], notes)
+    y = family.targets(model, {output: columns[column] for output, column in zip(outputs, chosen)}, str(source))
+    return ModelRows(x, y, chosen, notes)
+
+
+def target_columns(source: Path, header: list[str], inputs: list[str], outputs: list[str],
+                   targets: list[str] | None) -> tuple[list[str], list[str]]:
+    """The columns that hold the model's outputs (in output order) and notes on how they were chosen."""
+    if targets:
+        missing = [name for name in targets if name not in header]
+        if missing:
+            raise KanxError(f"--target {', '.join(missing)}: no such column in {source} (columns: {', '.join(header)})")
+        if len(targets) != len(outputs):
+            raise KanxError(f"--target: the model has {len(outputs)} output(s) ({', '.join(outputs)}) but "
+                            f"{len(targets)} target column(s) were named")
+        clash = [name for name in targets if name in inputs]
+        if clash:
+            raise KanxError(f"--target {', '.join(clash)}: is a model input, not an output")
+        return list(targets), []
     if all(name in header for name in outputs):
-        y = family.targets(model, {name: columns[name] for name in outputs}, str(source))
-    return ModelRows(x, y)
+        return list(outputs), []
+    extra = [name for name in header if name not in inputs]
+    if not extra:
+        return [], []
+    if len(outputs) == 1 and len(extra) == 1:
+        note = (f"{source}: took column {extra[0]!r} as the model's output {outputs[0]!r} (the only column that is "
+                "not an input); name it with --target to be explicit")
+        return extra, [note]
+    raise KanxError(
+        f"{source}: columns {', '.join(extra)} are neither model inputs nor its output(s) {', '.join(outputs)}; "
+        f"name the target column(s) with --target (columns: {', '.join(header)})"
+    )
 
 
 def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
