@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from kanx.core.errors import KanxError, KanxFailure  # noqa: E402
-from kanx.core.version import __version__  # noqa: E402
-from kanx.families.kan.network import KAN  # noqa: E402
-from kanx.interactions import InteractionReport, interactions  # noqa: E402
-from kanx.io.checkpoint import save_model  # noqa: E402
+from kanx.core.errors import KanxError, KanxFailure
+from kanx.core.version import __version__
+from kanx.families.kan.network import KAN
+from kanx.interactions import InteractionReport, interactions
+from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
-from kanx.plot import plot_activations, plot_network  # noqa: E402
-from kanx.prune import prune  # noqa: E402
-from kanx.symbolic import SymbolicResult, symbolify  # noqa: E402
-from kanx.train import TrainResult, train  # noqa: E402
+from kanx.plot import plot_activations, plot_network
+from kanx.prune import prune
+from kanx.symbolic import SymbolicResult, symbolify
+from kanx.train import TrainResult, train
 
 __all__ = [
     "KAN",

@@ -19,8 +19,6 @@ from kanx.symbolic.results import SymbolicResult
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.structure import structure_first
 
-IMPLEMENTATIONS: dict[str, Callable] = {}
-
 
 def symbolify(model: nn.Module, data: object | None = None, settings: SymbolifySettings | None = None,
               **options) -> SymbolicResult | KarSeinSymbolicResult:
@@ -63,4 +61,4 @@ def symbolify_karsein_rows(model: KarSein, data: object | None, settings: Symbol
     return symbolify_karsein(model, x, y, settings)
 
 
-IMPLEMENTATIONS.update({"kan": symbolify_kan, "karsein": symbolify_karsein_rows})
+IMPLEMENTATIONS: dict[str, Callable] = {"kan": symbolify_kan, "karsein": symbolify_karsein_rows}
