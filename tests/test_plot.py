@@ -154,7 +154,7 @@ def test_cli_layer_top_svg_and_pdf(runner, samples: Path, tmp_path: Path) -> Non
     [
         (["missing.pt"], "missing.pt: no such file"),
         (["{model}", "--layer", "2"], "--layer 2"),
-        (["{model}", "--format", "gif"], "--format 'gif'"),
+        (["{model}", "--format", "gif"], "'gif' is not one of 'png', 'svg', 'pdf'"),
         (["{model}", "-o", "nowhere/plots"], "does not exist"),
         (["{model}", "--top", "0"], "--top 0"),
         (["{model}", "-o", "x.png", "--format", "pdf"], "does not match --format pdf"),

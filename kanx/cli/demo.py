@@ -8,7 +8,6 @@ import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
-from kanx.demo import run_demo
 
 
 @app.command("demo")
@@ -18,6 +17,8 @@ def demo_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Run the kanx pipeline on the bundled exp(sin(pi*x)+y^2) sample."""
+    from kanx.demo import run_demo
+
     written: dict[str, list[str]] = {}
 
     def on_stage(name: str, paths: list[Path]) -> None:

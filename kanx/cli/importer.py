@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
+from kanx.core.choices import BASE_FUNCTIONS, SOURCES
 from kanx.core.errors import KanxError
-from kanx.families.kan.network import KAN
-from kanx.families.karsein.model import KarSein
-from kanx.families.registry import family_of
-from kanx.io.checkpoint import save_model
 from kanx.io.files import check_output_path
-from kanx.io.importers import import_checkpoint, normalise_source, pykan, reference_difference
-from kanx.io.torchfile import read_payload
+
+if TYPE_CHECKING:
+    from kanx.families.kan.network import KAN
+    from kanx.families.karsein.model import KarSein
 
 
 def default_output(source: Path) -> Path:
     """``<stem>.kanx.pt`` in the current folder (pykan: ``<prefix>.kanx.pt``), so importing
     never writes into the folder a foreign checkpoint came from."""
+    from kanx.io.importers import pykan
+
     prefix = pykan.locate(source)
     if prefix is not None:
         return Path(f"{prefix.name}.kanx.pt")
@@ -30,6 +32,8 @@ def default_output(source: Path) -> Path:
 
 def input_files(source: Path) -> list[Path]:
     """Every file the import reads (so the output can never replace one of them)."""
+    from kanx.io.importers import pykan
+
     prefix = pykan.locate(source)
     if prefix is None:
         return [source]
@@ -57,18 +61,23 @@ def reference_pair(source: Path, inputs: Path | None, outputs: Path | None) -> t
 @handle_errors
 def import_command(
     source: Path = typer.Argument(..., help="Foreign checkpoint: a state-dict .pt, or a pykan saveckpt prefix / file / folder."),
-    library: str = typer.Option(None, "--from", help="Force the library: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
+    library: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library the checkpoint came from (default: detect)."),
     output: Path = typer.Option(None, "--output", "-o", help="kanx checkpoint to write (default <stem>.kanx.pt beside the input)."),
     rbf_width: float = typer.Option(None, "--rbf-width", help="FastKAN Gaussian width h (default: the RBF grid spacing)."),
     norm_eps: float = typer.Option(None, "--norm-eps", help="FastKAN LayerNorm epsilon (default 1e-5)."),
-    base_fn: str = typer.Option(None, "--base-fn", help="Base activation of efficient-kan/FastKAN: silu (default), identity, zero."),
+    base_fn: Literal[BASE_FUNCTIONS] | None = typer.Option(None, "--base-fn", help="Base activation of efficient-kan/FastKAN "
+                                                          "(default silu)."),
     config: Path = typer.Option(None, "--config", help="KarSein: JSON with the hyper-parameters the state dict lacks (docs/karsein.md)."),
     check_inputs: Path = typer.Option(None, "--check-inputs", help="Inputs tensor [rows, n_in] to verify the import on."),
     check_outputs: Path = typer.Option(None, "--check-outputs", help="The source library's outputs on --check-inputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Convert another KAN library's checkpoint into a kanx checkpoint (exact mapping, no retraining)."""
-    library = normalise_source(library) if library is not None else None
+    from kanx.families.registry import family_of
+    from kanx.io.checkpoint import save_model
+    from kanx.io.importers import import_checkpoint, reference_difference
+    from kanx.io.torchfile import read_payload
+
     target = output if output is not None else default_output(source)
     check_output_path(target, "--output", input_files(source) + ([config] if config is not None else []))
     check_writable(target, "--output")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
-from kanx.families.checks import recorded
-from kanx.io.load import load_model
-from kanx.summary import describe
+from kanx.core.choices import SOURCES
 
 
 def render_karsein_info(info: dict, source: Path) -> None:
@@ -32,6 +31,8 @@ def render_karsein_info(info: dict, source: Path) -> None:
     console.print(f"vector-wise branch widths {vec}; pairwise products in layers {pairs}", markup=False)
     basis = info["basis"]
     console.print(f"combine {info['combine']}; basis grid={basis['grid']}, k={basis['k']}; output {info['output']}", markup=False)
+    from kanx.families.checks import recorded
+
     test = recorded(info["training"], "metrics", "test")
     if test is not None:
         console.print(f"test AUC {fmt(recorded(test, 'auc'), 4)}, log-loss {fmt(recorded(test, 'log_loss'), 4)}", markup=False)
@@ -72,6 +73,8 @@ def render_info(info: dict, source: Path) -> None:
         for edge in info["symbolic_edges"]:
             sym.add_row(str(edge["layer"]), str(edge["input"]), str(edge["subnode"]), edge["function"], *(fmt(v) for v in edge["affine"]))
         console.print(sym)
+    from kanx.families.checks import recorded
+
     provenance = {**info["provenance"]}
     training = info["training"]
     if training:
@@ -89,9 +92,12 @@ def render_info(info: dict, source: Path) -> None:
 def info_command(
     model: Path = typer.Argument(Path("model.pt"), help="Checkpoint (default model.pt)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
-    library: str = typer.Option(None, "--from", help="Foreign checkpoint of: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
+    library: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library a foreign checkpoint came from (default: detect)."),
 ) -> None:
     """Architecture, parameters, active/pruned/symbolic edges and provenance of a model."""
+    from kanx.io.load import load_model
+    from kanx.summary import describe
+
     info = describe(load_model(model, source=library))
     if as_json:
         print_json(info)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import typer
 from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json, read_data
+from kanx.core.choices import SOURCES
 from kanx.core.errors import KanxError
-from kanx.families.registry import family_of
-from kanx.functions.parser import parse_expression
-from kanx.interactions import InteractionSettings, interactions
-from kanx.interactions.kan import DEFAULT_PRODUCT_THRESHOLD, DEFAULT_THRESHOLD, InteractionReport, interaction_figure
-from kanx.interactions.karsein import KarSeinInteractionReport
+from kanx.interactions.settings import InteractionSettings
 from kanx.io.files import atomic_write, check_output_path
-from kanx.io.load import load_model
+
+if TYPE_CHECKING:
+    from kanx.interactions.kan import InteractionReport
+    from kanx.interactions.karsein import KarSeinInteractionReport
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
@@ -76,6 +77,8 @@ def render_formula(formula: dict) -> None:
 
 def write_plot(report: InteractionReport, path: Path) -> list[Path]:
     """One figure per output (``stem_<output>.ext`` when there are several)."""
+    from kanx.interactions.kan import interaction_figure
+
     written = []
     for index, result in enumerate(report.outputs):
         target = path if len(report.outputs) == 1 else path.with_name(f"{path.stem}_{result.output}{path.suffix}")
@@ -124,17 +127,22 @@ def interactions_command(
     target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
                                      "(repeat or comma-separate; default: the columns named like the outputs)."),
     formula: list[str] = typer.Option([], "--formula", help="Also analyse this formula in the input names (one per output)."),
-    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="Pairwise strength above which inputs interact."),
+    threshold: float = typer.Option(InteractionSettings.threshold, "--threshold", help="Pairwise strength above which inputs interact."),
     product_threshold: float = typer.Option(
-        DEFAULT_PRODUCT_THRESHOLD, "--product-threshold", help="Residual below which a product split is accepted."
+        InteractionSettings.product_threshold, "--product-threshold", help="Residual below which a product split is accepted."
     ),
     samples: int = typer.Option(1000, "--samples", help="Use at most this many rows."),
     seed: int = typer.Option(0, "--seed", help="Seed for row subsampling and Monte Carlo estimates."),
     plot: Path = typer.Option(None, "--plot", help="Write the heatmap and tree figure (.png, .svg or .pdf)."),
-    source: str = typer.Option(None, "--from", help="Force the library a foreign checkpoint came from."),
+    source: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library a foreign checkpoint came from (default: detect)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Which inputs interact, at what order, and their share of the output variance."""
+    from kanx.families.registry import family_of
+    from kanx.functions.parser import parse_expression
+    from kanx.interactions import interactions
+    from kanx.io.load import load_model
+
     settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed)
     if plot is not None:
         check_output_path(plot, "--plot", [model] + ([data] if data else []))

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
+from kanx.core.choices import FIGURE_FORMATS as FORMATS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
-from kanx.io.load import load_model
-from kanx.plot import figure_names, render
-from kanx.plot.kan import output_paths
-
-FORMATS = ("png", "svg", "pdf")
 
 
 def resolve_format(fmt: str | None, output: Path | None) -> str:
@@ -22,9 +19,6 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
     suffix = output.suffix.lower().lstrip(".") if output is not None else ""
     if fmt is None:
         return suffix if suffix in FORMATS else "png"
-    fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise KanxError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if suffix in FORMATS and suffix != fmt:
         raise KanxError(f"--output {output}: suffix .{suffix} does not match --format {fmt}")
     return fmt
@@ -57,13 +51,18 @@ def plot_activations_command(
                                 "files are <stem>_layer<L>.<fmt> and <stem>_diagram.<fmt>, or <stem>.pdf."),
     layer: int = typer.Option(None, "--layer", help="Only this layer's activation grid (0-based)."),
     top: int = typer.Option(None, "--top", help="Keep the N most important edges per layer."),
-    fmt: str = typer.Option(None, "--format", help="png | svg | pdf (pdf: one multipage file)."),
+    fmt: Literal[FORMATS] | None = typer.Option(None, "--format",
+                                              help="Figure type (pdf: one multipage file; default: -o's suffix, else png)."),
     dpi: int = typer.Option(100, "--dpi", help="Resolution of png output (and of raster parts elsewhere)."),
     show_pruned: bool = typer.Option(False, "--show-pruned", help="Also draw pruned edges, greyed."),
     diagram_only: bool = typer.Option(False, "--diagram-only", help="Only the network diagram."),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
 ) -> None:
     """Draw every learned activation (one grid per layer) and the network diagram."""
+    from kanx.io.load import load_model
+    from kanx.plot import figure_names, render
+    from kanx.plot.kan import output_paths
+
     check_options(top, dpi, layer)
     fmt = resolve_format(fmt, output)
     stem = resolve_stem(output, model, fmt)

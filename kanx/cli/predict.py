@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, handle_errors, print_json
-from kanx.families.registry import family_of
-from kanx.io.data import read_model_rows
+from kanx.core.choices import SOURCES
 from kanx.io.files import atomic_write_text, check_output_path
-from kanx.io.load import load_model
-from kanx.predict import predict, predictions_csv
 
 
 @app.command("predict")
@@ -24,9 +22,14 @@ def predict_command(
     ),
     output: Path = typer.Option(None, "--output", "-o", help="Write predictions to this CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
-    library: str = typer.Option(None, "--from", help="Foreign checkpoint of: pykan, efficient-kan, fastkan, chebykan (default: detect)."),
+    library: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library a foreign checkpoint came from (default: detect)."),
 ) -> None:
     """Evaluate a model on new inputs."""
+    from kanx.families.registry import family_of
+    from kanx.io.data import read_model_rows
+    from kanx.io.load import load_model
+    from kanx.predict import predict, predictions_csv
+
     if output is not None:
         check_output_path(output, "--output", [model, inputs])
     network = load_model(model, source=library)

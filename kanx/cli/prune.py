@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -11,11 +12,10 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_karsein_report
-from kanx.families.registry import family_of
-from kanx.io.checkpoint import save_model
 from kanx.io.files import check_output_path
-from kanx.io.load import load_model
-from kanx.prune import PruneReport, PruneSettings, prune
+
+if TYPE_CHECKING:
+    from kanx.prune import PruneReport
 
 TOP = 10
 
@@ -95,6 +95,11 @@ def prune_command(
 ) -> None:
     """Prune a KAN (edges, nodes) or a KarSein model (features, fields) to its minimal structure (auto mode keeps
     R² >= --min-fidelity) and write a new checkpoint."""
+    from kanx.families.registry import family_of
+    from kanx.io.checkpoint import save_model
+    from kanx.io.load import load_model
+    from kanx.prune import PruneSettings, prune
+
     out = output if output is not None else default_output(model)
     check_output_path(out, "--output", [model] + ([data] if data else []))
     settings = PruneSettings(edge_threshold=edge_threshold, node_threshold=node_threshold, feature_threshold=feature_threshold,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.table import Table
@@ -12,14 +13,14 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import console, err_console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_symbolify
+from kanx.core.choices import ENGINES, EXPORT_LANGUAGES, FALLBACKS, STRATEGIES
 from kanx.core.errors import KanxError
-from kanx.families.registry import family_of
-from kanx.io.checkpoint import save_model
 from kanx.io.files import atomic_write_text, check_output_path
-from kanx.io.load import load_model
-from kanx.symbolic import SymbolifySettings, symbolify
-from kanx.symbolic.export import to_latex
-from kanx.symbolic.karsein import karsein_latex
+
+
+def complete_language(context, parameter, incomplete: str) -> list:
+    """Shell completion for --export's first value."""
+    return [language for language in EXPORT_LANGUAGES if language.startswith(incomplete)]
 
 
 @app.command("symbolify")
@@ -28,25 +29,35 @@ def symbolify_command(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="kanx checkpoint."),
     out: Path = typer.Option(None, "--out", help="Write a LaTeX fragment (equations + per-edge table)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write a checkpoint whose edges are symbolic."),
-    engine: str = typer.Option("builtin", "--engine", help="builtin | operon | pysr."),
+    engine: Literal[ENGINES] = typer.Option("builtin", "--engine", help="Symbolic regression engine."),
     lib: str = typer.Option(None, "--lib", help="Restrict the library, e.g. x,x^2,sin,exp."),
     lib_add: list[str] = typer.Option([], "--lib-add", help="Add a function of x in sympy syntax, e.g. 'x*exp(-x)'; repeatable."),
     r2_threshold: float = typer.Option(0.99, "--r2-threshold", help="Minimum R² for an edge to become symbolic."),
     tolerance: float = typer.Option(2e-3, "--tolerance", help="Pick the simplest fit within this R² of the best."),
     prune_threshold: float = typer.Option(1e-2, "--prune-threshold", help="Edges with attribution below this become constants."),
-    fallback: str = typer.Option("numeric", "--fallback", help="Unfittable edges: numeric | poly."),
+    fallback: Literal[FALLBACKS] = typer.Option("numeric", "--fallback",
+                                 help="What an edge no library function fits becomes."),
     data: Path = typer.Option(None, "--data", help="CSV of model inputs (+ outputs if known), or a .npy/.pt input array."),
     target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
                                      "(repeat or comma-separate; default: the columns named like the outputs)."),
     finetune: int = typer.Option(0, "--finetune", help="LBFGS steps re-optimising the symbolic constants end to end."),
     digits: int = typer.Option(4, "--digits", help="Significant digits of the printed constants."),
     seed: int = typer.Option(0, "--seed", help="Seed for the fit/held-out split and the engines."),
-    strategy: str = typer.Option("edges", "--strategy", help="edges | structure-first (decompose the network's function first: power laws, "
-                                 "products, sums, transformed targets, variable combinations; docs/symbolify.md)."),
+    strategy: Literal[STRATEGIES] = typer.Option("edges", "--strategy",
+                                 help="edges: fit every edge and compose; structure-first: decompose the network's function first "
+                                 "(power laws, products, sums, transformed targets, variable combinations; docs/symbolify.md)."),
     budget: float = typer.Option(60.0, "--budget", help="structure-first: search time limit per output, in seconds."),
+    export: tuple[str, Path] | None = typer.Option(
+        None, "--export", metavar=f"[{'|'.join(EXPORT_LANGUAGES)}] FILE", shell_complete=complete_language,
+        help="Write the formulas as a Python module (one function per output) computed with math, NumPy or torch."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Turn a trained KAN into formulas: fit every edge, compose, simplify, check fidelity."""
+    from kanx.families.registry import family_of
+    from kanx.io.checkpoint import save_model
+    from kanx.io.load import load_model
+    from kanx.symbolic import SymbolifySettings, symbolify
+
     settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
                                  negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
                                  seed=seed, strategy=strategy, budget=budget)
@@ -54,30 +65,43 @@ def symbolify_command(
         check_output_path(out, "--out", [model_path])
     if output is not None:
         check_output_path(output, "--output", [model_path])
-    if out is not None and output is not None and out.resolve() == output.resolve():
-        raise KanxError("--out and --output name the same file")
+    if export is not None:
+        if export[0] not in EXPORT_LANGUAGES:
+            raise KanxError(f"--export {export[0]!r}: use one of {', '.join(EXPORT_LANGUAGES)} (then the file name)")
+        check_output_path(export[1], "--export", [model_path])
+    written = [path.resolve() for path in (out, output, export[1] if export else None) if path is not None]
+    if len(set(written)) < len(written):
+        raise KanxError("--out, --output and --export must name different files")
     if output is not None and strategy == "structure-first":
         raise KanxError("--output writes a network with symbolic edges; use it with --strategy edges")
     model = load_model(model_path)
     writer = WRITERS[family_of(model).name]
     if output is not None and writer.checkpoint is None:
         raise KanxError("--output: KarSein models have no symbolic checkpoint form; use --out formula.tex or --json")
+    if export is not None and writer.code is None:
+        raise KanxError("--export: a KarSein model's output runs through embeddings and has no closed formula to export; "
+                        "use --out formula.tex or --json for its per-feature formulas")
     result = symbolify(model, read_data(model, data, target), settings)
+    code = result.to_code(export[0], source=model_path.name) if export is not None else None
     if out is not None:
         atomic_write_text(out, writer.latex(result))
     if output is not None:
         save_model(result.model, output)
+    if code is not None:
+        atomic_write_text(export[1], code)
     if as_json:
         summary = result.to_dict()
         summary["written"] = {"latex": str(out) if out else None}
         if writer.checkpoint is not None:
             summary["written"]["checkpoint"] = str(output) if output else None
+            summary["written"]["code"] = str(export[1]) if export else None
         print_json(summary)
         return
     writer.render(result)
-    for path in (out, output):
+    for path in (out, output, export[1] if export else None):
         if path is not None:
             console.print(f"wrote {path}", markup=False)
+
 
 
 def render(result) -> None:
@@ -125,11 +149,24 @@ def render_formulas(result) -> None:
 @dataclass(frozen=True)
 class ResultWriter:
     """How a family's symbolify result is shown and written: ``render`` (rich tables), ``latex``
-    (the --out fragment) and whether it has a symbolic checkpoint form (--output)."""
+    (the --out fragment), whether it has a symbolic checkpoint form (--output) and code (--export)."""
 
     render: Callable
     latex: Callable
     checkpoint: bool | None
+    code: bool | None
 
 
-WRITERS = {"kan": ResultWriter(render, to_latex, True), "karsein": ResultWriter(render_symbolify, karsein_latex, None)}
+def kan_latex(result) -> str:
+    from kanx.symbolic.export import to_latex
+
+    return to_latex(result)
+
+
+def karsein_latex(result) -> str:
+    from kanx.symbolic.karsein import karsein_latex as latex
+
+    return latex(result)
+
+
+WRITERS = {"kan": ResultWriter(render, kan_latex, True, True), "karsein": ResultWriter(render_symbolify, karsein_latex, None, None)}

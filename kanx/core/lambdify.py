@@ -58,3 +58,8 @@ def numpy_function(symbols: Sequence[sympy.Symbol], expr: sympy.Expr) -> Callabl
 def mpmath_function(symbols: Sequence[sympy.Symbol], expr: sympy.Expr) -> Callable:
     """``expr`` as a function of ``symbols`` in mpmath's arbitrary precision (scalars)."""
     return sympy.lambdify(symbols, expr, modules="mpmath")
+
+
+def math_function(symbols: Sequence[sympy.Symbol], expr: sympy.Expr) -> Callable:
+    """``expr`` as a function of ``symbols`` on Python floats (the ``math`` module)."""
+    return sympy.lambdify(symbols, expr, modules="math")

@@ -1,38 +1,26 @@
 """Interaction stage: which inputs interact, at what order, with what share of the variance.
 
-``interactions(model, x, settings)`` works on every model family: input-level analysis for a
-KAN (``kan``), field-level for KarSein (``karsein``).
+Public names load on first use (``kanx.core.lazy``), so a light submodule such as
+``kanx.interactions.settings`` can be imported without its heavy siblings. ``dispatch`` holds the entry
+point; the per-family work is in ``kan`` and ``karsein``.
 """
 
 from __future__ import annotations
 
-import sympy
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from kanx.core.errors import KanxError
-from kanx.families.registry import family_of
-from kanx.interactions.kan import InteractionReport, interactions_of_kan
-from kanx.interactions.karsein import KarSeinInteractionReport, field_interactions
-from kanx.interactions.settings import InteractionSettings
+from kanx.core.lazy import lazy_exports
 
+__all__ = ['InteractionReport', 'InteractionSettings', 'KarSeinInteractionReport', 'interactions']
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "InteractionReport": "kanx.interactions.kan",
+    "InteractionSettings": "kanx.interactions.settings",
+    "KarSeinInteractionReport": "kanx.interactions.karsein",
+    "interactions": "kanx.interactions.dispatch",
+})
 
-def interactions(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,
-                 formulas: list[sympy.Expr] | None = None, **options) -> InteractionReport | KarSeinInteractionReport:
-    """The interaction report of ``model`` on inputs ``x [N, n_in]`` (default: its stored sample).
-
-    ``formulas`` (KAN only): one sympy expression per output in the input names, analysed as well.
-    ``settings`` (or its fields as keyword ``options``) as in :class:`InteractionSettings`.
-    """
-    settings = settings if settings is not None else InteractionSettings(**options)
-    family = family_of(model).name
-    if family == "karsein":
-        if formulas is not None:
-            raise KanxError("--formula: formula analysis is not supported for KarSein models")
-        return field_interactions(model, x, settings.threshold, max_order=settings.max_order,
-                                  max_samples=settings.max_samples, seed=settings.seed)
-    return interactions_of_kan(model, x, settings.threshold, settings.product_threshold, formulas,
-                               max_samples=settings.max_samples, monte_carlo=settings.monte_carlo, seed=settings.seed)
-
-
-__all__ = ["InteractionReport", "InteractionSettings", "KarSeinInteractionReport", "interactions"]
+if TYPE_CHECKING:
+    from kanx.interactions.dispatch import interactions
+    from kanx.interactions.kan import InteractionReport
+    from kanx.interactions.karsein import KarSeinInteractionReport
+    from kanx.interactions.settings import InteractionSettings

@@ -32,9 +32,10 @@ from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.families.kan.compose import compose
 from kanx.families.kan.network import KAN
+from kanx.interactions.settings import InteractionSettings
 
-DEFAULT_THRESHOLD = 0.05
-DEFAULT_PRODUCT_THRESHOLD = 0.1
+DEFAULT_THRESHOLD = InteractionSettings.threshold
+DEFAULT_PRODUCT_THRESHOLD = InteractionSettings.product_threshold
 PRODUCT_TEST_ROWS = 256
 UNUSED_THRESHOLD = 0.01
 LINEAR_FUNCTIONS = {"x", "0"}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import sympy
 import torch
 
+from kanx.core.choices import FIGURE_FORMATS as FORMATS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, single_thread
 from kanx.families.kan.importance import importance
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FORMATS = ("png", "svg", "pdf")
 CURVE_POINTS = 96
 HIST_BINS = 24
 FALLBACK_ROWS = 256

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 import sympy
 import torch
 
+from kanx.core.choices import ENGINES
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction, custom_function
 from kanx.functions.parser import parse_expression
 from kanx.symbolic.fit import fit_edges
-
-ENGINES = ("builtin", "operon", "pysr")
 
 
 @dataclass

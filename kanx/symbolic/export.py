@@ -1,11 +1,24 @@
-"""Writing symbolify results: a LaTeX fragment and JSON-able dictionaries."""
+"""Writing symbolify results: a LaTeX fragment, and the formulas as Python code (math, NumPy or torch)."""
 
 from __future__ import annotations
 
+import builtins
+import functools
+import keyword
+import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import sympy
+from sympy.core.function import AppliedUndef
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
 
+from kanx.core.choices import EXPORT_LANGUAGES
+from kanx.core.errors import KanxError
+from kanx.core.lambdify import math_function, numpy_function, torch_function
+from kanx.core.version import __version__
 from kanx.functions.library import resolve
 
 if TYPE_CHECKING:
@@ -56,3 +69,162 @@ def to_latex(result: SymbolicResult) -> str:
         lines.append(f"{edge.layer} & {edge.i} & {edge.j} & {escape_latex(edge.status)} & {fit} & {r2} & {edge.importance:.3g} \\\\")
     lines += [r"\hline", r"\end{tabular}", ""]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- formulas as code
+MODULES = {"py": "math", "numpy": "numpy", "torch": "torch"}
+ARGUMENT_TYPES = {
+    "py": "Python floats; returns a float",
+    "numpy": "NumPy arrays or floats (broadcast together); returns an array",
+    "torch": "torch tensors or floats (broadcast together); returns a tensor of the inputs' dtype",
+}
+# Functions some printers lack, in forms every printer has.
+RECIPROCALS = ((sympy.cot, sympy.tan), (sympy.sec, sympy.cos), (sympy.csc, sympy.sin))
+
+
+def identifiers(names: Sequence[str], taken: set[str]) -> list[str]:
+    """A distinct Python identifier for each of ``names`` (a name that already is one, and is not
+    a keyword, a builtin or in ``taken``, is kept). ``taken`` grows by the chosen names."""
+    chosen = []
+    for name in names:
+        base = re.sub(r"\W", "_", name, flags=re.ASCII).strip("_") or "v"
+        if base[0].isdigit():
+            base = "v_" + base
+        if keyword.iskeyword(base) or hasattr(builtins, base):
+            base += "_"
+        candidate, suffix = base, 2
+        while candidate in taken:
+            candidate, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(candidate)
+        chosen.append(candidate)
+    return chosen
+
+
+def numeric_parts(expr: sympy.Expr) -> list[str]:
+    """Names of the undefined functions in ``expr``: edges or pieces that stayed numeric."""
+    return sorted(str(f.func) for f in expr.atoms(AppliedUndef))
+
+
+def closed_form(expr: sympy.Expr, output: str, option: str) -> None:
+    """Raise ``KanxError`` unless ``expr`` is a closed formula that code can compute."""
+    missing = numeric_parts(expr)
+    if missing:
+        raise KanxError(
+            f"{option}: output {output!r} still contains numeric parts ({', '.join(missing)}) that have no formula; "
+            "rerun symbolify with --fallback poly or a wider library (--lib-add) first"
+        )
+
+
+def printable(expr: sympy.Expr, symbols: dict[str, sympy.Symbol], language: str) -> sympy.Expr:
+    """``expr`` with its symbols renamed (``symbols``: input name → code symbol) and rewritten for
+    ``language``'s printer: reciprocal trig functions spelled out; for torch, every constant
+    sub-expression evaluated (torch functions take tensors, not Python numbers)."""
+    renamed = expr.xreplace({symbol: symbols[symbol.name] for symbol in expr.free_symbols if symbol.name in symbols})
+    for reciprocal, base in RECIPROCALS:
+        renamed = renamed.replace(reciprocal, lambda argument, base=base: 1 / base(argument))
+    return renamed.evalf(17) if language == "torch" else renamed
+
+
+def code_text(expr: sympy.Expr, language: str) -> str:
+    """Source text computing ``expr`` with ``language``'s module (``math``, ``numpy``, ``torch``)."""
+    if language == "torch":
+        from sympy.printing.pytorch import TorchPrinter
+
+        printer = TorchPrinter({"strict": True})
+    elif language == "numpy":
+        printer = NumPyPrinter({"fully_qualified_modules": True, "strict": True})
+    else:
+        printer = PythonCodePrinter({"fully_qualified_modules": True, "strict": True})
+    try:
+        return printer.doprint(expr)
+    except PrintMethodNotImplementedError as exc:
+        raise KanxError(f"--export {language}: the formula uses a function {language} code cannot express ({exc})") from None
+
+
+def constant_code(value: str, arguments: list[str], language: str) -> str:
+    """A constant formula broadcast to the arguments' shape (so every function returns one value per row)."""
+    if language == "py" or not arguments:
+        return value
+    if language == "numpy":
+        return f"numpy.full(numpy.broadcast({', '.join(arguments)}).shape, {value})"
+    shapes = ", ".join(f"torch.as_tensor({name}).shape" for name in arguments)
+    return f"torch.full(torch.broadcast_shapes({shapes}), {value})"
+
+
+def docstring(lines: list[str], indent: str) -> str:
+    """A triple-quoted docstring of ``lines`` that no text inside can end early."""
+    body = "\n".join(lines).replace("\\", "\\\\").replace('"', '\\"')
+    body = "\n".join((indent + line) if line else "" for line in body.split("\n"))
+    return f'{indent}"""{body.lstrip()}\n{indent}"""'
+
+
+def fidelity_text(fidelity: dict) -> str:
+    """One line: the formula's agreement with the network (and the data when there was some)."""
+    net = fidelity["network"]
+    text = f"vs the network (held out) R² = {net.r2:.6f}, RMSE = {net.rmse:.4g}, max |error| = {net.max_abs:.4g}"
+    if fidelity.get("data") is not None:
+        text += f"; vs the data R² = {fidelity['data'].r2:.6f}, RMSE = {fidelity['data'].rmse:.4g}"
+    return text
+
+
+def function_source(name: str, expr: sympy.Expr, arguments: list[str], inputs: list[str], fidelity: dict, language: str) -> str:
+    """``def name(arguments): return expr`` with a docstring naming the variables and the fidelity."""
+    body = code_text(expr, language)
+    if not expr.free_symbols:
+        body = constant_code(body, arguments, language)
+    variables = ", ".join(f"{argument} = input {original!r}" for argument, original in zip(arguments, inputs))
+    lines = [f"{name} = {sympy.sstr(expr)}", "", f"Arguments: {variables}.", f"Takes {ARGUMENT_TYPES[language]}.",
+             f"Fidelity: {fidelity_text(fidelity)}."]
+    return f"def {name}({', '.join(arguments)}):\n{docstring(lines, '    ')}\n    return {body}\n"
+
+
+def formula_module(result: SymbolicResult, language: str, source: str | None = None) -> str:
+    """Python source of a module with one function per output of ``result`` in ``language``
+    (``py``: math, ``numpy`` or ``torch``); each takes the model's inputs positionally."""
+    if language not in EXPORT_LANGUAGES:
+        raise KanxError(f"--export {language!r}: use one of {', '.join(EXPORT_LANGUAGES)}")
+    for name, expr in zip(result.output_names, result.expressions):
+        closed_form(expr, name, f"--export {language}")
+    module = MODULES[language]
+    inputs = list(result.model.meta.input_names)
+    arguments = identifiers(inputs, {module})
+    functions = identifiers(result.output_names, {module, *arguments})
+    symbols = {name: sympy.Symbol(argument) for name, argument in zip(inputs, arguments)}
+    header = [f"Formulas extracted by kanx {__version__} (kanx symbolify{' from ' + source if source else ''}).", "",
+              "One function per model output; each takes the model's inputs as positional arguments."]
+    parts = [docstring(header, ""), "", f"import {module}", "", f"__all__ = {functions!r}", ""]
+    for function, expr, fidelity in zip(functions, result.expressions, result.fidelity):
+        parts += ["", function_source(function, printable(expr, symbols, language), arguments, inputs, fidelity, language)]
+    text = "\n".join(parts)
+    compile(text, "<kanx export>", "exec")  # a syntax check only: the text is never run here
+    return text
+
+
+def formula_function(result: SymbolicResult, output: int | str, language: str) -> Callable:
+    """Output ``output`` (index or name) of ``result`` as a function of the model's inputs
+    (positional, in input order), computing what :func:`formula_module` writes."""
+    if language not in EXPORT_LANGUAGES:
+        raise KanxError(f"language {language!r}: use one of {', '.join(EXPORT_LANGUAGES)}")
+    index = output if isinstance(output, int) else result.output_names.index(output) if output in result.output_names else -1
+    if not 0 <= index < len(result.expressions):
+        raise KanxError(f"output {output!r}: the model's outputs are {', '.join(result.output_names)}")
+    expr = result.expressions[index]
+    closed_form(expr, result.output_names[index], "function")
+    inputs = list(result.model.meta.input_names)
+    symbols = [sympy.Symbol(f"x{position}") for position in range(len(inputs))]
+    expr = printable(expr, dict(zip(inputs, symbols)), language)
+    evaluate = {"py": math_function, "numpy": numpy_function, "torch": torch_function}[language](symbols, expr)
+    if expr.free_symbols or language == "py":
+        return evaluate
+    return functools.partial(broadcast_constant, float(expr), language)
+
+
+def broadcast_constant(value: float, language: str, *arguments) -> object:
+    """``value`` in the broadcast shape of ``arguments`` (numpy or torch)."""
+    if language == "numpy":
+        import numpy
+
+        return numpy.full(numpy.broadcast(*arguments).shape, value)
+    import torch
+
+    return torch.full(torch.broadcast_shapes(*(torch.as_tensor(a).shape for a in arguments)), value)

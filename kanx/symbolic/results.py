@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +12,7 @@ import torch
 
 from kanx.core.numerics import r2_value
 from kanx.symbolic.engines import Candidate
+from kanx.symbolic.export import fidelity_text, formula_function, formula_module
 
 if TYPE_CHECKING:
     from kanx.families.kan.network import KAN
@@ -89,6 +92,39 @@ class SymbolicResult:
             "settings": self.settings,
             "timings": self.timings,
         }
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's input names, in the order the formulas' functions take them."""
+        return list(self.model.meta.input_names)
+
+    def function(self, output: int | str = 0, language: str = "torch") -> Callable:
+        """Output ``output`` (index or name) as a callable of the inputs (positional, in
+        ``input_names`` order): ``language`` ``"torch"`` (tensors), ``"numpy"`` (arrays) or
+        ``"py"`` (floats). It computes what :meth:`to_code` writes. Raises ``KanxError`` when the
+        formula still has numeric parts."""
+        return formula_function(self, output, language)
+
+    def to_code(self, language: str = "torch", source: str | None = None) -> str:
+        """Python source of a module with one function per output (``kanx symbolify --export``)."""
+        return formula_module(self, language, source)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: every output's formula with its fidelity against the network."""
+        rows = []
+        for name, expr, fid in zip(self.output_names, self.expressions, self.fidelity):
+            r2 = fid["network"].r2
+            rows.append(rf"{sympy.latex(sympy.Symbol(name))} &= {sympy.latex(expr)} && (R^2_\text{{network}} = {r2:.6f})")
+        return "$$\\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$"
+
+    def _repr_html_(self) -> str:
+        """Jupyter (HTML front ends): a table of output, formula and fidelity."""
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td><code>{html.escape(sympy.sstr(expr))}</code></td>"
+            f"<td>{html.escape(fidelity_text(fid))}</td></tr>"
+            for name, expr, fid in zip(self.output_names, self.expressions, self.fidelity)
+        )
+        return f"<table><tr><th>output</th><th>formula</th><th>fidelity</th></tr>{rows}</table>"
 
 
 def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> Fidelity:

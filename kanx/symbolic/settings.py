@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from kanx.core.choices import ENGINES, FALLBACKS, STRATEGIES
 from kanx.core.errors import KanxError
 from kanx.functions.library import build_library
-from kanx.symbolic.engines import ENGINES
-
-FALLBACKS = ("numeric", "poly")
-STRATEGIES = ("edges", "structure-first")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from kanx.core.choices import BASES, OPTIMIZERS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.families.kan.network import KAN, EdgeTrace
@@ -21,7 +22,6 @@ from kanx.io.data import Dataset
 StepCallback = Callable[[int, float, float], None]
 
 DEFAULT_STEPS = {"adam": 1500, "lbfgs": 100}
-BASES = ("bspline", "rbf", "chebyshev")
 
 
 def check_training_options(test_fraction: float, lr: float | None, lamb: float, lamb_l1: float, lamb_entropy: float) -> None:
@@ -63,8 +63,8 @@ class TrainSettings:
         widths = list(self.widths)
         if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
             raise KanxError(f"--width {','.join(map(str, widths))}: need at least an input and an output layer of positive sizes")
-        if self.optimizer not in DEFAULT_STEPS:
-            raise KanxError(f"--optimizer {self.optimizer!r}: use adam or lbfgs")
+        if self.optimizer not in OPTIMIZERS:
+            raise KanxError(f"--optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.basis not in BASES:
             raise KanxError(f"--basis {self.basis!r}: use bspline, rbf or chebyshev")
         check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)

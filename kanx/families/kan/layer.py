@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kanx.core.choices import BASE_FUNCTIONS
 from kanx.families.kan.basis import basis_size, bspline_basis, chebyshev_basis, knot_spans, rbf_basis, uniform_knots
 from kanx.functions.library import LibraryFunction
-
-BASE_FUNCTIONS = ("silu", "identity", "zero")
 
 
 @dataclass(frozen=True)

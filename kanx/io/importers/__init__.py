@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from kanx.core.choices import BASE_FUNCTIONS, SOURCES
 from kanx.core.errors import KanxError
 from kanx.core.version import __version__
 from kanx.families.kan.network import KAN
@@ -26,7 +27,6 @@ from kanx.io.torchfile import read_payload
 
 # Order matters for detection: the most specific key patterns first.
 STATE_DICT_IMPORTERS = {"karsein": karsein, "pykan": pykan, "chebykan": chebykan, "fastkan": fastkan, "efficient-kan": efficient_kan}
-SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan", "karsein")
 _SPELLINGS = {
     "pykan": "pykan", "efficient-kan": "efficient-kan", "efficient_kan": "efficient-kan", "efficientkan": "efficient-kan",
     "fastkan": "fastkan", "fast-kan": "fastkan", "fast_kan": "fastkan",
@@ -138,7 +138,7 @@ def _check_options(options: dict) -> None:
     if unknown:
         raise TypeError(f"unknown import option {unknown[0]!r} (known: {', '.join(OPTION_NAMES)})")
     base_fn = options.get("base_fn")
-    if base_fn is not None and base_fn not in ("silu", "identity", "zero"):
+    if base_fn is not None and base_fn not in BASE_FUNCTIONS:
         raise KanxError(f"--base-fn {base_fn}: must be silu, identity or zero")
 
 

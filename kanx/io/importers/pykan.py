@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from kanx.core.choices import BASE_FUNCTIONS
 from kanx.core.errors import KanxError
 from kanx.families import checks
 from kanx.families.kan.codec import MAX_ARITY, MAX_LAYERS, MAX_WIDTH
@@ -29,7 +30,6 @@ from kanx.io.torchfile import read_payload
 
 SOURCE = "pykan"
 SUFFIXES = ("_config.yml", "_state", "_cache_data")
-BASE_FUNCTIONS = ("silu", "identity", "zero")
 # pykan SYMBOLIC_LIB names with no kanx builtin: registered as custom functions (sympy text).
 # ('sgn' is left out: sympy lambdifies sign() to scalar Python code that cannot take tensors.)
 EXTRA_FUNCTIONS = {

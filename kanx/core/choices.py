@@ -1,0 +1,38 @@
+"""The fixed vocabularies of kanx options, defined once.
+
+Settings objects validate against these tuples and the CLI offers them as choices (``--help``
+and shell completion list them). This module imports nothing, so the CLI can read it without
+loading torch, sympy or matplotlib.
+"""
+
+from __future__ import annotations
+
+ENGINES = ("builtin", "operon", "pysr")
+"""Per-edge / per-piece symbolic regression engines (``symbolify --engine``)."""
+
+STRATEGIES = ("edges", "structure-first")
+"""How ``symbolify`` reads a network: fit every edge, or decompose the network's function first."""
+
+FALLBACKS = ("numeric", "poly")
+"""What an edge no library function fits becomes (``symbolify --fallback``)."""
+
+EXPORT_LANGUAGES = ("py", "numpy", "torch")
+"""Code a formula can be exported as (``symbolify --export``): plain ``math``, NumPy or torch."""
+
+BASES = ("bspline", "rbf", "chebyshev")
+"""Edge bases a kanx KAN can train with (``train --basis``)."""
+
+OPTIMIZERS = ("adam", "lbfgs")
+"""Training optimisers (``train --optimizer``)."""
+
+ARCHITECTURES = ("kan", "karsein")
+"""Model families ``kanx train`` builds (``--arch``)."""
+
+BASE_FUNCTIONS = ("silu", "identity", "zero")
+"""The residual ``b(x)`` of an edge ``w_b·b(x) + w_s·spline(x)``."""
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+"""Figure file types ``plot-activations`` writes (pdf: one multipage file)."""
+
+SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan", "karsein")
+"""KAN libraries whose checkpoints kanx imports (``--from``)."""

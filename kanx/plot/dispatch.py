@@ -1,0 +1,60 @@
+"""The plot entry points: one function for every model family, dispatched on the family.
+
+``plot_activations`` (figures) and ``render`` (files) work on every model family: one grid per
+layer for a KAN (``kan``), one grid per branch and layer of per-feature activations for KarSein
+(``karsein``). Figures are made without pyplot, so the caller's matplotlib backend is untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from kanx.core.errors import KanxError
+from kanx.families.registry import family_of
+from kanx.plot import kan, karsein
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def plot_activations(model: nn.Module, layer: int | None = None, top: int | None = None, show_pruned: bool = False,
+                     x: torch.Tensor | None = None, title: str = "") -> list[Figure]:
+    """One figure per layer (KarSein: per branch and layer) of activation panels, the most
+    important first, at most ``top`` per figure; ``layer`` picks one KAN layer; ``x [N, n_in]``
+    replaces the stored sample; ``title`` prefixes the headings."""
+    if family_of(model).name == "karsein":
+        refuse_kan_only(layer, False)
+        return [figure for _, figure in karsein.plot_karsein(model, top, show_pruned, x, title)]
+    return kan.plot_activations(model, layer, top, show_pruned, x, title)
+
+
+def figure_names(model: nn.Module, layer: int | None = None, diagram_only: bool = False) -> list[str]:
+    """The names ``render`` gives its figures (``layer0``…, ``diagram``; KarSein ``bit_layer0``…)."""
+    if family_of(model).name == "karsein":
+        refuse_kan_only(layer, diagram_only)
+        return karsein.figure_names(model)
+    count = len(model.layers)
+    if layer is not None and not 0 <= layer < count:
+        raise KanxError(f"--layer {layer}: the model has {count} layers (0..{count - 1})")
+    names = [] if diagram_only else [f"layer{index}" for index in ([layer] if layer is not None else range(count))]
+    return names + ["diagram"]
+
+
+def render(model: nn.Module, stem: str | Path, fmt: str = "png", dpi: int = 100, layer: int | None = None,
+           top: int | None = None, show_pruned: bool = False, diagram_only: bool = False, title: str = "") -> list[Path]:
+    """Write the figures as ``<stem>_<name>.<fmt>`` (or one ``<stem>.pdf``); returns the paths."""
+    if family_of(model).name == "karsein":
+        refuse_kan_only(layer, diagram_only)
+        return karsein.render_karsein(model, stem, fmt, dpi, top, show_pruned, title=title)
+    return kan.render(model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=title)
+
+
+def refuse_kan_only(layer: int | None, diagram_only: bool) -> None:
+    if layer is not None or diagram_only:
+        raise KanxError(f"{'--layer' if layer is not None else '--diagram-only'}: not available for KarSein models "
+                        "(every branch and layer is drawn; use --top to limit the panels)")
+
