@@ -20,6 +20,7 @@ bound from spline degree compounding across layers.
 
 from __future__ import annotations
 
+import html
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -28,6 +29,7 @@ import sympy
 import torch
 from torch import nn
 
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.families.kan.compose import compose
@@ -121,6 +123,20 @@ class InteractionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: per output, its structure and the table of interaction groups."""
+        parts = []
+        for result, bound in zip(self.outputs, self.structural):
+            rows = [(", ".join(g.variables), g.order, g.structure, f"{g.strength:.3g}", f"{100 * g.variance_share:.1f}%",
+                     f"{100 * g.interaction_share:.1f}%") for g in result.groups]
+            caption = f"{result.output} = {result.tree.describe() or '(constant)'}"
+            parts.append(html_table(("inputs", "order", "structure", "strength", "variance share", "interaction share"), rows, caption))
+            notes = f"max order found {result.max_order} (the architecture allows {bound.max_order})"
+            if result.unused:
+                notes += f"; unused inputs: {', '.join(result.unused)}"
+            parts.append(f"<p>{html.escape(notes)}</p>")
+        return "".join(parts)
 
 
 # --------------------------------------------------------------------------- evaluation

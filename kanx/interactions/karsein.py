@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from kanx.core.display import html_table
 from kanx.core.numerics import r2
 from kanx.families.karsein.features import branch_inputs, default_rows
 from kanx.families.karsein.model import KarSein, KarSeinLayer
@@ -78,6 +79,11 @@ class KarSeinInteractionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the table of interacting field sets and their share of the score variance."""
+        rows = [(", ".join(group.fields), group.order, f"{100 * group.share:.1f}%") for group in self.groups]
+        return html_table(("fields", "order", "share"), rows, "KarSein field interactions")
 
 
 # --------------------------------------------------------------------------- structural bound

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 import sympy
 import torch
 
+from kanx.core.display import html_table
 from kanx.core.numerics import r2_value
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.export import fidelity_text, formula_function, formula_module
@@ -119,12 +119,8 @@ class SymbolicResult:
 
     def _repr_html_(self) -> str:
         """Jupyter (HTML front ends): a table of output, formula and fidelity."""
-        rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td><code>{html.escape(sympy.sstr(expr))}</code></td>"
-            f"<td>{html.escape(fidelity_text(fid))}</td></tr>"
-            for name, expr, fid in zip(self.output_names, self.expressions, self.fidelity)
-        )
-        return f"<table><tr><th>output</th><th>formula</th><th>fidelity</th></tr>{rows}</table>"
+        rows = [(name, sympy.sstr(expr), fidelity_text(fid)) for name, expr, fid in zip(self.output_names, self.expressions, self.fidelity)]
+        return html_table(("output", "formula", "fidelity"), rows, "kanx symbolify")
 
 
 def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> Fidelity:

@@ -116,7 +116,7 @@ def import_payload(payload: object, path: str | os.PathLike, source: str | None 
     return finish(imported, source, Path(path))
 
 
-def finish(imported: Imported, source: str, path: Path) -> KAN | KarSein:
+def finish(imported: Imported, source: str, path: str | Path) -> KAN | KarSein:
     """Attach provenance and check the result against the kanx checkpoint rules."""
     model = imported.model
     provenance = {

@@ -38,29 +38,37 @@ def matches(state: dict[str, torch.Tensor]) -> bool:
     return any(key.startswith("sparse2emb_embeddings.") for key in state) and all(key.startswith(PREFIXES) for key in state)
 
 
-def read_config(path: str | Path | None, where: str) -> dict:
-    """The hyper-parameter dict from ``--config`` (plain, or under ``"hyperparameters"``)."""
+def read_config(path: str | Path | dict | None, where: str) -> dict:
+    """The hyper-parameter dict from ``--config`` (plain, or under ``"hyperparameters"``); in
+    Python the option may also be the dict itself."""
     if path is None:
         raise KanxError(f"{where}: a KarSein state dict does not store its hyper-parameters; pass --config karsein.json")
+    if isinstance(path, dict):
+        return check_hyperparameters(path, "config")
     source = Path(path)
     text = read_text_file(source, f"--config {source}")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise KanxError(f"--config {source}: not readable JSON ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return check_hyperparameters(data, f"--config {source}")
+
+
+def check_hyperparameters(data: object, source: str) -> dict:
+    """The KARSEIN hyper-parameter dict inside ``data``, checked for what kanx supports."""
     if isinstance(data, dict) and isinstance(data.get("hyperparameters"), dict):
         data = data["hyperparameters"]
     if not isinstance(data, dict):
-        raise KanxError(f"--config {source}: expected a JSON object")
+        raise KanxError(f"{source}: expected a JSON object")
     missing = [key for key in REQUIRED if key not in data]
     if missing:
-        raise KanxError(f"--config {source}: missing {', '.join(missing)}")
+        raise KanxError(f"{source}: missing {', '.join(missing)}")
     if data.get("varlen_sparse_features"):
-        raise KanxError(f"--config {source}: multi-valued (varlen) fields are not supported by kanx yet")
+        raise KanxError(f"{source}: multi-valued (varlen) fields are not supported by kanx yet")
     if not data.get("use_bit_wise", True) or not data.get("use_vec_wise", True):
-        raise KanxError(f"--config {source}: kanx imports KarSein models with both the bit-wise and vector-wise branch")
+        raise KanxError(f"{source}: kanx imports KarSein models with both the bit-wise and vector-wise branch")
     if "SiLU" not in str(data.get("base_fun", "torch.nn.SiLU")):
-        raise KanxError(f"--config {source}: base_fun {data['base_fun']!r} is not supported (only SiLU)")
+        raise KanxError(f"{source}: base_fun {data['base_fun']!r} is not supported (only SiLU)")
     return data
 
 
@@ -131,7 +139,8 @@ def _load_layer(state: dict, prefix: str, layer, where: str) -> dict[str, torch.
 def convert(state: dict[str, torch.Tensor], where: str, options: dict) -> Imported:
     """Map a KARSEIN state dict onto a kanx ``KarSein`` using the ``config`` option's JSON."""
     config = read_config(options.get("config"), where)
-    model = build(config, f"--config {options.get('config')}", state, where)
+    label = "config" if isinstance(options.get("config"), dict) else f"--config {options.get('config')}"
+    model = build(config, label, state, where)
     mapped: dict[str, torch.Tensor] = {}
     for f, field in enumerate(model.fields):
         shape = (model.table_size(field), model.emb_dim)
@@ -152,7 +161,7 @@ def convert(state: dict[str, torch.Tensor], where: str, options: dict) -> Import
         if name.endswith("knots") and bool((knots.diff(dim=1) < 0).any()):
             raise KanxError(f"{where}: knots of {name} are not non-decreasing")
     model.load_state_dict({n: t.contiguous() for n, t in mapped.items()})
-    inferred = {"combine": model.combine, "config": str(options.get("config"))}
+    inferred = {"combine": model.combine, "config": label}
     return Imported(model=model, layout="KARSEIN state dict (sparse2emb_embeddings, karsein_bit, karsein_vec_list)",
                     inferred=inferred)
 

@@ -77,8 +77,13 @@ def read_config(prefix: Path) -> dict:
     except (yaml.YAMLError, RecursionError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KanxError(f"{path}: not a readable YAML config ({reason})") from None
+    return check_config(config, str(path))
+
+
+def check_config(config: object, where: str) -> dict:
+    """``config`` when it is a pykan config dict (it has a ``width`` entry)."""
     if not isinstance(config, dict) or "width" not in config:
-        raise KanxError(f"{path}: not a pykan config (no 'width' entry)")
+        raise KanxError(f"{where}: not a pykan config (no 'width' entry)")
     return config
 
 
@@ -87,10 +92,15 @@ def read_cache(prefix: Path, n_in: int) -> torch.Tensor | None:
     path = Path(f"{prefix}_cache_data")
     if not path.is_file():
         return None
-    data = read_payload(path)
+    return usable_cache(read_payload(path), n_in)
+
+
+def usable_cache(data: object, n_in: int) -> torch.Tensor | None:
+    """pykan's cached input batch as kanx's stored sample ``[<=1000, n_in]``, or ``None`` when it
+    is not a finite ``[N, n_in]`` tensor."""
     if not isinstance(data, torch.Tensor) or data.dim() != 2 or data.shape[1] != n_in or data.shape[0] == 0:
         return None
-    data = data.detach().float()
+    data = data.detach().cpu().float()
     return data[: MAX_SAMPLE_ROWS] if bool(torch.isfinite(data).all()) else None
 
 
@@ -238,7 +248,16 @@ def convert_files(prefix: Path, options: dict, state: dict | None = None) -> Imp
     where = f"{prefix}_state"
     if state is None:
         state, _ = state_dict_of(read_payload(Path(where)), where)
-    widths, mult = parse_architecture(config, f"{prefix}_config.yml")
+    widths, _ = parse_architecture(config, f"{prefix}_config.yml")
+    cache = read_cache(prefix, widths[0])
+    return convert_parts(config, state, cache, f"{prefix}_config.yml", where)
+
+
+def convert_parts(config: dict, state: dict, cache: torch.Tensor | None, config_where: str, where: str) -> Imported:
+    """Build the kanx model from a pykan config dict, its state dict and an optional cached input
+    batch (``config_where``/``where`` name their origin in errors)."""
+    config = check_config(config, config_where)
+    widths, mult = parse_architecture(config, config_where)
     subs = [w - len(m) + sum(m) for w, m in zip(widths, mult)]
     depth = len(widths) - 1
     layers = [read_layer(state, index, widths[index], subs[index + 1], widths[index + 1], where) for index in range(depth)]
@@ -247,13 +266,12 @@ def convert_files(prefix: Path, options: dict, state: dict | None = None) -> Imp
     if extra:
         raise KanxError(f"{where}: unexpected key {extra[0]!r} for a pykan model of width {config['width']}")
     grid, order = spline_sizes(layers, config, where)
-    base_fn = checks.choice(config.get("base_fun_name", "silu"), "'base_fun_name'", f"{prefix}_config.yml", BASE_FUNCTIONS)
-    cache = read_cache(prefix, widths[0])
+    base_fn = checks.choice(config.get("base_fun_name", "silu"), "'base_fun_name'", config_where, BASE_FUNCTIONS)
     ranges = knot_ranges(layers[0]["grid"], order)
     if cache is not None:
         ranges = [(float(lo), float(hi)) for lo, hi in zip(cache.min(dim=0).values, cache.max(dim=0).values)]
     model = KAN(widths, basis={"kind": "bspline", "grid": grid, "k": order}, mult=mult, base_fn=base_fn, input_ranges=ranges)
-    symbolic = checks.boolean(config.get("symbolic_enabled", True), "'symbolic_enabled'", f"{prefix}_config.yml")
+    symbolic = checks.boolean(config.get("symbolic_enabled", True), "'symbolic_enabled'", config_where)
     for index, tensors in enumerate(layers):
         set_layer(model, index, tensors, config, symbolic, where)
     if cache is not None:
@@ -261,6 +279,29 @@ def convert_files(prefix: Path, options: dict, state: dict | None = None) -> Imp
     inferred = {
         "grid": grid, "spline_order": order, "mult": mult, "base_function": base_fn,
         "symbolic_enabled": symbolic, "input_id": "identity (pykan does not save it)",
-        "input_ranges": "min/max of model_cache_data" if cache is not None else "interior of act_fun.0.grid",
+        "input_ranges": "min/max of the cached input batch" if cache is not None else "interior of act_fun.0.grid",
     }
     return Imported(model, "pykan 0.2.x saveckpt (_config.yml + _state + _cache_data)", inferred)
+
+
+def config_from_state(state: dict[str, torch.Tensor], where: str) -> dict:
+    """A pykan config inferred from a bare state dict: widths from the node and subnode tensors,
+    multiplication nodes of arity 2 (pykan's default). Refused when an edge is symbolic, since the
+    function names live only in the config."""
+    depth = 0
+    while f"node_scale_{depth}" in state and f"subnode_scale_{depth}" in state:
+        depth += 1
+    if depth == 0 or "act_fun.0.coef" not in state:
+        raise KanxError(f"{where}: a pykan state dict needs act_fun.0.coef and node_scale_0/subnode_scale_0")
+    width: list = [[int(state["act_fun.0.coef"].shape[0]), 0]]
+    for index in range(depth):
+        nodes, subnodes = int(state[f"node_scale_{index}"].shape[0]), int(state[f"subnode_scale_{index}"].shape[0])
+        if subnodes < nodes:
+            raise KanxError(f"{where}: layer {index} has fewer subnodes ({subnodes}) than nodes ({nodes})")
+        products = subnodes - nodes  # each arity-2 product node has two subnodes
+        width.append([nodes - products, products])
+        masks = state.get(f"symbolic_fun.{index}.mask")
+        if masks is not None and bool((masks != 0).any()):
+            raise KanxError(f"{where}: layer {index} has symbolic edges, whose function names only pykan's config holds; "
+                            "pass the live model, or config=<the model's saveckpt config dict>")
+    return {"width": width, "mult_arity": 2, "symbolic_enabled": False}
