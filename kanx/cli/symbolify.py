@@ -47,6 +47,9 @@ def symbolify_command(
                                  help="edges: fit every edge and compose; structure-first: decompose the network's function first "
                                  "(power laws, products, sums, transformed targets, variable combinations; docs/symbolify.md)."),
     budget: float = typer.Option(60.0, "--budget", help="structure-first: search time limit per output, in seconds."),
+    refine: str = typer.Option("auto", "--refine", metavar="auto|N",
+                               help="Train the network N more LBFGS steps on --data before extraction; auto: only when its R² on "
+                               "the data is below what the strategy needs; 0: never."),
     export: tuple[str, Path] | None = typer.Option(
         None, "--export", metavar=f"[{'|'.join(EXPORT_LANGUAGES)}] FILE", shell_complete=complete_language,
         help="Write the formulas as a Python module (one function per output) computed with math, NumPy or torch."),
@@ -60,7 +63,7 @@ def symbolify_command(
 
     settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
                                  negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
-                                 seed=seed, strategy=strategy, budget=budget)
+                                 seed=seed, strategy=strategy, budget=budget, refine=parse_refine(refine))
     if out is not None:
         check_output_path(out, "--out", [model_path])
     if output is not None:
@@ -89,6 +92,7 @@ def symbolify_command(
         save_model(result.model, output)
     if code is not None:
         atomic_write_text(export[1], code)
+    failed = oracle_failed(result)
     if as_json:
         summary = result.to_dict()
         summary["written"] = {"latex": str(out) if out else None}
@@ -96,16 +100,43 @@ def symbolify_command(
             summary["written"]["checkpoint"] = str(output) if output else None
             summary["written"]["code"] = str(export[1]) if export else None
         print_json(summary)
+        if failed:
+            raise typer.Exit(1)
         return
     writer.render(result)
     for path in (out, output, export[1] if export else None):
         if path is not None:
             console.print(f"wrote {path}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def parse_refine(text: str) -> int | None:
+    """``--refine``: ``auto`` → ``None``, else a number of steps."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise KanxError(f"--refine {text!r}: use auto or a number of LBFGS steps, e.g. 100") from None
+
+
+def oracle_failed(result) -> bool:
+    """True when the network failed on the data: the formulas are not the law (exit code 1)."""
+    oracle = getattr(result, "oracle_quality", None)
+    return oracle is not None and not oracle.is_law
 
 
 
 def render(result) -> None:
-    """Rich tables: live edges, then the formulas with their fidelity."""
+    """Rich tables: the network's quality on the data, live edges, then the formulas with their fidelity."""
+    oracle = result.oracle_quality
+    if oracle is not None:
+        line = oracle.message(result.output_names)
+        if oracle.verdict == "good":
+            console.print(f"oracle: {line}", markup=False, soft_wrap=True)
+        else:
+            err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
     for name, log in zip(result.output_names, result.log):
         if log.get("structure_text"):
             console.print(f"structure of {name} (found on the network):", markup=False)
@@ -132,9 +163,11 @@ def render_edges(result) -> None:
 
 def render_formulas(result) -> None:
     """One line per output formula and its fidelity, then warnings about flagged edges."""
+    not_law = result.oracle_quality is not None and not result.oracle_quality.is_law
     for name, expr, fid in zip(result.output_names, result.expressions, result.fidelity):
         net = fid["network"]
-        console.print(f"{name} = {expr}", markup=False, soft_wrap=True)
+        label = "formula of the failed network, NOT the law: " if not_law else ""
+        console.print(f"{label}{name} = {expr}", markup=False, soft_wrap=True)
         line = f"  vs network (held out): R² {fmt(net.r2, 6)}  RMSE {fmt(net.rmse)}  max|err| {fmt(net.max_abs)}"
         if fid.get("data") is not None:
             d = fid["data"]

@@ -13,6 +13,7 @@ from kanx.core.display import html_table
 from kanx.core.numerics import r2_value
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.export import fidelity_text, formula_function, formula_module
+from kanx.symbolic.oracle import OracleQuality
 
 if TYPE_CHECKING:
     from kanx.families.kan.network import KAN
@@ -74,9 +75,11 @@ class SymbolicResult:
     timings: dict
     log: list[dict]
     strategy_used: list[str] = field(default_factory=list)
+    oracle_quality: OracleQuality | None = None
 
     def to_dict(self) -> dict:
         return {
+            "oracle_quality": self.oracle_quality.to_dict() if self.oracle_quality is not None else None,
             "outputs": [
                 {
                     "name": name, "expression": sympy.sstr(expr), "srepr": sympy.srepr(expr),

@@ -24,6 +24,9 @@ class SymbolifySettings:
     ``simplify_timeout`` bounds sympy in seconds. ``strategy`` [--strategy] edges |
     structure-first, with ``budget`` [--budget] seconds of search per output; ``compose_limit``
     caps the terms a KarSein formula is expanded to. ``seed`` [--seed] fixes splits and engines.
+    ``refine`` [--refine]: LBFGS steps of training on the data (which must hold the outputs)
+    before extraction; ``None`` (``auto``) refines only a network whose R² on the data is below
+    what the strategy needs (``kanx.symbolic.oracle``), 0 never refines.
     """
 
     engine: str = "builtin"
@@ -41,6 +44,7 @@ class SymbolifySettings:
     strategy: str = "edges"
     budget: float = 60.0
     compose_limit: int = 1500
+    refine: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lib_add", tuple(self.lib_add))
@@ -60,6 +64,8 @@ class SymbolifySettings:
             raise KanxError(f"--digits {self.digits}: must be between 1 and 15")
         if self.finetune_steps < 0:
             raise KanxError(f"--finetune {self.finetune_steps}: must be >= 0")
+        if self.refine is not None and not 0 <= self.refine <= 100_000:
+            raise KanxError(f"--refine {self.refine}: must be auto or a number of steps >= 0")
         if not self.budget > 0:
             raise KanxError(f"--budget {self.budget}: must be > 0 seconds")
         if not self.simplify_timeout > 0 or not self.snap_tolerance >= 0 or self.compose_limit < 1:

@@ -15,6 +15,7 @@ from kanx.families.registry import family_of
 from kanx.functions.library import build_library
 from kanx.symbolic.edges import symbolify_edges
 from kanx.symbolic.karsein import KarSeinSymbolicResult, symbolify_karsein
+from kanx.symbolic.oracle import judge_and_refine
 from kanx.symbolic.results import SymbolicResult
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.structure import structure_first
@@ -40,6 +41,11 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     seconds per output, and falls back to ``"edges"`` where that finds no accurate formula."""
     s = settings
     functions, custom = build_library(s.lib, list(s.lib_add))
+    oracle = None
+    if has_targets(model, data):
+        model, oracle = judge_and_refine(model, data.x.float(), data.y.float(), s.strategy, s.refine, s.seed)
+    elif s.refine:
+        raise KanxError(f"--refine {s.refine}: needs data with the model's outputs (--data with the target column)")
 
     def edges() -> SymbolicResult:
         return symbolify_edges(copy.deepcopy(model), s.engine, functions, custom, s.r2_threshold, s.tolerance,
@@ -48,9 +54,18 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
 
     with single_thread():
         if s.strategy == "structure-first":
-            return structure_first(model, functions, data, edges, budget=s.budget, digits=s.digits,
-                                   simplify_timeout=s.simplify_timeout, seed=s.seed)
-        return edges()
+            result = structure_first(model, functions, data, edges, budget=s.budget, digits=s.digits,
+                                     simplify_timeout=s.simplify_timeout, seed=s.seed)
+        else:
+            result = edges()
+    result.oracle_quality = oracle
+    return result
+
+
+def has_targets(model: KAN, data: object | None) -> bool:
+    """Whether ``data`` holds a target column for each of the model's outputs."""
+    y = getattr(data, "y", None) if data is not None else None
+    return y is not None and y.ndim == 2 and y.shape[1] == model.n_outputs and y.shape[0] > 0
 
 
 def symbolify_karsein_rows(model: KarSein, data: object | None, settings: SymbolifySettings) -> KarSeinSymbolicResult:
