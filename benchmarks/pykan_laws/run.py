@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -27,12 +28,25 @@ from judge import round_constants  # noqa: E402 - the benchmarks share SRBench's
 
 
 def exact(true: sympy.Expr, found: sympy.Expr, seconds: float = 30.0) -> bool:
-    """``simplify(true - rounded(found)) == 0`` (numbers compared after SRBench rounding)."""
+    """``simplify(true - rounded(found)) == 0`` (numbers compared after SRBench rounding), under a
+    time limit (a formula sympy cannot simplify in ``seconds`` is not exact)."""
     rounded = round_constants(found)
-    if rounded.free_symbols - true.free_symbols:
+    if rounded.free_symbols - true.free_symbols or sympy.count_ops(rounded) > 20 * sympy.count_ops(true) + 20:
         return False
-    difference = sympy.simplify(true - rounded)
-    return difference == 0 or (difference.is_number and abs(float(difference)) < 1e-9)
+
+    def expire(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        difference = sympy.simplify(true - rounded)
+        return difference == 0 or bool(difference.is_number and abs(float(difference)) < 1e-9)
+    except (TimeoutError, RecursionError):
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_one(folder: Path, strategy: str | None) -> dict:

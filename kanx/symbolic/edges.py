@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import replace
@@ -21,15 +22,18 @@ import sympy
 import torch
 
 from kanx.core.lambdify import mpmath_function, torch_function
-from kanx.core.numerics import split_rows
+from kanx.core.numerics import r2, split_rows
 from kanx.families.kan.compose import compose, input_symbols
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
-from kanx.symbolic.engines import Candidate, edge_candidates
+from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
 from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
+from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, widen
 from kanx.symbolic.selection import choose_fit, pareto
+
+RETRY_SLACK = 1e-4
 
 
 def resolve_inputs(model: KAN, data, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -157,8 +161,12 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     for report in reports:
         if report.status in ("symbolic", "negligible", "poly"):
             model.set_symbolic(report.layer, report.i, report.j, report.chosen.name, report.chosen.affine)
-    start = time.perf_counter()
     target_fit = y_data[fit_rows] if y_data is not None else y_net_fit
+    start = time.perf_counter()
+    if numeric(reports):
+        model = second_chances(model, reports, x_fit, traces, target_fit, functions, custom, tolerance, r2_threshold)
+    timings["retry"] = time.perf_counter() - start
+    start = time.perf_counter()
     if finetune_steps > 0:
         refit_constants(model, x_fit, target_fit, finetune_steps)
     timings["finetune"] = time.perf_counter() - start
@@ -183,6 +191,41 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
                     "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,
                           settings_out, timings, logs, ["edges"] * len(expressions))
+
+
+def second_chances(model: KAN, reports: list[EdgeReport], x: torch.Tensor, traces: list, y: torch.Tensor,
+                   functions: list, custom: dict[str, str], tolerance: float, r2_threshold: float) -> KAN:
+    """The chain view, a wider library and end-to-end selection for edges left numeric
+    (``kanx.symbolic.retry``); ``traces``: the original network's edge activations on ``x``. A
+    stage that lowers the model's output R² on ``y`` by more than ``RETRY_SLACK`` is undone."""
+    def fitter(xs: torch.Tensor, ys: torch.Tensor, candidates_of: list) -> list:
+        return builtin_candidates(xs, ys, candidates_of).candidates
+
+    targets = [trace.edges for trace in traces]
+    stages = (
+        lambda m: collapse_chains(m, reports, x, targets, fitter, functions, tolerance, r2_threshold) or m,
+        lambda m: widen(m, reports, x, targets, [trace.inputs for trace in traces], fitter, tuple(custom.values()),
+                        tolerance, r2_threshold) or m,
+        lambda m: end_to_end(m, reports, x, y, refit_constants),
+    )
+    for stage in stages:
+        if not numeric(reports):
+            break
+        before, saved, kept = output_r2(model, x, y), copy.deepcopy(model), [replace(r) for r in reports]
+        model = stage(model)
+        if output_r2(model, x, y) < before - RETRY_SLACK:
+            model = saved
+            for report, old in zip(reports, kept):
+                if report.status != old.status:
+                    report.note = (old.note or "") + f"[undone, it lowered the output R²: {report.note}] "
+                report.status, report.chosen, report.front = old.status, old.chosen, old.front
+    return model
+
+
+def output_r2(model: KAN, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The worst output's R² of ``model`` on ``x`` against ``y [N, n_out]``."""
+    with torch.no_grad():
+        return float(r2(model(x).double(), y.double(), dim=0).min())
 
 
 def prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torch.Tensor, model: KAN) -> sympy.Expr:

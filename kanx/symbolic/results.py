@@ -30,6 +30,7 @@ class EdgeReport:
     status: str  # "symbolic" | "negligible" | "numeric" | "poly" | "masked"
     chosen: Candidate | None = None
     front: list[Candidate] = field(default_factory=list)
+    note: str | None = None  # how a second chance (kanx.symbolic.retry) went
 
     def to_dict(self) -> dict:
         def cand(c: Candidate) -> dict:
@@ -39,7 +40,7 @@ class EdgeReport:
         return {
             "layer": self.layer, "input": self.i, "subnode": self.j, "importance": self.importance,
             "status": self.status, "chosen": cand(self.chosen) if self.chosen else None,
-            "candidates": [cand(c) for c in self.front],
+            "candidates": [cand(c) for c in self.front], "note": self.note,
         }
 
 

@@ -1,0 +1,139 @@
+"""Second chances for edges the library did not fit, before they are left numeric.
+
+The per-edge fit judges each edge alone. An edge can fail that test while a formula exists:
+
+1. **Chain view** (``collapse_chains``): a hidden node with a single live incoming edge carries a
+   1-D function of one variable ``u``. When an edge leaving it stays numeric, the incoming edge
+   is set to the identity and every edge leaving the node is refitted as a function of ``u``
+   itself (``x³`` where the pieces were a square root feeding an unfittable curve). Kept only when
+   every edge leaving the node is then symbolic.
+2. **A wider library** (``widen``): the full builtin library plus ``WIDER_FUNCTIONS``, fitted on
+   the edge's own data.
+3. **End to end** (``end_to_end``): each candidate on the edge's Pareto front is set on the
+   model, the formula's constants are refitted on the targets, and the simplest candidate whose
+   output R² is within ``E2E_SLACK`` of the network-edge model's wins. Only near misses (edge R²
+   at least ``E2E_MIN_LOCAL_R2``) are reconsidered.
+
+Every edge that stays numeric gets a ``note`` saying what was tried and how close it came.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+
+from kanx.core.numerics import r2
+from kanx.families.kan.network import KAN
+from kanx.functions.library import LibraryFunction, build_library
+from kanx.symbolic.engines import Candidate
+from kanx.symbolic.results import EdgeReport
+from kanx.symbolic.selection import choose_fit, pareto
+
+WIDER_FUNCTIONS = ("x**5", "1/x**3", "sinh(x)", "cosh(x)", "asinh(x)", "x*exp(x)", "exp(x**2)", "1/(1 + x**2)", "x/(1 + x**2)")
+E2E_CANDIDATES = 6
+E2E_MIN_LOCAL_R2 = 0.95  # end to end only reconsiders near misses, never a shape the edge does not have
+E2E_SLACK = 1e-4
+E2E_STEPS = 20
+IDENTITY = Candidate("x", (1.0, 0.0, 1.0, 0.0), 1.0, 1.0)
+
+Fitter = Callable[[torch.Tensor, torch.Tensor, list[LibraryFunction]], list[list[Candidate]]]
+
+
+def numeric(reports: list[EdgeReport]) -> list[EdgeReport]:
+    return [r for r in reports if r.status == "numeric"]
+
+
+def best_text(candidate: Candidate | None) -> str:
+    return f"{candidate.name} (R² {candidate.r2:.4f})" if candidate is not None else "none"
+
+
+def collapse_chains(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targets: list[torch.Tensor],
+                    fitter: Fitter, functions: list[LibraryFunction], tolerance: float, r2_threshold: float) -> None:
+    """The chain view (module docstring, 1). ``targets[l]``: the original network's edge values of
+    layer ``l`` ``[N, n_in, n_sub]`` on ``x``; ``reports`` and ``model`` are updated in place."""
+    for layer in range(1, len(model.layers)):
+        below, here = model.layers[layer - 1], model.layers[layer]
+        if here.layer_norm:
+            continue
+        for node in range(below.shape.n_sum):
+            outgoing = [r for r in reports if r.layer == layer and r.i == node and r.status not in ("masked", "negligible")]
+            if not any(r.status == "numeric" for r in outgoing):
+                continue
+            incoming = [r for r in reports if r.layer == layer - 1 and r.j == node and r.status not in ("masked", "negligible")]
+            if len(incoming) != 1 or incoming[0].status == "poly":
+                continue
+            low = incoming[0]
+            previous = model.symbolic_edge(low.layer, low.i, low.j)
+            model.set_symbolic(low.layer, low.i, low.j, IDENTITY.name, IDENTITY.affine)
+            with torch.no_grad():
+                u = model.edge_activations(x)[layer].inputs[:, node]
+            found = fitter(u.expand(len(outgoing), -1), torch.stack([targets[layer][:, node, r.j] for r in outgoing]), functions)
+            choices = [choose_fit(c, u, targets[layer][:, node, r.j], tolerance, r2_threshold, "numeric")
+                       for c, r in zip(found, outgoing)]
+            if all(choice.status == "symbolic" for choice in choices):
+                origin = f"layer {low.layer} input {low.i}"
+                low.status, low.chosen = "symbolic", IDENTITY
+                low.note = f"set to the identity: the edges leaving node {node} are fitted as functions of {origin}"
+                for report, choice, candidates in zip(outgoing, choices, found):
+                    report.status, report.chosen, report.front = "symbolic", choice.chosen, pareto(candidates)
+                    report.note = f"fitted as a function of {origin} through node {node} (chain view)"
+                    model.set_symbolic(report.layer, report.i, report.j, choice.chosen.name, choice.chosen.affine)
+                continue
+            if previous is None:
+                model.set_numeric(low.layer, low.i, low.j)
+            else:
+                model.set_symbolic(low.layer, low.i, low.j, *previous)
+            for report, choice in zip(outgoing, choices):
+                if report.status == "numeric":
+                    report.note = (report.note or "") + f"chain view through node {node}: best {best_text(choice.chosen)}; "
+
+
+def widen(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targets: list[torch.Tensor], inputs: list[torch.Tensor],
+          fitter: Fitter, lib_add: tuple[str, ...], tolerance: float, r2_threshold: float) -> None:
+    """A wider library for the edges still numeric (module docstring, 2)."""
+    remaining = numeric(reports)
+    if not remaining:
+        return
+    functions, custom = build_library(None, list(lib_add) + list(WIDER_FUNCTIONS))
+    model.custom_functions.update(custom)
+    xs = torch.stack([inputs[r.layer][:, r.i] for r in remaining])
+    ys = torch.stack([targets[r.layer][:, r.i, r.j] for r in remaining])
+    for report, candidates, ex, ey in zip(remaining, fitter(xs, ys, functions), xs, ys):
+        choice = choose_fit(candidates, ex, ey, tolerance, r2_threshold, "numeric")
+        report.front = pareto(report.front + candidates)
+        if choice.status == "symbolic":
+            report.status, report.chosen = "symbolic", choice.chosen
+            report.note = "fitted with the wider library"
+            model.set_symbolic(report.layer, report.i, report.j, choice.chosen.name, choice.chosen.affine)
+        else:
+            report.note = (report.note or "") + f"wider library: best {best_text(choice.chosen)}; "
+
+
+def end_to_end(model: KAN, reports: list[EdgeReport], x: torch.Tensor, y: torch.Tensor,
+               refit: Callable[[KAN, torch.Tensor, torch.Tensor, int], None]) -> KAN:
+    """End-to-end selection for the edges still numeric (module docstring, 3). ``y [N, n_out]``:
+    the targets (data, or the network). Returns the model with the accepted choices."""
+    for report in numeric(reports):
+        with torch.no_grad():
+            reference = float(r2(model(x).double(), y.double(), dim=0).min())
+        tried = sorted((c for c in report.front if c.r2 >= E2E_MIN_LOCAL_R2), key=lambda c: -c.r2)[:E2E_CANDIDATES]
+        best: tuple[float, Candidate, KAN] | None = None
+        for candidate in sorted(tried, key=lambda c: (c.complexity, -c.r2)):
+            trial = copy.deepcopy(model)
+            trial.set_symbolic(report.layer, report.i, report.j, candidate.name, candidate.affine)
+            refit(trial, x, y, E2E_STEPS)
+            with torch.no_grad():
+                score = float(r2(trial(x).double(), y.double(), dim=0).min())
+            if best is None or score > best[0]:
+                best = (score, candidate, trial)
+            if score >= reference - E2E_SLACK:
+                report.status, report.chosen = "symbolic", candidate
+                report.note = f"chosen end to end: output R² {score:.6f} (numeric edge: {reference:.6f})"
+                model = trial
+                break
+        else:
+            closest = f"{best[1].name}, output R² {best[0]:.6f} vs {reference:.6f}" if best else "no candidates"
+            report.note = (report.note or "") + f"end to end: best {closest}"
+    return model
