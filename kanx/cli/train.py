@@ -99,7 +99,7 @@ def resolve_widths(width: str | None, dataset: Dataset) -> list[int]:
     return widths
 
 
-def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool) -> TrainResult:
+def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, init=None) -> TrainResult:
     from kanx.train.kan import train
 
     steps = settings.resolved_steps
@@ -113,7 +113,7 @@ def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool) ->
         def on_step(step: int, train_mse: float, test_mse: float) -> None:
             progress.update(task, completed=step, train=f"{train_mse:.3e}", test=f"{test_mse:.3e}")
 
-        return train(dataset, settings, on_step)
+        return train(dataset, settings, on_step, init=init)
 
 
 @app.command("train")
@@ -127,9 +127,11 @@ def train_command(
     samples: int = typer.Option(1000, "--samples", help="Rows sampled for --formula."),
     width: str = typer.Option(None, "--width", help="Layer widths, e.g. 2,5,1 (default: n, 2n+1, m)."),
     mult: str = typer.Option(None, "--mult", help="Multiplication nodes: LAYER:COUNT[xARITY],... e.g. 1:1 or 1:1x3."),
-    grid: int = typer.Option(5, "--grid", help="Grid intervals G (basis size for rbf/chebyshev)."),
-    k: int = typer.Option(3, "--k", help="B-spline degree."),
-    basis: Literal[BASES] = typer.Option("bspline", "--basis", help="Edge basis."),
+    grid: int = typer.Option(None, "--grid", help="Grid intervals G (basis size for rbf/chebyshev; default 5)."),
+    k: int = typer.Option(None, "--k", help="B-spline degree (default 3)."),
+    basis: Literal[BASES] | None = typer.Option(None, "--basis", help="Edge basis (default bspline)."),
+    init: Path = typer.Option(None, "--init", help="Continue training this checkpoint (kanx or imported: pykan, efficient-kan, "
+                              "...) on DATA; its architecture is kept, the data's columns are matched to its inputs by name."),
     steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: adam 1500, lbfgs 100)."),
     optimizer: Literal[OPTIMIZERS] = typer.Option("adam", "--optimizer", help="Optimiser."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default: adam 1e-2, lbfgs 1)."),
@@ -156,6 +158,16 @@ def train_command(
     from kanx.io.checkpoint import save_model
     from kanx.train.kan import TrainSettings
 
+    if init is not None:
+        architecture = {"--width": width, "--mult": mult, "--grid": grid, "--k": k, "--basis": basis, "--formula": formula}
+        given = [option for option, value in architecture.items() if value is not None]
+        if given or arch != "kan":
+            raise KanxError(f"--init keeps the checkpoint's architecture; drop {', '.join(given) or '--arch karsein'}")
+        continue_command(init, data, target, seed, test_fraction, output, as_json, quiet,
+                         steps=steps, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
+                         update_grid=update_grid)
+        return
+    grid, k, basis = grid if grid is not None else 5, k if k is not None else 3, basis or "bspline"
     if arch == "karsein":
         from kanx.cli.train_karsein import karsein_command
 
@@ -180,9 +192,43 @@ def train_command(
     )
     result = run_with_progress(dataset, settings, quiet or as_json)
     save_model(result.model, output)
+    report(result, output, settings, as_json)
+
+
+def continue_command(init: Path, data: Path | None, target: list[str], seed: int, test_fraction: float, output: Path,
+                     as_json: bool, quiet: bool, **options) -> None:
+    """``kanx train DATA --init MODEL``: more training of an existing (or imported) KAN on DATA."""
+    from kanx.cli.common import read_data
+    from kanx.families.registry import family_of
+    from kanx.io.checkpoint import save_model
+    from kanx.io.data import Dataset
+    from kanx.io.load import load_model
+    from kanx.train.kan import settings_for
+
+    if data is None:
+        raise KanxError("--init: give the DATA csv to continue training on")
+    check_output_path(output, "--output", [data, init])
+    model = load_model(init)
+    if family_of(model).name != "kan":
+        raise KanxError(f"--init {init}: continuing training is supported for KAN checkpoints, not {family_of(model).name}")
+    settings = settings_for(model, seed=seed, test_fraction=test_fraction, **options)
+    rows = read_data(model, data, target)
+    if rows.y is None:
+        raise KanxError(f"{data}: no target column for the model's output(s) {', '.join(model.meta.output_names)}; "
+                        "name it with --target")
+    dataset = Dataset(rows.x.float(), rows.y.float(), list(model.meta.input_names), list(model.meta.output_names), str(data))
+    result = run_with_progress(dataset, settings, quiet or as_json, init=model)
+    save_model(result.model, output)
+    report(result, output, settings, as_json, source=init)
+
+
+def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: bool, source: Path | None = None) -> None:
+    """The summary table (or JSON) of a training run."""
+    widths = list(result.model.widths)
     summary = {
         "output": str(output),
         "widths": widths,
+        "continued_from": str(source) if source is not None else None,
         "train": {"rmse": result.train.rmse, "r2": result.train.r2},
         "test": {"rmse": result.test.rmse, "r2": result.test.r2},
         "steps": settings.resolved_steps,
@@ -191,7 +237,7 @@ def train_command(
     if as_json:
         print_json(summary)
         return
-    table = Table(title=f"kanx train → {output}")
+    table = Table(title=f"kanx train{f' --init {source}' if source else ''} → {output}")
     for column in ("split", "rows", "RMSE", "R²"):
         table.add_column(column, justify="right" if column != "split" else "left")
     table.add_row("train", str(result.model.meta.training["train_rows"]), fmt(result.train.rmse), fmt(result.train.r2, 6))

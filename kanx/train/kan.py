@@ -8,6 +8,7 @@ distribution ``p_ij = A_ij / sum_i A_ij`` of incoming-edge magnitudes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -220,14 +221,15 @@ def grid_refresh_steps(steps: int, count: int) -> set[int]:
     return {1 + (i * half) // count for i in range(count)}
 
 
-def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | None = None) -> TrainResult:
-    """Build a KAN for ``dataset``, fit it and record provenance (settings, seed, data
-    fingerprint, input ranges, a stored sample of up to ``sample_rows`` training inputs)."""
+def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | None = None, init: KAN | None = None) -> TrainResult:
+    """Build a KAN for ``dataset`` (or continue training a copy of ``init``, which is left
+    untouched), fit it and record provenance (settings, seed, data fingerprint, input ranges, a
+    stored sample of up to ``sample_rows`` training inputs)."""
     torch.manual_seed(settings.seed)
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
     x_train, y_train = dataset.x[train_idx], dataset.y[train_idx]
     x_test, y_test = dataset.x[test_idx], dataset.y[test_idx]
-    model = build_model(dataset, settings)
+    model = build_model(dataset, settings) if init is None else continued_model(init, dataset)
     history = fit(model, x_train, y_train, settings, x_test, y_test, on_step)
     model.eval()
     with torch.no_grad():
@@ -245,5 +247,28 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
         "test_rows": len(x_test),
         "metrics": {"train": asdict(train_metrics), "test": asdict(test_metrics)},
     }
-    model.meta.provenance = {"created_by": "kanx train"}
+    if init is None:
+        model.meta.provenance = {"created_by": "kanx train"}
+    else:
+        earlier = init.meta.training.get("metrics") if isinstance(init.meta.training, dict) else None
+        model.meta.training["continued_from"] = {"provenance": dict(init.provenance), "metrics": earlier}
+        model.meta.provenance = {**init.provenance, "continued_by": "kanx train --init"}
     return TrainResult(model, train_metrics, test_metrics, history)
+
+
+def continued_model(init: KAN, dataset: Dataset) -> KAN:
+    """A trainable copy of ``init`` for ``dataset`` (same inputs and outputs, in order), its
+    recorded input ranges widened to the data's."""
+    if dataset.x.shape[1] != init.n_inputs or dataset.y.shape[1] != init.n_outputs:
+        raise KanxError(f"--init: the model maps {init.n_inputs} inputs to {init.n_outputs} outputs, the data has "
+                        f"{dataset.x.shape[1]} input and {dataset.y.shape[1]} target columns")
+    model = copy.deepcopy(init)
+    model.train()
+    low, high = dataset.x.min(dim=0).values.tolist(), dataset.x.max(dim=0).values.tolist()
+    model.meta.input_ranges = [(min(a, lo), max(b, hi)) for (a, b), lo, hi in zip(model.meta.input_ranges, low, high)]
+    return model
+
+
+def settings_for(model: KAN, **options) -> TrainSettings:
+    """Training settings that keep ``model``'s architecture (for ``train(..., init=model)``)."""
+    return TrainSettings(widths=list(model.widths), mult=[list(m) for m in model.mult], **options)
