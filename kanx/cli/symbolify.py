@@ -173,10 +173,10 @@ def render_formulas(result) -> None:
             d = fid["data"]
             line += f"  | vs data: R² {fmt(d.r2, 6)}  RMSE {fmt(d.rmse)}"
         console.print(line, markup=False)
-    if result.flagged:
-        where = ", ".join(f"({e.layer},{e.i},{e.j})" for e in result.flagged)
-        err_console.print(f"warning: no library function fits edges {where} above the R² threshold; kept "
-                          f"{result.settings['fallback']}", markup=False, soft_wrap=True)
+    for edge in result.flagged:
+        best = f"best library fit {edge.chosen.name} R² {edge.chosen.r2:.4f}" if edge.chosen is not None else "no library fit"
+        why = f"{best} < {result.settings['r2_threshold']}" + (f"; {edge.note.strip()}" if edge.note else "")
+        err_console.print(f"warning: edge ({edge.layer},{edge.i},{edge.j}) kept {edge.status}: {why}", markup=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,9 @@ class OracleQuality:
 
     def message(self, output_names: list[str]) -> str:
         """One line for the user: how well the network explains the data, and what it means."""
-        scores = ", ".join(f"{name} {100 * value:.2f}%" for name, value in zip(output_names, self.r2))
+        scores = ", ".join(f"{name} {share(value)}" for name, value in zip(output_names, self.r2))
         refined = f" after {self.refine_steps} refinement steps (before: " + ", ".join(
-            f"{100 * value:.2f}%" for value in self.before) + ")" if self.before is not None else ""
+            share(value) for value in self.before) + ")" if self.before is not None else ""
         text = f"the network explains {scores} of the data's variance{refined}"
         if self.verdict == "good":
             return text
@@ -67,6 +67,11 @@ class OracleQuality:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "is_law": self.is_law}
+
+
+def share(value: float) -> str:
+    """An R² as the share of the variance explained (``none (R² -1.6)`` when negative)."""
+    return f"{100 * value:.2f}%" if value >= 0 else f"none (R² {value:.3g})"
 
 
 def verdict(scores: list[float], needed: float) -> str:
