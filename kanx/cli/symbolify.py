@@ -175,7 +175,8 @@ def render_formulas(result) -> None:
         console.print(line, markup=False)
     for edge in result.flagged:
         best = f"best library fit {edge.chosen.name} R² {edge.chosen.r2:.4f}" if edge.chosen is not None else "no library fit"
-        why = f"{best} < {result.settings['r2_threshold']}" + (f"; {edge.note.strip()}" if edge.note else "")
+        threshold = result.settings.get("r2_threshold")
+        why = (f"{best} < {threshold}" if threshold is not None else best) + (f"; {edge.note.strip()}" if edge.note else "")
         err_console.print(f"warning: edge ({edge.layer},{edge.i},{edge.j}) kept {edge.status}: {why}", markup=False, soft_wrap=True)
 
 
