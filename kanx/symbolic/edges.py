@@ -203,9 +203,9 @@ def second_chances(model: KAN, reports: list[EdgeReport], x: torch.Tensor, trace
 
     targets = [trace.edges for trace in traces]
     stages = (
-        lambda m: collapse_chains(m, reports, x, targets, fitter, functions, tolerance, r2_threshold) or m,
+        lambda m: collapse_chains(m, reports, x, targets, fitter, functions, tolerance, r2_threshold),
         lambda m: widen(m, reports, x, targets, [trace.inputs for trace in traces], fitter, tuple(custom.values()),
-                        tolerance, r2_threshold) or m,
+                        tolerance, r2_threshold),
         lambda m: end_to_end(m, reports, x, y, refit_constants),
     )
     for stage in stages:

@@ -50,9 +50,10 @@ def best_text(candidate: Candidate | None) -> str:
 
 
 def collapse_chains(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targets: list[torch.Tensor],
-                    fitter: Fitter, functions: list[LibraryFunction], tolerance: float, r2_threshold: float) -> None:
+                    fitter: Fitter, functions: list[LibraryFunction], tolerance: float, r2_threshold: float) -> KAN:
     """The chain view (module docstring, 1). ``targets[l]``: the original network's edge values of
-    layer ``l`` ``[N, n_in, n_sub]`` on ``x``; ``reports`` and ``model`` are updated in place."""
+    layer ``l`` ``[N, n_in, n_sub]`` on ``x``; ``reports`` and ``model`` are updated in place
+    (``model`` is returned)."""
     for layer in range(1, len(model.layers)):
         below, here = model.layers[layer - 1], model.layers[layer]
         if here.layer_norm:
@@ -88,14 +89,16 @@ def collapse_chains(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targ
             for report, choice in zip(outgoing, choices):
                 if report.status == "numeric":
                     report.note = (report.note or "") + f"chain view through node {node}: best {best_text(choice.chosen)}; "
+    return model
 
 
 def widen(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targets: list[torch.Tensor], inputs: list[torch.Tensor],
-          fitter: Fitter, lib_add: tuple[str, ...], tolerance: float, r2_threshold: float) -> None:
-    """A wider library for the edges still numeric (module docstring, 2)."""
+          fitter: Fitter, lib_add: tuple[str, ...], tolerance: float, r2_threshold: float) -> KAN:
+    """A wider library for the edges still numeric (module docstring, 2); ``model`` is updated in
+    place and returned."""
     remaining = numeric(reports)
     if not remaining:
-        return
+        return model
     functions, custom = build_library(None, list(lib_add) + list(WIDER_FUNCTIONS))
     model.custom_functions.update(custom)
     xs = torch.stack([inputs[r.layer][:, r.i] for r in remaining])
@@ -109,6 +112,7 @@ def widen(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targets: list[
             model.set_symbolic(report.layer, report.i, report.j, choice.chosen.name, choice.chosen.affine)
         else:
             report.note = (report.note or "") + f"wider library: best {best_text(choice.chosen)}; "
+    return model
 
 
 def end_to_end(model: KAN, reports: list[EdgeReport], x: torch.Tensor, y: torch.Tensor,
