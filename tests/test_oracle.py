@@ -146,3 +146,32 @@ def test_train_init_on_a_kanx_checkpoint_keeps_improving(runner, tmp_path: Path)
     assert result.exit_code == 0, result.output
     earlier = kanx.load_model(samples / "exp_sin.pt").meta.training["metrics"]["test"]["r2"]
     assert json.loads(result.stdout)["test"]["r2"] >= earlier - 1e-4
+
+
+def test_structure_first_view_of_a_subnode_stands_for_unfittable_edges() -> None:
+    """With an R² threshold no edge can reach, every live edge stays numeric after the per-edge
+    retries; the sum entering the output subnode, searched structure-first on the network, is
+    exp(y² + sin(πx)) and stands for the whole network."""
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    result = kanx.symbolify(kanx.load_model(samples / "exp_sin.pt"), r2_threshold=0.99999999)
+    x, y = symbols("x", "y")
+    assert sympy.simplify(result.expressions[0] - sympy.exp(y**2 + sympy.sin(sympy.pi * x))) == 0
+    live = [edge for edge in result.edges if edge.status not in ("masked", "negligible")]
+    assert live and all(edge.status == "structure" for edge in live) and not result.flagged
+    assert any("structure-first view" in (edge.note or "") for edge in live)
+    assert result.fidelity[0]["network"].r2 > 0.999
+
+
+def test_compose_with_a_subnode_formula() -> None:
+    from kanx.families.kan.compose import compose, input_symbols
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    model = kanx.load_model(samples / "xy_sinz.pt")
+    x, y, z = input_symbols(model)
+    plain = compose(model)[0]
+    replaced = compose(model, {(1, 0): x * y})[0]
+    assert replaced != plain and replaced.has(x * y)
+    scale, bias = float(model.layers[1].sub_scale[0]), float(model.layers[1].sub_bias[0])
+    node_scale, node_bias = float(model.layers[1].node_scale[0]), float(model.layers[1].node_bias[0])
+    expected = (x * y * scale + bias) * node_scale + node_bias
+    assert sympy.simplify(replaced - expected) == 0

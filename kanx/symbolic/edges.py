@@ -30,7 +30,7 @@ from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
 from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
 from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
-from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, widen
+from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, subnode_formulas, widen
 from kanx.symbolic.selection import choose_fit, pareto
 
 RETRY_SLACK = 1e-4
@@ -120,6 +120,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     start = time.perf_counter()
     model.eval()
     model.custom_functions.update(custom)
+    original = copy.deepcopy(model)  # every edge as trained: the oracle of the structure-first view
     x_all, y_data = resolve_inputs(model, data, seed)
     fit_rows, test_rows = fit_and_test_rows(x_all.shape[0], seed)
     x_fit, x_test = x_all[fit_rows], x_all[test_rows]
@@ -163,8 +164,11 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
             model.set_symbolic(report.layer, report.i, report.j, report.chosen.name, report.chosen.affine)
     target_fit = y_data[fit_rows] if y_data is not None else y_net_fit
     start = time.perf_counter()
+    subnodes = {}
     if numeric(reports):
         model = second_chances(model, reports, x_fit, traces, target_fit, functions, custom, tolerance, r2_threshold)
+    if numeric(reports):
+        subnodes = subnode_formulas(original, reports, x_fit, functions, seed)
     timings["retry"] = time.perf_counter() - start
     start = time.perf_counter()
     if finetune_steps > 0:
@@ -174,7 +178,10 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     symbols = input_symbols(model)
     settings = CleanSettings(digits=digits, tolerance=snap_tolerance, timeout=simplify_timeout)
     expressions, logs, fidelities = [], [], []
-    for k, raw in enumerate(compose(model)):
+    composed = compose(model, subnodes)
+    if subnodes:
+        mark_subsumed(reports, composed)
+    for k, raw in enumerate(composed):
         cleaner = Cleaner(symbols, x_fit.double(), target_fit[:, k].double(), settings)
         cleaned, log = cleaner.run(raw)
         expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
@@ -220,6 +227,16 @@ def second_chances(model: KAN, reports: list[EdgeReport], x: torch.Tensor, trace
                     report.note = (old.note or "") + f"[undone, it lowered the output R²: {report.note}] "
                 report.status, report.chosen, report.front = old.status, old.chosen, old.front
     return model
+
+
+def mark_subsumed(reports: list[EdgeReport], composed: list[sympy.Expr]) -> None:
+    """Numeric edges that no composed output uses any more (a subnode formula stands for the part
+    of the network they fed) get status ``structure``."""
+    used = {str(f.func) for expr in composed for f in expr.atoms(sympy.core.function.AppliedUndef)}
+    for report in numeric(reports):
+        if f"phi_{report.layer}_{report.i}_{report.j}" not in used:
+            report.status = "structure"
+            report.note = (report.note or "") + "; not in the formula: a subnode formula downstream stands for what it fed"
 
 
 def output_r2(model: KAN, x: torch.Tensor, y: torch.Tensor) -> float:

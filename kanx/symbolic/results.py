@@ -27,7 +27,7 @@ class EdgeReport:
     i: int
     j: int
     importance: float
-    status: str  # "symbolic" | "negligible" | "numeric" | "poly" | "masked"
+    status: str  # "symbolic" | "negligible" | "numeric" | "poly" | "masked" | "structure" (its subnode has a formula)
     chosen: Candidate | None = None
     front: list[Candidate] = field(default_factory=list)
     note: str | None = None  # how a second chance (kanx.symbolic.retry) went

@@ -14,12 +14,19 @@ The per-edge fit judges each edge alone. An edge can fail that test while a form
    output R² is within ``E2E_SLACK`` of the network-edge model's wins. Only near misses (edge R²
    at least ``E2E_MIN_LOCAL_R2``) are reconsidered.
 
+4. **Structure-first view** (``subnode_formulas``): for an edge still numeric beyond the first
+   layer, the sum its subnode computes, as a function of the network's inputs, goes to the
+   structure-first search (``kanx.symbolic.structure``) with the original network as the oracle,
+   within ``SUBNODE_BUDGET`` seconds in all. A formula that reproduces it to ``SUBNODE_R2`` stands
+   for that subnode when the output is composed; its edges are reported with status ``structure``.
+
 Every edge that stays numeric gets a ``note`` saying what was tried and how close it came.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 import torch
@@ -37,6 +44,8 @@ E2E_MIN_LOCAL_R2 = 0.95  # end to end only reconsiders near misses, never a shap
 E2E_SLACK = 1e-4
 E2E_STEPS = 20
 IDENTITY = Candidate("x", (1.0, 0.0, 1.0, 0.0), 1.0, 1.0)
+SUBNODE_R2 = 0.9999
+SUBNODE_BUDGET = 20.0  # seconds of structure search for all subnodes of one symbolify call
 
 Fitter = Callable[[torch.Tensor, torch.Tensor, list[LibraryFunction]], list[list[Candidate]]]
 
@@ -141,3 +150,50 @@ def end_to_end(model: KAN, reports: list[EdgeReport], x: torch.Tensor, y: torch.
             closest = f"{best[1].name}, output R² {best[0]:.6f} vs {reference:.6f}" if best else "no candidates"
             report.note = (report.note or "") + f"end to end: best {closest}"
     return model
+
+
+def subnode_oracle(network: KAN, layer: int, j: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x [N, n_in]`` float64 → the sum entering subnode ``j`` of ``layer`` ``[N]`` (float64)."""
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            h = x.float()
+            for below in network.layers[:layer]:
+                h = below(h)
+            return network.layers[layer].subnode_sums(h)[:, j].double()
+
+    return oracle
+
+
+def subnode_formulas(network: KAN, reports: list[EdgeReport], x: torch.Tensor, functions: list[LibraryFunction],
+                     seed: int) -> dict:
+    """The structure-first view (module docstring, 4): ``{(layer, j): formula}`` for the subnodes
+    fed by edges still numeric. ``network``: the original network (every edge as trained)."""
+    from kanx.families.kan.compose import input_symbols
+    from kanx.symbolic.structure.search import StructureSettings, search_structure
+
+    symbols = input_symbols(network)
+    lo, hi = x.double().min(0).values, x.double().max(0).values
+    found: dict = {}
+    # a first-layer subnode is a sum of 1-D functions of the inputs: the edge fits already are its view
+    subnodes = sorted({(r.layer, r.j) for r in numeric(reports) if r.layer > 0})
+    deadline = time.perf_counter() + SUBNODE_BUDGET
+    for layer, j in subnodes:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 1.0:
+            break
+        settings = StructureSettings(accept_r2=SUBNODE_R2, budget=remaining)
+        solutions = search_structure(subnode_oracle(network, layer, j), symbols, lo, hi, functions, settings, seed)
+        best = max(solutions, key=lambda s: s.node.r2, default=None)
+        fed = [r for r in numeric(reports) if (r.layer, r.j) == (layer, j)]
+        if best is not None and best.node.r2 >= SUBNODE_R2:
+            found[(layer, j)] = best.expr
+            for report in fed:
+                report.status = "structure"
+                report.note = (report.note or "") + (f"subnode {j} of layer {layer} it feeds is {best.expr} "
+                                                     f"(structure-first view, R² {best.node.r2:.6f})")
+        else:
+            reached = f"R² {best.node.r2:.6f}" if best is not None else "nothing"
+            for report in fed:
+                report.note = (report.note or "") + f"; structure-first view of subnode {j}: {reached}"
+    return found

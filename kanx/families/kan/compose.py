@@ -31,14 +31,20 @@ def edge_expression(model: KAN, layer: int, i: int, j: int, arg: sympy.Expr) -> 
     return sympy.Float(c) * function.sympy_fn(inner) + sympy.Float(d)
 
 
-def compose(model: KAN) -> list[sympy.Expr]:
-    """Raw expression of every output in the input symbols (floating constants)."""
+def compose(model: KAN, subnodes: dict[tuple[int, int], sympy.Expr] | None = None) -> list[sympy.Expr]:
+    """Raw expression of every output in the input symbols (floating constants).
+
+    ``subnodes`` maps ``(layer, j)`` to a formula in the input symbols that stands for the sum of
+    the edges entering subnode ``j`` of that layer (before its affine), in place of the edges."""
+    subnodes = subnodes or {}
     nodes: list[sympy.Expr] = list(input_symbols(model))
     for index, layer in enumerate(model.layers):
         shape = layer.shape
         subs = []
         for j in range(shape.n_sub):
-            total = sympy.Add(*[edge_expression(model, index, i, j, nodes[i]) for i in range(shape.n_in)])
+            total = subnodes.get((index, j))
+            if total is None:
+                total = sympy.Add(*[edge_expression(model, index, i, j, nodes[i]) for i in range(shape.n_in)])
             subs.append(total * sympy.Float(float(layer.sub_scale[j])) + sympy.Float(float(layer.sub_bias[j])))
         outs = subs[: shape.n_sum]
         start = shape.n_sum
