@@ -21,7 +21,7 @@ import torch
 
 from kanx.core.numerics import r2, split_rows
 from kanx.families.kan.network import KAN
-from kanx.train.kan import TrainSettings, fit
+from kanx.train.kan import fit, settings_for
 
 NEEDED_R2 = {"edges": 0.99, "structure-first": 0.999}
 FAILED_BELOW = 0.9
@@ -106,7 +106,7 @@ def judge_and_refine(model: KAN, x: torch.Tensor, y: torch.Tensor, strategy: str
         return model, OracleQuality(scores, needed, verdict(scores, needed), rows=len(test_rows))
     refined = copy.deepcopy(model)
     refined.train()
-    settings = TrainSettings(widths=list(refined.widths), steps=steps, optimizer="lbfgs", lamb=0.0, update_grid=0, seed=seed)
+    settings = settings_for(refined, steps=steps, optimizer="lbfgs", lamb=0.0, update_grid=0, seed=seed)
     torch.manual_seed(seed)
     with torch.enable_grad():
         fit(refined, x[fit_rows].float(), y[fit_rows].float(), settings)
