@@ -175,3 +175,17 @@ def test_compose_with_a_subnode_formula() -> None:
     node_scale, node_bias = float(model.layers[1].node_scale[0]), float(model.layers[1].node_bias[0])
     expected = (x * y * scale + bias) * node_scale + node_bias
     assert sympy.simplify(replaced - expected) == 0
+
+
+@pytest.mark.slow
+def test_a_refined_network_gives_the_law_structure_first(runner) -> None:
+    """The network pykan never trained: refined on the data (R² from below 0 to ~1), then read
+    structure-first, it gives the law itself."""
+    model, data = law_files("hello_untrained")
+    result = invoke(runner, "symbolify", model, "--data", data, "--strategy", "structure-first", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    oracle = report["oracle_quality"]
+    assert oracle["before"][0] < 0 and oracle["r2"][0] > 0.9999 and oracle["refine_steps"] == 50 and oracle["verdict"] == "good"
+    x1, x2 = symbols("x_1", "x_2")
+    assert report["outputs"][0]["srepr"] == sympy.srepr(sympy.exp(sympy.sin(sympy.pi * x1) + x2**2))
