@@ -9,7 +9,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -57,12 +56,6 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def choices(values: tuple[str, ...]) -> click.Choice:
-    """Option type for a fixed vocabulary (kanx.core.choices): ``--help`` lists the values, shell
-    completion offers them, and anything else is a usage error (exit 2) naming the option."""
-    return click.Choice(values, case_sensitive=False)
 
 
 def print_json(data: Any) -> None:

@@ -205,8 +205,9 @@ def formula_function(result: SymbolicResult, output: int | str, language: str) -
     (positional, in input order), computing what :func:`formula_module` writes."""
     if language not in EXPORT_LANGUAGES:
         raise KanxError(f"language {language!r}: use one of {', '.join(EXPORT_LANGUAGES)}")
-    index = output if isinstance(output, int) else result.output_names.index(output) if output in result.output_names else -1
-    if not 0 <= index < len(result.expressions):
+    names = result.output_names
+    index = names.index(output) if output in names else output
+    if not isinstance(index, int) or not 0 <= index < len(names):
         raise KanxError(f"output {output!r}: the model's outputs are {', '.join(result.output_names)}")
     expr = result.expressions[index]
     closed_form(expr, result.output_names[index], "function")
