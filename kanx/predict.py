@@ -8,15 +8,20 @@ import io
 import torch
 from torch import nn
 
-from kanx.families.registry import family_of
+from kanx.core.resources import map_rows, memory_budget, parse_memory, resolve_device
+from kanx.families.registry import family_of, placed
 
 
-def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Evaluate ``model`` on ``x`` ``[N, n_inputs]`` without gradients: ``[N, n_outputs]``
-    (a KarSein model gives click probabilities)."""
-    model.eval()
-    with torch.no_grad():
-        return model(x.float())
+def predict(model: nn.Module, x: torch.Tensor, device: str = "cpu", max_memory: str | int | None = None) -> torch.Tensor:
+    """Evaluate ``model`` on ``x`` ``[N, n_inputs]`` without gradients: ``[N, n_outputs]`` on
+    ``x``'s device (a KarSein model gives click probabilities). The work runs on ``device`` (cpu,
+    cuda, auto) in chunks of rows that take about ``max_memory`` (bytes, or e.g. ``"2GB"``)."""
+    with memory_budget(parse_memory(max_memory)):
+        target = resolve_device(device)
+        network = placed(model, target)
+        network.eval()
+        with torch.no_grad():
+            return map_rows(lambda rows: network(rows.to(target).float()).to(x.device), x, network.row_bytes())
 
 
 def predictions_csv(model: nn.Module, values: torch.Tensor) -> str:

@@ -20,6 +20,10 @@ err_console = Console(stderr=True, highlight=False)
 
 DEBUG = {"enabled": False}
 
+DEVICE_HELP = "Where the numerics run: cpu, cuda (a GPU; exit 2 when none is present) or auto (cuda when present)."
+MAX_MEMORY_HELP = ("Working memory per batched step, e.g. 512MB or 2GB (default 1GiB): larger models are processed "
+                   "in chunks of this size.")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

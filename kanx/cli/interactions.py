@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, fmt, handle_errors, print_json, read_data
-from kanx.core.choices import SOURCES
+from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_errors, print_json, read_data
+from kanx.core.choices import DEVICES, SOURCES
 from kanx.core.errors import KanxError
 from kanx.interactions.settings import InteractionSettings
 from kanx.io.files import atomic_write, check_output_path
@@ -42,6 +42,8 @@ def render(report: InteractionReport) -> None:
         )
         if result.unused:
             console.print(f"unused inputs: {', '.join(result.unused)}", markup=False)
+        for note in result.notes:
+            console.print(f"note: {note}", markup=False)
         render_pairs(report, index)
         if result.formula:
             render_formula(result.formula)
@@ -114,6 +116,8 @@ def render_karsein(report: KarSeinInteractionReport) -> None:
             f"{bound.branch}: activation degrees r = [{degrees}], multiplying layers {bound.multiplying_layers}: "
             f"degree bound {degree}, up to {bound.max_field_order} fields can interact", markup=False,
         )
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
     console.print(
         f"{report.samples} samples, {report.network_evaluations} network evaluations, {report.seconds:.2f} s", markup=False
     )
@@ -135,6 +139,8 @@ def interactions_command(
     seed: int = typer.Option(0, "--seed", help="Seed for row subsampling and Monte Carlo estimates."),
     plot: Path = typer.Option(None, "--plot", help="Write the heatmap and tree figure (.png, .svg or .pdf)."),
     source: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library a foreign checkpoint came from (default: detect)."),
+    device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Which inputs interact, at what order, and their share of the output variance."""
@@ -143,7 +149,8 @@ def interactions_command(
     from kanx.interactions import interactions
     from kanx.io.load import load_model
 
-    settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed)
+    settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed,
+                                   device=device, max_memory=max_memory)
     if plot is not None:
         check_output_path(plot, "--plot", [model] + ([data] if data else []))
         if plot.suffix.lower() not in PLOT_FORMATS:

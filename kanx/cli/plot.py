@@ -8,7 +8,8 @@ from typing import Literal
 import typer
 
 from kanx.cli import app
-from kanx.cli.common import console, handle_errors, print_json
+from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, handle_errors, print_json
+from kanx.core.choices import DEVICES
 from kanx.core.choices import FIGURE_FORMATS as FORMATS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
@@ -56,14 +57,18 @@ def plot_activations_command(
     dpi: int = typer.Option(100, "--dpi", help="Resolution of png output (and of raster parts elsewhere)."),
     show_pruned: bool = typer.Option(False, "--show-pruned", help="Also draw pruned edges, greyed."),
     diagram_only: bool = typer.Option(False, "--diagram-only", help="Only the network diagram."),
+    device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
 ) -> None:
     """Draw every learned activation (one grid per layer) and the network diagram."""
+    from kanx.core.resources import check_resources
     from kanx.io.load import load_model
     from kanx.plot import figure_names, render
     from kanx.plot.kan import output_paths
 
     check_options(top, dpi, layer)
+    check_resources(device, max_memory)
     fmt = resolve_format(fmt, output)
     stem = resolve_stem(output, model, fmt)
     if not stem.parent.is_dir():
@@ -71,7 +76,8 @@ def plot_activations_command(
     network = load_model(model)
     for path in output_paths(stem, figure_names(network, layer, diagram_only), fmt):
         check_output_path(path, "--output", [model])
-    written = render(network, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=model.stem)
+    written = render(network, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=model.stem, device=device,
+                     max_memory=max_memory)
     if as_json:
         print_json({"files": [str(path) for path in written]})
         return

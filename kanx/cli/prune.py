@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, fmt, handle_errors, print_json, read_data
+from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_karsein_report
+from kanx.core.choices import DEVICES
 from kanx.io.files import check_output_path
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ def prune_command(
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate for --finetune."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split and fine-tuning."),
     show_all: bool = typer.Option(False, "--all", help="List every kept edge and node."),
+    device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Prune a KAN (edges, nodes) or a KarSein model (features, fields) to its minimal structure (auto mode keeps
@@ -104,7 +107,7 @@ def prune_command(
     check_output_path(out, "--output", [model] + ([data] if data else []))
     settings = PruneSettings(edge_threshold=edge_threshold, node_threshold=node_threshold, feature_threshold=feature_threshold,
                              min_fidelity=min_fidelity, max_auc_drop=max_auc_drop, finetune_steps=finetune_steps, lamb=lamb,
-                             lr=lr, seed=seed)
+                             lr=lr, seed=seed, device=device, max_memory=max_memory)
     network = load_model(model)
     rows = read_data(network, data, target)
     pruned, report = prune(network, rows.x if rows else None, rows.y if rows else None, settings)

@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, err_console, fmt, handle_errors, print_json, read_data
+from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_symbolify
-from kanx.core.choices import ENGINES, EXPORT_LANGUAGES, FALLBACKS, STRATEGIES
+from kanx.core.choices import DEVICES, ENGINES, EXPORT_LANGUAGES, FALLBACKS, STRATEGIES
 from kanx.core.errors import KanxError
 from kanx.io.files import atomic_write_text, check_output_path
 
@@ -53,6 +53,8 @@ def symbolify_command(
     export: tuple[str, Path] | None = typer.Option(
         None, "--export", metavar=f"[{'|'.join(EXPORT_LANGUAGES)}] FILE", shell_complete=complete_language,
         help="Write the formulas as a Python module (one function per output) computed with math, NumPy or torch."),
+    device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Turn a trained KAN into formulas: fit every edge, compose, simplify, check fidelity."""
@@ -63,7 +65,8 @@ def symbolify_command(
 
     settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
                                  negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
-                                 seed=seed, strategy=strategy, budget=budget, refine=parse_refine(refine))
+                                 seed=seed, strategy=strategy, budget=budget, refine=parse_refine(refine),
+                                 device=device, max_memory=max_memory)
     if out is not None:
         check_output_path(out, "--out", [model_path])
     if output is not None:

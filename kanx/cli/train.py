@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kanx.cli import app
-from kanx.cli.common import console, err_console, fmt, handle_errors, parse_int_list, print_json
-from kanx.core.choices import ARCHITECTURES, BASES, OPTIMIZERS
+from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, parse_int_list, print_json
+from kanx.core.choices import ARCHITECTURES, BASES, DEVICES, OPTIMIZERS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 
@@ -151,6 +151,8 @@ def train_command(
     pairwise: str = typer.Option("0,1", "--pairwise", help="KarSein: vector-wise layers (0-based) with pairwise products."),
     epochs: int = typer.Option(8, "--epochs", help="KarSein: passes over the training rows."),
     batch_size: int = typer.Option(256, "--batch-size", help="KarSein: mini-batch size."),
+    device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -165,7 +167,7 @@ def train_command(
             raise KanxError(f"--init keeps the checkpoint's architecture; drop {', '.join(given) or '--arch karsein'}")
         continue_command(init, data, target, seed, test_fraction, output, as_json, quiet,
                          steps=steps, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-                         update_grid=update_grid)
+                         update_grid=update_grid, device=device, max_memory=max_memory)
         return
     grid, k, basis = grid if grid is not None else 5, k if k is not None else 3, basis or "bspline"
     if arch == "karsein":
@@ -173,13 +175,14 @@ def train_command(
 
         options = KarSeinOptions(fields, dense, emb_dim, bit_width, vec_width, pairwise, epochs, batch_size)
         karsein_command(data, target, options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction,
-                        output, as_json, quiet or as_json)
+                        output, as_json, quiet or as_json, device=device, max_memory=max_memory)
         return
     if fields or dense:
         raise KanxError("--fields and --dense need --arch karsein")
     # the options that do not depend on the data are checked (by TrainSettings) before it is read
     TrainSettings(widths=[1, 1], grid=grid, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
-                  lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction)
+                  lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction,
+                  device=device, max_memory=max_memory)
     if samples < 10:
         raise KanxError(f"--samples {samples}: must be at least 10")
     check_output_path(output, "--output", [data] if data else [])
@@ -188,7 +191,7 @@ def train_command(
     settings = TrainSettings(
         widths=widths, mult=parse_mult(mult, widths), grid=grid, k=k, basis=basis, steps=steps,
         optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-        update_grid=update_grid, seed=seed, test_fraction=test_fraction,
+        update_grid=update_grid, seed=seed, test_fraction=test_fraction, device=device, max_memory=max_memory,
     )
     result = run_with_progress(dataset, settings, quiet or as_json)
     save_model(result.model, output)

@@ -17,7 +17,7 @@ from kanx.train.karsein import KarSeinResult, KarSeinSettings, train_karsein
 
 
 def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, lamb_l1: float,
-                     lamb_entropy: float, seed: int, test_fraction: float) -> KarSeinSettings:
+                     lamb_entropy: float, seed: int, test_fraction: float, **resources) -> KarSeinSettings:
     """Settings (validated by ``KarSeinSettings`` itself) from the CLI values (``options``: ``kanx.cli.train.KarSeinOptions``)."""
     bit = parse_int_list(options.bit_width, "--bit-width")
     vec = parse_int_list(options.vec_width, "--vec-width")
@@ -25,14 +25,14 @@ def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, 
     return KarSeinSettings(
         emb_dim=options.emb_dim, bit_width=tuple(bit), vec_width=tuple(vec), pairwise=tuple(pairs), grid=grid, k=k,
         epochs=options.epochs, batch_size=options.batch_size, lr=lr or 1e-2, lamb=lamb, lamb_l1=lamb_l1,
-        lamb_entropy=lamb_entropy, seed=seed, test_fraction=test_fraction,
+        lamb_entropy=lamb_entropy, seed=seed, test_fraction=test_fraction, **resources,
     )
 
 
 def karsein_command(data: Path | None, target: list[str], options, grid: int, k: int, lr: float | None, lamb: float,
                     lamb_l1: float, lamb_entropy: float, seed: int, test_fraction: float, output: Path,
-                    as_json: bool, quiet: bool) -> None:
-    """Train a KarSein model on a CSV and write the checkpoint."""
+                    as_json: bool, quiet: bool, **resources) -> None:
+    """Train a KarSein model on a CSV and write the checkpoint (``resources``: ``device``, ``max_memory``)."""
     if data is None:
         raise KanxError("--arch karsein needs a DATA csv")
     targets = split_names(",".join(target))
@@ -44,7 +44,7 @@ def karsein_command(data: Path | None, target: list[str], options, grid: int, k:
     overlap = sorted(set(fields) & set(dense + targets)) or sorted(set(dense) & set(targets))
     if overlap or len(set(fields)) != len(fields) or len(set(dense)) != len(dense):
         raise KanxError(f"--fields/--dense/--target: columns must be distinct ({', '.join(overlap) or 'repeated name'})")
-    settings = karsein_settings(options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction)
+    settings = karsein_settings(options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction, **resources)
     check_output_path(output, "--output", [data])
     columns = read_columns(data, fields + dense + targets, "--fields/--dense/--target")
     result = run_with_progress(columns, targets[0], fields, dense, settings, quiet, str(data))

@@ -36,3 +36,6 @@ FIGURE_FORMATS = ("png", "svg", "pdf")
 
 SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan", "karsein")
 """KAN libraries whose checkpoints kanx imports (``--from``)."""
+
+DEVICES = ("cpu", "cuda", "auto")
+"""Where the numerics run (``auto``: CUDA when present, else CPU); ``--device``."""

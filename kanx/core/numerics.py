@@ -50,12 +50,12 @@ def r2_value(prediction: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def split_rows(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded split of ``range(n)`` into (kept, held out) index tensors.
+    """Seeded split of ``range(n)`` into (kept, held out) CPU index tensors (the same on every device).
 
     ``round(n * fraction)`` rows are held out, at least one when ``fraction > 0`` and at most
     ``n - 1``, so both parts are non-empty whenever ``n >= 2`` and ``fraction > 0``.
     """
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")
     held = int(round(n * fraction))
     if fraction > 0:
         held = min(max(held, 1), max(n - 1, 0))

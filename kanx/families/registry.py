@@ -9,6 +9,7 @@ per-family tables, so adding a family means adding one entry here and one per st
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,3 +102,25 @@ def family_of(model: object) -> Family:
         if isinstance(model, family.model_type):
             return family
     raise TypeError(f"{type(model).__name__} is not a kanx model (known families: {', '.join(FAMILY_NAMES)})")
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device holding ``model``'s weights (CPU for a model without tensors)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def placed(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """``model`` on ``device``: the model itself when it is there already, else a moved copy (so
+    the caller's model stays where it is). The stored sample (``sample_inputs``) moves too."""
+    device = torch.device(device)
+    if device_of(model) == device and getattr(model, "sample_inputs", torch.empty(0)).device == device:
+        return model
+    moved = copy.deepcopy(model).to(device)
+    if isinstance(getattr(moved, "sample_inputs", None), torch.Tensor):
+        moved.sample_inputs = moved.sample_inputs.to(device)
+    return moved
+

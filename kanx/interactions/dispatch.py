@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from kanx.core.errors import KanxError
-from kanx.families.registry import family_of
+from kanx.core.resources import memory_budget, parse_memory, resolve_device
+from kanx.families.registry import family_of, placed
 from kanx.interactions.kan import InteractionReport, interactions_of_kan
 from kanx.interactions.karsein import KarSeinInteractionReport, field_interactions
 from kanx.interactions.settings import InteractionSettings
@@ -25,6 +26,14 @@ def interactions(model: nn.Module, x: torch.Tensor | None = None, settings: Inte
     ``settings`` (or its fields as keyword ``options``) as in :class:`InteractionSettings`.
     """
     settings = settings if settings is not None else InteractionSettings(**options)
+    with memory_budget(parse_memory(settings.max_memory)):
+        device = resolve_device(settings.device)
+        return report_on(placed(model, device), x.to(device) if x is not None else None, settings, formulas)
+
+
+def report_on(model: nn.Module, x: torch.Tensor | None, settings: InteractionSettings,
+              formulas: list[sympy.Expr] | None) -> InteractionReport | KarSeinInteractionReport:
+    """:func:`interactions` once the model and ``x`` are on the settings' device."""
     family = family_of(model).name
     if family == "karsein":
         if formulas is not None:

@@ -21,6 +21,7 @@ bound from spline degree compounding across layers.
 from __future__ import annotations
 
 import html
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -32,6 +33,7 @@ from torch import nn
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
+from kanx.core.resources import rows_per_chunk
 from kanx.families.kan.compose import compose
 from kanx.families.kan.network import KAN
 from kanx.interactions.settings import InteractionSettings
@@ -42,6 +44,15 @@ PRODUCT_TEST_ROWS = 256
 UNUSED_THRESHOLD = 0.01
 LINEAR_FUNCTIONS = {"x", "0"}
 POLYNOMIAL_DEGREE = {"0": 0, "x": 1, "x^2": 2, "x^3": 3, "x^4": 4}
+# Wide models: the n backward passes of the Hessian run on at most this many rows in all (at
+# least MIN_HESSIAN_ROWS rows), the tree splits groups of at most MAX_TREE_INPUTS inputs, and a
+# group's main-effect ANOVA evaluates about ANOVA_ROW_BUDGET rows (Monte Carlo size shrunk to fit,
+# not below MIN_MONTE_CARLO). Models of up to ~100 inputs are unaffected.
+HESSIAN_ROW_BUDGET = 100_000
+MIN_HESSIAN_ROWS = 64
+MAX_TREE_INPUTS = 32
+ANOVA_ROW_BUDGET = 64 * 64 * 64
+MIN_MONTE_CARLO = 8
 
 
 # --------------------------------------------------------------------------- data classes
@@ -98,6 +109,7 @@ class OutputReport:
     tree: TreeNode
     max_order: int
     formula: dict | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,21 +165,37 @@ class CountingFunction:
         return self.model(x)[:, self.output]
 
 
-def derivatives(f: CountingFunction, x: torch.Tensor, columns: list[int]) -> tuple[torch.Tensor, ...]:
-    """Values ``[N]``, gradient ``[N, n]`` and Hessian ``[N, n, n]`` of ``f`` at rows ``x``
-    (only the Hessian rows/columns in ``columns`` are computed; others are 0)."""
-    x = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        values = f(x)
-        gradient = torch.autograd.grad(values.sum(), x, create_graph=True)[0]
-        hessian = torch.zeros(x.shape[0], x.shape[1], x.shape[1])
-        for i in columns:
-            if not gradient.requires_grad:
-                break
-            row = torch.autograd.grad(gradient[:, i].sum(), x, retain_graph=True, allow_unused=True)[0]
-            if row is not None:
-                hessian[:, i, :] = row.detach()
-    return values.detach(), gradient.detach(), hessian
+def derivatives(f: CountingFunction, x: torch.Tensor, columns: list[int],
+                hessian_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Values ``[N]`` and gradient ``[N, n]`` of ``f`` at rows ``x``, and the mean over rows of
+    the squared scaled-free Hessian ``mean_r H_ij(r)^2`` ``[n, n]`` (only rows/columns in
+    ``columns`` are computed; others are 0) on the first ``hessian_rows`` rows (all by default).
+
+    Rows are processed in chunks that fit the working memory budget, so the ``[N, n, n]``
+    Hessian is never held at once. Returns ``(values, gradient, hessian_square_mean, rows used)``.
+    """
+    n_rows, n = x.shape
+    used_rows = n_rows if hessian_rows is None else min(n_rows, hessian_rows)
+    model_bytes = f.model.row_bytes() if hasattr(f.model, "row_bytes") else 4096 * n
+    step = rows_per_chunk(4 * n * n + 8 * model_bytes, max(n_rows, 1))
+    values, gradients = [], []
+    square = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    for start in range(0, n_rows, step):
+        chunk = x[start : start + step].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            value = f(chunk)
+            gradient = torch.autograd.grad(value.sum(), chunk, create_graph=True)[0]
+            hessian_part = chunk[: max(0, used_rows - start)]
+            for i in columns if len(hessian_part) else []:
+                if not gradient.requires_grad:
+                    break
+                row = torch.autograd.grad(gradient[: len(hessian_part), i].sum(), chunk, retain_graph=True,
+                                          allow_unused=True)[0]
+                if row is not None:
+                    square[i] += row[: len(hessian_part)].detach().double().pow(2).sum(dim=0)
+        values.append(value.detach())
+        gradients.append(gradient.detach())
+    return torch.cat(values), torch.cat(gradients), square / max(used_rows, 1), used_rows
 
 
 def with_reference(x: torch.Tensor, keep: list[int], reference: torch.Tensor) -> torch.Tensor:
@@ -194,13 +222,14 @@ def components(nodes: list[int], linked: np.ndarray) -> list[list[int]]:
     return sorted(groups)
 
 
-def pair_strengths(hessian: torch.Tensor, scales: torch.Tensor, spread: float) -> np.ndarray:
-    """``S_ij = RMS(H_ij s_i s_j) / s_f``: ``[n, n]``, zero diagonal."""
-    scaled = hessian * scales[None, :, None] * scales[None, None, :]
-    strength = scaled.pow(2).mean(dim=0).sqrt() / max(spread, 1e-12)
-    strength = 0.5 * (strength + strength.T)
+def pair_strengths(hessian_square: torch.Tensor, scales: torch.Tensor, spread: float) -> np.ndarray:
+    """``S_ij = RMS(H_ij s_i s_j) / s_f`` from ``hessian_square`` = ``mean_r H_ij(r)^2`` ``[n, n]``:
+    ``[n, n]``, zero diagonal. A pair with one row computed (``H_ij`` but not ``H_ji``) takes it."""
+    scales = scales.double()
+    strength = (hessian_square * scales[:, None] ** 2 * scales[None, :] ** 2).sqrt() / max(spread, 1e-12)
+    strength = torch.where((strength > 0) & (strength.T > 0), 0.5 * (strength + strength.T), strength + strength.T)
     strength.fill_diagonal_(0)
-    return strength.numpy()
+    return strength.float().cpu().numpy()
 
 
 def bipartitions(variables: list[int], limit: int = 6) -> list[tuple[list[int], list[int]]]:
@@ -228,7 +257,7 @@ def product_residuals(
     the residual is relative to RMS of the mixed difference ``f(A,B)+f(A',B')-f(A,B')-f(A',B)``
     times the spread of ``f`` (0 = exactly separable; inf = no interaction to explain).
     """
-    other = rows[torch.randperm(len(rows), generator=generator)]
+    other = rows[random_rows(len(rows), len(rows), generator, rows.device)]
     batches = []
     for _, side_b in splits:
         for a_rows, b_rows in ((rows, rows), (other, other), (rows, other), (other, rows)):
@@ -265,6 +294,19 @@ class TreeContext:
     threshold: float
     product_threshold: float
     generator: torch.Generator
+    notes: list[str] = field(default_factory=list)
+
+
+def hessian_rows(n_inputs: int) -> int:
+    """Rows whose Hessian the pairwise strengths average over: every row of a narrow model, fewer
+    for wide ones so the ``n_inputs`` backward passes stay within ``HESSIAN_ROW_BUDGET`` rows."""
+    return max(MIN_HESSIAN_ROWS, HESSIAN_ROW_BUDGET // max(n_inputs, 1))
+
+
+def random_rows(count: int, take: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``take`` distinct row indices out of ``count`` (fewer if there are fewer), drawn with the
+    CPU ``generator`` so the draw is the same on every device: ``[take]`` long on ``device``."""
+    return torch.randperm(count, generator=generator, device="cpu")[:take].to(device)
 
 
 def build_tree(ctx: TreeContext, variables: list[int], reference: torch.Tensor) -> TreeNode:
@@ -272,14 +314,18 @@ def build_tree(ctx: TreeContext, variables: list[int], reference: torch.Tensor) 
     names = [ctx.names[v] for v in variables]
     if len(variables) == 1:
         return TreeNode("input", names)
+    if len(variables) > MAX_TREE_INPUTS:
+        ctx.notes.append(f"a group of {len(variables)} inputs is not split further (the tree splits groups of at most "
+                         f"{MAX_TREE_INPUTS})")
+        return TreeNode("group", names)
     rows = with_reference(ctx.x, variables, reference)
-    values, _, hessian = derivatives(ctx.f, rows, variables)
-    strength = pair_strengths(hessian, ctx.scales, float(values.std(unbiased=False)))
+    values, _, hessian_square, _ = derivatives(ctx.f, rows, variables, hessian_rows(len(variables)))
+    strength = pair_strengths(hessian_square, ctx.scales, float(values.std(unbiased=False)))
     additive = components(variables, strength > ctx.threshold)
     if len(additive) > 1:
         return flatten(TreeNode("sum", names, [build_tree(ctx, group, reference) for group in additive]))
     splits = bipartitions(variables)
-    subset = rows[torch.randperm(len(rows), generator=ctx.generator)[:PRODUCT_TEST_ROWS]]
+    subset = rows[random_rows(len(rows), PRODUCT_TEST_ROWS, ctx.generator, rows.device)]
     residuals = product_residuals(ctx.f, subset, splits, ctx.generator)
     best = int(np.argmin(residuals))
     if residuals[best] < ctx.product_threshold:
@@ -323,9 +369,10 @@ def group_variances(
         mains: dict[int, float] = {}
         if len(group) == 1:
             return total, {group[0]: total}
+        mc = min(mc, max(MIN_MONTE_CARLO, int(math.sqrt(ANOVA_ROW_BUDGET / len(group)))))
         for i in group:
-            rows_i = x[torch.randperm(len(x), generator=generator)[:mc]]
-            rows_rest = x[torch.randperm(len(x), generator=generator)[:mc]]
+            rows_i = x[random_rows(len(x), mc, generator, x.device)]
+            rows_rest = x[random_rows(len(x), mc, generator, x.device)]
             grid = reference.repeat(len(rows_i) * len(rows_rest), 1)
             others = [v for v in group if v != i]
             grid[:, i] = rows_i[:, i].repeat_interleave(len(rows_rest))
@@ -349,14 +396,15 @@ def analyse_output(
     f = CountingFunction(model, output)
     n = x.shape[1]
     scales = x.std(dim=0, unbiased=False).clamp_min(1e-12)
-    values, gradient, hessian = derivatives(f, x, list(range(n)))
+    values, gradient, hessian_square, rows = derivatives(f, x, list(range(n)), hessian_rows(n))
+    notes = [] if rows == len(x) else [f"pairwise strengths from the Hessian on {rows} of {len(x)} rows ({n} inputs)"]
     spread = float(values.std(unbiased=False))
-    strength = pair_strengths(hessian, scales, spread)
-    main_strength = (gradient * scales).pow(2).mean(dim=0).sqrt().numpy() / max(spread, 1e-12)
+    strength = pair_strengths(hessian_square, scales, spread)
+    main_strength = (gradient * scales).pow(2).mean(dim=0).sqrt().cpu().numpy() / max(spread, 1e-12)
     used = [i for i in range(n) if main_strength[i] > UNUSED_THRESHOLD or strength[i].max() > threshold]
     unused = [names[i] for i in range(n) if i not in used]
     reference = x.median(dim=0).values
-    ctx = TreeContext(f, x, names, scales, threshold, product_threshold, generator)
+    ctx = TreeContext(f, x, names, scales, threshold, product_threshold, generator, notes)
     if not used:
         tree = TreeNode("sum", [])
         groups_idx: list[list[int]] = []
@@ -390,6 +438,7 @@ def analyse_output(
         pairwise=strength.round(6).tolist(),
         tree=tree,
         max_order=max((g.order for g in groups), default=0),
+        notes=ctx.notes,
     )
     return report, f.rows
 
@@ -401,7 +450,7 @@ def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshol
     symbols = [sympy.Symbol(name) for name in names]
     expanded = sympy.expand(expr, power_exp=False, log=False)
     terms = [t for t in sympy.Add.make_args(expanded) if t.free_symbols]
-    arrays = x.double().numpy()
+    arrays = x.double().cpu().numpy()
 
     def evaluate(term: sympy.Expr) -> np.ndarray:
         function = numpy_function(symbols, term)
@@ -451,8 +500,8 @@ def structural_bound(model: KAN) -> list[StructuralBound]:
     node_groups: list[list[frozenset[int]]] = [[frozenset([i])] for i in range(model.n_inputs)]
     node_degree: list[float] = [1.0] * model.n_inputs
     for layer in model.layers:
-        active = (layer.mask > 0).numpy()
-        symbolic = (layer.sym_active > 0).numpy()
+        active = (layer.mask > 0).cpu().numpy()
+        symbolic = (layer.sym_active > 0).cpu().numpy()
         sub_groups, sub_degree = [], []
         for j in range(layer.shape.n_sub):
             groups: list[frozenset[int]] = []
@@ -547,7 +596,7 @@ def interactions_of_kan(
         raise KanxError("interactions: need at least 10 input rows (the model stores none; pass --data)")
     generator = torch.Generator().manual_seed(seed)
     if x.shape[0] > max_samples:
-        x = x[torch.randperm(x.shape[0], generator=generator)[:max_samples]]
+        x = x[random_rows(x.shape[0], max_samples, generator, x.device)]
     x = x.float()
     names = model.meta.input_names
     if formulas is None:

@@ -27,8 +27,9 @@ and the spline part, each when its mixing weights are non-zero).
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from kanx.families.karsein.model import KarSein, KarSeinLayer
 DEFAULT_SHARE_THRESHOLD = 0.05
 R2_TARGET = 0.999
 MAX_DEGREE = 12
+MAX_SETS_PER_LEVEL = 1000  # field sets of one order beyond pairs (a 39-field model has 9,139 triples)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class KarSeinInteractionReport:
     samples: int
     network_evaluations: int
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,11 +118,12 @@ def polynomial_degree(x: np.ndarray, y: np.ndarray, target: float = R2_TARGET, m
 def layer_degree(layer: KarSeinLayer, inputs: torch.Tensor) -> int | None:
     """Largest effective degree over the layer's inputs ``[N, n_in]`` (observed ranges)."""
     lo, hi = inputs.min(dim=0).values, inputs.max(dim=0).values
-    grid = lo[None, :] + (hi - lo)[None, :] * torch.linspace(0, 1, 201)[:, None]  # [201, n_in]
+    grid = lo[None, :] + (hi - lo)[None, :] * torch.linspace(0, 1, 201, device=lo.device)[:, None]  # [201, n_in]
     with torch.no_grad():
-        spline, silu = layer.activations(grid).double().numpy(), torch.nn.functional.silu(grid).double().numpy()
-    uses_base = (layer.w_base.detach().abs() > 0).any(dim=1).numpy()
-    uses_spline = (layer.w_sp.detach().abs() > 0).any(dim=1).numpy()
+        spline, silu = layer.activations(grid).double().cpu().numpy(), torch.nn.functional.silu(grid).double().cpu().numpy()
+    uses_base = (layer.w_base.detach().abs() > 0).any(dim=1).cpu().numpy()
+    uses_spline = (layer.w_sp.detach().abs() > 0).any(dim=1).cpu().numpy()
+    grid = grid.cpu()
     degrees: list[int | None] = []
     for i in range(layer.n_in):
         x = grid[:, i].double().numpy()
@@ -181,11 +185,12 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None, threshold:
     if x is None:
         x = default_rows(model, max_samples, seed)
     elif len(x) > max_samples:
-        x = x[torch.randperm(len(x), generator=generator)[:max_samples]]
-    partner = x[torch.randperm(len(x), generator=generator)]
+        x = x[torch.randperm(len(x), generator=generator, device="cpu")[:max_samples].to(x.device)]
+    partner = x[torch.randperm(len(x), generator=generator, device="cpu").to(x.device)]
     scores = SwapScores(model, x, partner)
     variance = float(scores(frozenset()).var())
-    shares, significant = explore(scores, model.n_fields, variance, threshold, max_order)
+    notes: list[str] = []
+    shares, significant = explore(scores, model.n_fields, variance, threshold, max_order, notes)
     names = model.fields
     maximal = [s for s in significant if not any(set(s) < set(t) for t in significant)]
     groups = sorted((FieldGroup([names[i] for i in s], len(s), shares[s]) for s in maximal), key=lambda g: -g.share)
@@ -196,13 +201,17 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None, threshold:
     return KarSeinInteractionReport(
         fields=list(names), groups=groups, shares={"+".join(names[i] for i in s): v for s, v in shares.items()},
         pairwise=pairwise.tolist(), structural=structural_bound(model, x), threshold=threshold, samples=len(x),
-        network_evaluations=len(scores.cache), seconds=time.perf_counter() - start,
+        network_evaluations=len(scores.cache), seconds=time.perf_counter() - start, notes=notes,
     )
 
 
-def explore(scores: SwapScores, n_fields: int, variance: float, threshold: float,
-            max_order: int) -> tuple[dict[tuple[int, ...], float], list[tuple[int, ...]]]:
-    """Level-wise search: shares of the evaluated field sets and those above ``threshold``."""
+def explore(scores: SwapScores, n_fields: int, variance: float, threshold: float, max_order: int,
+            notes: list[str] | None = None) -> tuple[dict[tuple[int, ...], float], list[tuple[int, ...]]]:
+    """Level-wise search: shares of the evaluated field sets and those above ``threshold``.
+
+    Every pair is tested; a higher level tests at most ``MAX_SETS_PER_LEVEL`` candidate sets (each
+    costs up to ``2^size`` network passes): the ones whose weakest sub-set share is largest. What was left out is
+    said in ``notes``."""
     shares: dict[tuple[int, ...], float] = {}
     level = [(i,) for i in range(n_fields)]
     above = set(level)
@@ -210,6 +219,13 @@ def explore(scores: SwapScores, n_fields: int, variance: float, threshold: float
     for size in range(2, min(max_order, n_fields) + 1):
         candidates = sorted({tuple(sorted(set(a) | set(b))) for a in level for b in level if len(set(a) | set(b)) == size})
         candidates = [c for c in candidates if all(sub in above for sub in itertools.combinations(c, size - 1))]
+        if size > 2 and len(candidates) > MAX_SETS_PER_LEVEL:
+            weakest = {c: min(shares.get(sub, math.inf) for sub in itertools.combinations(c, size - 1)) for c in candidates}
+            kept = sorted(candidates, key=lambda c: (-weakest[c], c))[:MAX_SETS_PER_LEVEL]
+            if notes is not None:
+                notes.append(f"order {size}: tested the {MAX_SETS_PER_LEVEL} of {len(candidates)} candidate field sets whose "
+                             "sub-sets interact most strongly")
+            candidates = sorted(kept)
         level = []
         for subset in candidates:
             shares[subset] = superset_share(scores, subset, variance)

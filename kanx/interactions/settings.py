@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from kanx.core.errors import KanxError
+from kanx.core.resources import check_resources
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,11 @@ class InteractionSettings:
     monte_carlo: int = 64
     max_order: int = 4
     seed: int = 0
+    device: str = "cpu"
+    max_memory: str | int | None = None
 
     def __post_init__(self) -> None:
+        check_resources(self.device, self.max_memory)
         if not self.threshold > 0 or not self.product_threshold > 0:
             raise KanxError("--threshold and --product-threshold must be positive")
         if self.max_samples < 10:

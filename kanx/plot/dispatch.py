@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from kanx.core.errors import KanxError
+from kanx.core.resources import check_resources
 from kanx.families.registry import family_of
 from kanx.plot import kan, karsein
 
@@ -22,14 +23,17 @@ if TYPE_CHECKING:
 
 
 def plot_activations(model: nn.Module, layer: int | None = None, top: int | None = None, show_pruned: bool = False,
-                     x: torch.Tensor | None = None, title: str = "") -> list[Figure]:
+                     x: torch.Tensor | None = None, title: str = "", device: str = "cpu",
+                     max_memory: str | int | None = None) -> list[Figure]:
     """One figure per layer (KarSein: per branch and layer) of activation panels, the most
     important first, at most ``top`` per figure; ``layer`` picks one KAN layer; ``x [N, n_in]``
-    replaces the stored sample; ``title`` prefixes the headings."""
+    replaces the stored sample; ``title`` prefixes the headings. A KAN's curves are computed on
+    ``device`` within ``max_memory``; a KarSein model's (one curve per feature) on the CPU."""
+    check_resources(device, max_memory)
     if family_of(model).name == "karsein":
         refuse_kan_only(layer, False)
         return [figure for _, figure in karsein.plot_karsein(model, top, show_pruned, x, title)]
-    return kan.plot_activations(model, layer, top, show_pruned, x, title)
+    return kan.plot_activations(model, layer, top, show_pruned, x, title, device, max_memory)
 
 
 def figure_names(model: nn.Module, layer: int | None = None, diagram_only: bool = False) -> list[str]:
@@ -45,12 +49,16 @@ def figure_names(model: nn.Module, layer: int | None = None, diagram_only: bool 
 
 
 def render(model: nn.Module, stem: str | Path, fmt: str = "png", dpi: int = 100, layer: int | None = None,
-           top: int | None = None, show_pruned: bool = False, diagram_only: bool = False, title: str = "") -> list[Path]:
-    """Write the figures as ``<stem>_<name>.<fmt>`` (or one ``<stem>.pdf``); returns the paths."""
+           top: int | None = None, show_pruned: bool = False, diagram_only: bool = False, title: str = "",
+           device: str = "cpu", max_memory: str | int | None = None) -> list[Path]:
+    """Write the figures as ``<stem>_<name>.<fmt>`` (or one ``<stem>.pdf``); returns the paths.
+    ``device`` and ``max_memory`` as in :func:`plot_activations`."""
+    check_resources(device, max_memory)
     if family_of(model).name == "karsein":
         refuse_kan_only(layer, diagram_only)
         return karsein.render_karsein(model, stem, fmt, dpi, top, show_pruned, title=title)
-    return kan.render(model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=title)
+    return kan.render(model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=title, device=device,
+                      max_memory=max_memory)
 
 
 def refuse_kan_only(layer: int | None, diagram_only: bool) -> None:

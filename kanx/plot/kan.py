@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,8 +27,10 @@ import torch
 from kanx.core.choices import FIGURE_FORMATS as FORMATS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, single_thread
+from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
+from kanx.families.registry import placed
 from kanx.io.files import atomic_write
 
 if TYPE_CHECKING:
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
 CURVE_POINTS = 96
 HIST_BINS = 24
 FALLBACK_ROWS = 256
+# Without --top, a layer with more active edges than this draws only its most important ones
+# (a 784×64 layer would otherwise ask for 50,176 panels); the heading says how many were left out.
+MAX_PANELS = 256
 
 NUMERIC_COLOR = "#1f4e9c"
 SYMBOLIC_COLOR = "#c0392b"
@@ -88,6 +93,11 @@ class EdgeSet:
     def __len__(self) -> int:
         return int(self.src.numel())
 
+    def cpu(self) -> EdgeSet:
+        """The same edges with every tensor on the CPU (for drawing)."""
+        moved = {f.name: getattr(self, f.name).cpu() for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+        return replace(self, **moved)
+
     @property
     def shown(self) -> torch.Tensor:
         """What each edge computes in the model: symbolic where active, else numeric ``[P, E]``."""
@@ -97,13 +107,14 @@ class EdgeSet:
 def sample_inputs(model: KAN, x: torch.Tensor | None = None) -> torch.Tensor:
     """Inputs to propagate: ``x``, else the model's stored sample, else a fixed uniform draw
     over the recorded input ranges."""
+    device = model.layers[0].coef.device
     if x is not None:
-        return torch.as_tensor(x, dtype=torch.float32).reshape(-1, model.n_inputs)
+        return torch.as_tensor(x, dtype=torch.float32).reshape(-1, model.n_inputs).to(device)
     if model.sample_inputs.shape[0] > 0:
-        return model.sample_inputs.float()
-    ranges = torch.tensor(model.meta.input_ranges, dtype=torch.float32).reshape(model.n_inputs, 2)
+        return model.sample_inputs.float().to(device)
+    ranges = torch.tensor(model.meta.input_ranges, dtype=torch.float32, device=device).reshape(model.n_inputs, 2)
     generator = torch.Generator().manual_seed(0)
-    unit = torch.rand(FALLBACK_ROWS, model.n_inputs, generator=generator)
+    unit = torch.rand(FALLBACK_ROWS, model.n_inputs, generator=generator).to(device)
     return ranges[:, 0] + unit * (ranges[:, 1] - ranges[:, 0])
 
 
@@ -143,10 +154,10 @@ def _curve_points(layer: torch.nn.Module, inputs: torch.Tensor, lo: torch.Tensor
     inputs, so its curve follows the samples sorted by its input (returned as row indices).
     """
     if not layer.layer_norm:
-        t = torch.linspace(0, 1, points).unsqueeze(1)
+        t = torch.linspace(0, 1, points, device=inputs.device).unsqueeze(1)
         return lo + t * (hi - lo), torch.empty(0, dtype=torch.long)
     order = inputs.argsort(dim=0)  # [N, n_in]
-    picks = torch.linspace(0, inputs.shape[0] - 1, min(points, inputs.shape[0])).round().long()
+    picks = torch.linspace(0, inputs.shape[0] - 1, min(points, inputs.shape[0]), device=inputs.device).round().long()
     rows = order[picks]  # [P, n_in]
     return inputs.gather(0, rows), rows
 
@@ -187,7 +198,8 @@ def select_edges(layer: torch.nn.Module, scores: torch.Tensor, top: int | None,
 def sample_histograms(inputs: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: int) -> torch.Tensor:
     """Per-input histogram of the samples over ``[lo, hi]``, scaled to max 1: ``[n_in, bins]``."""
     where = ((inputs - lo) / (hi - lo) * bins).long().clamp(0, bins - 1)  # [N, n_in]
-    counts = torch.zeros(inputs.shape[1], bins).scatter_add_(1, where.T, torch.ones_like(where.T, dtype=torch.float32))
+    ones = torch.ones_like(where.T, dtype=torch.float32)
+    counts = torch.zeros(inputs.shape[1], bins, device=inputs.device).scatter_add_(1, where.T, ones)
     return counts / counts.amax(dim=1, keepdim=True).clamp_min(1.0)
 
 
@@ -195,7 +207,8 @@ def _r_squared(reference: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:
     """R² of ``fitted`` against ``reference`` per column ``[N, E]`` → ``[E]`` (NaN where the
     reference is flat: a flat edge has no shape for an overlay to match)."""
     flat = ((reference - reference.mean(dim=0)) ** 2).sum(dim=0) <= 1e-12 * reference.shape[0]
-    return torch.where(flat, torch.full(flat.shape, float("nan"), dtype=torch.float64), r2(fitted, reference, dim=0))
+    return torch.where(flat, torch.full(flat.shape, float("nan"), dtype=torch.float64, device=flat.device),
+                       r2(fitted, reference, dim=0))
 
 
 def formula_mathtext(name: str, affine: tuple[float, ...], variable: str, custom: dict[str, str]) -> str:
@@ -256,7 +269,7 @@ def layer_edges(model: KAN, layer: int, inputs: torch.Tensor, scores: torch.Tens
     is_symbolic = target.sym_active[src, dst] > 0
     curve_sym = _pick(symbolic, src, dst, rows)
     curve_sym = torch.where(is_symbolic & torch.isfinite(curve_sym), curve_sym, torch.full_like(curve_sym, float("nan")))
-    r2 = torch.full((src.numel(),), float("nan"))
+    r2 = torch.full((src.numel(),), float("nan"), device=src.device)
     if is_symbolic.any():
         sample_numeric, sample_symbolic = _edge_values(target, inputs)
         fitted = _r_squared(sample_numeric[:, src, dst], sample_symbolic[:, src, dst])
@@ -288,7 +301,7 @@ def all_layer_edges(model: KAN, top: int | None = None, show_pruned: bool = Fals
         for layer in model.layers[:-1]:
             inputs.append(layer(inputs[-1]))
     wanted = range(len(model.layers)) if layers is None else layers
-    return [layer_edges(model, index, inputs[index], scores[index], top, show_pruned) for index in wanted]
+    return [layer_edges(model, index, inputs[index], scores[index], top, show_pruned).cpu() for index in wanted]
 
 
 # ===================================================================== drawing helpers
@@ -499,7 +512,9 @@ def _draw_panel_texts(ax: Axes, model: KAN, layout: GridLayout, edges: EdgeSet, 
 def _grid_header(ax: Axes, model: KAN, edges: EdgeSet, layout: GridLayout, top: int | None, title: str) -> None:
     n_in, n_out = model.widths[edges.layer], model.widths[edges.layer + 1]
     what = f"{len(edges)} of {edges.active_total} active edges"
+    left_out = edges.active_total - int((~edges.is_pruned).sum())
     what = f"top {what} by importance" if top and len(edges) < edges.active_total else what
+    what = f"{what}, {left_out} left out (--top to change)" if left_out > 0 else what
     plural = "s" if n_out != 1 else ""
     heading = f"{title}layer {edges.layer}: {n_in} inputs → {n_out} node{plural} — {what}"
     size = min(11.0, max(7.0, (layout.width - 0.4) * 72 / (0.66 * len(heading))))
@@ -551,17 +566,35 @@ def draw_panels(ax, layout, edges):
 
 
 def plot_activations(model: KAN, layer: int | None = None, top: int | None = None, show_pruned: bool = False,
-                     x: torch.Tensor | None = None, title: str = "") -> list[Figure]:
+                     x: torch.Tensor | None = None, title: str = "", device: str = "cpu",
+                     max_memory: str | int | None = None) -> list[Figure]:
     """One figure per layer (or only ``layer``), one panel per active edge (most important
-    first; at most ``top`` per layer), pruned edges greyed when ``show_pruned``.
+    first; at most ``top`` per layer, ``MAX_PANELS`` without it), pruned edges greyed when
+    ``show_pruned``.
 
-    ``x`` (``[N, n_inputs]``) replaces the model's stored sample; ``title`` prefixes headings.
+    ``x`` (``[N, n_inputs]``) replaces the model's stored sample; ``title`` prefixes headings;
+    the curves are computed on ``device`` within ``max_memory`` (``kanx.core.resources``).
     """
     _check_model(model)
     layers = _check_layer(model, layer)
     _check_top(top)
     prefix = f"{title} — " if title else ""
-    return [draw_grid(model, edges, top, prefix) for edges in all_layer_edges(model, top, show_pruned, x, layers)]
+    sets = edge_sets(model, top, show_pruned, x, layers, device, max_memory)
+    return [draw_grid(model, edges, panel_limit(top), prefix) for edges in sets]
+
+
+def panel_limit(top: int | None) -> int:
+    """The panels per layer actually drawn: ``top``, else ``MAX_PANELS``."""
+    return top if top is not None else MAX_PANELS
+
+
+def edge_sets(model: KAN, top: int | None, show_pruned: bool, x: torch.Tensor | None, layers: list[int] | None,
+              device: str, max_memory: str | int | None) -> list[EdgeSet]:
+    """:func:`all_layer_edges` computed on ``device`` within ``max_memory``, at most
+    ``panel_limit(top)`` edges per layer; the sets come back on the CPU."""
+    with memory_budget(parse_memory(max_memory)):
+        on_device = placed(model, resolve_device(device))
+        return all_layer_edges(on_device, panel_limit(top), show_pruned, x, layers)
 
 
 # ===================================================================== network diagram
@@ -718,13 +751,15 @@ def draw_diagram(model: KAN, sets: list[EdgeSet], title: str = "") -> Figure:
 
 
 def plot_network(model: KAN, top: int | None = None, show_pruned: bool = False,
-                 x: torch.Tensor | None = None, title: str = "") -> Figure:
+                 x: torch.Tensor | None = None, title: str = "", device: str = "cpu",
+                 max_memory: str | int | None = None) -> Figure:
     """The network diagram: nodes by layer, each shown edge with its miniature activation,
-    opacity proportional to importance (at most ``top`` edges per layer)."""
+    opacity proportional to importance (at most ``top`` edges per layer, ``MAX_PANELS``
+    without it)."""
     _check_model(model)
     _check_top(top)
     prefix = f"{title} — " if title else ""
-    return draw_diagram(model, all_layer_edges(model, top, show_pruned, x), prefix)
+    return draw_diagram(model, edge_sets(model, top, show_pruned, x, None, device, max_memory), prefix)
 
 
 # ===================================================================== checks and files
@@ -795,17 +830,18 @@ def save_figures(figures: list[tuple[str, Figure]], stem: str | Path, fmt: str =
 
 def render(model: KAN, stem: str | Path, fmt: str = "png", dpi: int = 100, layer: int | None = None,
            top: int | None = None, show_pruned: bool = False, diagram_only: bool = False,
-           title: str = "") -> list[Path]:
+           title: str = "", device: str = "cpu", max_memory: str | int | None = None) -> list[Path]:
     """Draw the activation grids (unless ``diagram_only``) and the diagram, write them, and
-    return the written paths. Edge data is computed once and shared by both."""
+    return the written paths. Edge data is computed once (on ``device``, within ``max_memory``)
+    and shared by both."""
     _check_model(model)
     layers = _check_layer(model, layer)
     _check_top(top)
     prefix = f"{title} — " if title else ""
-    sets = all_layer_edges(model, top, show_pruned)
+    sets = edge_sets(model, top, show_pruned, None, None, device, max_memory)
     figures: list[tuple[str, Figure]] = []
     if not diagram_only:
         chosen = sets if layers is None else [sets[layers[0]]]
-        figures = [(f"layer{s.layer}", draw_grid(model, s, top, prefix)) for s in chosen]
+        figures = [(f"layer{s.layer}", draw_grid(model, s, panel_limit(top), prefix)) for s in chosen]
     figures.append(("diagram", draw_diagram(model, sets, prefix)))
     return save_figures(figures, stem, fmt, dpi)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from kanx.families.registry import family_of
+from kanx.core.resources import memory_budget, parse_memory, resolve_device
+from kanx.families.registry import device_of, family_of, placed
 from kanx.prune.kan import PruneReport, prune_kan
 from kanx.prune.karsein import KarSeinPruneReport, prune_karsein
 from kanx.prune.settings import PruneSettings
@@ -29,5 +30,10 @@ def prune(model: nn.Module, x: torch.Tensor | None = None, y: torch.Tensor | Non
     keyword ``options``) as in :class:`PruneSettings`.
     """
     settings = settings if settings is not None else PruneSettings(**options)
-    return PRUNERS[family_of(model).name](model, x, y, settings)
+    home = device_of(model)
+    with memory_budget(parse_memory(settings.max_memory)):
+        device = resolve_device(settings.device)
+        x, y = (t.to(device) if t is not None else None for t in (x, y))
+        pruned, report = PRUNERS[family_of(model).name](placed(model, device), x, y, settings)
+    return placed(pruned, home), report
 

@@ -20,12 +20,14 @@ them would change the normalisation of the others).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, split_rows
+from kanx.core.resources import rows_per_chunk
 from kanx.families.checks import recorded_number
 from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
@@ -38,7 +40,6 @@ EDGE_TENSORS = ("coef", "w_base", "w_sp", "mask", "sym_active", "sym_index", "sy
 INPUT_TENSORS = ("knots", "centers", "norm_weight", "norm_bias")
 SUBNODE_TENSORS = ("sub_scale", "sub_bias")
 NODE_TENSORS = ("node_scale", "node_bias")
-MAX_ELEMENTS = 1 << 24
 
 
 # --------------------------------------------------------------------------- report
@@ -72,10 +73,10 @@ class PruneReport:
 
 
 # --------------------------------------------------------------------------- structure helpers
-def subnode_owner(shape: LayerShape) -> torch.Tensor:
+def subnode_owner(shape: LayerShape, device: torch.device | str = "cpu") -> torch.Tensor:
     """Node index of every subnode: ``[n_sub]`` long (sum nodes own one, mult nodes ``arity``)."""
-    sizes = torch.tensor([1] * shape.n_sum + list(shape.mult_arities), dtype=torch.long)
-    return torch.repeat_interleave(torch.arange(shape.n_out), sizes)
+    sizes = torch.tensor([1] * shape.n_sum + list(shape.mult_arities), dtype=torch.long, device=device)
+    return torch.repeat_interleave(torch.arange(shape.n_out, device=device), sizes)
 
 
 def constant_nodes(layer: KANLayer) -> torch.Tensor:
@@ -84,14 +85,15 @@ def constant_nodes(layer: KANLayer) -> torch.Tensor:
     A sum node is constant without an active incoming edge; a multiplication node when all
     its factors are, or when one factor is identically 0 (no active edge and zero bias).
     """
-    shape = layer.shape
-    owner = subnode_owner(shape)
+    shape, device = layer.shape, layer.mask.device
+    owner = subnode_owner(shape, device)
     inactive = ~(layer.mask > 0).any(dim=0)  # [n_sub]
     zero_factor = inactive & (layer.sub_bias.detach() * layer.sub_scale.detach() == 0)
-    count = torch.zeros(shape.n_out).index_add_(0, owner, torch.ones(shape.n_sub))
-    n_inactive = torch.zeros(shape.n_out).index_add_(0, owner, inactive.float())
-    n_zero = torch.zeros(shape.n_out).index_add_(0, owner, zero_factor.float())
-    is_mult = torch.arange(shape.n_out) >= shape.n_sum
+    zeros = torch.zeros(shape.n_out, device=device)
+    count = zeros.clone().index_add_(0, owner, torch.ones(shape.n_sub, device=device))
+    n_inactive = zeros.clone().index_add_(0, owner, inactive.float())
+    n_zero = zeros.clone().index_add_(0, owner, zero_factor.float())
+    is_mult = torch.arange(shape.n_out, device=device) >= shape.n_sum
     return (n_inactive == count) | (is_mult & (n_zero > 0))
 
 
@@ -109,13 +111,16 @@ def active_edges(model: KAN) -> int:
 
 
 # --------------------------------------------------------------------------- batched evaluation
-def batched_outputs(model: KAN, x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+def batched_outputs(model: KAN, x: torch.Tensor, masks: list[torch.Tensor],
+                    first_edges: torch.Tensor | None = None) -> torch.Tensor:
     """Outputs of ``model`` under ``B`` alternative mask sets (``masks[l]`` ``[B, n_in, n_sub]``,
     each <= the layer's own mask) on inputs ``x`` ``[N, n_in]``: ``[B, N, n_out]``.
-    Configurations are evaluated in chunks bounded by ``MAX_ELEMENTS`` edge values."""
+    ``first_edges``: the first layer's ``edge_values(x)`` when already known (they do not depend
+    on the masks). Configurations are evaluated in chunks that fit the working memory budget."""
     widest = max(layer.shape.n_in * layer.shape.n_sub for layer in model.layers)
-    chunk = max(1, MAX_ELEMENTS // max(1, x.shape[0] * widest))
-    first_edges = model.layers[0].edge_values(x)  # [N, n_in, n_sub], shared by every config
+    chunk = rows_per_chunk(16 * x.shape[0] * widest)
+    if first_edges is None:
+        first_edges = model.layers[0].edge_values(x)  # [N, n_in, n_sub], shared by every config
     parts = []
     for start in range(0, masks[0].shape[0], chunk):
         parts.append(_batched_chunk(model, first_edges, [m[start : start + chunk] for m in masks]))
@@ -147,14 +152,17 @@ def layer_masks(model: KAN, flat: torch.Tensor) -> list[torch.Tensor]:
 
 def node_members(model: KAN) -> torch.Tensor:
     """``[H, T]`` bool: the outgoing edges of each hidden node (node layers 1 .. L-1, in order)."""
-    rows = []
+    device = model.layers[0].mask.device
+    sizes = [layer.shape.n_in * layer.shape.n_sub for layer in model.layers]
+    offsets = [sum(sizes[:index]) for index in range(len(sizes))]
+    members = torch.zeros(sum(model.widths[1:-1]), sum(sizes), dtype=torch.bool, device=device)
+    row = 0
     for index in range(1, len(model.widths) - 1):
-        for node in range(model.widths[index]):
-            masks = [torch.zeros(layer.shape.n_in, layer.shape.n_sub, dtype=torch.bool) for layer in model.layers]
-            masks[index][node] = True
-            rows.append(flat_mask(masks))
-    total = sum(layer.shape.n_in * layer.shape.n_sub for layer in model.layers)
-    return torch.stack(rows) if rows else torch.zeros(0, total, dtype=torch.bool)
+        n_in, n_sub = model.layers[index].shape.n_in, model.layers[index].shape.n_sub
+        block = members[row : row + n_in, offsets[index] : offsets[index] + sizes[index]].view(n_in, n_in, n_sub)
+        block.diagonal(dim1=0, dim2=1).fill_(True)  # node k owns its own row of the layer's edges
+        row += n_in
+    return members
 
 
 def auto_masks(model: KAN, x_fit: torch.Tensor, guard: FidelityGuard) -> list[torch.Tensor]:
@@ -163,7 +171,7 @@ def auto_masks(model: KAN, x_fit: torch.Tensor, guard: FidelityGuard) -> list[to
     current = flat_mask([layer.mask for layer in model.layers])
     with torch.no_grad():
         scores = importance(model, x_fit).node_scores
-        hidden = torch.cat([scores[index] for index in range(1, len(model.widths) - 1)] or [torch.zeros(0)])
+        hidden = torch.cat([scores[index] for index in range(1, len(model.widths) - 1)] or [torch.zeros(0, device=current.device)])
         current = remove_candidates(guard, current, grouped(node_members(model), hidden, current))
         work = with_masks(model, layer_masks(model, current))
         attribution = torch.cat([a.flatten() for a in importance(work, x_fit).attribution])
@@ -232,12 +240,12 @@ def check_outputs_reachable(model: KAN, option: str) -> None:
 def kept_nodes(model: KAN) -> list[torch.Tensor]:
     """Per node layer, which nodes stay: inputs and outputs always; a hidden node if it has an
     active edge into a kept node, or if it feeds a layer-normalised layer. ``[widths[l]]`` bool."""
-    keep = [torch.ones(w, dtype=torch.bool) for w in model.widths]
+    keep = [torch.ones(w, dtype=torch.bool, device=model.layers[0].mask.device) for w in model.widths]
     for index in range(len(model.layers) - 1, 0, -1):
         layer = model.layers[index]
         if layer.layer_norm:
             continue
-        useful_sub = keep[index + 1][subnode_owner(layer.shape)]
+        useful_sub = keep[index + 1][subnode_owner(layer.shape, layer.mask.device)]
         keep[index] = ((layer.mask > 0) & useful_sub[None]).any(dim=1)
     return keep
 
@@ -262,12 +270,15 @@ def shrink(model: KAN, keep: list[torch.Tensor]) -> KAN:
     for index in range(1, len(model.widths)):
         n_sum = model.widths[index] - len(model.mult[index])
         mult.append([a for a, kept in zip(model.mult[index], keep[index][n_sum:].tolist()) if kept])
-    small = KAN(widths, model.basis, mult, model.base_fn, model.layer_norm, model.meta.input_ranges,
-                model.meta.input_names, model.meta.output_names)
+    device = model.layers[0].mask.device
+    with torch.device("cpu"):  # built where its seeded initialisation is defined, then moved
+        small = KAN(widths, model.basis, mult, model.base_fn, model.layer_norm, model.meta.input_ranges,
+                    model.meta.input_names, model.meta.output_names)
+    small.to(device)
     state = {}
     for index, layer in enumerate(model.layers):
         rows = keep[index].nonzero().flatten()
-        cols = keep[index + 1][subnode_owner(layer.shape)].nonzero().flatten()
+        cols = keep[index + 1][subnode_owner(layer.shape, device)].nonzero().flatten()
         outs = keep[index + 1].nonzero().flatten()
         for name, tensor in layer.state_dict().items():
             state[f"layers.{index}.{name}"] = slice_tensor(name, tensor, rows, cols, outs)
@@ -323,20 +334,21 @@ def kept_edge_rows(model: KAN, original_index: list[torch.Tensor], scores: Impor
         return node_label(model, layer, node) if layer in (0, last) else f"h{layer}.{int(original_index[layer][node])}"
 
     for index, layer in enumerate(model.layers):
-        owner = subnode_owner(layer.shape)
-        first_sub = torch.searchsorted(owner, torch.arange(layer.shape.n_out))  # first subnode of each node
+        owner = subnode_owner(layer.shape).tolist()
+        first_sub = [owner.index(node) for node in range(layer.shape.n_out)]  # first subnode of each node
         src, sub = (layer.mask > 0).nonzero(as_tuple=True)
-        attribution = scores.attribution[index][src, sub]
-        for s, j, a in sorted(zip(src.tolist(), sub.tolist(), attribution.tolist()), key=lambda t: -t[2]):
-            node = int(owner[j])
-            factor = j - int(first_sub[node]) if node >= layer.shape.n_sum else None
+        attribution = scores.attribution[index][src, sub].tolist()
+        magnitude = scores.magnitude[index][src, sub].tolist()
+        for s, j, a, m in sorted(zip(src.tolist(), sub.tolist(), attribution, magnitude), key=lambda t: -t[2]):
+            node = owner[j]
+            factor = j - first_sub[node] if node >= layer.shape.n_sum else None
             rows.append({
                 "layer": index,
                 "source": label(index, s),
                 "target": label(index + 1, node),
                 "factor": factor,
                 "attribution": a,
-                "magnitude": float(scores.magnitude[index][s, j]),
+                "magnitude": m,
             })
     return rows
 
@@ -354,7 +366,7 @@ def node_rows(model: KAN, scores: Importance, keep: list[torch.Tensor]) -> list[
             rows.append({
                 "layer": index + 1, "node": node_label(model, index + 1, node), "subnode": j,
                 "factor": j - int(first_sub[j]) if node >= layer.shape.n_sum else None,
-                "entropy": h, "effective_inputs": float(torch.tensor(h).exp()), "active_inputs": int(count),
+                "entropy": h, "effective_inputs": math.exp(h), "active_inputs": int(count),
                 "score": float(scores.node_scores[index + 1][node]), "kept": bool(keep[index + 1][node]),
             })
     return rows
@@ -443,9 +455,10 @@ def make_guard(model: KAN, x_hold: torch.Tensor, y_hold: torch.Tensor | None, mi
     original's own R² minus the same allowance ``1 - min_fidelity`` when the original fits worse."""
     with torch.no_grad():
         reference = model(x_hold)
+        first_edges = model.layers[0].edge_values(x_hold)
 
     def outputs(flat: torch.Tensor) -> torch.Tensor:
-        return batched_outputs(model, x_hold, layer_masks(model, flat))
+        return batched_outputs(model, x_hold, layer_masks(model, flat), first_edges)
 
     if y_hold is None:
         return FidelityGuard(outputs, reference, min_fidelity), HeldOut(x_hold)

@@ -7,8 +7,11 @@ field's features, or single units). The search removes as many candidates as the
 
 1. the longest passing prefix of the ordered candidates, by batched multisection
    (``BATCH`` prefix lengths per evaluation);
-2. of the rest, those whose single removal passes, tried in order by a batched sequential
-   greedy pass (``BATCH`` cumulative removals per evaluation; the same result as one by one).
+2. of the next ``GREEDY_WINDOW`` candidates, those whose single removal passes, tried in order by
+   a batched sequential greedy pass (``BATCH`` cumulative removals per evaluation; the same result
+   as one by one). The window keeps the search linear in the number of units on large models:
+   every evaluation costs a forward pass of the whole network, and candidates past the first
+   failures are the more important ones, which seldom pass.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from kanx.core.numerics import r2
 
 BATCH = 16
+GREEDY_WINDOW = 512
 
 Outputs = Callable[[torch.Tensor], torch.Tensor]
 
@@ -66,15 +70,15 @@ class Candidates:
         """Units removed by taking candidates ``low[b] .. high[b] - 1``: ``[B, T]`` bool."""
         if self.rank is not None:
             return (self.rank[None] >= low[:, None]) & (self.rank[None] < high[:, None])
-        index = torch.arange(self.count)
+        index = torch.arange(self.count, device=low.device)
         chosen = (index[None] >= low[:, None]) & (index[None] < high[:, None])  # [B, G]
         return (chosen.float() @ self.members.float()) > 0
 
     def subset(self, keep: torch.Tensor) -> Candidates:
         """The candidates at positions ``keep`` (increasing), renumbered."""
         if self.rank is not None:
-            new = torch.full((self.count + 1,), len(keep), dtype=torch.long)
-            new[keep] = torch.arange(len(keep))
+            new = torch.full((self.count + 1,), len(keep), dtype=torch.long, device=keep.device)
+            new[keep] = torch.arange(len(keep), device=keep.device)
             return Candidates(len(keep), rank=new[self.rank.clamp(max=self.count)])
         return Candidates(len(keep), members=self.members[keep])
 
@@ -94,7 +98,7 @@ def single_units(scores: torch.Tensor, current: torch.Tensor) -> Candidates:
     order = torch.argsort(scores, stable=True)
     count = int(current.sum())
     rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order))
+    rank[order] = torch.arange(len(order), device=order.device)
     rank[~current] = count + len(order)  # never a candidate
     return Candidates(count, rank=rank)
 
@@ -104,12 +108,12 @@ def without(current: torch.Tensor, candidates: Candidates, low: torch.Tensor, hi
     return current[None] & ~candidates.removed(low, high)
 
 
-def longest_prefix(evaluate: Callable[[torch.Tensor], torch.Tensor], n: int) -> int:
+def longest_prefix(evaluate: Callable[[torch.Tensor], torch.Tensor], n: int, device: torch.device | None = None) -> int:
     """Largest ``k`` such that removing candidates ``0..k-1`` passes (every prefix length checked
     below it passed), by batched multisection: ``BATCH`` prefix lengths per evaluation."""
     lo, hi = 0, n
     while lo < hi:
-        ks = torch.unique(torch.linspace(lo + 1, hi, min(BATCH, hi - lo)).round().long())
+        ks = torch.unique(torch.linspace(lo + 1, hi, min(BATCH, hi - lo), device=device).round().long())
         ok = evaluate(ks)
         if bool(ok.all()):
             return hi
@@ -125,7 +129,7 @@ def greedy(guard: FidelityGuard, current: torch.Tensor, candidates: Candidates) 
     cumulative removals are evaluated at a time (the same result as one by one)."""
     pos, n = 0, candidates.count
     while pos < n:
-        ends = torch.arange(pos + 1, min(pos + BATCH, n) + 1)
+        ends = torch.arange(pos + 1, min(pos + BATCH, n) + 1, device=current.device)
         configs = without(current, candidates, torch.full_like(ends, pos), ends)
         ok = guard.passes(configs)
         fails = (~ok).nonzero().flatten()
@@ -147,10 +151,11 @@ def remove_candidates(guard: FidelityGuard, current: torch.Tensor, candidates: C
     def prefix(ks: torch.Tensor) -> torch.Tensor:
         return guard.passes(without(current, candidates, torch.zeros_like(ks), ks))
 
-    k = longest_prefix(prefix, n)
+    k = longest_prefix(prefix, n, current.device)
     if k:
-        current = without(current, candidates, torch.zeros(1, dtype=torch.long), torch.tensor([k]))[0]
-    rest = torch.arange(k + 1, n)
+        current = without(current, candidates, torch.zeros(1, dtype=torch.long, device=current.device),
+                          torch.tensor([k], device=current.device))[0]
+    rest = torch.arange(k + 1, min(n, k + 1 + GREEDY_WINDOW), device=current.device)
     if len(rest) == 0:
         return current
     passing = torch.cat([chunk[guard.passes(without(current, candidates, chunk, chunk + 1))] for chunk in rest.split(BATCH)])

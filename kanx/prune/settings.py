@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from kanx.core.errors import KanxError
+from kanx.core.resources import check_resources
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class PruneSettings:
     lr: float = 1e-3
     holdout: float = 0.3
     seed: int = 0
+    device: str = "cpu"
+    max_memory: str | int | None = None
 
     def __post_init__(self) -> None:
+        check_resources(self.device, self.max_memory)
         for option, value in (("--edge-threshold", self.edge_threshold), ("--node-threshold", self.node_threshold),
                               ("--feature-threshold", self.feature_threshold)):
             if value is not None and not 0 <= value <= 1:

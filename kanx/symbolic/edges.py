@@ -38,21 +38,22 @@ RETRY_SLACK = 1e-4
 
 def resolve_inputs(model: KAN, data, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, n_in]`` and optional targets ``[N, n_out]`` for the fits."""
+    device = model.layers[0].coef.device
     if data is not None:
         y = data.y if data.y is not None and data.y.ndim == 2 and data.y.shape[1] == model.n_outputs else None
-        return data.x.float(), (y.float() if y is not None else None)
+        return data.x.float().to(device), (y.float().to(device) if y is not None else None)
     if model.sample_inputs.numel():
-        return model.sample_inputs.float(), None
+        return model.sample_inputs.float().to(device), None
     generator = torch.Generator().manual_seed(seed)
-    lo = torch.tensor([r[0] for r in model.meta.input_ranges])
-    hi = torch.tensor([r[1] for r in model.meta.input_ranges])
-    return lo + (hi - lo) * torch.rand(1000, model.n_inputs, generator=generator), None
+    lo = torch.tensor([r[0] for r in model.meta.input_ranges], device="cpu")
+    hi = torch.tensor([r[1] for r in model.meta.input_ranges], device="cpu")
+    return (lo + (hi - lo) * torch.rand(1000, model.n_inputs, generator=generator, device="cpu")).to(device), None
 
 
 def fit_and_test_rows(n: int, seed: int, fraction: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows to fit on and rows to report fidelity on; with fewer than 8 rows both are all rows."""
     if n < 8:
-        every = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        every = torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")
         return every, every
     return split_rows(n, fraction, seed)
 
@@ -83,7 +84,10 @@ def refit_constants(model: KAN, x: torch.Tensor, y: torch.Tensor, steps: int) ->
     with torch.no_grad():
         before = float((((model(x) - y) ** 2).mean(dim=0) / scale).sum())
     with torch.enable_grad():
-        optimizer.step(closure)
+        try:
+            optimizer.step(closure)
+        except (IndexError, RuntimeError):  # torch's strong-Wolfe search fails on a non-finite first step
+            pass
     with torch.no_grad():
         after = float((((model(x) - y) ** 2).mean(dim=0) / scale).sum())
         if not math.isfinite(after) or after > before:
@@ -94,20 +98,21 @@ def refit_constants(model: KAN, x: torch.Tensor, y: torch.Tensor, steps: int) ->
 
 
 def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, model: KAN) -> torch.Tensor:
-    """``expr`` on inputs ``x`` ``[N, n_in]`` → ``[N]`` (float64). Formulas that still hold
-    numeric edges are evaluated through the symbolic model instead."""
+    """``expr`` on inputs ``x`` ``[N, n_in]`` → ``[N]`` (float64, on the CPU, where formulas are
+    evaluated). A formula that still holds numeric edges raises ``ValueError``."""
     if expr.atoms(sympy.core.function.AppliedUndef):
         raise ValueError("formula has numeric edges")
+    x = x.cpu()
     function = torch_function(symbols, expr)
     with torch.no_grad():
         out = function(*[x[:, k].double() for k in range(x.shape[1])])
     if not isinstance(out, torch.Tensor):
-        out = torch.full((x.shape[0],), float(out), dtype=torch.float64)
+        out = torch.full((x.shape[0],), float(out), dtype=torch.float64, device="cpu")
     out = out.expand(x.shape[0]).double()
     if not bool(torch.isfinite(out).all()):  # huge intermediate constants: arbitrary precision
         slow = mpmath_function(symbols, expr)
         rows = x.double().tolist()
-        out = torch.tensor([float(slow(*row)) for row in rows], dtype=torch.float64)
+        out = torch.tensor([float(slow(*row)) for row in rows], dtype=torch.float64, device="cpu")
     return out
 
 
@@ -181,15 +186,16 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     composed = compose(model, subnodes)
     if subnodes:
         mark_subsumed(reports, composed)
+    x_fit_cpu, x_test_cpu, target_cpu = x_fit.double().cpu(), x_test.cpu(), target_fit.double().cpu()
     for k, raw in enumerate(composed):
-        cleaner = Cleaner(symbols, x_fit.double(), target_fit[:, k].double(), settings)
-        cleaned, log = cleaner.run(raw)
-        expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
-        expr = prefer_shorter(expr, cleaned, symbols, x_test, model)
+        with torch.device("cpu"):  # formulas are cleaned and evaluated on the CPU, whatever the device
+            cleaned, log = Cleaner(symbols, x_fit_cpu, target_cpu[:, k], settings).run(raw)
+            expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+            expr = prefer_shorter(expr, cleaned, symbols, x_test_cpu, model)
         expressions.append(expr)
         logs.append(log)
         fidelities.append(output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
-                                    y_data[test_rows][:, k] if y_data is not None else None))
+                                          y_data[test_rows][:, k] if y_data is not None else None))
     timings["compose"] = time.perf_counter() - start
     flagged = [r for r in reports if r.status in ("numeric", "poly")]
     settings_out = {"engine": engine, "library": [f.name for f in functions], "r2_threshold": r2_threshold,
@@ -259,12 +265,14 @@ def prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torc
 
 
 def output_fidelity(expr, symbols, x, model, k, y_net, y_data) -> dict:
+    """Fidelity of output ``k``'s formula on rows ``x`` against the network's ``y_net`` and the
+    data's ``y_data`` (``[N]`` each, or ``None``), computed on the CPU."""
     try:
         prediction = evaluate_expression(expr, symbols, x, model)
     except ValueError:  # the formula still holds numeric edges: evaluate the symbolic model
         with torch.no_grad():
-            prediction = model(x)[:, k].double()
+            prediction = model(x.to(model.layers[0].coef.device))[:, k].double().cpu()
     return {
-        "network": fidelity(prediction, y_net),
-        "data": fidelity(prediction, y_data) if y_data is not None else None,
+        "network": fidelity(prediction, y_net.cpu()),
+        "data": fidelity(prediction, y_data.cpu()) if y_data is not None else None,
     }

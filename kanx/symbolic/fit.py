@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from kanx.core import numerics
+from kanx.core.resources import working_bytes
 from kanx.functions.library import LibraryFunction, unrestricted
 
 GRID_ALPHA = 16  # magnitudes of α per sign
@@ -45,12 +46,27 @@ class EdgeFits:
     complexity: torch.Tensor
 
 
-def inner_grid(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def inner_grid(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
     """Grid of inner affines ``(α, β)`` on standardised inputs: ``[G, 2]``."""
-    magnitudes = torch.logspace(-1.3, 1.0, GRID_ALPHA, dtype=dtype)
+    magnitudes = torch.logspace(-1.3, 1.0, GRID_ALPHA, dtype=dtype, device=device)
     alphas = torch.cat([magnitudes, -magnitudes])
-    betas = torch.linspace(-4.0, 4.0, GRID_BETA, dtype=dtype)
+    betas = torch.linspace(-4.0, 4.0, GRID_BETA, dtype=dtype, device=device)
     return torch.cartesian_prod(alphas, betas)
+
+
+def symmetric(function: LibraryFunction) -> bool:
+    """Whether ``f`` is even or odd (checked numerically on ``±u``, ``u`` in [0.05, 0.95]). For such
+    an ``f`` the grid point ``(-α, β)`` fits exactly as well as ``(α, -β)`` (with ``c`` negated for
+    odd ``f``), so the grid search needs only ``α > 0``."""
+    u = torch.linspace(0.05, 0.95, 64, dtype=torch.float64, device="cpu")
+    if not bool(function.domain(u).all() and function.domain(-u).all()):
+        return False
+    with torch.no_grad():
+        plus, minus = function.torch_fn(u).expand_as(u), function.torch_fn(-u).expand_as(u)
+    if not bool(torch.isfinite(plus).all() and torch.isfinite(minus).all()):
+        return False
+    scale = float(plus.abs().max()) + 1e-300
+    return bool((minus - plus).abs().max() <= 1e-12 * scale or (minus + plus).abs().max() <= 1e-12 * scale)
 
 
 def evaluate(function: LibraryFunction, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -96,30 +112,36 @@ def closed_form_scores(values: torch.Tensor, valid: torch.Tensor | None, y: torc
 
 
 def grid_search(
-    xs: torch.Tensor, ys: torch.Tensor, functions: list[LibraryFunction], budget: int = 1 << 23
+    xs: torch.Tensor, ys: torch.Tensor, functions: list[LibraryFunction], budget: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Best grid start per (edge, function) on standardised data ``xs``, ``ys`` ``[E, N]``.
 
     Returns ``params [E, F, 4]`` = (α, β, c, d) and ``r2 [E, F]``. Peak extra memory is about
-    ``budget`` float elements whatever ``E`` is.
+    ``budget`` float elements (default: from the working memory budget) whatever ``E`` is.
     """
-    grid = inner_grid(xs.dtype)
+    budget = budget if budget is not None else element_budget()
+    grid = inner_grid(xs.dtype, xs.device)
     n_edges, n = xs.shape
-    best_r2 = torch.full((n_edges, len(functions)), NEG_INF, dtype=xs.dtype)
-    best = torch.zeros(n_edges, len(functions), 4, dtype=xs.dtype)
+    best_r2 = torch.full((n_edges, len(functions)), NEG_INF, dtype=xs.dtype, device=xs.device)
+    best = torch.zeros(n_edges, len(functions), 4, dtype=xs.dtype, device=xs.device)
     grid_chunk = max(1, min(len(grid), budget // max(n, 1)))
     edge_chunk = max(1, budget // (grid_chunk * n))
+    # the grid's first half holds α > 0 (inner_grid): enough for even and odd functions
+    limits = [len(grid) // 2 if symmetric(function) else len(grid) for function in functions]
     for e0 in range(0, n_edges, edge_chunk):
         x, y = xs[e0 : e0 + edge_chunk], ys[e0 : e0 + edge_chunk]
         for g0 in range(0, len(grid), grid_chunk):
-            g = grid[g0 : g0 + grid_chunk]
-            u = g[:, 0, None, None] * x + g[:, 1, None, None]  # [G, e, N]
+            full = grid[g0 : g0 + grid_chunk]
+            u_full = full[:, 0, None, None] * x + full[:, 1, None, None]  # [G, e, N]
             for index, function in enumerate(functions):
+                if g0 >= limits[index]:
+                    continue
+                g, u = full[: limits[index] - g0], u_full[: limits[index] - g0]
                 values, valid = evaluate(function, u)
                 r2, c, d = closed_form_scores(values, valid, y)  # [G, e]
                 top, where = r2.max(dim=0)
                 better = top > best_r2[e0 : e0 + len(x), index]
-                rows = torch.arange(len(x))
+                rows = torch.arange(len(x), device=x.device)
                 candidate = torch.stack([g[where, 0], g[where, 1], c[where, rows], d[where, rows]], dim=-1)
                 best_r2[e0 : e0 + len(x), index] = torch.where(better, top, best_r2[e0 : e0 + len(x), index])
                 best[e0 : e0 + len(x), index] = torch.where(better[:, None], candidate, best[e0 : e0 + len(x), index])
@@ -169,10 +191,10 @@ def levenberg_marquardt(
     function: LibraryFunction, p: torch.Tensor, x: torch.Tensor, y: torch.Tensor, iterations: int = 20
 ) -> torch.Tensor:
     """Refine ``p [B, 4]`` = (α, β, c, d) for ``B`` independent problems ``x``, ``y`` ``[B, N]``."""
-    damping = torch.full((len(p),), 1e-3, dtype=p.dtype)
+    damping = torch.full((len(p),), 1e-3, dtype=p.dtype, device=p.device)
     residual, jac = _residuals(function, p, x, y, jacobian=True)
     sse = (residual * residual).sum(-1)
-    eye = torch.eye(4, dtype=p.dtype)
+    eye = torch.eye(4, dtype=p.dtype, device=p.device)
     for _ in range(iterations):
         jtj = jac.transpose(1, 2) @ jac
         jtr = (jac.transpose(1, 2) @ torch.where(torch.isfinite(residual), residual, 0.0)[..., None])[..., 0]
@@ -192,20 +214,40 @@ def levenberg_marquardt(
     return p
 
 
+def element_budget() -> int:
+    """Float elements one batched fitting step may hold (a share of the working memory budget:
+    each element lives in a few temporaries at once)."""
+    return max(1 << 16, working_bytes() // 64)
+
+
 def fit_edges(
     x: torch.Tensor,
     y: torch.Tensor,
     functions: list[LibraryFunction],
     grid_samples: int = 128,
     iterations: int = 20,
-    budget: int = 1 << 23,
+    budget: int | None = None,
 ) -> EdgeFits:
     """Fit every function to every edge. ``x``, ``y``: ``[E, N]`` (edge inputs and values).
 
     The grid stage uses at most ``grid_samples`` evenly spaced (in sorted order) samples;
-    the refinement uses all of them in float64. Both stages work in chunks of edges so the
-    working memory stays near ``budget`` elements (plus the ``[E, N]`` inputs themselves).
+    the refinement uses all of them in float64. Edges are taken in chunks so the working memory
+    stays near ``budget`` float elements (default: from ``kanx.core.resources``) whatever ``E``
+    is, besides the ``[E, N]`` inputs and the ``[E, F]`` results.
     """
+    budget = budget if budget is not None else element_budget()
+    step = max(1, budget // (8 * max(x.shape[1], 1)))  # float64 copies of a chunk's x, y and their standardised forms
+    if x.shape[0] <= step:
+        return fit_edge_chunk(x, y, functions, grid_samples, iterations, budget)
+    parts = [fit_edge_chunk(x[e0 : e0 + step], y[e0 : e0 + step], functions, grid_samples, iterations, budget)
+             for e0 in range(0, x.shape[0], step)]
+    return EdgeFits(torch.cat([p.params for p in parts]), torch.cat([p.r2 for p in parts]), parts[0].names,
+                    parts[0].complexity)
+
+
+def fit_edge_chunk(x: torch.Tensor, y: torch.Tensor, functions: list[LibraryFunction], grid_samples: int,
+                   iterations: int, budget: int) -> EdgeFits:
+    """:func:`fit_edges` on one chunk of edges ``x``, ``y`` ``[E, N]``."""
     x, y = x.double(), y.double()
     mu_x, sd_x = x.mean(-1, keepdim=True), x.std(-1, keepdim=True).clamp_min(1e-12)
     mu_y, sd_y = y.mean(-1, keepdim=True), y.std(-1, keepdim=True).clamp_min(1e-12)
@@ -213,15 +255,15 @@ def fit_edges(
     n_edges, n = xs.shape
     if n > grid_samples:
         order = xs.argsort(dim=-1)
-        pick = order[:, torch.linspace(0, n - 1, grid_samples).round().long()]
+        pick = order[:, torch.linspace(0, n - 1, grid_samples, device=xs.device).round().long()]
         gx, gy = xs.gather(1, pick), ys.gather(1, pick)
     else:
         gx, gy = xs, ys
     gy = gy - gy.mean(-1, keepdim=True)
     starts, _ = grid_search(gx.float(), gy.float(), functions, budget)
     starts = starts.double()
-    params = torch.zeros(n_edges, len(functions), 4, dtype=torch.float64)
-    r2 = torch.full((n_edges, len(functions)), NEG_INF, dtype=torch.float64)
+    params = torch.zeros(n_edges, len(functions), 4, dtype=torch.float64, device=xs.device)
+    r2 = torch.full((n_edges, len(functions)), NEG_INF, dtype=torch.float64, device=xs.device)
     chunk = max(1, budget // (16 * n))  # LM holds a few [chunk, N, 4] float64 tensors
     for e0 in range(0, n_edges, chunk):
         part = slice(e0, e0 + chunk)
@@ -235,7 +277,7 @@ def fit_edges(
     finite = torch.isfinite(raw).all(-1)
     r2 = torch.where(finite, r2, torch.full_like(r2, NEG_INF))
     raw = torch.where(finite[..., None], raw, torch.zeros_like(raw))
-    complexity = torch.tensor([float(f.complexity) for f in functions], dtype=torch.float64)
+    complexity = torch.tensor([float(f.complexity) for f in functions], dtype=torch.float64, device=xs.device)
     constant = (y.std(-1) <= 1e-9 * (y.abs().mean(-1) + 1e-12))[:, None]
     r2 = torch.where(constant, torch.ones_like(r2), r2)
     return EdgeFits(raw, r2, [f.name for f in functions], complexity)

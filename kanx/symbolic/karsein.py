@@ -302,12 +302,13 @@ def numeric_namespace(model: KarSein, fits: list[FeatureFit]) -> dict:
 
 
 def _spline_function(layer: KarSeinLayer, i: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    knots, coef, k = layer.knots[i : i + 1].double(), layer.coef[i : i + 1].detach().double(), layer.k
+    knots, coef, k = layer.knots[i : i + 1].double().cpu(), layer.coef[i : i + 1].detach().double().cpu(), layer.k
     spans = knot_spans(knots, k)
 
     def spline(value: torch.Tensor) -> torch.Tensor:
-        flat = torch.as_tensor(value, dtype=torch.float64).reshape(-1, 1)
-        return torch.einsum("nik,ik->n", bspline_basis(flat, knots, k, spans), coef).reshape(torch.as_tensor(value).shape)
+        tensor = torch.as_tensor(value, dtype=torch.float64, device="cpu")
+        flat = tensor.reshape(-1, 1)
+        return torch.einsum("nik,ik->n", bspline_basis(flat, knots, k, spans), coef).reshape(tensor.shape)
 
     return spline
 
@@ -315,7 +316,8 @@ def _spline_function(layer: KarSeinLayer, i: int) -> Callable[[torch.Tensor], to
 def evaluate(exprs: list[sympy.Expr], hidden: list[tuple[sympy.Symbol, sympy.Expr]], symbols: list[sympy.Symbol],
              values: torch.Tensor, namespace: dict) -> list[torch.Tensor]:
     """``exprs`` on inputs ``values [M, n_symbols]`` (float64), the hidden symbols evaluated from
-    their definitions first: one ``[M]`` tensor per expression."""
+    their definitions first: one ``[M]`` tensor per expression, on the CPU (where formulas run)."""
+    values = values.cpu()
     env = {s: values[:, k].double() for k, s in enumerate(symbols)}
     for symbol, definition in hidden:
         env[symbol] = _call(definition, env, namespace, values.shape[0])
@@ -327,7 +329,7 @@ def _call(expr: sympy.Expr, env: dict, namespace: dict, rows: int) -> torch.Tens
     function = torch_function(used, expr, namespace)
     with torch.no_grad():
         out = function(*[env[s] for s in used])
-    out = torch.as_tensor(out, dtype=torch.float64)
+    out = torch.as_tensor(out, dtype=torch.float64, device="cpu")
     return out.expand(rows) if out.dim() == 0 else out
 
 
@@ -497,7 +499,7 @@ def branch_values(model: KarSein, formula: BranchFormula, x: torch.Tensor, names
     values, _, _ = branch_data(model, formula.branch, x)
     (out,) = evaluate([formula.expression], formula.hidden, symbols, values, namespace)
     if formula.branch == "vec":
-        out = out.reshape(-1, model.emb_dim) @ torch.tensor(formula.head, dtype=torch.float64) + formula.bias
+        out = out.reshape(-1, model.emb_dim) @ torch.tensor(formula.head, dtype=torch.float64, device="cpu") + formula.bias
     return out
 
 
@@ -508,10 +510,10 @@ def total_fidelity(model: KarSein, branches: dict[str, BranchFormula], x_test: t
     vec = branch_values(model, branches["vec"], x_test, namespace)
     formula = vec + (torch.sigmoid(bit) if model.combine == "double_sigmoid" else bit)
     with torch.no_grad():
-        network = model.logit(x_test)[:, 0].double()
+        network = model.logit(x_test)[:, 0].double().cpu()
     auc = None
     if y_test is not None:
-        labels = y_test.numpy()
+        labels = y_test.cpu().numpy()
         auc = {"formula": roc_auc(formula.numpy(), labels), "network": roc_auc(network.numpy(), labels), "rows": len(labels)}
     return fidelity(formula, network), auc
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 from kanx.core.numerics import r2
+from kanx.core.resources import map_rows
 from kanx.families.kan.network import KAN
 from kanx.functions.library import LibraryFunction, build_library
 from kanx.symbolic.engines import Candidate
@@ -43,9 +44,11 @@ E2E_CANDIDATES = 6
 E2E_MIN_LOCAL_R2 = 0.95  # end to end only reconsiders near misses, never a shape the edge does not have
 E2E_SLACK = 1e-4
 E2E_STEPS = 20
+E2E_MAX_EDGES = 16  # each try refits the whole model: the most important numeric edges only
 IDENTITY = Candidate("x", (1.0, 0.0, 1.0, 0.0), 1.0, 1.0)
 SUBNODE_R2 = 0.9999
 SUBNODE_BUDGET = 20.0  # seconds of structure search for all subnodes of one symbolify call
+MAX_SUBNODE_INPUTS = 12  # the search is built for laws of a few variables; wider networks skip this view
 
 Fitter = Callable[[torch.Tensor, torch.Tensor, list[LibraryFunction]], list[list[Candidate]]]
 
@@ -127,8 +130,13 @@ def widen(model: KAN, reports: list[EdgeReport], x: torch.Tensor, targets: list[
 def end_to_end(model: KAN, reports: list[EdgeReport], x: torch.Tensor, y: torch.Tensor,
                refit: Callable[[KAN, torch.Tensor, torch.Tensor, int], None]) -> KAN:
     """End-to-end selection for the edges still numeric (module docstring, 3). ``y [N, n_out]``:
-    the targets (data, or the network). Returns the model with the accepted choices."""
-    for report in numeric(reports):
+    the targets (data, or the network). Returns the model with the accepted choices. At most
+    ``E2E_MAX_EDGES`` numeric edges, the most important first, are reconsidered."""
+    ranked = sorted(numeric(reports), key=lambda r: -r.importance)
+    for report in ranked[E2E_MAX_EDGES:]:
+        report.note = (report.note or "") + f"end to end: not tried (only the {E2E_MAX_EDGES} most important numeric edges are)"
+    chosen = {id(report) for report in ranked[:E2E_MAX_EDGES]}
+    for report in [r for r in numeric(reports) if id(r) in chosen]:  # in layer order, as composed
         with torch.no_grad():
             reference = float(r2(model(x).double(), y.double(), dim=0).min())
         tried = sorted((c for c in report.front if c.r2 >= E2E_MIN_LOCAL_R2), key=lambda c: -c.r2)[:E2E_CANDIDATES]
@@ -155,12 +163,17 @@ def end_to_end(model: KAN, reports: list[EdgeReport], x: torch.Tensor, y: torch.
 def subnode_oracle(network: KAN, layer: int, j: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """``x [N, n_in]`` float64 → the sum entering subnode ``j`` of ``layer`` ``[N]`` (float64)."""
 
+    device = network.layers[0].coef.device
+
+    def subnode(rows: torch.Tensor) -> torch.Tensor:
+        h = rows.to(device).float()
+        for below in network.layers[:layer]:
+            h = below(h)
+        return network.layers[layer].subnode_sums(h)[:, j].double().to(rows.device)
+
     def oracle(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            h = x.float()
-            for below in network.layers[:layer]:
-                h = below(h)
-            return network.layers[layer].subnode_sums(h)[:, j].double()
+            return map_rows(subnode, x, network.row_bytes())
 
     return oracle
 
@@ -172,8 +185,13 @@ def subnode_formulas(network: KAN, reports: list[EdgeReport], x: torch.Tensor, f
     from kanx.families.kan.compose import input_symbols
     from kanx.symbolic.structure.search import StructureSettings, search_structure
 
+    if network.n_inputs > MAX_SUBNODE_INPUTS:
+        for report in numeric(reports):
+            report.note = (report.note or "") + (f"; no structure-first view of the subnode it feeds: the network has "
+                                                 f"{network.n_inputs} inputs (the view searches at most {MAX_SUBNODE_INPUTS})")
+        return {}
     symbols = input_symbols(network)
-    lo, hi = x.double().min(0).values, x.double().max(0).values
+    lo, hi = x.double().min(0).values.cpu(), x.double().max(0).values.cpu()
     found: dict = {}
     # a first-layer subnode is a sum of 1-D functions of the inputs: the edge fits already are its view
     subnodes = sorted({(r.layer, r.j) for r in numeric(reports) if r.layer > 0})
@@ -183,7 +201,8 @@ def subnode_formulas(network: KAN, reports: list[EdgeReport], x: torch.Tensor, f
         if remaining <= 1.0:
             break
         settings = StructureSettings(accept_r2=SUBNODE_R2, budget=remaining)
-        solutions = search_structure(subnode_oracle(network, layer, j), symbols, lo, hi, functions, settings, seed)
+        with torch.device("cpu"):  # the search's samples live on the CPU; the oracle runs on the network's device
+            solutions = search_structure(subnode_oracle(network, layer, j), symbols, lo, hi, functions, settings, seed)
         best = max(solutions, key=lambda s: s.node.r2, default=None)
         fed = [r for r in numeric(reports) if (r.layer, r.j) == (layer, j)]
         if best is not None and best.node.r2 >= SUBNODE_R2:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from kanx.core.choices import ENGINES, FALLBACKS, STRATEGIES
 from kanx.core.errors import KanxError
+from kanx.core.resources import check_resources, parse_memory
 from kanx.functions.library import build_library
 
 
@@ -45,8 +46,11 @@ class SymbolifySettings:
     budget: float = 60.0
     compose_limit: int = 1500
     refine: int | None = None
+    device: str = "cpu"
+    max_memory: str | int | None = None
 
     def __post_init__(self) -> None:
+        check_resources(self.device, self.max_memory)
         object.__setattr__(self, "lib_add", tuple(self.lib_add))
         if self.engine not in ENGINES:
             raise KanxError(f"--engine {self.engine!r}: use one of {', '.join(ENGINES)}")
@@ -71,6 +75,10 @@ class SymbolifySettings:
         if not self.simplify_timeout > 0 or not self.snap_tolerance >= 0 or self.compose_limit < 1:
             raise KanxError("symbolify: simplify_timeout and compose_limit must be positive, snap_tolerance >= 0")
         build_library(self.lib, list(self.lib_add))  # --lib / --lib-add names and formulas, checked now
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return parse_memory(self.max_memory)
 
     def to_dict(self) -> dict:
         return asdict(self)

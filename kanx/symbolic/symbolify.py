@@ -9,9 +9,10 @@ from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import single_thread
+from kanx.core.resources import memory_budget, resolve_device, rows_on
 from kanx.families.kan.network import KAN
 from kanx.families.karsein.model import KarSein
-from kanx.families.registry import family_of
+from kanx.families.registry import device_of, family_of, placed
 from kanx.functions.library import build_library
 from kanx.symbolic.edges import symbolify_edges
 from kanx.symbolic.karsein import KarSeinSymbolicResult, symbolify_karsein
@@ -30,7 +31,13 @@ def symbolify(model: nn.Module, data: object | None = None, settings: SymbolifyS
     fields as keyword ``options``) as in :class:`SymbolifySettings`.
     """
     settings = settings if settings is not None else SymbolifySettings(**options)
-    return IMPLEMENTATIONS[family_of(model).name](model, data, settings)
+    home = device_of(model)
+    with memory_budget(settings.max_memory_bytes):
+        device = resolve_device(settings.device)
+        result = IMPLEMENTATIONS[family_of(model).name](placed(model, device), rows_on(data, device), settings)
+    if isinstance(result, SymbolicResult):
+        result.model = placed(result.model, home)
+    return result
 
 
 def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) -> SymbolicResult:

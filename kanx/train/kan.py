@@ -17,6 +17,7 @@ import torch
 from kanx.core.choices import BASES, OPTIMIZERS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
+from kanx.core.resources import check_resources, resolve_device
 from kanx.families.kan.network import KAN, EdgeTrace
 from kanx.io.data import Dataset
 
@@ -59,8 +60,11 @@ class TrainSettings:
     test_fraction: float = 0.2
     normalize_targets: bool = True
     sample_rows: int = 1000
+    device: str = "cpu"
+    max_memory: str | int | None = None
 
     def __post_init__(self) -> None:
+        check_resources(self.device, self.max_memory)
         widths = list(self.widths)
         if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
             raise KanxError(f"--width {','.join(map(str, widths))}: need at least an input and an output layer of positive sizes")
@@ -223,20 +227,25 @@ def grid_refresh_steps(steps: int, count: int) -> set[int]:
 
 def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | None = None, init: KAN | None = None) -> TrainResult:
     """Build a KAN for ``dataset`` (or continue training a copy of ``init``, which is left
-    untouched), fit it and record provenance (settings, seed, data fingerprint, input ranges, a
-    stored sample of up to ``sample_rows`` training inputs)."""
+    untouched), fit it on ``settings.device`` (the model comes back on the CPU) and record
+    provenance (settings, seed, data fingerprint, input ranges, a stored sample of up to
+    ``sample_rows`` training inputs)."""
     torch.manual_seed(settings.seed)
+    device = resolve_device(settings.device)
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
-    x_train, y_train = dataset.x[train_idx], dataset.y[train_idx]
-    x_test, y_test = dataset.x[test_idx], dataset.y[test_idx]
-    model = build_model(dataset, settings) if init is None else continued_model(init, dataset)
+    x_train, y_train = dataset.x[train_idx].to(device), dataset.y[train_idx].to(device)
+    x_test, y_test = dataset.x[test_idx].to(device), dataset.y[test_idx].to(device)
+    with torch.device("cpu"):  # built where its seeded initialisation is defined, then moved
+        model = build_model(dataset, settings) if init is None else continued_model(init, dataset)
+    model = model.to(device)
     history = fit(model, x_train, y_train, settings, x_test, y_test, on_step)
     model.eval()
     with torch.no_grad():
         train_metrics = regression_metrics(model(x_train), y_train)
         test_metrics = regression_metrics(model(x_test), y_test) if len(x_test) else Metrics(float("nan"), float("nan"))
-    keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(settings.seed + 1))
-    model.sample_inputs = x_train[keep[: settings.sample_rows]].clone()
+    keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(settings.seed + 1), device="cpu")
+    model = model.cpu()  # a trained model (and so its checkpoint) is device-independent
+    model.sample_inputs = x_train[keep[: settings.sample_rows].to(device)].cpu().clone()
     model.meta.training = {
         "settings": {**asdict(settings), "steps": settings.resolved_steps, "lr": settings.resolved_lr},
         "seed": settings.seed,

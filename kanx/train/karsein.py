@@ -21,6 +21,7 @@ import torch
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import log_loss, magnitude_penalty, roc_auc, split_rows
+from kanx.core.resources import check_resources, resolve_device
 from kanx.families.karsein.model import KarSein, labels_from, normalise_token
 from kanx.train.kan import check_training_options
 
@@ -30,7 +31,8 @@ StepCallback = Callable[[int, float, float], None]
 @dataclass
 class KarSeinSettings:
     """Hyper-parameters of ``train_karsein``. ``pairwise`` lists vector-wise layer indices
-    (0-based) whose input gets the pairwise products; ``epochs`` passes over the training rows."""
+    (0-based) whose input gets the pairwise products; ``epochs`` passes over the training rows;
+    ``device`` where training runs (the model comes back on the CPU)."""
 
     emb_dim: int = 4
     bit_width: tuple[int, ...] = (8,)
@@ -48,8 +50,11 @@ class KarSeinSettings:
     seed: int = 0
     test_fraction: float = 0.2
     sample_rows: int = 1000
+    device: str = "cpu"
+    max_memory: str | int | None = None
 
     def __post_init__(self) -> None:
+        check_resources(self.device, self.max_memory)
         for option, value, low in (("--emb-dim", self.emb_dim, 1), ("--epochs", self.epochs, 1),
                                    ("--batch-size", self.batch_size, 1), ("--grid", self.grid, 1), ("--k", self.k, 1)):
             if value < low:
@@ -93,8 +98,8 @@ def ctr_metrics(model: KarSein, x: torch.Tensor, y: torch.Tensor) -> CTRMetrics:
     if len(y) == 0:
         return CTRMetrics(float("nan"), float("nan"))
     with torch.no_grad():
-        p = model(x)[:, 0].double().numpy()
-    return CTRMetrics(auc=roc_auc(p, y.numpy()), log_loss=log_loss(p, y.numpy()))
+        p = model(x)[:, 0].double().cpu().numpy()
+    return CTRMetrics(auc=roc_auc(p, y.cpu().numpy()), log_loss=log_loss(p, y.cpu().numpy()))
 
 
 def train_karsein(columns: dict[str, list[str]], target: str, fields: list[str], dense: list[str],
@@ -110,8 +115,11 @@ def train_karsein(columns: dict[str, list[str]], target: str, fields: list[str],
                     combine="sum", oov=True, output_name=target, seed=settings.seed)
     x = model.encode(columns, source or "data")
     train_idx, test_idx = split_rows(len(y), settings.test_fraction, settings.seed)
-    fit_karsein(model, x[train_idx], y[train_idx], settings, x[test_idx], y[test_idx], on_step)
-    model.eval()
+    device = resolve_device(settings.device)
+    model.to(device)
+    fit_karsein(model, x[train_idx].to(device), y[train_idx].to(device), settings, x[test_idx].to(device),
+                y[test_idx].to(device), on_step)
+    model.cpu().eval()
     sample = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(settings.seed))[: settings.sample_rows]
     model.sample_inputs = x[train_idx][sample].clone()
     train_metrics, test_metrics = ctr_metrics(model, x[train_idx], y[train_idx]), ctr_metrics(model, x[test_idx], y[test_idx])
@@ -134,7 +142,7 @@ def fit_karsein(model: KarSein, x: torch.Tensor, y: torch.Tensor, settings: KarS
         model.train()
         order, total = torch.randperm(len(y), generator=generator), 0.0
         for start in range(0, len(y), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
+            batch = order[start : start + settings.batch_size].to(x.device)
             loss = bce(model.logit(x[batch])[:, 0], y[batch])
             if settings.lamb > 0:
                 loss = loss + settings.lamb * sparsity_penalty(model, settings.lamb_l1, settings.lamb_entropy)

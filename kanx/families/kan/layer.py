@@ -14,6 +14,7 @@ pass through), and end with a node affine.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -145,18 +146,26 @@ class KANLayer(nn.Module):
         spline = torch.einsum("nik,ijk->nij", self.basis_values(x), self.coef)
         return base_function(self.base_fn, x).unsqueeze(-1) * self.w_base + spline * self.w_sp
 
+    def symbolic_parts(self, x: torch.Tensor, only_unmasked: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Per library function in use: the edges ``(i, j)`` (``[E_f]`` each) that compute it and
+        their values ``c*f(a*x_i+b)+d`` on ``x`` (``[N, E_f]``). Only those edges are evaluated, so
+        memory is ``N x`` (symbolic edges), never ``N x n_in x n_sub`` per function. Loops over
+        the distinct functions in use, not over edges."""
+        active = self.sym_active > 0
+        if only_unmasked:
+            active = active & (self.mask > 0)
+        for index in torch.unique(self.sym_index[active]).tolist():
+            i, j = (active & (self.sym_index == index)).nonzero(as_tuple=True)
+            a, b, c, d = self.sym_affine[i, j].unbind(-1)
+            values = self.symbolic_table[index].torch_fn(a * x[:, i] + b)
+            yield i, j, c * values.expand(x.shape[0], len(i)) + d
+
     def symbolic_edges(self, x: torch.Tensor) -> torch.Tensor:
         """Symbolic value ``c*f(a*x+b)+d`` of every edge with an active symbolic override
-        (0 elsewhere): ``[N, n_in, n_sub]``. Loops over the distinct functions in use, not edges.
-        """
-        a, b, c, d = self.sym_affine.unbind(-1)
-        arg = a * x.unsqueeze(-1) + b
-        out = torch.zeros_like(arg)
-        active = self.sym_active > 0
-        for index in torch.unique(self.sym_index[active]).tolist():
-            where = active & (self.sym_index == index)
-            values = self.symbolic_table[index].torch_fn(arg)
-            out = torch.where(where, c * values + d, out)
+        (0 elsewhere): ``[N, n_in, n_sub]``."""
+        out = x.new_zeros(x.shape[0], *self.sym_active.shape)
+        for i, j, values in self.symbolic_parts(x):
+            out[:, i, j] = values
         return out
 
     def has_symbolic(self) -> bool:
@@ -179,8 +188,9 @@ class KANLayer(nn.Module):
         sums = torch.einsum("nik,ijk->nj", self.basis_values(x), spline_coef)
         if self.base_fn != "zero":
             sums = sums + base_function(self.base_fn, x) @ (self.w_base * numeric_weight)
-        if self.has_symbolic():
-            sums = sums + (self.symbolic_edges(x) * (self.sym_active * self.mask)).sum(dim=1)
+        if self.has_symbolic():  # only the unmasked symbolic edges, added to their subnodes
+            for _, j, values in self.symbolic_parts(x, only_unmasked=True):
+                sums = sums.index_add(1, j, values)
         return sums
 
     def nodes_from_subnodes(self, sub: torch.Tensor) -> torch.Tensor:
@@ -219,7 +229,7 @@ class KANLayer(nn.Module):
         gram = new_basis.transpose(0, 1).transpose(1, 2) @ new_basis.transpose(0, 1)  # [n_in, K, K]
         rhs = new_basis.transpose(0, 1).transpose(1, 2) @ target.double().transpose(0, 1)  # [n_in, K, n_sub]
         ridge = 1e-8 * gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
-        gram = gram + ridge[:, None, None] * torch.eye(gram.shape[-1], dtype=gram.dtype)
+        gram = gram + ridge[:, None, None] * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
         solution = torch.linalg.solve(gram, rhs)  # [n_in, K, n_sub]
         self.coef.copy_(solution.transpose(1, 2).to(self.coef.dtype))
 
@@ -231,12 +241,12 @@ def adaptive_knots(z: torch.Tensor, grid: int, order: int, grid_eps: float, marg
     lo, hi = sorted_z[0], sorted_z[-1]
     span = (hi - lo).clamp_min(1e-4)
     lo, hi = lo - margin * span, hi + margin * span
-    positions = torch.linspace(0, n - 1, grid + 1).round().long()
+    positions = torch.linspace(0, n - 1, grid + 1, device=z.device).round().long()
     adaptive = sorted_z[positions].T.clone()  # [n_in, grid + 1]
     adaptive[:, 0], adaptive[:, -1] = lo, hi
-    uniform = lo[:, None] + (hi - lo)[:, None] * torch.linspace(0, 1, grid + 1)[None, :]
+    uniform = lo[:, None] + (hi - lo)[:, None] * torch.linspace(0, 1, grid + 1, dtype=z.dtype, device=z.device)[None, :]
     inner = grid_eps * uniform + (1 - grid_eps) * adaptive
     step = (hi - lo) / grid
-    left = lo[:, None] - step[:, None] * torch.arange(order, 0, -1, dtype=z.dtype)[None, :]
-    right = hi[:, None] + step[:, None] * torch.arange(1, order + 1, dtype=z.dtype)[None, :]
+    left = lo[:, None] - step[:, None] * torch.arange(order, 0, -1, dtype=z.dtype, device=z.device)[None, :]
+    right = hi[:, None] + step[:, None] * torch.arange(1, order + 1, dtype=z.dtype, device=z.device)[None, :]
     return torch.cat([left, inner, right], dim=1)

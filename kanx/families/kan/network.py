@@ -184,7 +184,7 @@ class KAN(nn.Module):
         target = self.layers[layer]
         with torch.no_grad():
             target.sym_index[i, j] = index
-            target.sym_affine[i, j] = torch.tensor(affine, dtype=target.sym_affine.dtype)
+            target.sym_affine[i, j] = torch.tensor(affine, dtype=target.sym_affine.dtype, device=target.sym_affine.device)
             target.sym_active[i, j] = 1.0
 
     def set_numeric(self, layer: int, i: int, j: int) -> None:
@@ -214,6 +214,16 @@ class KAN(nn.Module):
                 }
             )
         return counts
+
+    def row_bytes(self) -> int:
+        """Working bytes one input row takes through ``edge_activations`` (every layer's
+        ``[n_in, n_sub]`` edge values in float32 and float64, plus the basis temporaries): what
+        chunked evaluation (``kanx.core.resources``) plans with."""
+        total = 0
+        for layer in self.layers:
+            n_in, n_sub = layer.mask.shape
+            total += 12 * n_in * n_sub + 32 * n_in * (layer.coef.shape[-1] + 8)
+        return total
 
     def parameter_count(self) -> int:
         """Number of scalar parameters (trainable or not) in the weight tensors."""

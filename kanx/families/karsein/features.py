@@ -56,11 +56,13 @@ def branch_inputs(model: KarSein, x: torch.Tensor) -> tuple[list[torch.Tensor], 
 
 def default_rows(model: KarSein, rows: int, seed: int) -> torch.Tensor:
     """The stored sample, or ids drawn uniformly from each vocabulary (dense features 0)."""
+    device = model.head.weight.device
     if len(model.sample_inputs):
-        return model.sample_inputs[:rows].float()
+        return model.sample_inputs[:rows].float().to(device)
     generator = torch.Generator().manual_seed(seed)
-    ids = [torch.randint(0, len(model.vocabularies[f]), (rows,), generator=generator).float() for f in model.fields]
-    return torch.cat([torch.stack(ids, dim=1), torch.zeros(rows, len(model.dense))], dim=1)
+    ids = [torch.randint(0, len(model.vocabularies[f]), (rows,), generator=generator, device="cpu").float()
+           for f in model.fields]
+    return torch.cat([torch.stack(ids, dim=1), torch.zeros(rows, len(model.dense), device="cpu")], dim=1).to(device)
 
 
 
@@ -92,34 +94,38 @@ class FeatureLayer:
 def bit_feature_layer(model: KarSein, index: int) -> FeatureLayer:
     """Layer ``index`` of the bit-wise branch (inputs ``f*D + d``, then the dense features)."""
     layer, n_fields, dim = model.bit_layers[index], model.n_fields, model.emb_dim
-    fields = torch.zeros(layer.n_in, n_fields, dtype=torch.bool)
-    dense = torch.zeros(layer.n_in, len(model.dense), dtype=torch.bool)
-    hidden = torch.full((layer.n_in,), -1, dtype=torch.long)
+    device = layer.coef.device
+    fields = torch.zeros(layer.n_in, n_fields, dtype=torch.bool, device=device)
+    dense = torch.zeros(layer.n_in, len(model.dense), dtype=torch.bool, device=device)
+    hidden = torch.full((layer.n_in,), -1, dtype=torch.long, device=device)
     if index == 0:
         labels = [f"{f}[{d}]" for f in model.fields for d in range(dim)] + list(model.dense)
-        fields[torch.arange(n_fields * dim), torch.arange(n_fields).repeat_interleave(dim)] = True
-        dense[n_fields * dim + torch.arange(len(model.dense)), torch.arange(len(model.dense))] = True
+        fields[torch.arange(n_fields * dim, device=device), torch.arange(n_fields, device=device).repeat_interleave(dim)] = True
+        extra = torch.arange(len(model.dense), device=device)
+        dense[n_fields * dim + extra, extra] = True
     else:
         labels = [f"b{index}.{i}" for i in range(layer.n_in)]
-        hidden = torch.arange(layer.n_in)
+        hidden = torch.arange(layer.n_in, device=device)
     return FeatureLayer(f"bit_layers.{index}", "bit", index, layer, labels, fields, dense, hidden)
 
 
 def vec_feature_layer(model: KarSein, index: int) -> FeatureLayer:
     """Layer ``index`` of the vector-wise branch: rows ``M_{v-1}`` or ``concat(X1, X1 ⊙ M_{v-1})``."""
     layer, n_fields = model.vec_layers[index], model.n_fields
+    device = layer.coef.device
     rows = model.vec_widths[index]
     previous = list(model.fields) if index == 0 else [f"v{index}.{c}" for c in range(rows)]
-    prev_fields = torch.eye(n_fields, dtype=torch.bool) if index == 0 else torch.zeros(rows, n_fields, dtype=torch.bool)
-    prev_hidden = torch.full((rows,), -1, dtype=torch.long) if index == 0 else torch.arange(rows)
+    eye = torch.eye(n_fields, dtype=torch.bool, device=device)
+    prev_fields = eye if index == 0 else torch.zeros(rows, n_fields, dtype=torch.bool, device=device)
+    prev_hidden = torch.full((rows,), -1, dtype=torch.long, device=device) if index == 0 else torch.arange(rows, device=device)
     if index in model.pairwise:
         labels = list(model.fields) + [f"{a}{PRODUCT}{c}" for a in model.fields for c in previous]
-        own = torch.eye(n_fields, dtype=torch.bool).repeat_interleave(rows, dim=0)  # [F*R, F]: field a
-        fields = torch.cat([torch.eye(n_fields, dtype=torch.bool), own | prev_fields.repeat(n_fields, 1)])
-        hidden = torch.cat([torch.full((n_fields,), -1, dtype=torch.long), prev_hidden.repeat(n_fields)])
+        own = eye.repeat_interleave(rows, dim=0)  # [F*R, F]: field a
+        fields = torch.cat([eye, own | prev_fields.repeat(n_fields, 1)])
+        hidden = torch.cat([torch.full((n_fields,), -1, dtype=torch.long, device=device), prev_hidden.repeat(n_fields)])
     else:
         labels, fields, hidden = previous, prev_fields, prev_hidden
-    dense = torch.zeros(layer.n_in, len(model.dense), dtype=torch.bool)
+    dense = torch.zeros(layer.n_in, len(model.dense), dtype=torch.bool, device=device)
     return FeatureLayer(f"vec_layers.{index}", "vec", index, layer, labels, fields, dense, hidden)
 
 
@@ -165,7 +171,7 @@ def _chunks(z: torch.Tensor, layer: KarSeinLayer) -> list[torch.Tensor]:
 
 def magnitude(layer: KarSeinLayer, z: torch.Tensor) -> torch.Tensor:
     """Mean over rows of ``sum_j |c_ij|``: ``[n_in]`` (computed in row chunks)."""
-    total = torch.zeros(layer.n_in, dtype=torch.float64)
+    total = torch.zeros(layer.n_in, dtype=torch.float64, device=z.device)
     for part in _chunks(z, layer):
         total += contributions(layer, part).abs().sum(dim=(0, 2)).double()
     return (total / max(1, z.shape[0])).float()
@@ -218,17 +224,18 @@ def feature_importance(model: KarSein, x: torch.Tensor) -> FeatureImportance:
     total = max(spread["bit"] + spread["vec"], 1e-12)
     share = {k: v / total for k, v in spread.items()}
     mags = [magnitude(f.layer, z) for f, z in zip(layers, inputs)]
-    attribution: list[torch.Tensor] = [torch.empty(0)] * len(layers)
+    attribution: list[torch.Tensor] = [torch.empty(0, device=x.device)] * len(layers)
     for branch in ("bit", "vec"):
         positions = [k for k, f in enumerate(layers) if f.branch == branch]
-        out_score = torch.full((1,), share[branch])
+        out_score = torch.full((1,), share[branch], device=x.device)
         for k in reversed(positions):
             feature, z = layers[k], inputs[k]
             values = projected_last_vec(model, z) if k == positions[-1] and branch == "vec" else contributions(feature.layer, z)
             edge, node = spreads(values)
             attribution[k] = (edge * (out_score / (node + 1e-8))[None]).sum(dim=1)
             out_score = hidden_scores(feature, attribution[k], model)
-    fields = sum(((f.fields.float() * a[:, None]).sum(dim=0) for f, a in zip(layers, attribution)), torch.zeros(model.n_fields))
+    no_fields = torch.zeros(model.n_fields, device=x.device)
+    fields = sum(((f.fields.float() * a[:, None]).sum(dim=0) for f, a in zip(layers, attribution)), no_fields)
     return FeatureImportance(mags, attribution, fields, share)
 
 
@@ -236,7 +243,7 @@ def hidden_scores(feature: FeatureLayer, scores: torch.Tensor, model: KarSein) -
     """Scores of the previous layer's outputs: what the features reading them score."""
     rows = model.bit_widths[feature.index] if feature.branch == "bit" else model.vec_widths[feature.index]
     reads = feature.hidden >= 0
-    return torch.zeros(rows).index_add_(0, feature.hidden[reads], scores[reads])
+    return torch.zeros(rows, device=scores.device).index_add_(0, feature.hidden[reads], scores[reads])
 
 
 # --------------------------------------------------------------------------- liveness
@@ -248,13 +255,13 @@ def live_features(model: KarSein, flat: torch.Tensor) -> torch.Tensor:
     masks = split_flat(model, flat.clone())
     for branch in ("bit", "vec"):
         positions = [k for k, f in enumerate(layers) if f.branch == branch]
-        used = torch.ones(1, dtype=torch.bool)
+        used = torch.ones(1, dtype=torch.bool, device=flat.device)
         for k in reversed(positions):
             layer = layers[k].layer
             weights = (layer.w_base != 0) | (layer.w_sp != 0)  # [n_in, n_out]
             masks[k] = masks[k] & (weights & used[None]).any(dim=1)
             read = layers[k].hidden[masks[k] & (layers[k].hidden >= 0)]
-            used = torch.zeros(layers[k - 1].layer.n_out if k != positions[0] else 0, dtype=torch.bool)
+            used = torch.zeros(layers[k - 1].layer.n_out if k != positions[0] else 0, dtype=torch.bool, device=flat.device)
             used[read] = True
     return torch.cat(masks)
 
@@ -263,8 +270,8 @@ def field_usage(model: KarSein, flat: torch.Tensor) -> tuple[torch.Tensor, torch
     """Which fields ``[F]`` and dense features ``[n_dense]`` some active feature reads directly."""
     layers = feature_layers(model)
     masks = split_flat(model, flat)
-    fields = torch.zeros(model.n_fields, dtype=torch.bool)
-    dense = torch.zeros(len(model.dense), dtype=torch.bool)
+    fields = torch.zeros(model.n_fields, dtype=torch.bool, device=flat.device)
+    dense = torch.zeros(len(model.dense), dtype=torch.bool, device=flat.device)
     for feature, mask in zip(layers, masks):
         fields |= (feature.fields & mask[:, None]).any(dim=0)
         dense |= (feature.dense & mask[:, None]).any(dim=0)

@@ -177,6 +177,14 @@ class KarSein(nn.Module):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def row_bytes(self) -> int:
+        """Working bytes one input row takes through a forward pass that keeps every layer's
+        per-feature activations and mixing terms: what chunked evaluation plans with."""
+        total = 32 * self.n_fields * self.emb_dim
+        for layer in [*self.bit_layers, *self.vec_layers]:
+            total += 12 * layer.n_in * layer.n_out + 32 * layer.n_in * (self.grid + 2 * self.k + 8)
+        return total * (self.emb_dim if self.vec_layers else 1)
+
     # ----------------------------------------------------------------- encoding
     def encode(self, columns: dict[str, list], where: str = "inputs") -> torch.Tensor:
         """Raw column values (field tokens, dense numbers) → model input ``[N, F + n_dense]``.
@@ -203,7 +211,7 @@ class KarSein(nn.Module):
     def field_embeddings(self, x: torch.Tensor) -> torch.Tensor:
         """``x [N, F + n_dense]`` → ``X1 [N, F, D]``."""
         ids = x[:, : self.n_fields].round().long()
-        sizes = torch.tensor([self.table_size(f) for f in self.fields])
+        sizes = torch.tensor([self.table_size(f) for f in self.fields], device=x.device)
         if ids.numel() and (bool((ids < 0).any()) or bool((ids >= sizes).any())):
             raise KanxError("inputs: a field index lies outside its vocabulary")
         return torch.stack([table(ids[:, f]) for f, table in enumerate(self.embeddings)], dim=1)

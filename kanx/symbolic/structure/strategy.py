@@ -22,6 +22,7 @@ import sympy
 import torch
 
 from kanx.core.numerics import r2_value
+from kanx.core.resources import map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
@@ -39,9 +40,14 @@ SNAP_WINDOW = 0.01  # a structure-first formula's constants are refitted to the 
 def network_oracle(model, output: int):
     """``x [N, n_in]`` float64 → the network's output ``output`` ``[N]`` float64."""
 
+    device = model.layers[0].coef.device
+
+    def output_of(rows: torch.Tensor) -> torch.Tensor:
+        return model(rows.to(device).float())[:, output].double().to(rows.device)
+
     def oracle(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return model(x.float())[:, output].double()
+            return map_rows(output_of, x, model.row_bytes())
 
     return oracle
 
@@ -160,13 +166,16 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     x_all, y_data = resolve_inputs(model, data, seed)
     fit_rows, test_rows = fit_and_test_rows(x_all.shape[0], seed)
     x_fit, x_test = x_all[fit_rows], x_all[test_rows]
-    with torch.no_grad():
-        y_net_fit, y_net_test = model(x_fit).double(), model(x_test).double()
+    with torch.no_grad():  # the network runs on its device; the search, its samples and the formulas on the CPU
+        y_net_fit, y_net_test = model(x_fit).double().cpu(), model(x_test).double().cpu()
+    x_fit, x_test = x_fit.cpu(), x_test.cpu()
+    y_data = y_data.cpu() if y_data is not None else None
     target_fit = y_data[fit_rows].double() if y_data is not None else y_net_fit
     target_test = y_data[test_rows].double() if y_data is not None else y_net_test
     noise = noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None)
     settings = settings_for(noise, budget)
-    formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed)
+    with torch.device("cpu"):
+        formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed)
     timings["structure"] = time.perf_counter() - start
     symbols = input_symbols(model)
     fallback = None
@@ -180,17 +189,19 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             began = time.perf_counter()
             fallback = edges()
             timings["edges"] = time.perf_counter() - began
-        mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
+        with torch.device("cpu"):
+            mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
         their_fidelity = fallback.fidelity[k]["data"] or fallback.fidelity[k]["network"]
         theirs = their_fidelity.r2  # numeric edges are evaluated through the symbolic network
-        if theirs > mine:
+        if expr is None or theirs > mine:
             formulas[k] = fallback.expressions[k]
             used.append("edges")
         else:
             used.append("structure-first")
-    fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
-                            y_data[test_rows][:, k] if y_data is not None else None)
-                  for k, expr in enumerate(formulas)]
+    with torch.device("cpu"):
+        fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
+                                      y_data[test_rows][:, k] if y_data is not None else None)
+                      for k, expr in enumerate(formulas)]
     settings_out = {"strategy": "structure-first", "budget": budget, "digits": digits, "seed": seed,
                     "separability_threshold": settings.separability_threshold, "accept_r2": settings.accept_r2,
                     "library": [f.name for f in functions], "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}

@@ -1,0 +1,166 @@
+"""Benchmark: how time and peak memory grow with the size of the model, per command.
+
+Run by hand (results go into benchmarks/README.md with the command and the commit):
+
+    python benchmarks/bench_scale.py --out /tmp/scale.json            # CPU
+    python benchmarks/bench_scale.py --device cuda --out /tmp/gpu.json  # where a GPU exists
+
+Models (built here, seeded, each with a stored sample of 1,000 rows):
+  KAN [10, 10, 1], [100, 50, 1], [784, 64, 10] (random initialisation: every edge is live, the
+  worst case for every stage), and a KarSein model over 39 categorical fields (Criteo's count)
+  with 16 tokens each.
+
+Each command runs as its own process (``kanx info|prune|plot-activations|symbolify|interactions``
+with their defaults; symbolify uses the edges strategy), timed by wall clock, its peak resident
+memory read from ``wait4``. The table prints time and peak RSS per (model, command), the growth
+exponent α of time ∝ edges^α over the KAN sizes (least squares on log-log), and symbolify's time
+per edge against pykan's ``suggest_symbolic`` per edge, measured in the same run on the sizes
+pykan handles (a few edges each: it takes seconds per edge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from kanx.families.kan.network import KAN
+from kanx.families.karsein.model import KarSein
+from kanx.io.checkpoint import save_model
+
+KAN_SIZES = {"kan-10": [10, 10, 1], "kan-100": [100, 50, 1], "kan-784": [784, 64, 10]}
+COMMANDS = ("info", "prune", "plot-activations", "symbolify", "interactions")
+SAMPLE_ROWS = 1000
+KARSEIN_FIELDS = 39
+KARSEIN_TOKENS = 16
+PYKAN_EDGES = 3  # edges timed per model with pykan's suggest_symbolic
+
+
+def kan_model(widths: list[int], seed: int = 0) -> KAN:
+    model = KAN(widths, seed=seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    model.sample_inputs = torch.rand(SAMPLE_ROWS, widths[0], generator=generator) * 2 - 1
+    return model
+
+
+def karsein_model(seed: int = 0) -> KarSein:
+    fields = [f"c{i + 1}" for i in range(KARSEIN_FIELDS)]
+    vocabularies = {f: [f"t{k}" for k in range(KARSEIN_TOKENS)] for f in fields}
+    model = KarSein(fields, vocabularies, emb_dim=4, bit_width=[8], vec_width=[4], pairwise=[0, 1], seed=seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    model.sample_inputs = torch.randint(0, KARSEIN_TOKENS, (SAMPLE_ROWS, KARSEIN_FIELDS), generator=generator).float()
+    return model
+
+
+def edge_count(model: torch.nn.Module) -> int:
+    """KAN: edges; KarSein: its per-feature activations times their outgoing mixing weights."""
+    if isinstance(model, KAN):
+        return sum(layer.mask.numel() for layer in model.layers)
+    return sum(layer.w_base.numel() for layer in [*model.bit_layers, *model.vec_layers])
+
+
+def run_command(arguments: list[str], log: Path) -> dict:
+    """Run ``kanx ARGUMENTS`` as a child process: wall seconds, peak RSS (MiB), exit code."""
+    start = time.perf_counter()
+    with open(log, "ab") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "kanx", *arguments], stdout=sink, stderr=sink)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, "exit": os.waitstatus_to_exitcode(status)}
+
+
+def command_arguments(command: str, model: Path, work: Path, device: str, max_memory: str | None) -> list[str]:
+    resources = [] if command == "info" else ["--device", device] + (["--max-memory", max_memory] if max_memory else [])
+    extra = {"prune": ["-o", str(work / f"{model.stem}.pruned.pt")],
+             "plot-activations": ["-o", str(work / f"{model.stem}_plot")],
+             "symbolify": ["--json"], "interactions": ["--json"], "info": ["--json"]}[command]
+    return [command, str(model), *extra, *resources]
+
+
+def pykan_seconds_per_edge(widths: list[int]) -> float | None:
+    """pykan's ``suggest_symbolic`` on ``PYKAN_EDGES`` first-layer edges of a fresh pykan KAN of
+    the same widths and sample size: seconds per edge (None when pykan is not installed)."""
+    try:
+        from kan import KAN as PyKAN
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    model = PyKAN(width=list(widths), grid=5, k=3, seed=0, auto_save=False, device="cpu")
+    model(torch.rand(SAMPLE_ROWS, widths[0]) * 2 - 1)  # caches the activations suggest_symbolic fits
+    start = time.perf_counter()
+    for j in range(PYKAN_EDGES):
+        model.suggest_symbolic(0, 0, j % widths[1], verbose=False)
+    return (time.perf_counter() - start) / PYKAN_EDGES
+
+
+def growth_exponent(edges: list[int], seconds: list[float]) -> float | None:
+    """Least-squares slope of log(seconds) against log(edges)."""
+    points = [(math.log(e), math.log(s)) for e, s in zip(edges, seconds) if s > 0]
+    if len(points) < 2:
+        return None
+    mx = sum(p[0] for p in points) / len(points)
+    my = sum(p[1] for p in points) / len(points)
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx if sxx > 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--max-memory", default=None, help="passed to every command (default: kanx's 1 GiB)")
+    parser.add_argument("--models", nargs="*", default=[*KAN_SIZES, "karsein-39"])
+    parser.add_argument("--commands", nargs="*", default=list(COMMANDS))
+    parser.add_argument("--skip-pykan", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kanx_scale_"))
+    log = work / "commands.log"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {options.device}; work dir {work}")
+    results: dict = {"device": options.device, "max_memory": options.max_memory, "models": {}}
+    for name in options.models:
+        model = karsein_model() if name == "karsein-39" else kan_model(KAN_SIZES[name])
+        path = work / f"{name}.pt"
+        save_model(model, path)
+        entry = {"edges": edge_count(model), "parameters": sum(p.numel() for p in model.parameters()), "commands": {}}
+        for command in options.commands:
+            measured = run_command(command_arguments(command, path, work, options.device, options.max_memory), log)
+            entry["commands"][command] = measured
+            print(f"{name:>10} {entry['edges']:>7} edges  {command:<17} {measured['seconds']:9.2f} s "
+                  f"{measured['peak_rss_mib']:8.0f} MiB  exit {measured['exit']}", flush=True)
+        if name in KAN_SIZES and not options.skip_pykan and KAN_SIZES[name][0] <= 100:
+            entry["pykan_suggest_symbolic_s_per_edge"] = pykan_seconds_per_edge(KAN_SIZES[name])
+        results["models"][name] = entry
+    report(results)
+    if options.out is not None:
+        options.out.write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict) -> None:
+    kan = {name: entry for name, entry in results["models"].items() if name in KAN_SIZES}
+    print("\ngrowth exponent α (time ∝ edges^α) over the KAN sizes:")
+    for command in COMMANDS:
+        rows = [(e["edges"], e["commands"][command]["seconds"]) for e in kan.values() if command in e["commands"]]
+        alpha = growth_exponent([r[0] for r in rows], [r[1] for r in rows])
+        if alpha is not None:
+            print(f"  {command:<17} α = {alpha:.2f}")
+    print("\nsymbolify per edge against pykan's suggest_symbolic per edge:")
+    for name, entry in kan.items():
+        mine = entry["commands"].get("symbolify")
+        theirs = entry.get("pykan_suggest_symbolic_s_per_edge")
+        if mine is None:
+            continue
+        per_edge = mine["seconds"] / entry["edges"]
+        ratio = f"{theirs / per_edge:.0f}× faster (pykan {theirs:.2f} s/edge)" if theirs else "pykan not measured"
+        print(f"  {name:>10}: kanx {1000 * per_edge:.1f} ms/edge — {ratio}")
+
+
+if __name__ == "__main__":
+    main()
