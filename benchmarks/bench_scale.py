@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -67,14 +66,40 @@ def edge_count(model: torch.nn.Module) -> int:
     return sum(layer.w_base.numel() for layer in [*model.bit_layers, *model.vec_layers])
 
 
-def run_command(arguments: list[str], log: Path) -> dict:
-    """Run ``kanx ARGUMENTS`` as a child process: wall seconds, peak RSS (MiB), exit code."""
-    start = time.perf_counter()
-    with open(log, "ab") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "kanx", *arguments], stdout=sink, stderr=sink)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, "exit": os.waitstatus_to_exitcode(status)}
+# Linux keeps a process's peak RSS across exec, and a child started from this (torch-sized)
+# process would report this process's size as its own peak. So each command is started by a
+# small launcher interpreter, whose children start small: it runs the command and reports.
+LAUNCHER = """
+import json, os, subprocess, sys, threading, time
+output, log, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
+start = time.perf_counter()
+with open(log, "ab") as errors, open(output, "wb") as sink:
+    process = subprocess.Popen(sys.argv[4:], stdout=sink, stderr=errors)
+    timer = threading.Timer(limit, process.kill) if limit > 0 else None
+    if timer is not None:
+        timer.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    if timer is not None:
+        timer.cancel()
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024,
+                  "exit": os.waitstatus_to_exitcode(status), "timed_out": limit > 0 and seconds >= limit}))
+"""
+
+
+def run_command(arguments: list[str], log: Path, limit: float = 0.0) -> dict:
+    """Run ``kanx ARGUMENTS`` as a child process: wall seconds, peak RSS (MiB), exit code, and
+    for symbolify its own stage timings and edge counts (from its JSON report)."""
+    output = log.with_name("last_output.json")
+    launched = subprocess.run([sys.executable, "-c", LAUNCHER, str(output), str(log), str(limit), sys.executable, "-m",
+                               "kanx", *arguments], capture_output=True, text=True, check=True)
+    measured = json.loads(launched.stdout)
+    if arguments[0] == "symbolify" and measured["exit"] == 0:
+        report = json.loads(output.read_text())
+        edges = report.get("edges", [])
+        measured["timings"] = report.get("timings")
+        measured["fitted_edges"] = sum(1 for e in edges if e.get("status") not in ("negligible", "masked"))
+    return measured
 
 
 def command_arguments(command: str, model: Path, work: Path, device: str, max_memory: str | None) -> list[str]:
@@ -119,6 +144,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[*KAN_SIZES, "karsein-39"])
     parser.add_argument("--commands", nargs="*", default=list(COMMANDS))
     parser.add_argument("--skip-pykan", action="store_true")
+    parser.add_argument("--timeout", type=float, default=0.0, help="seconds per command before it is stopped (0: none)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kanx_scale_"))
@@ -131,10 +157,12 @@ def main() -> None:
         save_model(model, path)
         entry = {"edges": edge_count(model), "parameters": sum(p.numel() for p in model.parameters()), "commands": {}}
         for command in options.commands:
-            measured = run_command(command_arguments(command, path, work, options.device, options.max_memory), log)
+            measured = run_command(command_arguments(command, path, work, options.device, options.max_memory), log,
+                                   options.timeout)
             entry["commands"][command] = measured
             print(f"{name:>10} {entry['edges']:>7} edges  {command:<17} {measured['seconds']:9.2f} s "
-                  f"{measured['peak_rss_mib']:8.0f} MiB  exit {measured['exit']}", flush=True)
+                  f"{measured['peak_rss_mib']:8.0f} MiB  exit {measured['exit']}"
+                  + ("  (stopped at --timeout)" if measured["timed_out"] else ""), flush=True)
         if name in KAN_SIZES and not options.skip_pykan and KAN_SIZES[name][0] <= 100:
             entry["pykan_suggest_symbolic_s_per_edge"] = pykan_seconds_per_edge(KAN_SIZES[name])
         results["models"][name] = entry
@@ -145,21 +173,31 @@ def main() -> None:
 
 def report(results: dict) -> None:
     kan = {name: entry for name, entry in results["models"].items() if name in KAN_SIZES}
-    print("\ngrowth exponent α (time ∝ edges^α) over the KAN sizes:")
+    print("\ngrowth exponent α (time ∝ edges^α) over the KAN sizes; 'beyond start-up' subtracts the time of")
+    print("`info` on the same model (interpreter, torch import, checkpoint load):")
     for command in COMMANDS:
-        rows = [(e["edges"], e["commands"][command]["seconds"]) for e in kan.values() if command in e["commands"]]
+        rows = [(e["edges"], e["commands"][command]["seconds"], e["commands"].get("info", {}).get("seconds", 0.0))
+                for e in kan.values() if command in e["commands"]]
         alpha = growth_exponent([r[0] for r in rows], [r[1] for r in rows])
+        work = growth_exponent([r[0] for r in rows], [r[1] - r[2] for r in rows]) if command != "info" else None
         if alpha is not None:
-            print(f"  {command:<17} α = {alpha:.2f}")
+            print(f"  {command:<17} α = {alpha:.2f}" + (f"   beyond start-up α = {work:.2f}" if work is not None else ""))
     print("\nsymbolify per edge against pykan's suggest_symbolic per edge:")
     for name, entry in kan.items():
         mine = entry["commands"].get("symbolify")
         theirs = entry.get("pykan_suggest_symbolic_s_per_edge")
         if mine is None:
             continue
-        per_edge = mine["seconds"] / entry["edges"]
-        ratio = f"{theirs / per_edge:.0f}× faster (pykan {theirs:.2f} s/edge)" if theirs else "pykan not measured"
-        print(f"  {name:>10}: kanx {1000 * per_edge:.1f} ms/edge — {ratio}")
+        per_edge = mine["seconds"] / entry["edges"]  # the whole command: fits, retries, composing, cleaning
+        fit = (mine.get("timings") or {}).get("fit")
+        fit_per_edge = fit / mine["fitted_edges"] if fit and mine.get("fitted_edges") else None
+        line = f"  {name:>10}: whole command {1000 * per_edge:.1f} ms/edge"
+        if theirs:
+            line += f" ({theirs / per_edge:.0f}× faster than pykan's {theirs:.2f} s/edge)"
+        if fit_per_edge:
+            line += f"; edge fits alone {1000 * fit_per_edge:.1f} ms/fitted edge"
+            line += f" ({theirs / fit_per_edge:.0f}×)" if theirs else ""
+        print(line)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sympy
 import torch
 from typer.testing import CliRunner
 
@@ -216,3 +217,23 @@ def test_a_layer_wider_than_the_panel_limit_draws_its_top_edges_and_says_so() ->
     (figure,) = plot_activations(model, layer=0)
     texts = " ".join(text.get_text() for text in figure.axes[0].texts)
     assert f"top {MAX_PANELS} of 320 active edges by importance, {320 - MAX_PANELS} left out" in texts
+
+
+def test_wide_formulas_keep_hidden_nodes_named_and_still_compute_the_network() -> None:
+    from kanx.families.kan.compose import compose, compose_with_hidden
+    from kanx.symbolic.export import formula_function
+
+    model = product_model([3, 3, 1], seed=4, steps=100)
+    inlined = compose(model)
+    assert compose_with_hidden(model, max_terms=100)[1] == {}  # small enough: nothing named
+    result = symbolify(model, compose_limit=2)  # 3 inputs x 3 hidden nodes: 9 + 3 > 2 edge expressions
+    assert [str(name) for name in result.hidden] == ["h1_1", "h1_2", "h1_3"]
+    assert result.expressions[0].free_symbols <= set(result.hidden)
+    assert all(d.free_symbols <= {sympy.Symbol(n, real=True) for n in ("x1", "x2", "x3")} for d in result.hidden.values())
+    assert result.to_dict()["hidden"][0]["name"] == "h1_1"
+    x = model.sample_inputs[:50]
+    f = formula_function(result, 0, "torch")  # the hidden nodes are inlined for code and callables
+    predicted = f(*[x[:, k].double() for k in range(3)])
+    assert result.fidelity[0]["network"].r2 > 0.99  # the symbolic network (all edges fitted) against the trained one
+    torch.testing.assert_close(predicted.float(), result.model(x)[:, 0].detach(), rtol=2e-3, atol=2e-3)
+    assert len(inlined) == 1

@@ -17,6 +17,9 @@ from kanx.core.choices import DEVICES, ENGINES, EXPORT_LANGUAGES, FALLBACKS, STR
 from kanx.core.errors import KanxError
 from kanx.io.files import atomic_write_text, check_output_path
 
+TABLE_ROWS = 50  # rows of the edge table and warnings shown for a wide model (--json has all)
+HIDDEN_SHOWN = 10
+
 
 def complete_language(context, parameter, incomplete: str) -> list:
     """Shell completion for --export's first value."""
@@ -151,13 +154,14 @@ def render(result) -> None:
 
 
 def render_edges(result) -> None:
-    """The live edges and their chosen functions."""
-    table = Table(title="kanx symbolify: edges")
+    """The live edges and their chosen functions (the ``TABLE_ROWS`` most important of a wide model)."""
+    live = [edge for edge in result.edges if edge.status not in ("masked", "negligible")]
+    shown = live if len(live) <= TABLE_ROWS else sorted(live, key=lambda e: -e.importance)[:TABLE_ROWS]
+    title = "kanx symbolify: edges" + ("" if shown is live else f" (the {TABLE_ROWS} most important of {len(live)}; --json for all)")
+    table = Table(title=title)
     for column in ("layer", "in", "sub", "status", "function", "R²", "importance"):
         table.add_column(column, justify="left" if column in ("status", "function") else "right")
-    for edge in result.edges:
-        if edge.status in ("masked", "negligible"):
-            continue
+    for edge in shown:
         name = edge.chosen.name if edge.chosen else "-"
         r2 = fmt(edge.chosen.r2, 6) if edge.chosen else "-"
         table.add_row(str(edge.layer), str(edge.i), str(edge.j), edge.status, name, r2, fmt(edge.importance, 3))
@@ -176,11 +180,22 @@ def render_formulas(result) -> None:
             d = fid["data"]
             line += f"  | vs data: R² {fmt(d.r2, 6)}  RMSE {fmt(d.rmse)}"
         console.print(line, markup=False)
-    for edge in result.flagged:
+    hidden = list(getattr(result, "hidden", {}).items())
+    if hidden:
+        console.print(f"where ({len(hidden)} hidden nodes, named as in the plots):", markup=False)
+        for name, definition in hidden[:HIDDEN_SHOWN]:
+            text = str(definition)
+            console.print(f"  {name} = {text if len(text) <= 400 else text[:400] + ' …'}", markup=False, soft_wrap=True)
+        if len(hidden) > HIDDEN_SHOWN:
+            console.print(f"  … {len(hidden) - HIDDEN_SHOWN} more (every definition in --json and --out)", markup=False)
+    for edge in result.flagged[:TABLE_ROWS]:
         best = f"best library fit {edge.chosen.name} R² {edge.chosen.r2:.4f}" if edge.chosen is not None else "no library fit"
         threshold = result.settings.get("r2_threshold")
         why = (f"{best} < {threshold}" if threshold is not None else best) + (f"; {edge.note.strip()}" if edge.note else "")
         err_console.print(f"warning: edge ({edge.layer},{edge.i},{edge.j}) kept {edge.status}: {why}", markup=False, soft_wrap=True)
+    if len(result.flagged) > TABLE_ROWS:
+        err_console.print(f"warning: … and {len(result.flagged) - TABLE_ROWS} more edges kept numeric or polynomial (--json)",
+                          markup=False)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.core.resources import rows_per_chunk
-from kanx.families.kan.compose import compose
+from kanx.families.kan.compose import compose_with_hidden
 from kanx.families.kan.network import KAN
 from kanx.interactions.settings import InteractionSettings
 
@@ -51,8 +51,9 @@ POLYNOMIAL_DEGREE = {"0": 0, "x": 1, "x^2": 2, "x^3": 3, "x^4": 4}
 HESSIAN_ROW_BUDGET = 100_000
 MIN_HESSIAN_ROWS = 64
 MAX_TREE_INPUTS = 32
-ANOVA_ROW_BUDGET = 64 * 64 * 64
+ANOVA_ROW_BUDGET = 64 * 64 * 16
 MIN_MONTE_CARLO = 8
+FORMULA_TERMS = 1500  # a fully symbolic model's own formula is analysed only up to this size
 
 
 # --------------------------------------------------------------------------- data classes
@@ -485,11 +486,13 @@ def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshol
 
 
 def model_formulas(model: KAN) -> list[sympy.Expr] | None:
-    """The composed formulas of a model whose active edges are all symbolic, else None."""
+    """The composed formulas of a model whose active edges are all symbolic, else None (also when
+    the formulas would be too large to expand: more than ``FORMULA_TERMS`` edge expressions)."""
     layers = model.layers
     if not all(bool(((layer.sym_active > 0) | (layer.mask == 0)).all()) for layer in layers):
         return None
-    return compose(model)
+    formulas, hidden = compose_with_hidden(model, max_terms=FORMULA_TERMS)
+    return None if hidden else formulas
 
 
 # --------------------------------------------------------------------------- structural bound

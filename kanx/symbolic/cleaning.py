@@ -274,6 +274,9 @@ class Cleaner:
         log: dict = {"pruned_terms": 0, "snapped": 0}
         if isinstance(expr, sympy.Number) or expr.atoms(sympy.core.function.AppliedUndef):
             return round_floats(expr, settings.digits), log
+        if not expr.free_symbols <= set(self.variables):  # written in named hidden nodes: nothing to refit on
+            log["skipped"] = "the formula is written in hidden nodes"
+            return round_floats(expr, settings.digits), log
         normal = run_with_timeout(normalise, (expr,), settings.timeout, expr) if settings.expand else expr
         param = parametrise(normal)
         if len(param.symbols) > settings.max_parameters:

@@ -23,11 +23,11 @@ import torch
 
 from kanx.core.lambdify import mpmath_function, torch_function
 from kanx.core.numerics import r2, split_rows
-from kanx.families.kan.compose import compose, input_symbols
+from kanx.families.kan.compose import compose_with_hidden, input_symbols
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.functions.library import custom_function
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, round_floats, run_with_timeout, simplify
 from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
 from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
 from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, subnode_formulas, widen
@@ -102,6 +102,8 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
     evaluated). A formula that still holds numeric edges raises ``ValueError``."""
     if expr.atoms(sympy.core.function.AppliedUndef):
         raise ValueError("formula has numeric edges")
+    if not expr.free_symbols <= set(symbols):
+        raise ValueError("formula is written in hidden nodes")
     x = x.cpu()
     function = torch_function(symbols, expr)
     with torch.no_grad():
@@ -117,9 +119,10 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
 
 
 def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, negligible_threshold, fallback, data,
-                    finetune_steps, digits, snap_tolerance, simplify_timeout, seed) -> SymbolicResult:
+                    finetune_steps, digits, snap_tolerance, simplify_timeout, seed, compose_limit=None) -> SymbolicResult:
     """The per-edge strategy on ``model`` (modified in place: pass a copy); arguments as in
-    :func:`kanx.symbolic.symbolify`, with ``functions``/``custom`` from ``build_library``."""
+    :func:`kanx.symbolic.symbolify`, with ``functions``/``custom`` from ``build_library``;
+    ``compose_limit``: edge expressions a subnode may inline before hidden nodes stay named."""
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -183,9 +186,10 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     symbols = input_symbols(model)
     settings = CleanSettings(digits=digits, tolerance=snap_tolerance, timeout=simplify_timeout)
     expressions, logs, fidelities = [], [], []
-    composed = compose(model, subnodes)
+    composed, hidden = compose_with_hidden(model, subnodes, max_terms=compose_limit)
     if subnodes:
-        mark_subsumed(reports, composed)
+        mark_subsumed(reports, composed + list(hidden.values()))
+    hidden = {name: round_floats(definition, digits) for name, definition in hidden.items()}
     x_fit_cpu, x_test_cpu, target_cpu = x_fit.double().cpu(), x_test.cpu(), target_fit.double().cpu()
     for k, raw in enumerate(composed):
         with torch.device("cpu"):  # formulas are cleaned and evaluated on the CPU, whatever the device
@@ -203,7 +207,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
                     "finetune": finetune_steps, "digits": digits, "seed": seed,
                     "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,
-                          settings_out, timings, logs, ["edges"] * len(expressions))
+                          settings_out, timings, logs, ["edges"] * len(expressions), hidden=hidden)
 
 
 def second_chances(model: KAN, reports: list[EdgeReport], x: torch.Tensor, traces: list, y: torch.Tensor,

@@ -55,6 +55,8 @@ def to_latex(result: SymbolicResult) -> str:
             f"% fidelity vs network (held out): R^2 = {net.r2:.6f}, RMSE = {net.rmse:.4g}, max |err| = {net.max_abs:.4g}",
             "",
         ]
+    for hidden, definition in result.hidden.items():
+        lines += [r"\begin{equation}", f"  {sympy.latex(hidden)} = {sympy.latex(definition)}", r"\end{equation}", ""]
     lines += [r"\begin{tabular}{rrrllrr}", r"\hline",
               r"layer & in & sub & status & fit $c\,f(a x + b) + d$ & $R^2$ & importance \\", r"\hline"]
     custom = result.model.custom_functions
@@ -183,7 +185,8 @@ def formula_module(result: SymbolicResult, language: str, source: str | None = N
     (``py``: math, ``numpy`` or ``torch``); each takes the model's inputs positionally."""
     if language not in EXPORT_LANGUAGES:
         raise KanxError(f"--export {language!r}: use one of {', '.join(EXPORT_LANGUAGES)}")
-    for name, expr in zip(result.output_names, result.expressions):
+    expressions = [result.in_inputs(expr) for expr in result.expressions]
+    for name, expr in zip(result.output_names, expressions):
         closed_form(expr, name, f"--export {language}")
     module = MODULES[language]
     inputs = list(result.model.meta.input_names)
@@ -193,7 +196,7 @@ def formula_module(result: SymbolicResult, language: str, source: str | None = N
     header = [f"Formulas extracted by kanx {__version__} (kanx symbolify{' from ' + source if source else ''}).", "",
               "One function per model output; each takes the model's inputs as positional arguments."]
     parts = [docstring(header, ""), "", f"import {module}", "", f"__all__ = {functions!r}", ""]
-    for function, expr, fidelity in zip(functions, result.expressions, result.fidelity):
+    for function, expr, fidelity in zip(functions, expressions, result.fidelity):
         parts += ["", function_source(function, printable(expr, symbols, language), arguments, inputs, fidelity, language)]
     text = "\n".join(parts)
     compile(text, "<kanx export>", "exec")  # a syntax check only: the text is never run here
@@ -209,7 +212,7 @@ def formula_function(result: SymbolicResult, output: int | str, language: str) -
     index = names.index(output) if output in names else output
     if not isinstance(index, int) or not 0 <= index < len(names):
         raise KanxError(f"output {output!r}: the model's outputs are {', '.join(result.output_names)}")
-    expr = result.expressions[index]
+    expr = result.in_inputs(result.expressions[index])
     closed_form(expr, result.output_names[index], "function")
     inputs = list(result.model.meta.input_names)
     symbols = [sympy.Symbol(f"x{position}") for position in range(len(inputs))]

@@ -61,7 +61,8 @@ class SymbolicResult:
     """Outcome of :func:`symbolify`.
 
     ``model``: a copy of the input with the chosen edges symbolic; ``expressions``: one sympy
-    expression per output in the input symbols; ``edges``: per-edge reports; ``fidelity``:
+    expression per output in the input symbols (for wide networks, in named hidden nodes whose
+    definitions are ``hidden``, in order); ``edges``: per-edge reports; ``fidelity``:
     per output ``{"network": Fidelity, "data": Fidelity | None}``; ``flagged``: edges kept
     numeric or polynomial because nothing fitted above the threshold.
     """
@@ -77,6 +78,14 @@ class SymbolicResult:
     log: list[dict]
     strategy_used: list[str] = field(default_factory=list)
     oracle_quality: OracleQuality | None = None
+    hidden: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)
+
+    def in_inputs(self, expr: sympy.Expr) -> sympy.Expr:
+        """``expr`` with the named hidden nodes (``hidden``: a wide network's formulas are written
+        in them) replaced by their definitions, the latest first: a formula in the inputs only."""
+        for name, definition in reversed(list(self.hidden.items())):
+            expr = expr.xreplace({name: definition})
+        return expr
 
     def to_dict(self) -> dict:
         return {
@@ -90,6 +99,7 @@ class SymbolicResult:
                 }
                 for name, expr, fid, log in zip(self.output_names, self.expressions, self.fidelity, self.log)
             ],
+            "hidden": [{"name": str(name), "expression": sympy.sstr(expr)} for name, expr in self.hidden.items()],
             "edges": [e.to_dict() for e in self.edges],
             "flagged": [[e.layer, e.i, e.j] for e in self.flagged],
             "strategy_used": self.strategy_used,

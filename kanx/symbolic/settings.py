@@ -24,7 +24,8 @@ class SymbolifySettings:
     [--digits] significant digits and snap to simple values within ``snap_tolerance``;
     ``simplify_timeout`` bounds sympy in seconds. ``strategy`` [--strategy] edges |
     structure-first, with ``budget`` [--budget] seconds of search per output; ``compose_limit``
-    caps the terms a KarSein formula is expanded to. ``seed`` [--seed] fixes splits and engines.
+    caps the terms a KarSein formula is expanded to, and the edge expressions one KAN subnode may
+    inline (beyond it a layer's hidden nodes stay named, ``h1_1`` …, with their definitions). ``seed`` [--seed] fixes splits and engines.
     ``refine`` [--refine]: LBFGS steps of training on the data (which must hold the outputs)
     before extraction; ``None`` (``auto``) refines only a network whose R² on the data is below
     what the strategy needs (``kanx.symbolic.oracle``), 0 never refines.

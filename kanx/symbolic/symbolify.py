@@ -57,7 +57,7 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     def edges() -> SymbolicResult:
         return symbolify_edges(copy.deepcopy(model), s.engine, functions, custom, s.r2_threshold, s.tolerance,
                                s.negligible_threshold, s.fallback, data, s.finetune_steps, s.digits, s.snap_tolerance,
-                               s.simplify_timeout, s.seed)
+                               s.simplify_timeout, s.seed, s.compose_limit)
 
     with single_thread():
         if s.strategy == "structure-first":

@@ -209,4 +209,4 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     flagged = fallback.flagged if fallback is not None else []
     result_model = fallback.model if fallback is not None else model
     return SymbolicResult(result_model, formulas, list(model.meta.output_names), reports, fidelities, flagged,
-                          settings_out, timings, logs, used)
+                          settings_out, timings, logs, used, hidden=fallback.hidden if fallback is not None else {})
