@@ -177,8 +177,7 @@ def derivatives(f: CountingFunction, x: torch.Tensor, columns: list[int],
     """
     n_rows, n = x.shape
     used_rows = n_rows if hessian_rows is None else min(n_rows, hessian_rows)
-    model_bytes = f.model.row_bytes() if hasattr(f.model, "row_bytes") else 4096 * n
-    step = rows_per_chunk(4 * n * n + 8 * model_bytes, max(n_rows, 1))
+    step = rows_per_chunk(4 * n * n + 8 * f.model.row_bytes(), max(n_rows, 1))
     values, gradients = [], []
     square = torch.zeros(n, n, dtype=torch.float64, device=x.device)
     for start in range(0, n_rows, step):

@@ -30,7 +30,7 @@ from kanx.core.numerics import r2, single_thread
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
-from kanx.families.registry import placed
+from kanx.families.registry import device_of, placed
 from kanx.io.files import atomic_write
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class EdgeSet:
 def sample_inputs(model: KAN, x: torch.Tensor | None = None) -> torch.Tensor:
     """Inputs to propagate: ``x``, else the model's stored sample, else a fixed uniform draw
     over the recorded input ranges."""
-    device = model.layers[0].coef.device
+    device = device_of(model)
     if x is not None:
         return torch.as_tensor(x, dtype=torch.float32).reshape(-1, model.n_inputs).to(device)
     if model.sample_inputs.shape[0] > 0:

@@ -32,6 +32,7 @@ from kanx.families.checks import recorded_number
 from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
 from kanx.families.kan.network import KAN
+from kanx.families.registry import device_of
 from kanx.prune.search import FidelityGuard, grouped, remove_candidates, single_units
 from kanx.prune.settings import PruneSettings
 from kanx.train.kan import TrainSettings, fit
@@ -152,7 +153,7 @@ def layer_masks(model: KAN, flat: torch.Tensor) -> list[torch.Tensor]:
 
 def node_members(model: KAN) -> torch.Tensor:
     """``[H, T]`` bool: the outgoing edges of each hidden node (node layers 1 .. L-1, in order)."""
-    device = model.layers[0].mask.device
+    device = device_of(model)
     sizes = [layer.shape.n_in * layer.shape.n_sub for layer in model.layers]
     offsets = [sum(sizes[:index]) for index in range(len(sizes))]
     members = torch.zeros(sum(model.widths[1:-1]), sum(sizes), dtype=torch.bool, device=device)
@@ -240,7 +241,7 @@ def check_outputs_reachable(model: KAN, option: str) -> None:
 def kept_nodes(model: KAN) -> list[torch.Tensor]:
     """Per node layer, which nodes stay: inputs and outputs always; a hidden node if it has an
     active edge into a kept node, or if it feeds a layer-normalised layer. ``[widths[l]]`` bool."""
-    keep = [torch.ones(w, dtype=torch.bool, device=model.layers[0].mask.device) for w in model.widths]
+    keep = [torch.ones(w, dtype=torch.bool, device=device_of(model)) for w in model.widths]
     for index in range(len(model.layers) - 1, 0, -1):
         layer = model.layers[index]
         if layer.layer_norm:
@@ -270,7 +271,7 @@ def shrink(model: KAN, keep: list[torch.Tensor]) -> KAN:
     for index in range(1, len(model.widths)):
         n_sum = model.widths[index] - len(model.mult[index])
         mult.append([a for a, kept in zip(model.mult[index], keep[index][n_sum:].tolist()) if kept])
-    device = model.layers[0].mask.device
+    device = device_of(model)
     with torch.device("cpu"):  # built where its seeded initialisation is defined, then moved
         small = KAN(widths, model.basis, mult, model.base_fn, model.layer_norm, model.meta.input_ranges,
                     model.meta.input_names, model.meta.output_names)

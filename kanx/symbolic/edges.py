@@ -26,6 +26,7 @@ from kanx.core.numerics import r2, split_rows
 from kanx.families.kan.compose import compose_with_hidden, input_symbols
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
+from kanx.families.registry import device_of
 from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, round_floats, run_with_timeout, simplify
 from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
@@ -38,7 +39,7 @@ RETRY_SLACK = 1e-4
 
 def resolve_inputs(model: KAN, data, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, n_in]`` and optional targets ``[N, n_out]`` for the fits."""
-    device = model.layers[0].coef.device
+    device = device_of(model)
     if data is not None:
         y = data.y if data.y is not None and data.y.ndim == 2 and data.y.shape[1] == model.n_outputs else None
         return data.x.float().to(device), (y.float().to(device) if y is not None else None)
@@ -275,7 +276,7 @@ def output_fidelity(expr, symbols, x, model, k, y_net, y_data) -> dict:
         prediction = evaluate_expression(expr, symbols, x, model)
     except ValueError:  # the formula still holds numeric edges: evaluate the symbolic model
         with torch.no_grad():
-            prediction = model(x.to(model.layers[0].coef.device))[:, k].double().cpu()
+            prediction = model(x.to(device_of(model)))[:, k].double().cpu()
     return {
         "network": fidelity(prediction, y_net.cpu()),
         "data": fidelity(prediction, y_data.cpu()) if y_data is not None else None,

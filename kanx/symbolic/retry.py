@@ -34,6 +34,7 @@ import torch
 from kanx.core.numerics import r2
 from kanx.core.resources import map_rows
 from kanx.families.kan.network import KAN
+from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction, build_library
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import EdgeReport
@@ -163,7 +164,7 @@ def end_to_end(model: KAN, reports: list[EdgeReport], x: torch.Tensor, y: torch.
 def subnode_oracle(network: KAN, layer: int, j: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """``x [N, n_in]`` float64 → the sum entering subnode ``j`` of ``layer`` ``[N]`` (float64)."""
 
-    device = network.layers[0].coef.device
+    device = device_of(network)
 
     def subnode(rows: torch.Tensor) -> torch.Tensor:
         h = rows.to(device).float()

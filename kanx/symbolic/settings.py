@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from kanx.core.choices import ENGINES, FALLBACKS, STRATEGIES
 from kanx.core.errors import KanxError
-from kanx.core.resources import check_resources, parse_memory
+from kanx.core.resources import check_resources
 from kanx.functions.library import build_library
 
 
@@ -76,10 +76,6 @@ class SymbolifySettings:
         if not self.simplify_timeout > 0 or not self.snap_tolerance >= 0 or self.compose_limit < 1:
             raise KanxError("symbolify: simplify_timeout and compose_limit must be positive, snap_tolerance >= 0")
         build_library(self.lib, list(self.lib_add))  # --lib / --lib-add names and formulas, checked now
-
-    @property
-    def max_memory_bytes(self) -> int:
-        return parse_memory(self.max_memory)
 
     def to_dict(self) -> dict:
         return asdict(self)

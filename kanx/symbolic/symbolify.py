@@ -9,7 +9,7 @@ from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import single_thread
-from kanx.core.resources import memory_budget, resolve_device, rows_on
+from kanx.core.resources import memory_budget, parse_memory, resolve_device, rows_on
 from kanx.families.kan.network import KAN
 from kanx.families.karsein.model import KarSein
 from kanx.families.registry import device_of, family_of, placed
@@ -32,7 +32,7 @@ def symbolify(model: nn.Module, data: object | None = None, settings: SymbolifyS
     """
     settings = settings if settings is not None else SymbolifySettings(**options)
     home = device_of(model)
-    with memory_budget(settings.max_memory_bytes):
+    with memory_budget(parse_memory(settings.max_memory)):
         device = resolve_device(settings.device)
         result = IMPLEMENTATIONS[family_of(model).name](placed(model, device), rows_on(data, device), settings)
     if isinstance(result, SymbolicResult):

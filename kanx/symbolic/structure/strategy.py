@@ -24,6 +24,7 @@ import torch
 from kanx.core.numerics import r2_value
 from kanx.core.resources import map_rows
 from kanx.families.kan.compose import input_symbols
+from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
@@ -40,7 +41,7 @@ SNAP_WINDOW = 0.01  # a structure-first formula's constants are refitted to the 
 def network_oracle(model, output: int):
     """``x [N, n_in]`` float64 → the network's output ``output`` ``[N]`` float64."""
 
-    device = model.layers[0].coef.device
+    device = device_of(model)
 
     def output_of(rows: torch.Tensor) -> torch.Tensor:
         return model(rows.to(device).float())[:, output].double().to(rows.device)
