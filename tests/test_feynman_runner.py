@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy
 
@@ -68,7 +69,7 @@ def test_bad_rows_name_file_and_row(run, tmp_path, body, fragment, monkeypatch):
 
 
 def test_missing_columns_and_exit_status(run, tmp_path, capsys):
-    path = write(tmp_path, "a,x*y,2\n", header="id,formula,n_vars\n")
+    path = write(tmp_path, "a,f,2\n", header="id,output,n_vars\n")
     with pytest.raises(run.BenchmarkError, match="missing column"):
         run.load_equations(path)
     assert run.main(["--equations", str(path), "--out", str(tmp_path / "r.csv")]) == 2
@@ -95,3 +96,54 @@ def test_srbench_judge(run):
     assert not run.judge(x * y, x * y * sympy.Symbol("z"), 10)
     assert run.r_squared(run.np.array([1.0, 2.0]), run.np.array([1.0, 2.0])) == 1.0
     assert run.r_squared(run.np.array([1.0, run.np.inf]), run.np.array([1.0, 2.0])) == float("-inf")
+
+
+SRSD_HEADER = ("id,set,formula,n_vars,v1_name,v1_low,v1_high,v1_sampling,v1_sign,v2_name,v2_low,v2_high,v2_sampling,v2_sign,"
+               "v3_name,v3_low,v3_high,v3_sampling,v3_sign\n")
+
+
+def test_srsd_rows_draw_as_each_variable_says(run, tmp_path):
+    body = "e1,easy,x0*x1/x2,3,x0,0.001,0.1,log-uniform,both,x1,1,100,integer,positive,x2,2,3,uniform,negative\n"
+    (equation,) = run.load_equations(write(tmp_path, body, header=SRSD_HEADER))
+    assert equation.set == "easy" and equation.rounding == "significant"
+    assert equation.samplings == ["log-uniform", "integer", "uniform"] and equation.signs == ["both", "positive", "negative"]
+    x, y = run.sample(equation, 4000, seed=0)
+    magnitude = np.abs(x[:, 0])
+    assert magnitude.min() >= 0.001 and magnitude.max() <= 0.1
+    assert 0.4 < (x[:, 0] < 0).mean() < 0.6  # random signs
+    assert 0.4 < (np.log10(magnitude) < -2).mean() < 0.6  # log-uniform: half the samples in each decade
+    assert (x[:, 1] == np.round(x[:, 1])).all() and x[:, 1].min() >= 1 and x[:, 1].max() <= 99
+    assert (x[:, 2] <= -2).all() and (x[:, 2] >= -3).all()
+    assert np.allclose(y, x[:, 0] * x[:, 1] / x[:, 2])
+    assert equation.data_range(0) == (-0.1, 0.1) and equation.data_range(2) == (-3.0, -2.0)
+
+
+def test_dummy_columns_copy_the_real_variables_sampling_and_leave_the_target_alone(run, tmp_path):
+    body = "e1,easy,x0*x1,2,x0,0.001,0.1,log-uniform,both,x1,1,2,uniform,positive,,,,,\n"
+    (equation,) = run.load_equations(write(tmp_path, body, header=SRSD_HEADER))
+    dummied = equation.with_dummies(3)
+    assert dummied.names == ["x0", "x1", "dummy1", "dummy2", "dummy3"] and dummied.dummies == 3
+    assert dummied.samplings[2:] == ["log-uniform", "uniform", "log-uniform"]
+    x, y = run.sample(dummied, 1000, seed=1)
+    assert x.shape == (1000, 5) and np.allclose(y, x[:, 0] * x[:, 1])
+    assert (np.abs(x[:, 2]) <= 0.1).all() and (x[:, 3] >= 1).all()
+
+
+def test_srsd_judge_rounds_to_significant_digits(run, tmp_path):
+    import judge
+
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    true = x0 / sympy.sqrt(1 - sympy.Float("1.11265005605362e-17") * x1**2)
+    close = x0 / sympy.sqrt(1 - sympy.Float("1.11266e-17") * x1**2)
+    assert judge.is_symbolic_solution(true, close, "significant")
+    assert not judge.is_symbolic_solution(true, close, "decimals")  # 3 decimals turn 1.1e-17 into 0
+    assert not judge.is_symbolic_solution(true, x0 / sympy.sqrt(1 - sympy.Float("1.2e-17") * x1**2), "significant")
+    assert judge.is_symbolic_solution(sympy.Float("4.427e-12") * x0**2, sympy.Float("4.42712e-12") * x0**2, "significant")
+
+
+def test_bundled_srsd_csv_loads(run):
+    path = run.DEFAULT_EQUATIONS.with_name("srsd_feynman_equations.csv")
+    if not path.exists():
+        pytest.skip("no bundled SRSD equations")
+    equations = run.load_equations(path)
+    assert len(equations) == 70 and sum(e.set == "easy" for e in equations) == 30

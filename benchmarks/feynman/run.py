@@ -2,19 +2,22 @@
 
 Run by hand (not a test)::
 
-    python benchmarks/feynman/run.py [--equations CSV] [--ids ID ...] [--jobs N] [--budget SECONDS]
-                                     [--out results.csv] [--seed S] [--json]
+    python benchmarks/feynman/run.py [--equations CSV] [--ids ID ...] [--set NAME ...] [--dummy K]
+                                     [--jobs N] [--budget SECONDS] [--out results.csv] [--seed S] [--json]
 
 For each equation of ``--equations`` (default: ``../shared/benchmarks/feynman_equations.csv`` beside
-the repository; any CSV with the columns ``id, output, formula, n_vars, v1_name, v1_low, v1_high …``
-works): sample ``RECIPE["train_rows"] + RECIPE["test_rows"]`` rows uniformly on the published
-ranges, train a KAN on the training rows, run ``symbolify(strategy="structure-first")`` and judge
-the formula with the SRBench rule (``judge.py``). Each equation runs in its own process with
-``--budget`` seconds of wall clock (killed after that plus a grace: status ``timeout``).
+the repository; any CSV with the columns ``id, formula, n_vars, v1_name, v1_low, v1_high …`` works,
+and SRSD's ``set, vK_sampling, vK_sign`` columns are honoured): draw
+``RECIPE["train_rows"] + RECIPE["test_rows"]`` rows as each variable says (uniform on the
+published range for AI Feynman; log-uniform, integer, random signs for SRSD), optionally with
+``--dummy K`` irrelevant columns, train a KAN on the training rows, run
+``symbolify(strategy="structure-first")`` and judge the formula with the SRBench rule
+(``judge.py``; constants to 3 significant digits for SRSD). Each equation runs in its own process
+with ``--budget`` seconds of wall clock (killed after that plus a grace: status ``timeout``).
 
-Writes ``--out`` (one row per equation, in CSV order) and ``summary.json`` in the same folder, and
+Writes ``--out`` (one row per equation, in CSV order) and its summary JSON in the same folder, and
 prints the symbolic-solution rate, the accuracy-solution rate (R² > 0.999 on the held-out rows of
-the recovered formula) and the median and total time.
+the recovered formula) and the median and total time, per set when the file has sets.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import statistics
 import sys
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -72,7 +75,7 @@ RECIPE: dict[str, float | int | str] = {
     "grace_seconds": 5.0,  # the parent kills a worker at --budget plus this
 }
 
-COLUMNS = ["id", "n_vars", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy", "seconds", "train_seconds",
+COLUMNS = ["id", "set", "n_vars", "dummies", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy", "seconds", "train_seconds",
            "symbolify_seconds", "judge_seconds", "status", "true_formula", "formula", "structure"]
 
 
@@ -80,9 +83,16 @@ class BenchmarkError(Exception):
     """A one-line problem with the command line or the equations file (exit status 2)."""
 
 
+SAMPLINGS = ("uniform", "log-uniform", "integer")
+SIGNS = ("positive", "negative", "both")
+
+
 @dataclass
 class Equation:
-    """One row of the equations CSV."""
+    """One row of the equations CSV. ``samplings[k]`` and ``signs[k]`` say how variable ``k`` is
+    drawn (AI Feynman rows: uniform and positive); ``set`` is the SRSD difficulty (or empty);
+    ``rounding`` is how the judge rounds the model's constants (``decimals`` for AI Feynman,
+    ``significant`` for SRSD, whose physical constants would round to 0)."""
 
     id: str
     output: str
@@ -90,6 +100,11 @@ class Equation:
     names: list[str]
     ranges: list[tuple[float, float]]
     expr: sympy.Expr
+    samplings: list[str] = field(default_factory=list)
+    signs: list[str] = field(default_factory=list)
+    set: str = ""
+    rounding: str = "decimals"
+    dummies: int = 0
 
     @property
     def symbols(self) -> list[sympy.Symbol]:
@@ -99,6 +114,26 @@ class Equation:
     def truth(self) -> sympy.Expr:
         """The formula over :attr:`symbols`."""
         return self.expr.xreplace({sympy.Symbol(n): s for n, s in zip(self.names, self.symbols)})
+
+    def with_dummies(self, count: int) -> Equation:
+        """The equation with ``count`` irrelevant inputs ``dummy1 …`` appended; dummy ``j`` is
+        drawn the way real variable ``(j - 1) mod n`` is (range, sampling and sign), so nothing
+        but the formula tells them apart."""
+        n = len(self.names)
+        picks = [j % n for j in range(count)]
+        names = self.names + [f"dummy{j + 1}" for j in range(count)]
+        return replace(self, names=names, ranges=self.ranges + [self.ranges[p] for p in picks],
+                       samplings=self.samplings + [self.samplings[p] for p in picks],
+                       signs=self.signs + [self.signs[p] for p in picks], dummies=count)
+
+    def data_range(self, k: int) -> tuple[float, float]:
+        """The interval variable ``k``'s samples fill (its magnitude range with the sign applied)."""
+        lo, hi = self.ranges[k]
+        if self.signs[k] == "both":
+            return (-max(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
+        if self.signs[k] == "negative":
+            return (-hi, -lo)
+        return (lo, hi)
 
 
 # --------------------------------------------------------------------------- equations file
@@ -111,7 +146,7 @@ def load_equations(path: Path) -> list[Equation]:
         raise BenchmarkError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
     if not rows:
         raise BenchmarkError(f"{path}: no equations")
-    missing = [c for c in ("id", "output", "formula", "n_vars") if c not in rows[0]]
+    missing = [c for c in ("id", "formula", "n_vars") if c not in rows[0]]
     if missing:
         raise BenchmarkError(f"{path}: missing column(s) {', '.join(missing)}")
     equations = [parse_row(row, f"{path}: line {line}") for line, row in enumerate(rows, start=2)]
@@ -135,7 +170,8 @@ def parse_row(row: dict[str, str | None], where: str) -> Equation:
     declared = sum(1 for key, value in row.items() if key and key.startswith("v") and key.endswith("_name") and (value or "").strip())
     if n_vars < 1 or declared != n_vars:
         raise BenchmarkError(f"{where}: n_vars is {n_vars} but {declared} variable name(s) are given")
-    names, ranges = [], []
+    names, ranges, samplings, signs = [], [], [], []
+    srsd = "set" in row
     for k in range(1, n_vars + 1):
         name, low, high = (row.get(f"v{k}_{part}") for part in ("name", "low", "high"))
         if name is None or low is None or high is None:
@@ -149,10 +185,21 @@ def parse_row(row: dict[str, str | None], where: str) -> Equation:
             raise BenchmarkError(f"{where}: v{k} range {low!r}..{high!r} is not numeric") from None
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise BenchmarkError(f"{where}: v{k} ({name}) needs finite low < high, got {lo}..{hi}")
+        sampling = (row.get(f"v{k}_sampling") or "uniform").strip()
+        sign = (row.get(f"v{k}_sign") or "positive").strip()
+        if sampling not in SAMPLINGS or sign not in SIGNS:
+            raise BenchmarkError(f"{where}: v{k} ({name}) sampling {sampling!r} / sign {sign!r}: use one of "
+                                 f"{', '.join(SAMPLINGS)} / {', '.join(SIGNS)}")
+        if sampling == "log-uniform" and lo <= 0:
+            raise BenchmarkError(f"{where}: v{k} ({name}) is log-uniform, so its range must be positive, got {lo}..{hi}")
         names.append(name)
         ranges.append((lo, hi))
+        samplings.append(sampling)
+        signs.append(sign)
     expr = parse_formula(row.get("formula") or "", names, where)
-    return Equation(eq_id, (row.get("output") or "f").strip() or "f", (row.get("formula") or "").strip(), names, ranges, expr)
+    difficulty = (row.get("set") or "").strip()
+    return Equation(eq_id, (row.get("output") or "f").strip() or "f", (row.get("formula") or "").strip(), names, ranges, expr,
+                    samplings, signs, difficulty, "significant" if srsd else "decimals")
 
 
 def parse_formula(text: str, names: list[str], where: str) -> sympy.Expr:
@@ -173,15 +220,38 @@ def evaluate(expr: sympy.Expr, symbols: list[sympy.Symbol], x: np.ndarray) -> np
     return np.broadcast_to(out, (x.shape[0],)).copy()
 
 
+def draw(equation: Equation, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``[rows, n]`` inputs drawn as each variable's sampling and sign say (uniform, log-uniform
+    ``10**U(log10 lo, log10 hi)`` or integers in ``[lo, hi)``; a random sign for ``both``)."""
+    columns = []
+    for (lo, hi), sampling, sign in zip(equation.ranges, equation.samplings, equation.signs):
+        if sampling == "log-uniform":
+            column = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi), size=rows)
+        elif sampling == "integer":
+            column = rng.integers(math.ceil(lo), math.ceil(hi), size=rows).astype(np.float64)
+        else:
+            column = rng.uniform(lo, hi, size=rows)
+        if sign == "both":
+            column = column * rng.choice([-1.0, 1.0], size=rows)
+        elif sign == "negative":
+            column = -column
+        columns.append(column)
+    return np.stack(columns, axis=1)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def sample(equation: Equation, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` uniform samples on the ranges with a finite target; resamples the others."""
+    """``rows`` samples drawn as :func:`draw` says whose target is finite (and within float32's
+    range, as SRSD requires); resamples the others."""
     rng = np.random.default_rng(seed)
-    lo, hi = np.array(equation.ranges).T
     xs, ys, have = [], [], 0
     for _ in range(20):
-        x = rng.uniform(lo, hi, size=(rows, len(lo)))
-        y = evaluate(equation.expr, [sympy.Symbol(n) for n in equation.names], x)
-        keep = np.isfinite(y)
+        x = draw(equation, rows, rng)
+        y = evaluate(equation.expr, [sympy.Symbol(n) for n in equation.names[:len(equation.names) - equation.dummies]],
+                     x[:, :len(equation.names) - equation.dummies])
+        keep = np.isfinite(y) & (np.abs(y) <= FLOAT32_MAX)
         xs.append(x[keep])
         ys.append(y[keep])
         have += int(keep.sum())
@@ -197,7 +267,7 @@ def r_squared(prediction: np.ndarray, target: np.ndarray) -> float:
     return r2_value(torch.from_numpy(np.asarray(prediction, dtype=np.float64)), torch.from_numpy(np.asarray(target, dtype=np.float64)))
 
 
-def judge(true: sympy.Expr, model: sympy.Expr, seconds: float) -> bool:
+def judge(true: sympy.Expr, model: sympy.Expr, seconds: float, rounding: str = "decimals") -> bool:
     """SRBench's rule under a SIGALRM time limit (worker processes only); timeout = no."""
     def expire(signum, frame):
         raise TimeoutError
@@ -205,7 +275,7 @@ def judge(true: sympy.Expr, model: sympy.Expr, seconds: float) -> bool:
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.1))
     try:
-        return bool(is_symbolic_solution(true, model))
+        return bool(is_symbolic_solution(true, model, rounding))
     except (TimeoutError, RecursionError):
         return False
     finally:
@@ -258,7 +328,8 @@ def solve(equation: Equation, seed: int, budget: float, send) -> None:
     n_train = int(RECIPE["train_rows"])
     x_test, y_test = x[n_train:], y[n_train:]
     data = Dataset(torch.tensor(x[:n_train], dtype=torch.float32), torch.tensor(y[:n_train, None], dtype=torch.float32),
-                   list(equation.names), [equation.output], f"feynman:{equation.id}", ranges=list(equation.ranges))
+                   list(equation.names), [equation.output], f"feynman:{equation.id}",
+                   ranges=[equation.data_range(k) for k in range(len(equation.names))])
     model = train_network(data, seed)
     with torch.no_grad():
         network = model(torch.tensor(x_test, dtype=torch.float32)).double().numpy()[:, 0]
@@ -279,7 +350,7 @@ def solve(equation: Equation, seed: int, budget: float, send) -> None:
 
     began = time.perf_counter()
     remaining = budget - (began - start)
-    solved = closed and judge(equation.truth(), expr, min(float(RECIPE["judge_seconds"]), remaining))
+    solved = closed and judge(equation.truth(), expr, min(float(RECIPE["judge_seconds"]), remaining), equation.rounding)
     send({"solved": int(solved), "judge_seconds": time.perf_counter() - began, "status": "ok"})
 
 
@@ -325,7 +396,8 @@ class Job:
 
 
 def blank_row(equation: Equation) -> dict:
-    return {"id": equation.id, "n_vars": len(equation.names), "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
+    return {"id": equation.id, "set": equation.set, "n_vars": len(equation.names) - equation.dummies,
+            "dummies": equation.dummies, "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
             "network_r2": float("nan"), "strategy": "", "seconds": float("nan"), "train_seconds": float("nan"),
             "symbolify_seconds": float("nan"), "judge_seconds": float("nan"), "status": "", "true_formula": equation.formula,
             "formula": "", "structure": ""}
@@ -376,16 +448,26 @@ def summarize(rows: list[dict], wall: float, args: argparse.Namespace) -> dict:
     """Solution rates and times of a finished run."""
     n = len(rows)
     seconds = [r["seconds"] for r in rows]
-    symbolic = sum(r["solved"] for r in rows)
-    accurate = sum(r["accuracy_solved"] for r in rows)
-    return {
+    summary = {
         "equations_file": str(args.equations), "equations": n, "seed": args.seed, "budget_seconds": args.budget, "jobs": args.jobs,
-        "symbolic_solutions": symbolic, "symbolic_solution_rate": symbolic / n,
-        "accuracy_solutions": accurate, "accuracy_solution_rate": accurate / n,
+        "dummy_inputs": args.dummy, **rates(rows),
         "timeouts": sum(r["status"] == "timeout" for r in rows), "errors": sum(r["status"].startswith("error") for r in rows),
         "median_seconds": statistics.median(seconds), "total_seconds": sum(seconds), "wall_seconds": wall,
         "recipe": RECIPE,
     }
+    sets = sorted({r["set"] for r in rows if r["set"]})
+    if sets:
+        summary["sets"] = {name: {"equations": sum(r["set"] == name for r in rows), **rates([r for r in rows if r["set"] == name])}
+                           for name in sets}
+    return summary
+
+
+def rates(rows: list[dict]) -> dict:
+    """Symbolic- and accuracy-solution counts and rates of ``rows``."""
+    symbolic = sum(r["solved"] for r in rows)
+    accurate = sum(r["accuracy_solved"] for r in rows)
+    return {"symbolic_solutions": symbolic, "symbolic_solution_rate": symbolic / len(rows),
+            "accuracy_solutions": accurate, "accuracy_solution_rate": accurate / len(rows)}
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
@@ -399,6 +481,11 @@ def write_results(path: Path, rows: list[dict]) -> None:
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in COLUMNS})
     atomic_write_text(path, text.getvalue())
+
+
+def summary_path(out: Path) -> Path:
+    """``summary.json`` beside ``results.csv``; ``<stem>_summary.json`` beside any other name."""
+    return out.with_name("summary.json" if out.name == "results.csv" else f"{out.stem}_summary.json")
 
 
 def progress_line(row: dict, done: int, total: int) -> str:
@@ -425,9 +512,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--equations", type=Path, default=DEFAULT_EQUATIONS, help="equations CSV (default: %(default)s)")
     parser.add_argument("--ids", nargs="+", help="only these equation ids")
+    parser.add_argument("--set", dest="sets", nargs="+", help="only equations of these sets (SRSD: easy, medium)")
+    parser.add_argument("--dummy", type=int, default=0, metavar="K",
+                        help="add K irrelevant input columns to every equation (drawn like its real variables)")
     parser.add_argument("--jobs", type=int, default=1, help="equations run at once (default 1)")
     parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds per equation (default 120)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="per-equation results CSV (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="per-equation results CSV (default: results.csv here; srsd_results.csv, or "
+                             "srsd_dummyK_results.csv, for an equations file with a set column)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (progress goes to stderr)")
     return parser.parse_args(argv)
@@ -438,21 +530,29 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        if args.jobs < 1 or args.budget <= 0:
-            raise BenchmarkError("--jobs must be >= 1 and --budget > 0")
+        if args.jobs < 1 or args.budget <= 0 or args.dummy < 0:
+            raise BenchmarkError("--jobs must be >= 1, --budget > 0 and --dummy >= 0")
         from kanx.io.files import check_output_path
 
+        equations = load_equations(args.equations)
+        if args.out is None:
+            srsd = any(e.set for e in equations)
+            args.out = DEFAULT_OUT.with_name(("srsd_" + (f"dummy{args.dummy}_" if args.dummy else "")) * srsd + "results.csv")
         try:
             check_output_path(args.out, "--out", [args.equations])
         except KanxError as exc:
             raise BenchmarkError(str(exc)) from None
-        equations = load_equations(args.equations)
         if args.ids:
             known = {e.id for e in equations}
             unknown = [i for i in args.ids if i not in known]
             if unknown:
                 raise BenchmarkError(f"--ids: {', '.join(unknown)} not in {args.equations}")
             equations = [e for e in equations if e.id in set(args.ids)]
+        if args.sets:
+            equations = [e for e in equations if e.set in set(args.sets)]
+            if not equations:
+                raise BenchmarkError(f"--set {' '.join(args.sets)}: no such equations in {args.equations}")
+        equations = [e.with_dummies(args.dummy) for e in equations] if args.dummy else equations
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -471,8 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args.out, rows)
     from kanx.io.files import atomic_write_text
 
-    atomic_write_text(args.out.with_name("summary.json"), json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(summary_path(args.out), json.dumps(summary, indent=2) + "\n")
     console.print(final_table(rows))
+    for name, part in summary.get("sets", {}).items():
+        console.print(f"{name}: symbolic {part['symbolic_solutions']}/{part['equations']} ({part['symbolic_solution_rate']:.1%}), "
+                      f"accuracy {part['accuracy_solutions']}/{part['equations']} ({part['accuracy_solution_rate']:.1%})")
     console.print(f"symbolic solutions {summary['symbolic_solutions']}/{len(rows)} ({summary['symbolic_solution_rate']:.1%}), "
                   f"accuracy solutions {summary['accuracy_solutions']}/{len(rows)} ({summary['accuracy_solution_rate']:.1%}), "
                   f"timeouts {summary['timeouts']}, errors {summary['errors']}; median {summary['median_seconds']:.1f}s, "

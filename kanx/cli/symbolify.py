@@ -148,6 +148,11 @@ def render(result) -> None:
             console.print(f"structure of {name} (found on the network):", markup=False)
             for line in log["structure_text"]:
                 console.print("  " + line, markup=False, soft_wrap=True)
+        for dropped in log.get("dropped_inputs") or []:
+            console.print(f"  dropped input {dropped['input']} for {name}: {dropped['reason']}", markup=False, soft_wrap=True)
+        for match in log.get("physical_constants") or []:
+            console.print(f"  constant {match['value']:.6g} in {name} taken as {match['constant']} = {match['exact']:.10g} "
+                          f"({match['description']})", markup=False, soft_wrap=True)
     if result.edges:
         render_edges(result)
     render_formulas(result)

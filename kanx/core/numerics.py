@@ -14,9 +14,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-# A target whose spread (sum of squared deviations) is below this counts as constant.
+# Both thresholds are relative to the target's own size (its sum of squares), so data measured
+# in units of 1e-30 are judged exactly as data of order 1.
+# A target whose spread (sum of squared deviations) is below this fraction counts as constant.
 FLAT_SPREAD = 1e-24
-# A constant target is reproduced when the summed squared error is below this.
+# A constant target is reproduced when the summed squared error is below this fraction.
 EXACT_RESIDUAL = 1e-12
 
 
@@ -25,18 +27,20 @@ def r2(prediction: torch.Tensor, target: torch.Tensor, dim: int = -1) -> torch.T
 
     ``prediction`` and ``target`` broadcast against each other (e.g. ``[B, N, O]`` against
     ``[N, O]`` with ``dim=-2``, or ``[E, F, N]`` against ``[E, 1, N]``); the result drops ``dim``.
-    Computed in float64. A constant target (SST below ``FLAT_SPREAD``) has R² 1 when reproduced
-    (SSE below ``EXACT_RESIDUAL``) and -1 otherwise; a non-finite prediction gives -inf or NaN.
+    Computed in float64. A constant target (SST below ``FLAT_SPREAD`` times its sum of squares)
+    has R² 1 when reproduced (SSE below ``EXACT_RESIDUAL`` times that sum) and -1 otherwise; a
+    non-finite prediction gives -inf or NaN. Nothing depends on the target's units.
     """
     if prediction.shape[dim] != target.shape[dim]:
         raise ValueError(f"r2: {prediction.shape[dim]} predicted samples against {target.shape[dim]} targets along dim {dim}")
     prediction, target = prediction.double(), target.double()
     residual = ((prediction - target) ** 2).sum(dim=dim)
     spread = ((target - target.mean(dim=dim, keepdim=True)) ** 2).sum(dim=dim)
-    spread, residual = torch.broadcast_tensors(spread, residual)
-    flat = spread <= FLAT_SPREAD
+    size = (target**2).sum(dim=dim)
+    spread, residual, size = torch.broadcast_tensors(spread, residual, size)
+    flat = spread <= FLAT_SPREAD * size
     score = 1 - residual / torch.where(flat, torch.ones_like(spread), spread)
-    return torch.where(flat, (residual <= EXACT_RESIDUAL).double() * 2 - 1, score)
+    return torch.where(flat, (residual <= EXACT_RESIDUAL * size).double() * 2 - 1, score)
 
 
 def r2_value(prediction: torch.Tensor, target: torch.Tensor) -> float:

@@ -27,6 +27,7 @@ import torch
 
 from kanx.core.lambdify import torch_function
 from kanx.core.numerics import r2_value
+from kanx.symbolic.canonical import fold_constants, round_floats
 
 
 # --------------------------------------------------------------------------- composition
@@ -196,22 +197,40 @@ def nice_candidates(value: float, max_denominator: int = 6, pi_squared: bool = F
     return [c for c, _ in sorted(found.items(), key=lambda kv: kv[1])]
 
 
-def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
-    """Round every floating constant to ``digits`` significant digits (near-integers become
-    integers)."""
-    mapping = {}
-    for number in expr.atoms(sympy.Float):
-        value = float(number)
-        if not math.isfinite(value):
-            continue
-        rounded = float(f"{value:.{digits}g}")
-        if rounded == 0:
-            mapping[number] = sympy.Integer(0)
-        elif rounded == int(rounded) and abs(rounded) < 1e6:
-            mapping[number] = sympy.Integer(int(rounded))
-        else:
-            mapping[number] = sympy.Float(rounded, digits)
-    return expr.xreplace(mapping)
+# --------------------------------------------------------------------------- Taylor regimes
+TAYLOR_WIDTH = 0.3  # an argument within this of an expansion point: the function is its first Taylor term to ~1.5%
+ODD_AT_ZERO = (sympy.tan, sympy.tanh, sympy.sinh, sympy.asin, sympy.atan, sympy.asinh, sympy.atanh)
+
+
+def taylor_polynomial(node: sympy.Expr, argument: tuple[float, float]) -> sympy.Expr | None:
+    """The first non-constant Taylor polynomial of the function ``node`` about the expansion
+    point its argument's range ``(low, high)`` stays within ``TAYLOR_WIDTH`` of, or ``None``:
+    sin and cos about multiples of π/2 (lines where they cross 0, parabolas at their extremes),
+    tan, tanh, sinh, arcsin, arctan, arsinh, artanh about 0, cosh about 0, exp and log over a
+    narrow range (lines about the midpoint)."""
+    low, high = argument
+    u = node.args[0] if node.args else None
+    if u is None:
+        return None
+    if isinstance(node, (sympy.sin, sympy.cos)):
+        quarter = round((low + high) / 2 / (math.pi / 2))
+        centre = quarter * math.pi / 2
+        if max(abs(low - centre), abs(high - centre)) > TAYLOR_WIDTH:
+            return None
+        phase = quarter % 4 if isinstance(node, sympy.sin) else (quarter + 1) % 4
+        delta = u - sympy.Rational(quarter, 2) * sympy.pi
+        # sin about kπ/2: phase 0 → δ, 1 → 1 − δ²/2, 2 → −δ, 3 → −(1 − δ²/2); cos is sin shifted by π/2
+        return (delta, 1 - delta**2 / 2, -delta, -(1 - delta**2 / 2))[phase]
+    if isinstance(node, ODD_AT_ZERO) and max(abs(low), abs(high)) <= TAYLOR_WIDTH:
+        return u
+    if isinstance(node, sympy.cosh) and max(abs(low), abs(high)) <= TAYLOR_WIDTH:
+        return 1 + u**2 / 2
+    middle = (low + high) / 2
+    if isinstance(node, sympy.exp) and high - low <= TAYLOR_WIDTH:
+        return sympy.Float(math.exp(middle)) * (1 + u - sympy.Float(middle))
+    if isinstance(node, sympy.log) and low > 0 and high / low <= 1 + TAYLOR_WIDTH:
+        return sympy.Float(math.log(middle)) + (u - sympy.Float(middle)) / sympy.Float(middle)
+    return None
 
 
 # --------------------------------------------------------------------------- clean-up
@@ -228,6 +247,8 @@ class CleanSettings:
     max_parameters: int = 60
     max_terms: int = 80
     timeout: float = 10.0
+    fold: bool = True  # fold constants (kanx.symbolic.canonical) before snapping and after rounding
+    taylor: bool = True  # functions the data only see in their Taylor regime become that polynomial
 
 
 def additive_terms(expr: sympy.Expr, parameters: set[sympy.Symbol]) -> list[sympy.Expr]:
@@ -289,14 +310,72 @@ class Cleaner:
         if not math.isfinite(reference):
             log["skipped"] = "the composed formula does not evaluate to finite values"
             return round_floats(expr, settings.digits), log
+        if settings.fold:
+            param, reference = self.folded(param, reference)
         log["r2_refit"] = reference
         allowed = settings.tolerance
         if settings.noise_ratio is not None:
             allowed = min(allowed, settings.noise_ratio * max(1.0 - reference, 0.0) + 1e-12)
         floor = reference - allowed
         param = self.prune(param, floor, log)
+        if settings.taylor:
+            param = self.taylor(param, floor, log)
         param = self.snap(param, floor, log)
+        if settings.fold:
+            return fold_constants(round_floats(to_expr(param), settings.digits), settings.digits), log
         return round_floats(to_expr(param), settings.digits), log
+
+    def taylor(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
+        """Replace each function that the data only see near an expansion point by its Taylor
+        polynomial there (``sin(εx)`` → ``εx``, ``1 − cos(εx)`` → ``(εx)²/2``, ``exp`` of a narrow
+        argument → a line), refold and prune, and keep it while R² stays above ``floor``: where
+        the data cannot tell them apart, the polynomial is the simpler law."""
+        for node in sorted(param.expr.atoms(sympy.Function), key=lambda f: (-sympy.count_ops(f), sympy.default_sort_key(f))):
+            if not param.expr.has(node):
+                continue
+            argument = self.argument_range(param, node)
+            replacement = taylor_polynomial(node, argument) if argument is not None else None
+            if replacement is None:
+                continue
+            replaced = to_expr(Parametrised(param.expr.xreplace({node: replacement}), param.symbols, param.values))
+            passing = []
+            # as written, and expanded: a polynomial piece can cancel against a term beside it
+            for form in (replaced, run_with_timeout(sympy.expand, (replaced,), self.settings.timeout, replaced)):
+                try:
+                    fitted, score = self.fit(parametrise(fold_constants(form)))
+                except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+                    continue
+                if score >= floor:
+                    pruned = self.prune(fitted, floor, log)
+                    passing.append((sympy.count_ops(pruned.expr), len(passing), pruned))
+            if passing:
+                param = min(passing, key=lambda item: item[:2])[2]
+                log["taylor"] = log.get("taylor", 0) + 1
+        return param
+
+    def argument_range(self, param: Parametrised, node: sympy.Expr) -> tuple[float, float] | None:
+        """(min, max) of ``node``'s first argument over the samples, ``None`` if it does not
+        evaluate or does not depend on the variables."""
+        if not node.args or not (node.args[0].free_symbols & set(self.variables)):
+            return None
+        try:
+            with torch.no_grad():
+                values = Evaluator(Parametrised(node.args[0], param.symbols, param.values), self.variables, self.x)(param.values)
+        except Exception:  # noqa: BLE001 - an argument that does not evaluate is left alone
+            return None
+        if not bool(torch.isfinite(values).all()):
+            return None
+        return float(values.min()), float(values.max())
+
+    def folded(self, param: Parametrised, reference: float) -> tuple[Parametrised, float]:
+        """``param`` with its constants folded (one per independent constant) and refitted,
+        unless folding loses accuracy (it should not: it is exact algebra)."""
+        try:
+            folded = parametrise(fold_constants(to_expr(param)))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return param, reference
+        fitted, score = self.fit(folded)
+        return (fitted, score) if score >= reference - 1e-9 else (param, reference)
 
     def prune(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
         parameters = set(param.symbols)

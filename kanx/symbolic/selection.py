@@ -30,19 +30,21 @@ def pareto(candidates: list[Candidate]) -> list[Candidate]:
 NOISE_RATIO = 100.0
 
 
-def select(candidates: list[Candidate], tolerance: float) -> Candidate | None:
+def select(candidates: list[Candidate], tolerance: float, noise: float = 0.0) -> Candidate | None:
     """The simplest candidate within tolerance of the best; ties on complexity go to the
     higher R². ``None`` when no candidate is finite.
 
     The tolerance on R² is ``min(tolerance, NOISE_RATIO * (1 - best R²))``: on clean data (a
     near-perfect best fit) a look-alike that is orders of magnitude worse is not "within
-    tolerance", while on noisy spline edges the absolute ``tolerance`` applies.
+    tolerance", while on noisy spline edges the absolute ``tolerance`` applies. ``noise`` (an R²
+    gap the data cannot resolve, e.g. the oracle's own error share) widens it: candidates that
+    agree within the noise are equal, and the simpler closed form wins.
     """
     valid = [c for c in candidates if math.isfinite(c.r2) and c.name != "0"]
     if not valid:
         return None
     best = max(c.r2 for c in valid)
-    allowed = min(tolerance, NOISE_RATIO * max(1.0 - best, 0.0) + 1e-12)
+    allowed = max(min(tolerance, NOISE_RATIO * max(1.0 - best, 0.0) + 1e-12), noise)
     good = [c for c in valid if c.r2 >= best - allowed]
     return min(good, key=lambda c: (c.complexity, -c.r2))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -145,10 +146,40 @@ def build_model(dataset: Dataset, settings: TrainSettings) -> KAN:
     )
     if settings.normalize_targets:
         last = model.layers[-1]
+        mean, std = target_standardisation(dataset.y)
         with torch.no_grad():
-            last.node_bias.copy_(dataset.y.mean(dim=0))
-            last.node_scale.copy_(dataset.y.std(dim=0).clamp_min(1e-8))
+            last.node_bias.copy_(mean)
+            last.node_scale.copy_(std)
     return model
+
+
+def target_standardisation(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of each target column of ``y [N, n_out]`` (``[n_out]`` each),
+    computed in float64 so that targets of order 1e-30 or 1e+30 keep their precision (their
+    squares leave float32's range); a constant column gets a scale of its own size (1 for 0)."""
+    values = y.double()
+    zeros = torch.zeros(values.shape[1], dtype=torch.float64, device=values.device)
+    mean, std = values.mean(dim=0), values.std(dim=0) if len(values) > 1 else zeros
+    size = values.abs().amax(dim=0) if len(values) else zeros + 1
+    std = torch.where(std > 1e-12 * size, std, torch.where(size > 0, size, torch.ones_like(size)))
+    return mean.to(y.dtype), std.to(y.dtype)
+
+
+UNIT_SCALE = (1e-2, 1e2)  # inputs whose magnitude lies outside this keep no silu base branch
+
+
+def unit_scale_inputs(model: KAN) -> torch.Tensor:
+    """``[n_in]`` bool (on the CPU): inputs whose recorded range has a magnitude (max |low|, |high|) within
+    ``UNIT_SCALE``. The first layer's base branch ``w_b·silu(x)`` is kept for those only: silu of an
+    input measured in units of 1e+9 is 1e+9 times too large and of one in units of 1e-9 is
+    linear and invisible, so far from unit scale the knot-adapted spline alone carries each edge
+    (the spline is exact under a change of units). Their base weights are 0 in the checkpoint."""
+    ranges = torch.tensor(model.meta.input_ranges, dtype=torch.float64, device="cpu")
+    size = ranges.abs().amax(dim=1)
+    low, high = UNIT_SCALE
+    if model.layers[0].base_fn == "zero":
+        return torch.ones(len(size), dtype=torch.bool, device="cpu")
+    return (size >= low) & (size <= high)
 
 
 def fit(
@@ -187,8 +218,35 @@ def fit(
         mse = (((prediction - y) / scale) ** 2).mean()
         return mse + settings.lamb * penalty, mse
 
+    with frozen_base_rows(model):
+        return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step)
+
+
+@contextmanager
+def frozen_base_rows(model: KAN):
+    """While training: the first layer's base weights of inputs far from unit scale
+    (:func:`unit_scale_inputs`) are 0 and get no gradient, so no optimizer moves them."""
+    weights = model.layers[0].w_base
+    off = ~unit_scale_inputs(model).to(weights.device)
+    if not bool(off.any()) or not weights.requires_grad:
+        yield
+        return
+    with torch.no_grad():
+        weights[off] = 0.0
+    handle = weights.register_hook(lambda grad: grad.masked_fill(off[:, None], 0.0))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def optimise(model: KAN, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings, objective, optimizer: torch.optim.Optimizer,
+             refresh_steps: set[int], x_test: torch.Tensor | None, y_test: torch.Tensor | None,
+             on_step: StepCallback | None) -> list[tuple[int, float, float]]:
+    """The optimisation loop of :func:`fit` (grid refreshes at ``refresh_steps``)."""
+    scale = model.layers[-1].node_scale.detach().clone()
     history = []
-    for step in range(1, steps + 1):
+    for step in range(1, settings.resolved_steps + 1):
         if step in refresh_steps:
             model.refresh_grids(x, grid_eps=settings.grid_eps)
         if settings.optimizer == "lbfgs":

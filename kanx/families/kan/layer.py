@@ -239,7 +239,9 @@ def adaptive_knots(z: torch.Tensor, grid: int, order: int, grid_eps: float, marg
     sorted_z = torch.sort(z, dim=0).values
     n = sorted_z.shape[0]
     lo, hi = sorted_z[0], sorted_z[-1]
-    span = (hi - lo).clamp_min(1e-4)
+    # relative to the inputs' own size: inputs measured in units of 1e-28 get knots of that size
+    size = torch.maximum(lo.abs(), hi.abs())
+    span = torch.maximum(hi - lo, 1e-4 * size).clamp_min(torch.finfo(z.dtype).tiny / 1e-4)
     lo, hi = lo - margin * span, hi + margin * span
     positions = torch.linspace(0, n - 1, grid + 1, device=z.device).round().long()
     adaptive = sorted_z[positions].T.clone()  # [n_in, grid + 1]

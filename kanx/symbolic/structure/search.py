@@ -49,6 +49,7 @@ from kanx.symbolic.structure.univariate import fit_univariate, sign_definite
 
 LOOSE_SEPARABILITY = 5.0  # factor on the separability threshold when nothing separates at it
 MAX_PREFACTORS = 4  # prefactor choices tried per orientation of a scaling group
+NEAR_ZERO_BAND = 0.02  # power laws are fitted on points with every |x_i| above this share of its range's size
 
 
 @dataclass
@@ -66,6 +67,7 @@ class StructureSettings:
     max_depth: int = 8
     budget: float = 60.0
     tolerance: float = 2e-3
+    noise: float = 0.0  # R² gap within which 1-D candidates count as equal (the oracle's error share)
 
 
 @dataclass
@@ -116,6 +118,7 @@ class StructureSearch:
         self.functions = functions
         self.settings = settings
         self.generator = torch.Generator().manual_seed(seed)
+        self.signed_generator = torch.Generator().manual_seed(seed + 1)
         self.deadline = time.perf_counter() + settings.budget
 
     def out_of_time(self) -> bool:
@@ -159,16 +162,25 @@ class StructureSearch:
         symbol = sympy.Dummy("t")
         x = torch.linspace(float(problem.lo[0]), float(problem.hi[0]), 256, dtype=torch.float64)
         y = problem.oracle(x[:, None])
-        fit = fit_univariate(x, y, symbol, self.functions, self.settings.tolerance)
+        fit = fit_univariate(x, y, symbol, self.functions, self.settings.tolerance, self.settings.noise)
         if fit is None:
             return None
         expr = fit.expr.xreplace({symbol: problem.symbols[0]})
         return Solution(expr, StructureNode("univariate", problem.names, f"{fit.label}: {expr}", fit.r2))
 
     def power_law(self, problem: Problem) -> Solution | None:
-        if bool((problem.lo <= 0).any()):
+        """``C·Π x_i^p_i`` (integer exponents on variables of either sign), fitted away from
+        the near-zero band of signed variables, where a power law's logarithm is least
+        reliable and a network the least accurate."""
+        signed = bool((problem.lo <= 0).any())
+        # a box reaching 0 draws from its own stream, so that probing it leaves every other
+        # step's samples as they were without the probe
+        generator = self.signed_generator if signed else self.generator
+        x = sample_box(problem.lo, problem.hi, self.settings.rows, generator)
+        size = torch.maximum(problem.lo.abs(), problem.hi.abs())
+        x = x[(x.abs() >= NEAR_ZERO_BAND * size).all(dim=1)]
+        if x.shape[0] < self.settings.rows // 4:
             return None
-        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
         expr = fit_power_law(problem.symbols, x, problem.oracle(x))
         if expr is None:
             return None
@@ -252,7 +264,8 @@ class StructureSearch:
         u = torch.cat([u_box, monomial(extra, group)])
         y = problem.oracle(x) / monomial(x, prefactor)
         symbol = sympy.Dummy("u")
-        fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance) if bool(torch.isfinite(y).all()) else None
+        finite = bool(torch.isfinite(y).all())
+        fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance, self.settings.noise) if finite else None
         if fit is None:
             return None
         name = f"({_monomial_text(problem.names, group)})"
@@ -371,22 +384,42 @@ class StructureSearch:
 
 # --------------------------------------------------------------------------- helpers
 def fit_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
-    """``C·Π x_i^p_i`` by least squares on ``log|y|`` (``x [N, k]`` positive, ``y [N]`` of one
-    sign; power laws span many decades, so only the sign is tested), exponents snapped to simple
-    rationals and ``C`` re-estimated for them; ``None`` when it does not apply."""
+    """``C·Π x_i^p_i`` by least squares on ``log|y|`` against ``log|x_i|`` (``x [N, k]``, ``y [N]``;
+    power laws span many decades, so only signs are tested), exponents snapped to simple
+    rationals and ``C`` re-estimated for them; ``None`` when it does not apply.
+
+    Variables of either sign take integer exponents only, and the law must then explain every
+    sign: ``sign(y)·Π sign(x_i)^p_i`` is the same (``C``'s sign) on at least ``SIGN_AGREEMENT`` of
+    the rows (all rows but a network's near-zero flickers). Rows where a variable or ``y`` is 0
+    carry no logarithm and are left out."""
     x, y = x.double(), y.double()
-    sign = sign_definite(y, margin=1e-12)
-    if sign == 0 or bool((x <= 0).any()):
+    usable = (x != 0).all(dim=1) & (y != 0) & torch.isfinite(y)
+    if int(usable.sum()) < max(8, x.shape[1] + 2):
         return None
-    logx, target = torch.log(x), torch.log(y.abs())
+    x, y = x[usable], y[usable]
+    signed = (x < 0).any(dim=0)
+    if not bool(signed.any()) and sign_definite(y, margin=1e-12) == 0:
+        return None
+    logx, target = torch.log(x.abs()), torch.log(y.abs())
     design = torch.cat([torch.ones(x.shape[0], 1, dtype=torch.float64), logx], dim=1)
     coefficients = torch.linalg.lstsq(design, target[:, None]).solution[:, 0]
     powers = [snap_exponent(float(p)) for p in coefficients[1:]]
+    if any(bool(neg) and not (isinstance(p, sympy.Integer)) for p, neg in zip(powers, signed.tolist())):
+        return None
+    odd = torch.tensor([bool(neg) and int(p) % 2 == 1 for p, neg in zip(powers, signed.tolist())])
+    flips = ((x < 0) & odd).sum(dim=1) % 2 == 1
+    law_sign = torch.where(flips, -torch.sign(y), torch.sign(y))
+    sign = 1 if float((law_sign > 0).double().mean()) >= 0.5 else -1
+    if float((law_sign == sign).double().mean()) < SIGN_AGREEMENT:
+        return None
     log_scale = float((target - logx @ torch.tensor([float(p) for p in powers], dtype=torch.float64)).mean())
     expr = sign * sympy.Float(math.exp(log_scale))
     for symbol, power in zip(symbols, powers):
         expr = expr * symbol**power
     return expr
+
+
+SIGN_AGREEMENT = 0.98
 
 
 def snap_exponent(value: float, tolerance: float = 0.04) -> sympy.Expr:

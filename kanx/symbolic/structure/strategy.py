@@ -26,14 +26,18 @@ from kanx.core.resources import map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
+from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms, round_floats
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import SymbolicResult
 from kanx.symbolic.selection import select
+from kanx.symbolic.structure.relevance import relevant_inputs
 from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
+from kanx.symbolic.structure.units import WorkingUnits
 
 SNAP_NOISE_RATIO = 10.0
+DEFAULT_NOISE = 1e-4
 PI_WINDOW = 1e-3  # π multiples must match closely: near-integer exponents are not (p/q)·π
 SNAP_WINDOW = 0.01  # a structure-first formula's constants are refitted to the targets, so snaps are near misses only
 
@@ -55,27 +59,43 @@ def network_oracle(model, output: int):
 
 def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Tensor, target_fit: torch.Tensor,
                        settings: StructureSettings, digits: int, simplify_timeout: float,
-                       seed: int) -> tuple[list[sympy.Expr | None], list[dict]]:
+                       seed: int, noise: float = DEFAULT_NOISE) -> tuple[list[sympy.Expr | None], list[dict]]:
     """One cleaned formula per output (``None`` where the search found nothing) and per output
-    a log: the decomposition tree, the search's R² on the network and the clean-up log.
+    a log: the decomposition tree, the search's R² on the network, the inputs dropped as
+    irrelevant, the working units and the clean-up log.
 
-    Each top-level candidate (plus a power law fitted on the targets themselves) is cleaned
-    against the targets; the simplest one within a noise-scaled margin of the best R² wins."""
+    Per output: inputs whose total effect on the network is within its error of 0 are dropped
+    (``relevance``); the search and the clean-up run in working units (``units``: powers of ten
+    that bring inputs and target to order 1); each top-level candidate (plus a power law fitted
+    on the targets themselves) is cleaned against the targets and the simplest one within a
+    noise-scaled margin of the best R² wins; it is written back in the data's units, its
+    constants folded and matched against physical constants."""
 
     symbols = input_symbols(model)
-    lo, hi = x_fit.double().min(0).values, x_fit.double().max(0).values
+    names = [str(s) for s in symbols]
     formulas, logs = [], []
     for k in range(model.n_outputs):
         start = time.perf_counter()
-        found = search_structure(network_oracle(model, k), symbols, lo, hi, functions, settings, seed)
-        direct = fit_power_law(symbols, x_fit, target_fit[:, k])
-        log: dict = {"strategy": "structure-first", "search_seconds": time.perf_counter() - start}
+        units = WorkingUnits.of(x_fit, target_fit[:, k])
+        network = network_oracle(model, k)
+        relevance = relevant_inputs(network, x_fit.double(), noise, torch.Generator().manual_seed(seed))
+        kept = relevance.kept
+        z_fit = units.to_working(x_fit.double())
+        w_fit = units.target_to_working(target_fit[:, k].double())
+        oracle = restricted_oracle(units.oracle(network), kept, z_fit.median(dim=0).values)
+        z_kept = z_fit[:, kept]
+        used = [symbols[i] for i in kept]
+        log: dict = {"strategy": "structure-first", "units": units.to_dict(), "dropped_inputs": relevance.dropped(names),
+                     "total_effects": dict(zip(names, relevance.shares))}
+        found = search_structure(oracle, used, z_kept.min(0).values, z_kept.max(0).values, functions, settings, seed) if kept else []
+        direct = fit_power_law(used, z_kept, w_fit) if kept else None
+        log["search_seconds"] = time.perf_counter() - start
         options = [(s.expr, s.node) for s in found] + ([(direct, None)] if direct is not None else [])
         if not options:
             formulas.append(None)
             logs.append(log | {"structure": None, "search_r2": None})
             continue
-        cleaned = [clean_formula(expr, symbols, x_fit, target_fit[:, k], digits, simplify_timeout) for expr, _ in options]
+        cleaned = [clean_formula(expr, used, z_kept, w_fit, digits, simplify_timeout) for expr, _ in options]
         scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(sympy.count_ops(expr)))
                   for i, (expr, r2, _) in enumerate(cleaned)]
         chosen = select(scored, tolerance=1e-3)
@@ -83,13 +103,46 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         expr, r2, clean_log = cleaned[index]
         node = options[index][1]
         best_search = max((s.node.r2 for s in found), default=None)
+        expr, constants = in_data_units(expr, units, symbols, x_fit, target_fit[:, k], digits)
         log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
                 "structure_text": node.describe() if node else ["power-law fitted to the targets: " + str(expr)],
                 "search_r2": node.r2 if node else best_search, "target_r2": r2, "cleanup": clean_log,
-                "candidates": [{"formula": sympy.sstr(e), "target_r2": v} for e, v, _ in cleaned]}
+                "physical_constants": constants,
+                "candidates": [{"formula": sympy.sstr(units.restore(e, symbols)), "target_r2": v} for e, v, _ in cleaned]}
         formulas.append(expr)
         logs.append(log)
     return formulas, logs
+
+
+def restricted_oracle(oracle, kept: list[int], reference: torch.Tensor):
+    """``oracle`` as a function of the ``kept`` inputs only (``[N, len(kept)]`` → ``[N]``), the
+    others held at ``reference [n]``."""
+    if len(kept) == reference.numel():
+        return oracle
+
+    def restricted(z: torch.Tensor) -> torch.Tensor:
+        full = reference.to(z.dtype).expand(z.shape[0], -1).clone()
+        full[:, kept] = z
+        return oracle(full)
+
+    return restricted
+
+
+def in_data_units(expr: sympy.Expr, units: WorkingUnits, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor,
+                  digits: int) -> tuple[sympy.Expr, list[dict]]:
+    """A formula found in working units written in the data's units: powers of ten folded into
+    its constants (one constant per product), radicals and logarithms of inputs that are
+    positive on every row merged (``√a·√b`` → ``√(a·b)``), then constants that match a physical constant
+    to 4 significant digits replaced by its exact value while R² on ``x``/``target`` stays
+    within a noise-scaled margin. Returns the formula and the matches made."""
+    positive = {s for i, s in enumerate(symbols) if bool((x[:, i] > 0).all())}
+    restored = positive_forms(fold_constants(units.restore(expr, symbols), digits), positive)
+    reference = held_out_r2(restored, symbols, x, target)
+    margin = min(5e-4, SNAP_NOISE_RATIO * max(1.0 - reference, 0.0) + 1e-12)
+    matched, matches = match_physical_constants(restored)
+    if matches and held_out_r2(matched, symbols, x, target) >= reference - margin:
+        return matched, matches
+    return restored, []
 
 
 def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor, digits: int,
@@ -110,8 +163,6 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
 def merge_pi_into_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
     """``0.3183*pi*x`` → ``1.0*x``: a π snapped in one constant while another absorbed the
     change (redundant scale constants) is folded back into a single rounded number."""
-    from kanx.symbolic.cleaning import round_floats
-
     def mixed(node: sympy.Basic) -> bool:
         if not isinstance(node, sympy.Mul):
             return False
@@ -138,9 +189,6 @@ def held_out_r2(expr: sympy.Expr | None, symbols: list[sympy.Symbol], x: torch.T
     return r2_value(prediction.double(), target.double())
 
 
-DEFAULT_NOISE = 1e-4
-
-
 def noise_level(y_net: torch.Tensor, y_data: torch.Tensor | None) -> float:
     """Fraction of the target variance the network misses, ``1 − R²`` (``DEFAULT_NOISE``
     without targets): the floor below which decomposition tests cannot see anything."""
@@ -149,11 +197,16 @@ def noise_level(y_net: torch.Tensor, y_data: torch.Tensor | None) -> float:
     return max(1.0 - r2_value(y_net.double(), y_data.double()), 0.0)
 
 
+AGREEMENT = 2.0  # 1-D candidates within this many times the network's error share are equal
+
+
 def settings_for(noise: float, budget: float) -> StructureSettings:
-    """Thresholds scaled to the network's error: tests ``10·noise``, acceptance ``1 − 20·noise``."""
+    """Thresholds scaled to the network's error: tests ``10·noise``, acceptance ``1 − 20·noise``,
+    1-D candidates equal within ``AGREEMENT·noise`` (the simpler wins)."""
     test = min(max(10 * noise, 1e-7), 1e-2)
     return StructureSettings(separability_threshold=test, combination_threshold=test,
-                             accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget)
+                             accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget,
+                             noise=min(AGREEMENT * noise, 1e-3))
 
 
 def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
@@ -176,7 +229,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     noise = noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None)
     settings = settings_for(noise, budget)
     with torch.device("cpu"):
-        formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed)
+        formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed, noise)
     timings["structure"] = time.perf_counter() - start
     symbols = input_symbols(model)
     fallback = None

@@ -170,8 +170,10 @@ def _power_law(x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol) -> list[t
 
 
 def fit_univariate(x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol, functions: list[LibraryFunction],
-                   tolerance: float = 2e-3) -> UnivariateFit | None:
-    """Best formula of ``y ≈ g(x)`` (``x``, ``y``: ``[N]``); ``None`` when nothing evaluates."""
+                   tolerance: float = 2e-3, noise: float = 0.0) -> UnivariateFit | None:
+    """Best formula of ``y ≈ g(x)`` (``x``, ``y``: ``[N]``); ``None`` when nothing evaluates.
+    ``noise``: the share of ``y``'s variance within which candidates count as equal (the
+    oracle's error), so the simpler one wins."""
 
     x, y = x.double(), y.double()
     if float(y.std()) <= 1e-12 * (float(y.abs().mean()) + 1e-300):
@@ -186,6 +188,46 @@ def fit_univariate(x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol, funct
             fitted.append((expr, Candidate(label, (1.0, 0.0, 1.0, 0.0), known, complexity)))
     if not fitted:
         return None
-    chosen = select([c for _, c in fitted], tolerance)
+    fitted = without_taylor_lookalikes(fitted, x, symbol, tolerance)
+    chosen = select([c for _, c in fitted], tolerance, noise)
     expr = next(e for e, c in fitted if c is chosen)
     return UnivariateFit(expr, chosen.r2, chosen.complexity, chosen.name)
+
+
+ODD_SMALL = (sympy.sin, sympy.tan, sympy.tanh, sympy.sinh, sympy.asin, sympy.atan, sympy.asinh, sympy.atanh)
+EVEN_SMALL = (sympy.cos, sympy.cosh)
+SMALL_ARGUMENT = 0.3  # |argument| below this over the data: the function is its first Taylor term to 1.5%
+
+
+def in_taylor_regime(expr: sympy.Expr, x: torch.Tensor, symbol: sympy.Symbol) -> bool:
+    """Whether some odd function of ``expr`` (sin, tan, tanh, …) or even one (cos, cosh) only
+    sees arguments below ``SMALL_ARGUMENT`` on the samples ``x [N]``: there it is the straight
+    line or parabola of its first Taylor term, a look-alike of a power of ``x``."""
+    from kanx.core.lambdify import torch_function
+
+    for node in expr.atoms(sympy.Function):
+        if not isinstance(node, ODD_SMALL + EVEN_SMALL) or node.args[0].free_symbols != {symbol}:
+            continue
+        try:
+            argument = torch_function([symbol], node.args[0])(x)
+        except Exception:  # noqa: BLE001 - an argument that does not evaluate is no evidence
+            continue
+        if isinstance(argument, torch.Tensor) and bool(torch.isfinite(argument).all()) and float(argument.abs().max()) < SMALL_ARGUMENT:
+            return True
+    return False
+
+
+def without_taylor_lookalikes(fitted: list[tuple[sympy.Expr, Candidate]], x: torch.Tensor, symbol: sympy.Symbol,
+                              tolerance: float) -> list[tuple[sympy.Expr, Candidate]]:
+    """Drop the candidates that work in a Taylor regime (:func:`in_taylor_regime`) when a simpler
+    candidate is within ``tolerance`` of their R²: ``x`` beats ``sin(εx)`` and ``x²`` beats
+    ``1 − cos(εx)`` unless the data show the curvature clearly, not merely within a network's
+    noise (the usual selection only gives way to a noise-scaled margin, which a look-alike that
+    bends with the noise can win)."""
+    kept = []
+    for expr, candidate in fitted:
+        simpler = [c for _, c in fitted if c.complexity < candidate.complexity and c.r2 >= candidate.r2 - tolerance]
+        if simpler and in_taylor_regime(expr, x, symbol):
+            continue
+        kept.append((expr, candidate))
+    return kept

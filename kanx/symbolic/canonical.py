@@ -1,0 +1,269 @@
+"""Canonical constants: one number where one belongs, and physical constants by name.
+
+A fitted formula often carries constants that only matter together: ``2.29183·(5/96)·x``,
+``0.0209·m·(75·v² + 23.87·π·u²)/π`` or ``q/(15.52 − 15.52·v/c)``. Each of these is one constant
+(or none) in the law. :func:`fold_constants` rewrites a formula so that
+
+* no product or quotient of numbers remains (``0.101321·π²`` → ``1.0``; a number that is not a
+  simple exact one, such as ``1/10^26``, becomes a float);
+* every sum is written relative to one of its terms, whose coefficient becomes 1, and the
+  common factor moves out to the enclosing product (through integer powers, and through any
+  power of a positive factor): ``c·(a·A + b·B)`` → ``(c·a)·(A + (b/a)·B)``. The term chosen
+  is the one that makes the most other coefficients simple fractions, then a constant term
+  that is not negligible, then the largest coefficient;
+* floats that are an integer or a simple fraction to within ``EXACT`` become exact.
+
+Folding is exact algebra (the formula's values do not change beyond rounding), so it can run
+before snapping, which then sees one parameter per independent constant.
+
+:func:`match_physical_constants` replaces a float that equals a known physical constant (or its
+square or inverse) to 4 significant digits by the constant's value and reports the match.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import sympy
+
+EXACT = 2e-6  # relative distance within which a float is taken as the exact simple number
+NEGLIGIBLE = 1e-3  # a sum's constant term this much smaller than its largest coefficient is no pivot
+SIMPLE_DENOMINATOR = 12
+SIMPLE_NUMERATOR = 1000
+
+# CODATA 2018 values (exact where the SI defines them); name → (value, description)
+PHYSICAL_CONSTANTS: dict[str, tuple[float, str]] = {
+    "c": (299792458.0, "speed of light in vacuum, m/s"),
+    "G": (6.67430e-11, "Newtonian constant of gravitation, m^3/(kg s^2)"),
+    "h": (6.62607015e-34, "Planck constant, J s"),
+    "hbar": (1.054571817e-34, "reduced Planck constant, J s"),
+    "e": (1.602176634e-19, "elementary charge, C"),
+    "k_B": (1.380649e-23, "Boltzmann constant, J/K"),
+    "N_A": (6.02214076e23, "Avogadro constant, 1/mol"),
+    "R": (8.314462618, "molar gas constant, J/(mol K)"),
+    "epsilon_0": (8.8541878128e-12, "vacuum electric permittivity, F/m"),
+    "mu_0": (1.25663706212e-6, "vacuum magnetic permeability, N/A^2"),
+    "k_e": (8.9875517923e9, "Coulomb constant 1/(4 pi epsilon_0), N m^2/C^2"),
+    "m_e": (9.1093837015e-31, "electron mass, kg"),
+    "m_p": (1.67262192369e-27, "proton mass, kg"),
+    "sigma_SB": (5.670374419e-8, "Stefan-Boltzmann constant, W/(m^2 K^4)"),
+    "g_n": (9.80665, "standard acceleration of gravity, m/s^2"),
+    "mu_B": (9.2740100783e-24, "Bohr magneton, J/T"),
+    "a_0": (5.29177210903e-11, "Bohr radius, m"),
+}
+MATCH_DIGITS = 4
+
+
+def _known_values() -> list[tuple[str, str, float]]:
+    """Each constant, its square and the inverses of both, as ``(label, name, value)``."""
+    values = []
+    for name, (value, _) in PHYSICAL_CONSTANTS.items():
+        values += [(name, name, value), (f"1/{name}", name, 1 / value), (f"{name}^2", name, value * value),
+                   (f"1/{name}^2", name, 1 / (value * value))]
+    return values
+
+
+def simple_number(value: float) -> sympy.Rational | None:
+    """The integer or fraction ``p/q`` (``q ≤ SIMPLE_DENOMINATOR``, ``|p| ≤ SIMPLE_NUMERATOR``)
+    within ``EXACT`` of ``value``, if any."""
+    if not math.isfinite(value) or value == 0:
+        return None
+    fraction = Fraction(value).limit_denominator(SIMPLE_DENOMINATOR)
+    if fraction.numerator == 0 or abs(fraction.numerator) > SIMPLE_NUMERATOR:
+        return None
+    if abs(float(fraction) - value) <= EXACT * abs(value):
+        return sympy.Rational(fraction.numerator, fraction.denominator)
+    return None
+
+
+def _is_simple_exact(number: sympy.Expr) -> bool:
+    """Exact numbers worth keeping exact: integers below 10^6, fractions p/q with
+    ``q ≤ SIMPLE_DENOMINATOR`` and ``|p| ≤ SIMPLE_NUMERATOR``, either times π^±1 or π^±2."""
+    rational, rest = number.as_coeff_Mul()
+    if rest != 1 and not (rest == sympy.pi or rest.is_Pow and rest.base == sympy.pi and rest.exp in (-2, -1, 2)):
+        return False
+    if not isinstance(rational, sympy.Rational):
+        return False
+    if rational.q == 1:
+        return abs(rational.p) < 10**6
+    return rational.q <= SIMPLE_DENOMINATOR and abs(rational.p) <= SIMPLE_NUMERATOR
+
+
+def _number(value: sympy.Expr) -> sympy.Expr:
+    """A number in canonical form: simple exact numbers stay, floats near one become it, the
+    rest is a float."""
+    if isinstance(value, sympy.Float) or not _is_simple_exact(value):
+        as_float = float(value)
+        if not math.isfinite(as_float):
+            return value
+        exact = simple_number(as_float)
+        return exact if exact is not None else sympy.Float(as_float)
+    return value
+
+
+def _split(expr: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """``expr`` = ``coefficient · rest`` with a numeric coefficient pulled out as far as exact
+    algebra allows (see the module docstring); ``rest`` is itself canonical."""
+    if expr.is_number:
+        return _number(expr), sympy.Integer(1)
+    if expr.is_Symbol:
+        return sympy.Integer(1), expr
+    if isinstance(expr, sympy.Mul):
+        coefficient, rest = sympy.Integer(1), sympy.Integer(1)
+        for factor in expr.args:
+            c, r = _split(factor)
+            coefficient, rest = coefficient * c, rest * r
+        return _number(coefficient), rest
+    if isinstance(expr, sympy.Add):
+        return _split_sum(expr)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_number:
+        c, base = _split(expr.base)
+        positive = bool(c.is_positive)
+        if expr.exp.is_integer or positive:
+            return _number(c**expr.exp), base**expr.exp
+        return sympy.Integer(1), (c * base) ** expr.exp
+    if isinstance(expr, sympy.Abs):
+        c, inner = _split(expr.args[0])
+        return _number(abs(c)), sympy.Abs(inner)
+    if expr.args:
+        return sympy.Integer(1), expr.func(*[_joined(a) for a in expr.args])
+    return sympy.Integer(1), expr
+
+
+def _joined(expr: sympy.Expr) -> sympy.Expr:
+    coefficient, rest = _split(expr)
+    return coefficient * rest
+
+
+def _split_sum(expr: sympy.Add) -> tuple[sympy.Expr, sympy.Expr]:
+    """A sum as ``pivot coefficient · Σ (c_i / c_pivot) · r_i``."""
+    parts = [_split(term) for term in expr.args]
+    values = [float(c) for c, _ in parts]
+    if any(not math.isfinite(v) or v == 0 for v in values):
+        return sympy.Integer(1), sympy.Add(*[c * r for c, r in parts])
+
+    largest = max(abs(v) for v in values)
+
+    def preference(p: int) -> tuple[int, int, float]:
+        simple = sum(simple_number(v / values[p]) is not None for i, v in enumerate(values) if i != p)
+        # a constant term that is not negligible, then the largest coefficient: a negligible
+        # offset must stay a prunable coefficient, not become the sum's unit
+        constant = int(parts[p][1] == 1 and abs(values[p]) >= NEGLIGIBLE * largest)
+        return simple, constant, abs(values[p])
+
+    pivot = max(range(len(parts)), key=preference)
+    scale = parts[pivot][0]
+    terms = [(_number(c / scale) if i != pivot else sympy.Integer(1)) * r for i, (c, r) in enumerate(parts)]
+    return scale, sympy.Add(*terms)
+
+
+def fold_constants(expr: sympy.Expr, digits: int | None = None) -> sympy.Expr:
+    """``expr`` with its constants folded (module docstring); floats rounded to ``digits``
+    significant digits when given."""
+    if not isinstance(expr, sympy.Expr) or expr.atoms(sympy.core.function.AppliedUndef):
+        return expr
+    folded = _joined(expr)
+    return round_floats(folded, digits) if digits is not None else folded
+
+
+def match_physical_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[dict]]:
+    """Floats of ``expr`` equal to a physical constant, its square or an inverse to
+    ``MATCH_DIGITS`` significant digits, replaced by that value; returns the new formula and one
+    record per match (``value``, ``constant``, ``exact``, ``description``)."""
+    known = _known_values()
+    mapping, matches = {}, []
+    for number in expr.atoms(sympy.Float):
+        value = abs(float(number))
+        if value == 0 or not math.isfinite(value):
+            continue
+        text = f"{value:.{MATCH_DIGITS - 1}e}"
+        for label, name, exact in known:
+            if f"{exact:.{MATCH_DIGITS - 1}e}" == text:
+                signed = math.copysign(exact, float(number))
+                mapping[number] = sympy.Float(signed, 15)
+                matches.append({"value": float(number), "constant": label, "exact": signed,
+                                "description": PHYSICAL_CONSTANTS[name][1]})
+                break
+    return expr.xreplace(mapping), matches
+
+
+def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """Round every floating constant to ``digits`` significant digits (near-integers become
+    integers)."""
+    mapping = {}
+    for number in expr.atoms(sympy.Float):
+        value = float(number)
+        if not math.isfinite(value):
+            continue
+        rounded = float(f"{value:.{digits}g}")
+        if rounded == 0:
+            mapping[number] = sympy.Integer(0)
+        elif rounded == int(rounded) and abs(rounded) < 1e6:
+            mapping[number] = sympy.Integer(int(rounded))
+        else:
+            mapping[number] = sympy.Float(rounded, digits)
+    return expr.xreplace(mapping)
+
+
+def positive_forms(expr: sympy.Expr, positive: set[sympy.Symbol]) -> sympy.Expr:
+    """The form of ``expr`` that the data's signs allow, for ``positive`` symbols (every
+    sample > 0): radicals of positive factors merged (``√a·√b/√c`` → ``√(a·b/c)``) and logarithms
+    of positive arguments combined (``log a − log b`` → ``log(a/b)``). Both are identities only
+    where the factors are positive, so other symbols are left alone."""
+    if not positive or not isinstance(expr, sympy.Expr):
+        return expr
+    merged = expr.replace(lambda node: isinstance(node, sympy.Mul), lambda node: _merge_radicals(node, positive))
+    return merged.replace(lambda node: isinstance(node, sympy.Add), lambda node: _merge_logs(node, positive))
+
+
+def _merge_logs(node: sympy.Add, positive: set[sympy.Symbol]) -> sympy.Expr:
+    """Within one sum: the terms ``±log(a_i)`` (integer coefficients, positive ``a_i``) become
+    one ``log(Π a_i^±1)``."""
+    logs, rest = [], []
+    for term in node.args:
+        coefficient, body = term.as_coeff_Mul()
+        if (isinstance(body, sympy.log) and isinstance(coefficient, sympy.Integer)
+                and _is_positive_factor(body.args[0], positive)):
+            logs.append(body.args[0] ** coefficient)
+        else:
+            rest.append(term)
+    if len(logs) < 2:
+        return node
+    return sympy.Add(*rest, sympy.log(sympy.Mul(*logs)))
+
+
+def _is_positive_factor(base: sympy.Expr, positive: set[sympy.Symbol]) -> bool:
+    """A product of powers of ``positive`` symbols (and positive numbers)."""
+    if base.is_number:
+        return bool(base.is_positive)
+    if base.is_Symbol:
+        return base in positive
+    if isinstance(base, sympy.Pow):
+        return base.exp.is_number and _is_positive_factor(base.base, positive)
+    if isinstance(base, sympy.Mul):
+        return all(_is_positive_factor(a, positive) for a in base.args)
+    return False
+
+
+def _merge_radicals(node: sympy.Mul, positive: set[sympy.Symbol]) -> sympy.Expr:
+    """Within one product: the powers ``b_i^(p_i/q)`` of positive factors that share a root
+    ``q > 1`` become one root ``(Π b_i^p_i)^(1/q)``."""
+    groups: dict[int, list[tuple[sympy.Expr, int]]] = {}
+    rest = []
+    for factor in node.args:
+        if (isinstance(factor, sympy.Pow) and isinstance(factor.exp, sympy.Rational) and factor.exp.q > 1
+                and _is_positive_factor(factor.base, positive) and not factor.base.is_number):
+            groups.setdefault(factor.exp.q, []).append((factor.base, factor.exp.p))
+        else:
+            rest.append(factor)
+    if not any(len(members) > 1 for members in groups.values()):
+        return node
+    for root, members in groups.items():
+        if len(members) == 1:
+            base, power = members[0]
+            rest.append(base ** sympy.Rational(power, root))
+            continue
+        inside = sympy.Mul(*[base**power for base, power in members])
+        rest.append(sympy.Pow(inside, sympy.Rational(1, root), evaluate=False))
+    return sympy.Mul(*rest)
