@@ -51,8 +51,10 @@ def select(candidates: list[Candidate], tolerance: float, noise: float = 0.0) ->
 
 def poly_fallback(x: torch.Tensor, y: torch.Tensor, degree: int = 3, digits: int = 6) -> tuple[str, float]:
     """Least-squares polynomial of ``degree`` in ``x`` for data ``x``, ``y`` ``[N]`` as sympy
-    text, and its R²."""
+    text, and its R² (``""`` and ``-inf`` when the data are not finite)."""
     xd, yd = x.double(), y.double()
+    if not bool(torch.isfinite(xd).all() and torch.isfinite(yd).all()):
+        return "", float("-inf")
     vander = torch.stack([xd**k for k in range(degree + 1)], dim=1)
     coef = torch.linalg.lstsq(vander, yd[:, None]).solution[:, 0]
     fitted = vander @ coef
@@ -82,5 +84,6 @@ def choose_fit(candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, to
         return Choice("symbolic", chosen)
     if fallback == "poly":
         text, r2 = poly_fallback(x, y)
-        return Choice("poly", Candidate("poly", (1.0, 0.0, 1.0, 0.0), r2, POLY_COMPLEXITY), text)
+        if math.isfinite(r2):  # an activation that overflows keeps its spline
+            return Choice("poly", Candidate("poly", (1.0, 0.0, 1.0, 0.0), r2, POLY_COMPLEXITY), text)
     return Choice("numeric", chosen)

@@ -22,6 +22,7 @@ import torch
 
 MIN_SHARE = 1e-4  # below this total-effect share an input is never kept for its own sake
 NOISE_FACTOR = 10.0  # …and below this many times the network's error share it is noise
+MAX_SHARE = 1e-2  # …but an input with a 1% share is kept however poor the network
 
 
 @dataclass
@@ -57,11 +58,11 @@ def total_effects(oracle, x: torch.Tensor, generator: torch.Generator) -> torch.
 
 
 def relevant_inputs(oracle, x: torch.Tensor, noise: float, generator: torch.Generator) -> Relevance:
-    """The inputs whose total effect on the oracle exceeds ``max(MIN_SHARE, NOISE_FACTOR ·
-    noise)`` (``noise``: the share of the target's variance the network misses). At least one
-    input is kept when the oracle varies at all."""
+    """The inputs whose total effect on the oracle exceeds ``max(MIN_SHARE, min(NOISE_FACTOR ·
+    noise, MAX_SHARE))`` (``noise``: the share of the target's variance the network misses). At
+    least one input is kept when the oracle varies at all."""
     shares = total_effects(oracle, x, generator)
-    threshold = max(MIN_SHARE, NOISE_FACTOR * noise)
+    threshold = max(MIN_SHARE, min(NOISE_FACTOR * noise, MAX_SHARE))
     kept = [i for i in range(x.shape[1]) if float(shares[i]) >= threshold]
     if not kept and bool((shares > 0).any()):
         kept = [int(shares.argmax())]

@@ -108,7 +108,8 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
                 "structure_text": node.describe() if node else ["power-law fitted to the targets: " + str(expr)],
                 "search_r2": node.r2 if node else best_search, "target_r2": r2, "cleanup": clean_log,
                 "physical_constants": constants,
-                "candidates": [{"formula": sympy.sstr(units.restore(e, symbols)), "target_r2": v} for e, v, _ in cleaned]}
+                "candidates": [{"formula": sympy.sstr(fold_constants(units.restore(e, symbols), digits)), "target_r2": v}
+                               for e, v, _ in cleaned]}
         formulas.append(expr)
         logs.append(log)
     return formulas, logs
