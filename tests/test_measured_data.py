@@ -242,3 +242,17 @@ def test_functions_seen_only_near_an_expansion_point_become_their_taylor_polynom
     # a sine that the data see over a whole period stays a sine
     wide, _ = Cleaner([a], x[:, :1] * 3, torch.sin(2 * x[:, 0] * 3), settings).run(sympy.Float(1.01) * sympy.sin(sympy.Float(1.99) * a))
     assert wide.has(sympy.sin)
+
+
+def test_huge_constants_are_cleaned_without_overflow() -> None:
+    """A constant of 1.9e+34 (SRSD III.7.38) once reached the snapper as an integer beyond torch's
+    range and crashed symbolify with an OverflowError; it is now refitted and left as a float."""
+    from kanx.symbolic.cleaning import Cleaner, CleanSettings
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.stack([log_uniform(300, 1e-11, 1e-9, True, generator), log_uniform(300, 1e-3, 1e-1, True, generator)], 1)
+    a, b = sympy.symbols("a b", real=True)
+    target = 1.8965e34 * x[:, 0] * x[:, 1]
+    cleaned, _ = Cleaner([a, b], x, target, CleanSettings(digits=6, noise_ratio=10.0)).run(sympy.Float(1.9e34) * a * b)
+    coefficient, rest = cleaned.as_coeff_Mul()
+    assert rest == a * b and float(coefficient) == pytest.approx(1.8965e34, rel=1e-5)

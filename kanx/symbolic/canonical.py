@@ -159,11 +159,14 @@ def _split_sum(expr: sympy.Add) -> tuple[sympy.Expr, sympy.Expr]:
 
 
 def fold_constants(expr: sympy.Expr, digits: int | None = None) -> sympy.Expr:
-    """``expr`` with its constants folded (module docstring); floats rounded to ``digits``
-    significant digits when given."""
+    """``expr`` with its constants folded (module docstring; unchanged when a number in it has no
+    float value); floats rounded to ``digits`` significant digits when given."""
     if not isinstance(expr, sympy.Expr) or expr.atoms(sympy.core.function.AppliedUndef):
         return expr
-    folded = _joined(expr)
+    try:
+        folded = _joined(expr)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):  # a number without a float value (zoo, nan)
+        folded = expr
     return round_floats(folded, digits) if digits is not None else folded
 
 

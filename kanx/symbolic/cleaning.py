@@ -176,12 +176,16 @@ def refit(evaluator: Evaluator, values: torch.Tensor, target: torch.Tensor, free
 
 
 # --------------------------------------------------------------------------- snapping
+SNAP_RANGE = (1e-3, 1e6)  # simple numbers are sought for constants of this size only
+
+
 def nice_candidates(value: float, max_denominator: int = 6, pi_squared: bool = False,
                     pi_inverse: bool = False) -> list[sympy.Expr]:
     """Simple numbers near ``value``, nearest first: integers, p/q (q ≤ max_denominator),
-    (p/q)·π, and on request (p/q)·π² and (p/q)/π."""
+    (p/q)·π, and on request (p/q)·π² and (p/q)/π. None for a constant outside ``SNAP_RANGE``:
+    6.04e+33 or 1.1e-17 carry their units, and an integer or fraction there means nothing."""
     found: dict[sympy.Expr, float] = {}
-    if not math.isfinite(value):
+    if not math.isfinite(value) or not SNAP_RANGE[0] <= abs(value) <= SNAP_RANGE[1]:
         return []
     bases = [(1.0, sympy.Integer(1)), (math.pi, sympy.pi)] + ([(math.pi**2, sympy.pi**2)] if pi_squared else [])
     bases += [(1 / math.pi, 1 / sympy.pi)] if pi_inverse else []
@@ -279,11 +283,14 @@ class Cleaner:
         except Exception:  # noqa: BLE001 - lambdify failure means the candidate is unusable
             return param, float("-inf")
         free = list(range(len(param.symbols))) if free is None else free
-        with torch.no_grad():
-            start = evaluator(param.values)
-        values = refit(evaluator, param.values, self.y, free)
-        with torch.no_grad():
-            prediction = evaluator(values)
+        try:
+            with torch.no_grad():
+                start = evaluator(param.values)
+            values = refit(evaluator, param.values, self.y, free)
+            with torch.no_grad():
+                prediction = evaluator(values)
+        except (RuntimeError, OverflowError, TypeError, ValueError):  # e.g. an integer beyond torch's range
+            return param, float("-inf")
         score = r2_value(prediction, self.y)
         if r2_value(start, self.y) > score:
             values, score = param.values, r2_value(start, self.y)
@@ -341,10 +348,7 @@ class Cleaner:
             passing = []
             # as written, and expanded: a polynomial piece can cancel against a term beside it
             for form in (replaced, run_with_timeout(sympy.expand, (replaced,), self.settings.timeout, replaced)):
-                try:
-                    fitted, score = self.fit(parametrise(fold_constants(form)))
-                except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-                    continue
+                fitted, score = self.fit(parametrise(fold_constants(form)))
                 if score >= floor:
                     pruned = self.prune(fitted, floor, log)
                     passing.append((sympy.count_ops(pruned.expr), len(passing), pruned))
@@ -370,11 +374,7 @@ class Cleaner:
     def folded(self, param: Parametrised, reference: float) -> tuple[Parametrised, float]:
         """``param`` with its constants folded (one per independent constant) and refitted,
         unless folding loses accuracy (it should not: it is exact algebra)."""
-        try:
-            folded = parametrise(fold_constants(to_expr(param)))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-            return param, reference
-        fitted, score = self.fit(folded)
+        fitted, score = self.fit(parametrise(fold_constants(to_expr(param))))
         return (fitted, score) if score >= reference - 1e-9 else (param, reference)
 
     def prune(self, param: Parametrised, floor: float, log: dict) -> Parametrised:

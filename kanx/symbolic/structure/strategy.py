@@ -26,7 +26,7 @@ from kanx.core.resources import map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms, round_floats
+from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
 from kanx.symbolic.engines import Candidate
@@ -154,28 +154,10 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
                              snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True,
                              pi_inverse=True)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
-    cleaned = merge_pi_into_floats(cleaned, digits)
     simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
     if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
         cleaned = simpler
     return cleaned, held_out_r2(cleaned, symbols, x, target), log
-
-
-def merge_pi_into_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
-    """``0.3183*pi*x`` → ``1.0*x``: a π snapped in one constant while another absorbed the
-    change (redundant scale constants) is folded back into a single rounded number."""
-    def mixed(node: sympy.Basic) -> bool:
-        if not isinstance(node, sympy.Mul):
-            return False
-        numbers = [a for a in node.args if a.is_number]
-        return any(a.has(sympy.pi) for a in numbers) and any(isinstance(a, sympy.Float) for a in numbers)
-
-    def fold(node: sympy.Mul) -> sympy.Expr:
-        number = sympy.Mul(*[a for a in node.args if a.is_number])
-        rest = sympy.Mul(*[a for a in node.args if not a.is_number])
-        return round_floats(sympy.Float(float(number)), digits) * rest
-
-    return expr.replace(mixed, fold)
 
 
 def held_out_r2(expr: sympy.Expr | None, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor) -> float:
