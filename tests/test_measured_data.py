@@ -9,6 +9,7 @@ import math
 import pytest
 import sympy
 import torch
+from conftest import assert_clean_failure, invoke
 
 from kanx.core.numerics import r2_value
 from kanx.families.kan.layer import adaptive_knots
@@ -256,3 +257,69 @@ def test_huge_constants_are_cleaned_without_overflow() -> None:
     cleaned, _ = Cleaner([a, b], x, target, CleanSettings(digits=6, noise_ratio=10.0)).run(sympy.Float(1.9e34) * a * b)
     coefficient, rest = cleaned.as_coeff_Mul()
     assert rest == a * b and float(coefficient) == pytest.approx(1.8965e34, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- targets over decades
+def test_log_targets_are_chosen_for_one_signed_columns_spanning_decades() -> None:
+    from kanx.core.errors import KanxError
+    from kanx.train.targets import log_targets
+
+    generator = torch.Generator().manual_seed(0)
+    wide = log_uniform(500, 1e-3, 1e2, False, generator)
+    narrow = torch.rand(500, generator=generator, dtype=torch.float64) + 1
+    signed = log_uniform(500, 1e-3, 1e2, True, generator)
+    y = torch.stack([wide, -wide, narrow, signed], 1)
+    assert log_targets(y, "auto") == [True, True, False, False]
+    assert log_targets(y, "none") == [False] * 4
+    with pytest.raises(KanxError, match="both signs"):
+        log_targets(y, "log")
+
+
+def test_a_target_over_decades_fitted_through_its_logarithm(tmp_path) -> None:
+    """``y = 2·a/b²`` over five decades: the log-fitted network holds an exp output layer in its
+    checkpoint, reproduces ``y`` in relative terms far better than a plain fit, and further
+    training (``train --init``) keeps fitting the logarithm."""
+    from kanx.io.checkpoint import save_model
+    from kanx.io.load import load_model
+    from kanx.train.targets import output_logs
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.stack([log_uniform(1500, 0.1, 10, False, generator), log_uniform(1500, 0.1, 10, False, generator)], 1)
+    y = (2 * x[:, 0] / x[:, 1] ** 2)[:, None]
+    data = Dataset(x.float(), y.float(), ["a", "b"], ["f"], "test")
+
+    def relative_error(model) -> float:
+        with torch.no_grad():
+            return float(((model(x.float()).double() - y) / y).abs().median())
+
+    plain = train(data, TrainSettings(widths=[2, 5, 1], steps=300, seed=0, target_transform="none")).model
+    logged = train(data, TrainSettings(widths=[2, 5, 1], steps=300, seed=0, target_transform="log"))
+    model = logged.model
+    assert model.widths == [2, 5, 1, 1] and output_logs(model) == [True]
+    assert model.symbolic_edge(2, 0, 0)[0] == "exp"
+    assert relative_error(model) < 0.2 * relative_error(plain)
+    save_model(model, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    with torch.no_grad():
+        assert torch.equal(loaded(x.float()), model(x.float()))
+    assert output_logs(loaded) == [True]
+    continued = train(data, TrainSettings(widths=[2, 5, 1], steps=100, seed=0), init=loaded).model
+    assert continued.widths == [2, 5, 1, 1] and output_logs(continued) == [True]
+    assert relative_error(continued) <= 1.5 * relative_error(model)
+
+
+def test_cli_target_transform_option(runner, tmp_path) -> None:
+    data = tmp_path / "d.csv"
+    generator = torch.Generator().manual_seed(0)
+    a, b = log_uniform(300, 0.1, 10, False, generator), log_uniform(300, 0.1, 10, False, generator)
+    data.write_text("a,b,f\n" + "".join(f"{u},{v},{u / v**2}\n" for u, v in zip(a.tolist(), b.tolist())))
+    result = invoke(runner, "train", data, "--target", "f", "--target-transform", "auto", "--steps", "50", "-o", tmp_path / "m.pt",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    assert '"widths": [\n    2,\n    5,\n    1,\n    1\n  ]' in result.stdout
+    assert_clean_failure(invoke(runner, "train", data, "--target", "f", "--init", tmp_path / "m.pt", "--target-transform", "log"),
+                         "--init keeps the checkpoint's architecture", "--target-transform")
+    signed = tmp_path / "s.csv"
+    signed.write_text("a,f\n" + "".join(f"{u},{u - 5}\n" for u in a.tolist()))
+    assert_clean_failure(invoke(runner, "train", signed, "--target", "f", "--target-transform", "log", "-o", tmp_path / "n.pt"),
+                         "--target-transform log", "both signs")

@@ -65,6 +65,7 @@ RECIPE: dict[str, float | int | str] = {
     "lbfgs_steps": 100,  # second phase with LBFGS on the same rows: test R² 0.9993 → 0.9997 on I.8.14, 0.9995 → 0.9998 on I.9.18
     "lamb": 0.0,  # no sparsity penalty: the network is only an oracle for structure-first
     "update_grid": 10,  # grid refreshes from the data over the first half of training
+    "target_transform": "none",  # kanx train --target-transform (auto: one-signed targets over decades fitted as log|y|)
     "digits": 6,  # significant digits of the printed constants (the judge rounds to 3 decimals: 4 digits lose 15.708 → 15.71)
     "fallback": "poly",  # edges no library function fits become cubics, so a fallback formula stays evaluable
     "strategy": "structure-first",  # symbolify strategy (falls back to per-edge fits by itself)
@@ -307,7 +308,8 @@ def train_network(data, seed: int):
     n_vars = data.x.shape[1]
     settings = TrainSettings(widths=[n_vars, hidden_width(n_vars), 1], grid=int(RECIPE["grid"]),
                              k=int(RECIPE["k"]), optimizer=str(RECIPE["optimizer"]), steps=int(RECIPE["steps"]),
-                             lamb=float(RECIPE["lamb"]), update_grid=int(RECIPE["update_grid"]), seed=seed, test_fraction=0.0)
+                             lamb=float(RECIPE["lamb"]), update_grid=int(RECIPE["update_grid"]), seed=seed, test_fraction=0.0,
+                             target_transform=str(RECIPE["target_transform"]))
     model = train(data, settings).model
     if int(RECIPE["lbfgs_steps"]) > 0:
         polish = TrainSettings(widths=settings.widths, optimizer="lbfgs", steps=int(RECIPE["lbfgs_steps"]), update_grid=0, seed=seed)
@@ -522,6 +524,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "srsd_dummyK_results.csv, for an equations file with a set column)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (progress goes to stderr)")
+    parser.add_argument("--target-transform", choices=("none", "log", "auto"), default=None,
+                        help=f"override the recipe's target transform (default {RECIPE['target_transform']})")
     return parser.parse_args(argv)
 
 
@@ -529,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     args = parse_args(argv)
+    if args.target_transform is not None:
+        RECIPE["target_transform"] = args.target_transform  # before the workers fork, so they all see it
     try:
         if args.jobs < 1 or args.budget <= 0 or args.dummy < 0:
             raise BenchmarkError("--jobs must be >= 1, --budget > 0 and --dummy >= 0")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, parse_int_list, print_json
-from kanx.core.choices import ARCHITECTURES, BASES, DEVICES, OPTIMIZERS
+from kanx.core.choices import ARCHITECTURES, BASES, DEVICES, OPTIMIZERS, TARGET_TRANSFORMS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 
@@ -139,6 +139,9 @@ def train_command(
     lamb_l1: float = typer.Option(1.0, "--lamb-l1", help="Weight of the edge L1 term inside the sparsity loss."),
     lamb_entropy: float = typer.Option(2.0, "--lamb-entropy", help="Weight of the node entropy term."),
     update_grid: int = typer.Option(10, "--update-grid", help="Grid refreshes over the first half of training (0 = none)."),
+    target_transform: Literal[TARGET_TRANSFORMS] = typer.Option(
+        "none", "--target-transform", help="none: fit y as it is; log: fit log|y| under an exp output layer (targets of one "
+        "sign; the checkpoint holds the layer); auto: log for targets of one sign spanning two decades or more."),
     seed: int = typer.Option(0, "--seed", help="Seed for data sampling, split and initialisation."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out fraction for the test metrics."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Checkpoint to write."),
@@ -161,7 +164,8 @@ def train_command(
     from kanx.train.kan import TrainSettings
 
     if init is not None:
-        architecture = {"--width": width, "--mult": mult, "--grid": grid, "--k": k, "--basis": basis, "--formula": formula}
+        architecture = {"--width": width, "--mult": mult, "--grid": grid, "--k": k, "--basis": basis, "--formula": formula,
+                        "--target-transform": target_transform if target_transform != "none" else None}
         given = [option for option, value in architecture.items() if value is not None]
         if given or arch != "kan":
             raise KanxError(f"--init keeps the checkpoint's architecture; drop {', '.join(given) or '--arch karsein'}")
@@ -182,7 +186,7 @@ def train_command(
     # the options that do not depend on the data are checked (by TrainSettings) before it is read
     TrainSettings(widths=[1, 1], grid=grid, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
                   lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction,
-                  device=device, max_memory=max_memory)
+                  device=device, max_memory=max_memory, target_transform=target_transform)
     if samples < 10:
         raise KanxError(f"--samples {samples}: must be at least 10")
     check_output_path(output, "--output", [data] if data else [])
@@ -192,7 +196,11 @@ def train_command(
         widths=widths, mult=parse_mult(mult, widths), grid=grid, k=k, basis=basis, steps=steps,
         optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
         update_grid=update_grid, seed=seed, test_fraction=test_fraction, device=device, max_memory=max_memory,
+        target_transform=target_transform,
     )
+    from kanx.train.targets import log_targets
+
+    log_targets(dataset.y, settings.target_transform)  # a target that has no logarithm is refused before training
     result = run_with_progress(dataset, settings, quiet or as_json)
     save_model(result.model, output)
     report(result, output, settings, as_json)

@@ -22,6 +22,10 @@ EXPORT_LANGUAGES = ("py", "numpy", "torch")
 BASES = ("bspline", "rbf", "chebyshev")
 """Edge bases a kanx KAN can train with (``train --basis``)."""
 
+TARGET_TRANSFORMS = ("none", "log", "auto")
+"""How ``train`` fits each target: as it is, or ``log|y|`` under an ``exp`` output layer (``log``:
+every target, which must keep one sign; ``auto``: targets of one sign spanning two decades)."""
+
 OPTIMIZERS = ("adam", "lbfgs")
 """Training optimisers (``train --optimizer``)."""
 

@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from kanx.core.choices import BASES, OPTIMIZERS
+from kanx.core.choices import BASES, OPTIMIZERS, TARGET_TRANSFORMS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.core.resources import check_resources, resolve_device
 from kanx.families.kan.network import KAN, EdgeTrace
 from kanx.io.data import Dataset
+from kanx.train.targets import core_view, fitted_targets, log_targets, output_logs, transform_record, with_output_edges
 
 StepCallback = Callable[[int, float, float], None]
 
@@ -60,6 +61,7 @@ class TrainSettings:
     seed: int = 0
     test_fraction: float = 0.2
     normalize_targets: bool = True
+    target_transform: str = "none"
     sample_rows: int = 1000
     device: str = "cpu"
     max_memory: str | int | None = None
@@ -73,6 +75,8 @@ class TrainSettings:
             raise KanxError(f"--optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.basis not in BASES:
             raise KanxError(f"--basis {self.basis!r}: use bspline, rbf or chebyshev")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise KanxError(f"--target-transform {self.target_transform!r}: use one of {', '.join(TARGET_TRANSFORMS)}")
         check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)
         for option, value, low in (("--grid", self.grid, 2), ("--k", self.k, 1), ("--steps", self.steps, 1),
                                    ("--update-grid", self.update_grid, 0)):
@@ -193,8 +197,15 @@ def fit(
 ) -> list[tuple[int, float, float]]:
     """Optimise ``model`` in place on ``x`` ``[N, n_in]``, ``y`` ``[N, n_out]``.
 
-    Returns the history ``(step, train_mse, test_mse)``; ``on_step`` sees the same values.
+    Returns the history ``(step, train_mse, test_mse)``; ``on_step`` sees the same values. A
+    model whose outputs are ``exp`` of a fitted ``log|y|`` (``kanx.train.targets``) trains the
+    layers below its output layer on ``log|y|`` (and reports those errors).
     """
+    logs = output_logs(model)
+    if any(logs):
+        with core_view(model):
+            return fit(model, x, fitted_targets(y, logs), settings, x_test,
+                       fitted_targets(y_test, logs) if y_test is not None else None, on_step)
     steps = settings.resolved_steps
     scale = model.layers[-1].node_scale.detach().clone()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -287,7 +298,13 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     """Build a KAN for ``dataset`` (or continue training a copy of ``init``, which is left
     untouched), fit it on ``settings.device`` (the model comes back on the CPU) and record
     provenance (settings, seed, data fingerprint, input ranges, a stored sample of up to
-    ``sample_rows`` training inputs)."""
+    ``sample_rows`` training inputs).
+
+    A fresh model fits the targets that ``settings.target_transform`` picks as ``log|y|`` under
+    an ``exp`` output layer (``kanx.train.targets``); the metrics are those of ``y``."""
+    logs = log_targets(dataset.y, settings.target_transform) if init is None else [False] * dataset.y.shape[1]
+    if any(logs):
+        return train_through_logs(dataset, settings, logs, on_step)
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
@@ -319,8 +336,32 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     else:
         earlier = init.meta.training.get("metrics") if isinstance(init.meta.training, dict) else None
         model.meta.training["continued_from"] = {"provenance": dict(init.provenance), "metrics": earlier}
+        if any(output_logs(init)):  # still exp of a fitted log|y|
+            model.meta.training["target_transforms"] = transform_record(model, output_logs(init))
         model.meta.provenance = {**init.provenance, "continued_by": "kanx train --init"}
     return TrainResult(model, train_metrics, test_metrics, history)
+
+
+def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[bool], on_step: StepCallback | None) -> TrainResult:
+    """:func:`train` of a fresh network on ``log|y|`` of the ``logs`` columns, then its ``exp``
+    output layer; the metrics and the record describe ``y`` itself."""
+    from dataclasses import replace
+
+    signs = [float(torch.sign(column[0])) for column in dataset.y.T]
+    fitted = train(replace(dataset, y=fitted_targets(dataset.y, logs)), replace(settings, target_transform="none"), on_step)
+    with torch.device("cpu"):  # the trained core is on the CPU; so is its output layer
+        model = with_output_edges(fitted.model, logs, signs)
+    train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
+    with torch.no_grad():
+        train_metrics = regression_metrics(model(dataset.x[train_idx]), dataset.y[train_idx])
+        test_metrics = (regression_metrics(model(dataset.x[test_idx]), dataset.y[test_idx]) if len(test_idx)
+                        else Metrics(float("nan"), float("nan")))
+    record = fitted.model.meta.training
+    model.meta.training = {**record, "settings": {**record["settings"], "target_transform": settings.target_transform},
+                           "target_transforms": transform_record(model, logs), "data_fingerprint": dataset.fingerprint(),
+                           "metrics": {"train": asdict(train_metrics), "test": asdict(test_metrics),
+                                       "fitted_log_targets": record["metrics"]}}
+    return TrainResult(model, train_metrics, test_metrics, fitted.history)
 
 
 def continued_model(init: KAN, dataset: Dataset) -> KAN:
