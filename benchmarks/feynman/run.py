@@ -116,6 +116,11 @@ class Equation:
         """The formula over :attr:`symbols`."""
         return self.expr.xreplace({sympy.Symbol(n): s for n, s in zip(self.names, self.symbols)})
 
+    @property
+    def n_real(self) -> int:
+        """The number of variables the formula uses (the dummies come after them)."""
+        return len(self.names) - self.dummies
+
     def with_dummies(self, count: int) -> Equation:
         """The equation with ``count`` irrelevant inputs ``dummy1 …`` appended; dummy ``j`` is
         drawn the way real variable ``(j - 1) mod n`` is (range, sampling and sign), so nothing
@@ -250,8 +255,7 @@ def sample(equation: Equation, rows: int, seed: int) -> tuple[np.ndarray, np.nda
     xs, ys, have = [], [], 0
     for _ in range(20):
         x = draw(equation, rows, rng)
-        y = evaluate(equation.expr, [sympy.Symbol(n) for n in equation.names[:len(equation.names) - equation.dummies]],
-                     x[:, :len(equation.names) - equation.dummies])
+        y = evaluate(equation.expr, [sympy.Symbol(n) for n in equation.names[:equation.n_real]], x[:, :equation.n_real])
         keep = np.isfinite(y) & (np.abs(y) <= FLOAT32_MAX)
         xs.append(x[keep])
         ys.append(y[keep])
@@ -398,7 +402,7 @@ class Job:
 
 
 def blank_row(equation: Equation) -> dict:
-    return {"id": equation.id, "set": equation.set, "n_vars": len(equation.names) - equation.dummies,
+    return {"id": equation.id, "set": equation.set, "n_vars": equation.n_real,
             "dummies": equation.dummies, "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
             "network_r2": float("nan"), "strategy": "", "seconds": float("nan"), "train_seconds": float("nan"),
             "symbolify_seconds": float("nan"), "judge_seconds": float("nan"), "status": "", "true_formula": equation.formula,

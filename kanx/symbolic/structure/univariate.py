@@ -22,7 +22,7 @@ import sympy
 import torch
 
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.cleaning import TAYLOR_WIDTH, Cleaner, CleanSettings, parametrise, to_expr
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.fit import fit_edges
 from kanx.symbolic.selection import select
@@ -196,12 +196,11 @@ def fit_univariate(x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol, funct
 
 ODD_SMALL = (sympy.sin, sympy.tan, sympy.tanh, sympy.sinh, sympy.asin, sympy.atan, sympy.asinh, sympy.atanh)
 EVEN_SMALL = (sympy.cos, sympy.cosh)
-SMALL_ARGUMENT = 0.3  # |argument| below this over the data: the function is its first Taylor term to 1.5%
 
 
 def in_taylor_regime(expr: sympy.Expr, x: torch.Tensor, symbol: sympy.Symbol) -> bool:
     """Whether some odd function of ``expr`` (sin, tan, tanh, …) or even one (cos, cosh) only
-    sees arguments below ``SMALL_ARGUMENT`` on the samples ``x [N]``: there it is the straight
+    sees arguments below ``TAYLOR_WIDTH`` (the clean-up's, ``kanx.symbolic.cleaning``) on the samples ``x [N]``: there it is the straight
     line or parabola of its first Taylor term, a look-alike of a power of ``x``."""
     from kanx.core.lambdify import torch_function
 
@@ -212,7 +211,7 @@ def in_taylor_regime(expr: sympy.Expr, x: torch.Tensor, symbol: sympy.Symbol) ->
             argument = torch_function([symbol], node.args[0])(x)
         except Exception:  # noqa: BLE001 - an argument that does not evaluate is no evidence
             continue
-        if isinstance(argument, torch.Tensor) and bool(torch.isfinite(argument).all()) and float(argument.abs().max()) < SMALL_ARGUMENT:
+        if isinstance(argument, torch.Tensor) and bool(torch.isfinite(argument).all()) and float(argument.abs().max()) < TAYLOR_WIDTH:
             return True
     return False
 
