@@ -1,4 +1,4 @@
-"""Benchmark: the full interaction report (pairs + tree + variance shares) for a [10,10,1]
+"""Benchmark: the full interaction report (sets + pairs + tree + variance shares) for a [10,10,1]
 KAN on 10 inputs and 1,000 samples. Prints the time and the number of network evaluations.
 
 Run by hand:  python benchmarks/bench_interactions.py
@@ -32,6 +32,8 @@ def main() -> None:
     print(f"report: {report.seconds:.2f} s, {report.network_evaluations} network evaluations (rows)")
     print(f"tree: {output.tree.describe()}")
     print(f"groups: {[g.variables for g in output.groups]}, unused: {output.unused}, max order {output.max_order}")
+    if hasattr(output, "interaction_sets"):
+        print(f"interaction sets: {[s.variables for s in output.interaction_sets]}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 
 from kanx.core.errors import KanxError
 from kanx.interactions import interactions
-from kanx.interactions.kan import interaction_figure
+from kanx.interactions.figure import interaction_figure
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, load_csv
 from kanx.io.files import atomic_write, atomic_write_text, to_json

@@ -19,6 +19,7 @@ from kanx.core.numerics import roc_auc, split_rows
 from kanx.families.karsein.codec import karsein_config, karsein_state
 from kanx.families.karsein.model import KarSein
 from kanx.interactions.karsein import field_interactions, order_bound, polynomial_degree
+from kanx.interactions.settings import InteractionSettings
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.ctr import PLANTED_GROUPS, ctr_columns, generate_ctr, write_ctr_csv
 from kanx.io.importers import detect, import_checkpoint
@@ -174,7 +175,7 @@ def test_sample_auc_close_to_bayes(sample_model: KarSein) -> None:
 
 
 def test_sample_interactions_name_planted_groups(sample_model: KarSein) -> None:
-    report = field_interactions(sample_model, max_samples=500)
+    report = field_interactions(sample_model, settings=InteractionSettings(max_samples=500))
     found = {frozenset(g.fields) for g in report.groups}
     planted = {frozenset(g) for g in PLANTED_GROUPS}
     assert found == planted, report.groups

@@ -22,12 +22,37 @@ if TYPE_CHECKING:
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
+def render_sets(sets: list, title: str, empty: str) -> None:
+    """The interaction sets table (KAN inputs or KarSein fields), strongest first."""
+    if not sets:
+        console.print(empty, markup=False)
+        return
+    table = Table(title=title)
+    for column in ("inputs", "order", "own share", "± error", "interaction variance"):
+        table.add_column(column, justify="left" if column == "inputs" else "right")
+    for term in sets:
+        table.add_row("{" + ", ".join(term.variables) + "}", str(term.order), f"{100 * term.strength:.3g}%",
+                      f"{100 * term.error:.2g}%", f"{100 * term.variance_share:.3g}%")
+    console.print(table)
+
+
+def noise_line(noise) -> str:
+    """How the reporting floor of one output was set."""
+    if noise.error_share is None:
+        return f"reported: own share > {noise.floor:.2g} (the threshold; the network's error is unknown)"
+    return (f"reported: own share > {noise.floor:.2g} (threshold {noise.threshold:.2g}; the network leaves "
+            f"{100 * noise.error_share:.3g}% of the variance unexplained on the {noise.source})")
+
+
 def render(report: InteractionReport) -> None:
     for index, result in enumerate(report.outputs):
         bound = report.structural[index]
+        render_sets(result.interaction_sets, f"interaction sets of {result.output}",
+                    f"{result.output}: no interaction above the noise (additive in its inputs)")
+        console.print(noise_line(result.noise), markup=False)
         console.print(f"[bold]{result.output}[/bold] = {result.tree.describe() or '(constant)'}")
-        table = Table(title=f"interaction groups of {result.output}")
-        for column in ("inputs", "order", "structure", "strength", "variance share", "interaction share"):
+        table = Table(title=f"additive blocks of {result.output}")
+        for column in ("inputs", "order", "structure", "top set share", "variance share", "interaction share"):
             table.add_column(column, justify="left" if column in ("inputs", "structure") else "right")
         for group in result.groups:
             table.add_row(
@@ -60,8 +85,8 @@ def render_pairs(report: InteractionReport, index: int, limit: int = 10) -> None
         ((strength[i][j], names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))),
         reverse=True,
     )
-    table = Table(title=f"strongest pairs (threshold {report.threshold})")
-    for column in ("pair", "strength"):
+    table = Table(title="strongest pairs (variance share of the terms holding both)")
+    for column in ("pair", "share"):
         table.add_column(column)
     for value, a, b in pairs[:limit]:
         table.add_row(f"{a} × {b}", fmt(value, 3))
@@ -77,17 +102,18 @@ def render_formula(formula: dict) -> None:
     console.print(table)
 
 
-def write_plot(report: InteractionReport, path: Path) -> list[Path]:
-    """One figure per output (``stem_<output>.ext`` when there are several)."""
-    from kanx.interactions.kan import interaction_figure
+def write_plot(report: InteractionReport | KarSeinInteractionReport, path: Path) -> list[Path]:
+    """One figure per KAN output (``stem_<output>.ext`` when there are several); one for a KarSein model."""
+    from kanx.interactions.figure import field_figure, interaction_figure
 
-    written = []
-    for index, result in enumerate(report.outputs):
-        target = path if len(report.outputs) == 1 else path.with_name(f"{path.stem}_{result.output}{path.suffix}")
-        figure = interaction_figure(report, index)
+    if not hasattr(report, "outputs"):
+        figures = [(path, field_figure(report))]
+    else:
+        figures = [(path if len(report.outputs) == 1 else path.with_name(f"{path.stem}_{result.output}{path.suffix}"),
+                    interaction_figure(report, index)) for index, result in enumerate(report.outputs)]
+    for target, figure in figures:
         atomic_write(target, lambda tmp, fig=figure: fig.savefig(tmp, format=path.suffix[1:], dpi=130, metadata=_metadata(path)))
-        written.append(target)
-    return written
+    return [target for target, _ in figures]
 
 
 def _metadata(path: Path) -> dict:
@@ -100,15 +126,9 @@ def _metadata(path: Path) -> dict:
 
 
 def render_karsein(report: KarSeinInteractionReport) -> None:
-    """Field groups, strongest pairs and the structural bounds of a KarSein model."""
-    table = Table(title=f"interacting field groups (share of score variance > {report.threshold})")
-    for column in ("fields", "order", "share"):
-        table.add_column(column, justify="left" if column == "fields" else "right")
-    for group in report.groups:
-        table.add_row(", ".join(group.fields), str(group.order), f"{100 * group.share:.1f}%")
-    console.print(table)
-    if not report.groups:
-        console.print("no field interactions above the threshold (the score is additive in the fields)", markup=False)
+    """Field interaction sets and the structural bounds of a KarSein model."""
+    render_sets(report.interaction_sets, f"field interaction sets (own share of the score variance > {report.threshold})",
+                "no field interactions above the threshold (the score is additive in the fields)")
     for bound in report.structural:
         degrees = ", ".join("?" if r is None else str(r) for r in bound.layer_degrees)
         degree = "unbounded" if bound.degree_bound is None else str(bound.degree_bound)
@@ -131,13 +151,15 @@ def interactions_command(
     target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
                                      "(repeat or comma-separate; default: the columns named like the outputs)."),
     formula: list[str] = typer.Option([], "--formula", help="Also analyse this formula in the input names (one per output)."),
-    threshold: float = typer.Option(InteractionSettings.threshold, "--threshold", help="Pairwise strength above which inputs interact."),
+    threshold: float = typer.Option(None, "--threshold", help="Own share of the output variance a set must carry to be "
+                                    "reported (default: KAN 3e-4, KarSein 0.05); sets within the noise are never reported."),
+    max_order: int = typer.Option(InteractionSettings.max_order, "--max-order", help="Largest interaction set tested."),
     product_threshold: float = typer.Option(
         InteractionSettings.product_threshold, "--product-threshold", help="Residual below which a product split is accepted."
     ),
     samples: int = typer.Option(1000, "--samples", help="Use at most this many rows."),
     seed: int = typer.Option(0, "--seed", help="Seed for row subsampling and Monte Carlo estimates."),
-    plot: Path = typer.Option(None, "--plot", help="Write the heatmap and tree figure (.png, .svg or .pdf)."),
+    plot: Path = typer.Option(None, "--plot", help="Write the figure: pair heatmap, interaction sets and tree (.png, .svg or .pdf)."),
     source: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library a foreign checkpoint came from (default: detect)."),
     device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
@@ -150,24 +172,23 @@ def interactions_command(
     from kanx.io.load import load_model
 
     settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed,
-                                   device=device, max_memory=max_memory)
+                                   max_order=max_order, device=device, max_memory=max_memory)
     if plot is not None:
         check_output_path(plot, "--plot", [model] + ([data] if data else []))
         if plot.suffix.lower() not in PLOT_FORMATS:
             raise KanxError(f"--plot {plot}: use a .png, .svg or .pdf file name")
     network = load_model(model, source=source)
     family = family_of(network)
-    if family.name != "kan" and plot is not None:
-        raise KanxError("--plot: the heatmap and tree figure are drawn for KAN models only")
     rows = read_data(network, data, target)
     x = rows.x if rows is not None else None
+    y = rows.y if rows is not None and family.name == "kan" else None
     formulas = None
     if formula:
         outputs = family.output_names(network)
         if len(formula) != len(outputs):
             raise KanxError(f"--formula: give one formula per output ({len(outputs)})")
         formulas = [parse_expression(text, family.input_names(network), "--formula") for text in formula]
-    report = interactions(network, x, settings, formulas)
+    report = interactions(network, x, settings, formulas, y)
     written = write_plot(report, plot) if plot is not None else []
     if as_json:
         print_json({**report.to_dict(), "plots": [str(p) for p in written]})

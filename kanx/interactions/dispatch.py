@@ -19,27 +19,30 @@ from kanx.interactions.settings import InteractionSettings
 
 
 def interactions(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,
-                 formulas: list[sympy.Expr] | None = None, **options) -> InteractionReport | KarSeinInteractionReport:
+                 formulas: list[sympy.Expr] | None = None, y: torch.Tensor | None = None,
+                 **options) -> InteractionReport | KarSeinInteractionReport:
     """The interaction report of ``model`` on inputs ``x [N, n_in]`` (default: its stored sample).
 
-    ``formulas`` (KAN only): one sympy expression per output in the input names, analysed as well.
-    ``settings`` (or its fields as keyword ``options``) as in :class:`InteractionSettings`.
+    ``y [N, n_out]`` (KAN): the targets of those rows, which measure the network's own error for the
+    noise floor. ``formulas`` (KAN only): one sympy expression per output in the input names,
+    analysed as well. ``settings`` (or its fields as keyword ``options``) as in :class:`InteractionSettings`.
     """
     settings = settings if settings is not None else InteractionSettings(**options)
     with memory_budget(parse_memory(settings.max_memory)):
         device = resolve_device(settings.device)
-        return report_on(placed(model, device), x.to(device) if x is not None else None, settings, formulas)
+        moved = [t.to(device) if t is not None else None for t in (x, y)]
+        return report_on(placed(model, device), moved[0], settings, formulas, moved[1])
 
 
 def report_on(model: nn.Module, x: torch.Tensor | None, settings: InteractionSettings,
-              formulas: list[sympy.Expr] | None) -> InteractionReport | KarSeinInteractionReport:
-    """:func:`interactions` once the model and ``x`` are on the settings' device."""
+              formulas: list[sympy.Expr] | None, y: torch.Tensor | None = None) -> InteractionReport | KarSeinInteractionReport:
+    """:func:`interactions` once the model and the rows are on the settings' device."""
     family = family_of(model).name
     if family == "karsein":
         if formulas is not None:
             raise KanxError("--formula: formula analysis is not supported for KarSein models")
-        return field_interactions(model, x, settings.threshold, max_order=settings.max_order,
-                                  max_samples=settings.max_samples, seed=settings.seed)
-    return interactions_of_kan(model, x, settings.threshold, settings.product_threshold, formulas,
-                               max_samples=settings.max_samples, monte_carlo=settings.monte_carlo, seed=settings.seed)
+        return field_interactions(model, x, settings)
+    if y is not None and (x is None or y.shape != (x.shape[0], model.n_outputs)):
+        raise KanxError(f"interactions: the targets must be [rows, {model.n_outputs}] beside the inputs")
+    return interactions_of_kan(model, x, settings, formulas, y)
 

@@ -1,14 +1,19 @@
 """Which inputs act together, at what order, and how much of the output each interaction carries.
 
-Numerical analysis of the network itself (no formula needed):
-- pairwise strength ``S_ij = RMS(d2f/dxi dxj * s_i * s_j) / s_f`` over the samples (autograd,
-  batched; ``s`` = standard deviations), 0 meaning no interaction;
-- an interaction tree from recursive separability tests: inputs split into additive groups
-  (connected components of the graph ``S_ij > threshold``), and a non-additive group is tested
-  for multiplicative separability ``f - c = u(x_A) * v(x_B)`` via the identity
-  ``(f - c) * d2f/dadb = df/da * df/db``, with the constant ``c`` fitted by least squares;
-- a functional-ANOVA variance decomposition: each additive group's share of the output
-  variance, split into the main effects of its inputs and the interaction remainder.
+Numerical analysis of the network itself (no formula needed), from mixed differences of its outputs
+(``kanx.interactions.sets``: no derivatives, so kinks such as ``|x|`` and ``max`` are measured too):
+- interaction sets, the headline: each set of inputs that enters a term together (sets may overlap),
+  with its order, its own share of the output variance (the part no subset explains) and the
+  interaction variance inside it. A set is reported when its own share is above the noise: the
+  threshold, a fraction ``ERROR_FRACTION`` of the variance the network itself does not explain (from
+  ``--data`` with the outputs, else from the training record), and three Monte Carlo standard errors;
+- pairwise shares ``U_ij / Var f``: the variance of every component holding both inputs;
+- additive blocks (the connected components of the sets) and an interaction tree from recursive
+  separability tests: inside a block, inputs split into additive groups by the pair shares with the
+  other inputs fixed, and a non-additive group is tested for multiplicative separability
+  ``f - c = u(x_A) * v(x_B)`` from values only;
+- a functional-ANOVA variance decomposition of each block: its share of the output variance, split
+  into the main effects of its inputs and the interaction remainder.
 
 Formula analysis (``formula_report``): the additive terms of an expanded expression, each with
 its variables, order and variance share on the samples.
@@ -33,23 +38,33 @@ from torch import nn
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
-from kanx.core.resources import rows_per_chunk
 from kanx.families.kan.compose import compose_with_hidden
 from kanx.families.kan.network import KAN
+from kanx.interactions.sets import (
+    NOISE_SIGMAS,
+    InteractionSet,
+    SetSearch,
+    SwappedValues,
+    closed_shares,
+    components,
+    interaction_sets,
+    maximal_sets,
+    pair_shares,
+    total_shares,
+)
 from kanx.interactions.settings import InteractionSettings
 
-DEFAULT_THRESHOLD = InteractionSettings.threshold
+DEFAULT_THRESHOLD = 3e-4  # own share of the output variance (InteractionSettings.threshold=None)
 DEFAULT_PRODUCT_THRESHOLD = InteractionSettings.product_threshold
+ERROR_FRACTION = 0.3  # an interaction must carry this much of the variance the network leaves unexplained
 PRODUCT_TEST_ROWS = 256
-UNUSED_THRESHOLD = 0.01
 LINEAR_FUNCTIONS = {"x", "0"}
 POLYNOMIAL_DEGREE = {"0": 0, "x": 1, "x^2": 2, "x^3": 3, "x^4": 4}
-# Wide models: the n backward passes of the Hessian run on at most this many rows in all (at
-# least MIN_HESSIAN_ROWS rows), the tree splits groups of at most MAX_TREE_INPUTS inputs, and a
+# Wide models: pairs are tested among at most MAX_PAIR_INPUTS inputs (those whose total effect
+# exceeds their main effect the most), the tree splits groups of at most MAX_TREE_INPUTS inputs, and a
 # group's main-effect ANOVA evaluates about ANOVA_ROW_BUDGET rows (Monte Carlo size shrunk to fit,
-# not below MIN_MONTE_CARLO). Models of up to ~100 inputs are unaffected.
-HESSIAN_ROW_BUDGET = 100_000
-MIN_HESSIAN_ROWS = 64
+# not below MIN_MONTE_CARLO).
+MAX_PAIR_INPUTS = 64
 MAX_TREE_INPUTS = 32
 ANOVA_ROW_BUDGET = 64 * 64 * 16
 MIN_MONTE_CARLO = 8
@@ -86,9 +101,9 @@ class TreeNode:
 
 @dataclass
 class InteractionGroup:
-    """An additive group of inputs: its order (number of inputs), the strongest pairwise
-    interaction inside it, its share of output variance and the part of that share carried by
-    interactions (beyond the main effects of its inputs)."""
+    """An additive block of inputs (a connected component of the interaction sets): its order
+    (number of inputs), the largest own share among its sets (``strength``), its share of output
+    variance and the part of that share carried by interactions (beyond its inputs' main effects)."""
 
     variables: list[str]
     order: int
@@ -99,10 +114,24 @@ class InteractionGroup:
 
 
 @dataclass
+class NoiseFloor:
+    """The own share below which an interaction is not reported (``floor``): the largest of the
+    threshold and ``ERROR_FRACTION`` times ``error_share``, the share of the output variance the
+    network leaves unexplained, measured on ``source`` ("data", "training record", or "unknown")."""
+
+    floor: float
+    threshold: float
+    error_share: float | None
+    source: str
+
+
+@dataclass
 class OutputReport:
     """Interaction analysis of one output."""
 
     output: str
+    interaction_sets: list[InteractionSet]
+    noise: NoiseFloor
     groups: list[InteractionGroup]
     unused: list[str]
     main_effects: dict[str, float]
@@ -166,70 +195,11 @@ class CountingFunction:
         return self.model(x)[:, self.output]
 
 
-def derivatives(f: CountingFunction, x: torch.Tensor, columns: list[int],
-                hessian_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Values ``[N]`` and gradient ``[N, n]`` of ``f`` at rows ``x``, and the mean over rows of
-    the squared scaled-free Hessian ``mean_r H_ij(r)^2`` ``[n, n]`` (only rows/columns in
-    ``columns`` are computed; others are 0) on the first ``hessian_rows`` rows (all by default).
-
-    Rows are processed in chunks that fit the working memory budget, so the ``[N, n, n]``
-    Hessian is never held at once. Returns ``(values, gradient, hessian_square_mean, rows used)``.
-    """
-    n_rows, n = x.shape
-    used_rows = n_rows if hessian_rows is None else min(n_rows, hessian_rows)
-    step = rows_per_chunk(4 * n * n + 8 * f.model.row_bytes(), max(n_rows, 1))
-    values, gradients = [], []
-    square = torch.zeros(n, n, dtype=torch.float64, device=x.device)
-    for start in range(0, n_rows, step):
-        chunk = x[start : start + step].detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            value = f(chunk)
-            gradient = torch.autograd.grad(value.sum(), chunk, create_graph=True)[0]
-            hessian_part = chunk[: max(0, used_rows - start)]
-            for i in columns if len(hessian_part) else []:
-                if not gradient.requires_grad:
-                    break
-                row = torch.autograd.grad(gradient[: len(hessian_part), i].sum(), chunk, retain_graph=True,
-                                          allow_unused=True)[0]
-                if row is not None:
-                    square[i] += row[: len(hessian_part)].detach().double().pow(2).sum(dim=0)
-        values.append(value.detach())
-        gradients.append(gradient.detach())
-    return torch.cat(values), torch.cat(gradients), square / max(used_rows, 1), used_rows
-
-
 def with_reference(x: torch.Tensor, keep: list[int], reference: torch.Tensor) -> torch.Tensor:
     """Rows of ``x`` with every column not in ``keep`` replaced by ``reference``."""
     out = reference.expand_as(x).clone()
     out[:, keep] = x[:, keep]
     return out
-
-
-def components(nodes: list[int], linked: np.ndarray) -> list[list[int]]:
-    """Connected components of the graph on ``nodes`` with adjacency ``linked`` (full-size)."""
-    remaining, groups = set(nodes), []
-    while remaining:
-        start = min(remaining)
-        stack, group = [start], {start}
-        while stack:
-            current = stack.pop()
-            for other in list(remaining - group):
-                if linked[current, other]:
-                    group.add(other)
-                    stack.append(other)
-        remaining -= group
-        groups.append(sorted(group))
-    return sorted(groups)
-
-
-def pair_strengths(hessian_square: torch.Tensor, scales: torch.Tensor, spread: float) -> np.ndarray:
-    """``S_ij = RMS(H_ij s_i s_j) / s_f`` from ``hessian_square`` = ``mean_r H_ij(r)^2`` ``[n, n]``:
-    ``[n, n]``, zero diagonal. A pair with one row computed (``H_ij`` but not ``H_ji``) takes it."""
-    scales = scales.double()
-    strength = (hessian_square * scales[:, None] ** 2 * scales[None, :] ** 2).sqrt() / max(spread, 1e-12)
-    strength = torch.where((strength > 0) & (strength.T > 0), 0.5 * (strength + strength.T), strength + strength.T)
-    strength.fill_diagonal_(0)
-    return strength.float().cpu().numpy()
 
 
 def bipartitions(variables: list[int], limit: int = 6) -> list[tuple[list[int], list[int]]]:
@@ -287,20 +257,17 @@ def reference_row(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- the tree
 @dataclass
 class TreeContext:
+    """What the tree search needs: output ``f``, rows ``x`` and partner rows ``partner`` ``[N, n]``,
+    and the own share above which a pair interacts (``floor``)."""
+
     f: CountingFunction
     x: torch.Tensor
+    partner: torch.Tensor
     names: list[str]
-    scales: torch.Tensor
-    threshold: float
+    floor: float
     product_threshold: float
     generator: torch.Generator
     notes: list[str] = field(default_factory=list)
-
-
-def hessian_rows(n_inputs: int) -> int:
-    """Rows whose Hessian the pairwise strengths average over: every row of a narrow model, fewer
-    for wide ones so the ``n_inputs`` backward passes stay within ``HESSIAN_ROW_BUDGET`` rows."""
-    return max(MIN_HESSIAN_ROWS, HESSIAN_ROW_BUDGET // max(n_inputs, 1))
 
 
 def random_rows(count: int, take: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -309,8 +276,10 @@ def random_rows(count: int, take: int, generator: torch.Generator, device: torch
     return torch.randperm(count, generator=generator, device="cpu")[:take].to(device)
 
 
-def build_tree(ctx: TreeContext, variables: list[int], reference: torch.Tensor) -> TreeNode:
-    """Recursive additive / multiplicative splitting of ``variables`` (others fixed at ``reference``)."""
+def build_tree(ctx: TreeContext, variables: list[int], reference: torch.Tensor,
+               additive: list[list[int]] | None = None) -> TreeNode:
+    """Recursive additive / multiplicative splitting of ``variables`` (others fixed at ``reference``).
+    ``additive`` gives the additive groups when they are known already (the blocks at the top)."""
     names = [ctx.names[v] for v in variables]
     if len(variables) == 1:
         return TreeNode("input", names)
@@ -319,9 +288,12 @@ def build_tree(ctx: TreeContext, variables: list[int], reference: torch.Tensor) 
                          f"{MAX_TREE_INPUTS})")
         return TreeNode("group", names)
     rows = with_reference(ctx.x, variables, reference)
-    values, _, hessian_square, _ = derivatives(ctx.f, rows, variables, hessian_rows(len(variables)))
-    strength = pair_strengths(hessian_square, ctx.scales, float(values.std(unbiased=False)))
-    additive = components(variables, strength > ctx.threshold)
+    if additive is None:
+        values = SwappedValues(lambda r: ctx.f(r)[:, None], rows, with_reference(ctx.partner, variables, reference),
+                               ctx.f.model.row_bytes())
+        share, error = pair_shares(values, variables, values.variance())
+        linked = ((share[0] > ctx.floor) & (share[0] > NOISE_SIGMAS * error[0])).cpu().numpy()
+        additive = components(variables, linked)
     if len(additive) > 1:
         return flatten(TreeNode("sum", names, [build_tree(ctx, group, reference) for group in additive]))
     splits = bipartitions(variables)
@@ -329,7 +301,8 @@ def build_tree(ctx: TreeContext, variables: list[int], reference: torch.Tensor) 
     residuals = product_residuals(ctx.f, subset, splits, ctx.generator)
     best = int(np.argmin(residuals))
     if residuals[best] < ctx.product_threshold:
-        anchor = reference_row(rows, values)
+        with torch.no_grad():
+            anchor = reference_row(rows, ctx.f(rows))
         children = [build_tree(ctx, side, anchor) for side in splits[best]]
         return flatten(TreeNode("product", names, children))
     return TreeNode("group", names)
@@ -383,70 +356,88 @@ def group_variances(
 
 
 # --------------------------------------------------------------------------- per output
-def analyse_output(
-    model: nn.Module,
-    output: int,
-    x: torch.Tensor,
-    names: list[str],
-    threshold: float,
-    product_threshold: float,
-    generator: torch.Generator,
-    mc: int,
-) -> tuple[OutputReport, int]:
+def error_shares(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[list[float | None], str]:
+    """Per output, the share of the output variance the network leaves unexplained, and where it was
+    measured: on targets ``y [N, m]`` for the rows ``x`` ("data"), else the test R² of the training
+    record ("training record"), else unknown."""
+    m = model.n_outputs
+    if y is not None:
+        with torch.no_grad():
+            residual = (model(x).double() - y.double()).pow(2).mean(dim=0)
+        spread = y.double().var(dim=0, unbiased=False).clamp_min(1e-300)
+        return [float(v) for v in (residual / spread).cpu()], "data"
+    training = model.meta.training if isinstance(model, KAN) and isinstance(model.meta.training, dict) else {}
+    test = (training.get("metrics") or {}).get("test") if isinstance(training.get("metrics"), dict) else None
+    r2 = test.get("r2") if isinstance(test, dict) else None
+    if isinstance(r2, (int, float)) and math.isfinite(r2):
+        return [max(1.0 - float(r2), 0.0)] * m, "training record"
+    return [None] * m, "unknown"
+
+
+def pair_columns(values: SwappedValues, total: torch.Tensor, variance: torch.Tensor, notes: list[str]) -> list[int]:
+    """Inputs whose pairs are tested: all of them, or for wide models the ``MAX_PAIR_INPUTS`` whose
+    total effect exceeds their main effect most (over the outputs). ``total [m, n]``."""
+    n = total.shape[1]
+    if n <= MAX_PAIR_INPUTS:
+        return list(range(n))
+    closed = closed_shares(values, n, [(i,) for i in range(n)], variance)
+    involvement = torch.stack([total[:, i] - closed[(i,)] for i in range(n)], dim=1).amax(dim=0)
+    chosen = sorted(int(i) for i in torch.argsort(involvement, descending=True)[:MAX_PAIR_INPUTS])
+    notes.append(f"pairs tested among the {MAX_PAIR_INPUTS} of {n} inputs whose total effect exceeds their main effect most")
+    return chosen
+
+
+def analyse_output(model: nn.Module, output: int, values: SwappedValues, variance: torch.Tensor, shares: torch.Tensor,
+                   total: torch.Tensor, noise: NoiseFloor, settings: InteractionSettings, generator: torch.Generator,
+                   notes: list[str]) -> tuple[OutputReport, int]:
+    """The report of output ``output`` from the shared swapped evaluations ``values``: ``shares [n, n]``
+    its pair shares, ``total [n]`` its inputs' total-effect shares."""
+    x, names, n = values.x, model.meta.input_names, values.x.shape[1]
     f = CountingFunction(model, output)
-    n = x.shape[1]
-    scales = x.std(dim=0, unbiased=False).clamp_min(1e-12)
-    values, gradient, hessian_square, rows = derivatives(f, x, list(range(n)), hessian_rows(n))
-    notes = [] if rows == len(x) else [f"pairwise strengths from the Hessian on {rows} of {len(x)} rows ({n} inputs)"]
-    spread = float(values.std(unbiased=False))
-    strength = pair_strengths(hessian_square, scales, spread)
-    main_strength = (gradient * scales).pow(2).mean(dim=0).sqrt().cpu().numpy() / max(spread, 1e-12)
-    used = [i for i in range(n) if main_strength[i] > UNUSED_THRESHOLD or strength[i].max() > threshold]
-    unused = [names[i] for i in range(n) if i not in used]
+    search = SetSearch(values, output, variance, noise.floor, settings.max_order)
+    pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.floor])
+    sets = interaction_sets(search, pairs, names)
+    index = {name: i for i, name in enumerate(names)}
+    linked = np.zeros((n, n), dtype=bool)
+    for term in sets:
+        members = [index[v] for v in term.variables]
+        linked[np.ix_(members, members)] = True
+    used = sorted({i for i in range(n) if total[i] > noise.floor} | {i for term in sets for i in (index[v] for v in term.variables)})
+    blocks = components(used, linked)
     reference = x.median(dim=0).values
-    ctx = TreeContext(f, x, names, scales, threshold, product_threshold, generator, notes)
-    if not used:
-        tree = TreeNode("sum", [])
-        groups_idx: list[list[int]] = []
-    else:
-        tree = build_tree(ctx, used, reference)
-        groups_idx = components(used, strength > threshold)
-    total_var = max(float(values.var(unbiased=False)), 1e-300)
+    ctx = TreeContext(f, x, values.partner, names, noise.floor, settings.product_threshold, generator, list(notes))
+    tree = build_tree(ctx, used, reference, blocks) if used else TreeNode("sum", [])
+    with torch.no_grad():
+        total_var = max(float(f(x).var(unbiased=False)), 1e-300)
     groups, main_effects = [], {}
-    for group in groups_idx:
-        variance, mains = group_variances(f, x, group, reference, generator, mc)
+    for block in blocks:
+        block_variance, mains = group_variances(f, x, block, reference, generator, settings.monte_carlo)
         for i, v in mains.items():
             main_effects[names[i]] = v / total_var
-        group_names = [names[i] for i in group]
-        subtree = find_subtree(tree, group_names)
-        inner = strength[np.ix_(group, group)]
-        groups.append(
-            InteractionGroup(
-                variables=group_names,
-                order=len(group),
-                strength=float(inner.max()) if len(group) > 1 else 0.0,
-                variance_share=variance / total_var,
-                interaction_share=max(variance - sum(mains.values()), 0.0) / total_var if len(group) > 1 else 0.0,
-                structure=subtree.describe() if subtree is not None else "g(" + ", ".join(group_names) + ")",
-            )
-        )
+        block_names = [names[i] for i in block]
+        subtree = find_subtree(tree, block_names)
+        groups.append(InteractionGroup(
+            variables=block_names, order=len(block),
+            strength=max((t.strength for t in sets if set(t.variables) <= set(block_names)), default=0.0),
+            variance_share=block_variance / total_var,
+            interaction_share=max(block_variance - sum(mains.values()), 0.0) / total_var if len(block) > 1 else 0.0,
+            structure=subtree.describe() if subtree is not None else "g(" + ", ".join(block_names) + ")",
+        ))
     report = OutputReport(
-        output=model.meta.output_names[output] if isinstance(model, KAN) else f"y_{output + 1}",
-        groups=groups,
-        unused=unused,
-        main_effects=main_effects,
-        pairwise=strength.round(6).tolist(),
-        tree=tree,
-        max_order=max((g.order for g in groups), default=0),
-        notes=ctx.notes,
+        output=model.meta.output_names[output], interaction_sets=sets, noise=noise, groups=groups,
+        unused=[names[i] for i in range(n) if i not in used], main_effects=main_effects,
+        pairwise=[[float(f"{v:.4g}") for v in row] for row in shares.tolist()], tree=tree,
+        max_order=max((t.order for t in sets), default=1 if used else 0), notes=ctx.notes + search.notes,
     )
     return report, f.rows
 
 
 # --------------------------------------------------------------------------- formula view
 def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> dict:
-    """Additive terms of ``expr`` (expanded over products and integer powers of sums), grouped
-    by connected variable sets, each with its order and variance share on samples ``x``."""
+    """Additive terms of ``expr`` (expanded over products and integer powers of sums), each with its
+    variables, order and variance share on samples ``x``; the interaction sets (the largest variable
+    sets of terms of two or more inputs whose variance share exceeds ``threshold``); and the additive
+    groups (connected variable sets)."""
     symbols = [sympy.Symbol(name) for name in names]
     expanded = sympy.expand(expr, power_exp=False, log=False)
     terms = [t for t in sympy.Add.make_args(expanded) if t.free_symbols]
@@ -473,14 +464,16 @@ def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshol
         members = [t for t, vs in zip(terms, term_sets) if set(vs) <= set(group_names)]
         share = float(np.var(evaluate(sympy.Add(*members)))) / total_var
         groups.append({"variables": group_names, "order": len(group), "variance_share": share})
+    term_shares = [float(np.var(evaluate(t))) / total_var for t in terms]
+    sets = maximal_sets(tuple(index[v] for v in vs) for vs, share in zip(term_sets, term_shares)
+                        if len(vs) >= 2 and share > threshold)
     return {
         "expression": str(expr),
-        "terms": [
-            {"term": str(t), "variables": vs, "order": len(vs), "variance_share": float(np.var(evaluate(t))) / total_var}
-            for t, vs in zip(terms, term_sets)
-        ],
+        "terms": [{"term": str(t), "variables": vs, "order": len(vs), "variance_share": share}
+                  for t, vs, share in zip(terms, term_sets, term_shares)],
+        "sets": [[names[i] for i in s] for s in sets],
         "groups": groups,
-        "max_order": max((g["order"] for g in groups if g["variance_share"] > threshold**2), default=0),
+        "max_order": max([len(s) for s in sets] or [1 if present else 0]),
     }
 
 
@@ -575,93 +568,52 @@ def combine_subnodes(layer, sub_groups: list[list[frozenset[int]]], sub_degree: 
 
 
 # --------------------------------------------------------------------------- entry point
-def interactions_of_kan(
-    model: nn.Module,
-    x: torch.Tensor | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
-    product_threshold: float = DEFAULT_PRODUCT_THRESHOLD,
-    formulas: list[sympy.Expr] | None = None,
-    max_samples: int = 1000,
-    monte_carlo: int = 64,
-    seed: int = 0,
-) -> InteractionReport:
-    """Interaction analysis of every output of ``model`` on inputs ``x`` ``[N, n_inputs]``
-    (default: the model's stored sample). ``formulas`` (one sympy expression per output, in the
-    input names) adds the formula view; by default a fully symbolic model's own formula is used.
+def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,
+                        formulas: list[sympy.Expr] | None = None, y: torch.Tensor | None = None) -> InteractionReport:
+    """Interaction analysis of every output of ``model`` on inputs ``x`` ``[N, n_inputs]`` (default:
+    the model's stored sample). ``y [N, n_outputs]``, the targets of those rows, measures the network's
+    error for the noise floor. ``formulas`` (one sympy expression per output, in the input names)
+    adds the formula view; by default a fully symbolic model's own formula is used.
     """
     if not isinstance(model, KAN):
         raise KanxError(f"interactions: unsupported model type {type(model).__name__}")
+    settings = settings if settings is not None else InteractionSettings()
     start = time.perf_counter()
     if x is None:
-        x = model.sample_inputs
+        x, y = model.sample_inputs, None
     if x.shape[0] < 10:
         raise KanxError("interactions: need at least 10 input rows (the model stores none; pass --data)")
-    generator = torch.Generator().manual_seed(seed)
-    if x.shape[0] > max_samples:
-        x = x[random_rows(x.shape[0], max_samples, generator, x.device)]
+    generator = torch.Generator().manual_seed(settings.seed)
+    if x.shape[0] > settings.max_samples:
+        keep = random_rows(x.shape[0], settings.max_samples, generator, x.device)
+        x, y = x[keep], (y[keep] if y is not None else None)
     x = x.float()
     names = model.meta.input_names
     if formulas is None:
         formulas = model_formulas(model)
     model.eval()
+    threshold = settings.threshold if settings.threshold is not None else DEFAULT_THRESHOLD
+    errors, source = error_shares(model, x, y)
+    values = SwappedValues(model, x, x[random_rows(len(x), len(x), generator, x.device)], model.row_bytes())
+    variance = values.variance()
+    n = x.shape[1]
+    values.prefetch([(i,) for i in range(n)])
+    total = total_shares(values, n, variance)
+    notes: list[str] = []
+    shares, _ = pair_shares(values, pair_columns(values, total, variance, notes), variance)
+    if source == "unknown":
+        notes.append("the network's own error is unknown (no targets, no training record): give --data with the outputs "
+                     "so interactions within it are not reported")
     outputs, evaluations = [], 0
     for k in range(model.n_outputs):
-        report, rows = analyse_output(model, k, x, names, threshold, product_threshold, generator, monte_carlo)
+        error = errors[k]
+        noise = NoiseFloor(max(threshold, ERROR_FRACTION * error) if error is not None else threshold, threshold, error, source)
+        report, rows = analyse_output(model, k, values, variance, shares[k], total[k], noise, settings, generator, notes)
         if formulas is not None:
-            report.formula = formula_report(formulas[k], names, x, threshold)
+            report.formula = formula_report(formulas[k], names, x, noise.floor)
         outputs.append(report)
         evaluations += rows
     return InteractionReport(
-        inputs=list(names),
-        outputs=outputs,
-        structural=structural_bound(model),
-        threshold=threshold,
-        samples=int(x.shape[0]),
-        network_evaluations=evaluations,
-        seconds=time.perf_counter() - start,
+        inputs=list(names), outputs=outputs, structural=structural_bound(model), threshold=threshold,
+        samples=int(x.shape[0]), network_evaluations=evaluations + values.rows, seconds=time.perf_counter() - start,
     )
-
-
-# --------------------------------------------------------------------------- figure
-def interaction_figure(report: InteractionReport, output: int = 0):
-    """A matplotlib figure: the pairwise-strength heatmap and the interaction tree of one output."""
-    from matplotlib.figure import Figure
-
-    result = report.outputs[output]
-    names = report.inputs
-    strength = np.array(result.pairwise)
-    n = len(names)
-    side = 2.0 + 0.45 * n
-    figure = Figure(figsize=(side + 1.2 + 4.5, 0.9 + max(3.5, side)), layout="constrained")
-    heat_axes, tree_axes = figure.subplots(1, 2, width_ratios=[side + 1.2, 4.5])
-    image = heat_axes.imshow(strength, cmap="viridis", vmin=0, vmax=max(float(strength.max()), report.threshold))
-    long_names = max(len(name) for name in names) > 3
-    heat_axes.set_xticks(range(n), names, rotation=45 if long_names else 0, ha="right" if long_names else "center")
-    heat_axes.set_yticks(range(n), names)
-    if n <= 12:
-        for i in range(n):
-            for j in range(n):
-                if i != j:
-                    colour = "white" if strength[i, j] < 0.6 * strength.max() else "black"
-                    heat_axes.text(j, i, f"{strength[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
-    heat_axes.set_title(f"pairwise interaction strength ({result.output})", fontsize=10)
-    figure.colorbar(image, ax=heat_axes, shrink=0.8)
-    tree_axes.axis("off")
-    lines = tree_lines(result.tree)
-    lines += ["", f"max order found: {result.max_order}"]
-    bound = report.structural[output]
-    lines.append(f"architecture bound: {bound.max_order} inputs" + (f", degree {bound.degree_bound}" if bound.degree_bound else ""))
-    if result.unused:
-        lines.append("unused: " + ", ".join(result.unused))
-    tree_axes.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=9, transform=tree_axes.transAxes)
-    tree_axes.set_title("interaction tree", fontsize=10)
-    return figure
-
-
-def tree_lines(node: TreeNode, prefix: str = "") -> list[str]:
-    """Indented text rendering of the interaction tree."""
-    label = {"sum": "+ (additive)", "product": "× (multiplicative)", "group": "non-separable " + ", ".join(node.variables)}
-    lines = [prefix + (node.variables[0] if node.kind == "input" else label[node.kind])]
-    for child in node.children:
-        lines.extend(tree_lines(child, prefix + "   "))
-    return lines

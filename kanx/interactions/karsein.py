@@ -1,20 +1,13 @@
 """Which FIELDS of a KarSein model interact, and what order its architecture allows.
 
 Numerical analysis on the score ``f = model.logit`` (pre-sigmoid), with each field's embedding
-lookup as one input. For a field set ``S``, rows ``x`` and partner rows ``x'`` (a random
-permutation of the same rows), the mixed difference over field-value swaps is
-
-    Delta_S f(x, x') = sum_{T subset S} (-1)^{|S| - |T|} f(x with the fields in T taken from x').
-
-It vanishes for every ``x, x'`` exactly when ``f`` has no term depending jointly on all fields
-of ``S``. For independent fields, ``E[Delta_S^2] / 2^|S|`` is the *superset importance*
-``U_S = sum_{V ⊇ S} sigma_V^2`` of the functional ANOVA decomposition (Liu & Owen 2006):
-the variance carried by terms involving all of ``S``. We report ``share(S) = U_S / Var f``.
-
-``share`` can only shrink when ``S`` grows, so sets are explored level by level, a set being
-evaluated only when all its subsets one smaller are above the threshold (exact pruning). The
-interaction groups are the above-threshold sets (size >= 2) not contained in a larger one;
-each group's order is its size. Evaluations are cached per swapped set ``T``.
+lookup as one input, by the mixed differences of ``kanx.interactions.sets`` (field values swapped
+with those of partner rows): each field set ``S`` has a superset importance ``U_S``, the variance of
+the score carried by terms involving all of ``S``; ``share(S) = U_S / Var f``. Sets are grown level
+by level from the pairs (a set is tested only when all its subsets one smaller passed), and the
+interaction sets are the passing sets (size >= 2) not contained in a larger one: the terms, which
+may overlap. A set passes when its share exceeds the threshold and three Monte Carlo standard
+errors. The groups are the connected components of the sets.
 
 Structural bound: a vector-wise layer in ``pairwise`` multiplies by the original fields, so
 with activations of effective polynomial degree ``r_l`` the degree in the embeddings is
@@ -27,7 +20,6 @@ and the spline part, each when its mixing weights are non-zero).
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -38,16 +30,18 @@ from kanx.core.display import html_table
 from kanx.core.numerics import r2
 from kanx.families.karsein.features import branch_inputs, default_rows
 from kanx.families.karsein.model import KarSein, KarSeinLayer
+from kanx.interactions.sets import InteractionSet, SetSearch, SwappedValues, components, interaction_sets
+from kanx.interactions.settings import InteractionSettings
 
 DEFAULT_SHARE_THRESHOLD = 0.05
 R2_TARGET = 0.999
 MAX_DEGREE = 12
-MAX_SETS_PER_LEVEL = 1000  # field sets of one order beyond pairs (a 39-field model has 9,139 triples)
 
 
 @dataclass
 class FieldGroup:
-    """Fields that interact jointly; ``share`` = superset importance / score variance."""
+    """A block of fields (a connected component of the interaction sets); ``share`` = the largest
+    own share among its sets."""
 
     fields: list[str]
     order: int
@@ -70,6 +64,7 @@ class BranchBound:
 @dataclass
 class KarSeinInteractionReport:
     fields: list[str]
+    interaction_sets: list[InteractionSet]
     groups: list[FieldGroup]
     shares: dict[str, float]
     pairwise: list[list[float]]
@@ -84,9 +79,10 @@ class KarSeinInteractionReport:
         return asdict(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the table of interacting field sets and their share of the score variance."""
-        rows = [(", ".join(group.fields), group.order, f"{100 * group.share:.1f}%") for group in self.groups]
-        return html_table(("fields", "order", "share"), rows, "KarSein field interactions")
+        """Jupyter: the table of interacting field sets and their shares of the score variance."""
+        rows = [(", ".join(s.variables), s.order, f"{100 * s.strength:.2f}%", f"{100 * s.variance_share:.2f}%")
+                for s in self.interaction_sets]
+        return html_table(("fields", "order", "own share", "interaction variance"), rows, "KarSein field interaction sets")
 
 
 # --------------------------------------------------------------------------- structural bound
@@ -150,89 +146,40 @@ def structural_bound(model: KarSein, x: torch.Tensor) -> list[BranchBound]:
 
 
 # --------------------------------------------------------------------------- field interactions
-class SwapScores:
-    """Scores ``f(x with fields T from x')`` ``[N]``, cached per field set ``T``."""
-
-    def __init__(self, model: KarSein, x: torch.Tensor, partner: torch.Tensor) -> None:
-        self.model, self.x, self.partner = model, x, partner
-        self.cache: dict[frozenset[int], torch.Tensor] = {}
-
-    def __call__(self, swapped: frozenset[int]) -> torch.Tensor:
-        if swapped not in self.cache:
-            x = self.x.clone()
-            columns = sorted(swapped)
-            x[:, columns] = self.partner[:, columns]
-            with torch.no_grad():
-                self.cache[swapped] = self.model.logit(x)[:, 0].double()
-        return self.cache[swapped]
-
-
-def superset_share(scores: SwapScores, fields: tuple[int, ...], variance: float) -> float:
-    """``E[Delta_S^2] / 2^|S| / Var f`` for the field set ``S = fields``."""
-    delta = torch.zeros_like(scores(frozenset()))
-    for size in range(len(fields) + 1):
-        for subset in itertools.combinations(fields, size):
-            delta = delta + (-1) ** (len(fields) - size) * scores(frozenset(subset))
-    return float((delta**2).mean()) / 2 ** len(fields) / max(variance, 1e-300)
-
-
-def field_interactions(model: KarSein, x: torch.Tensor | None = None, threshold: float = DEFAULT_SHARE_THRESHOLD,
-                       max_order: int = 4, max_samples: int = 1000, seed: int = 0) -> KarSeinInteractionReport:
-    """Interaction groups of fields on rows ``x [N, F + n_dense]`` (default: stored sample)."""
+def field_interactions(model: KarSein, x: torch.Tensor | None = None,
+                       settings: InteractionSettings | None = None) -> KarSeinInteractionReport:
+    """Interaction sets of fields on rows ``x [N, F + n_dense]`` (default: stored sample)."""
+    settings = settings if settings is not None else InteractionSettings()
     start = time.perf_counter()
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(settings.seed)
     if x is None:
-        x = default_rows(model, max_samples, seed)
-    elif len(x) > max_samples:
-        x = x[torch.randperm(len(x), generator=generator, device="cpu")[:max_samples].to(x.device)]
+        x = default_rows(model, settings.max_samples, settings.seed)
+    elif len(x) > settings.max_samples:
+        x = x[torch.randperm(len(x), generator=generator, device="cpu")[: settings.max_samples].to(x.device)]
     partner = x[torch.randperm(len(x), generator=generator, device="cpu").to(x.device)]
-    scores = SwapScores(model, x, partner)
-    variance = float(scores(frozenset()).var())
-    notes: list[str] = []
-    shares, significant = explore(scores, model.n_fields, variance, threshold, max_order, notes)
+    values = SwappedValues(model.logit, x, partner, model.row_bytes())
+    variance = values.variance()
+    threshold = settings.threshold if settings.threshold is not None else DEFAULT_SHARE_THRESHOLD
+    search = SetSearch(values, 0, variance, threshold, min(settings.max_order, model.n_fields))
+    pairs = search.test(list(itertools.combinations(range(model.n_fields), 2)))
     names = model.fields
-    maximal = [s for s in significant if not any(set(s) < set(t) for t in significant)]
-    groups = sorted((FieldGroup([names[i] for i in s], len(s), shares[s]) for s in maximal), key=lambda g: -g.share)
+    sets = interaction_sets(search, pairs, names)
+    index = {name: i for i, name in enumerate(names)}
+    linked = np.zeros((model.n_fields, model.n_fields), dtype=bool)
+    for term in sets:
+        members = [index[v] for v in term.variables]
+        linked[np.ix_(members, members)] = True
+    blocks = components(sorted({index[v] for t in sets for v in t.variables}), linked)
+    groups = [FieldGroup([names[i] for i in b], len(b),
+                         max(t.strength for t in sets if {index[v] for v in t.variables} <= set(b))) for b in blocks]
     pairwise = np.zeros((model.n_fields, model.n_fields))
-    for s, value in shares.items():
-        if len(s) == 2:
-            pairwise[s[0], s[1]] = pairwise[s[1], s[0]] = value
+    for columns, estimate in search.estimates.items():
+        if len(columns) == 2:
+            pairwise[columns[0], columns[1]] = pairwise[columns[1], columns[0]] = estimate.share
     return KarSeinInteractionReport(
-        fields=list(names), groups=groups, shares={"+".join(names[i] for i in s): v for s, v in shares.items()},
+        fields=list(names), interaction_sets=sets, groups=sorted(groups, key=lambda g: -g.share),
+        shares={"+".join(names[i] for i in s): e.share for s, e in search.estimates.items()},
         pairwise=pairwise.tolist(), structural=structural_bound(model, x), threshold=threshold, samples=len(x),
-        network_evaluations=len(scores.cache), seconds=time.perf_counter() - start, notes=notes,
+        network_evaluations=values.rows, seconds=time.perf_counter() - start, notes=search.notes,
     )
-
-
-def explore(scores: SwapScores, n_fields: int, variance: float, threshold: float, max_order: int,
-            notes: list[str] | None = None) -> tuple[dict[tuple[int, ...], float], list[tuple[int, ...]]]:
-    """Level-wise search: shares of the evaluated field sets and those above ``threshold``.
-
-    Every pair is tested; a higher level tests at most ``MAX_SETS_PER_LEVEL`` candidate sets (each
-    costs up to ``2^size`` network passes): the ones whose weakest sub-set share is largest. What was left out is
-    said in ``notes``."""
-    shares: dict[tuple[int, ...], float] = {}
-    level = [(i,) for i in range(n_fields)]
-    above = set(level)
-    significant: list[tuple[int, ...]] = []
-    for size in range(2, min(max_order, n_fields) + 1):
-        candidates = sorted({tuple(sorted(set(a) | set(b))) for a in level for b in level if len(set(a) | set(b)) == size})
-        candidates = [c for c in candidates if all(sub in above for sub in itertools.combinations(c, size - 1))]
-        if size > 2 and len(candidates) > MAX_SETS_PER_LEVEL:
-            weakest = {c: min(shares.get(sub, math.inf) for sub in itertools.combinations(c, size - 1)) for c in candidates}
-            kept = sorted(candidates, key=lambda c: (-weakest[c], c))[:MAX_SETS_PER_LEVEL]
-            if notes is not None:
-                notes.append(f"order {size}: tested the {MAX_SETS_PER_LEVEL} of {len(candidates)} candidate field sets whose "
-                             "sub-sets interact most strongly")
-            candidates = sorted(kept)
-        level = []
-        for subset in candidates:
-            shares[subset] = superset_share(scores, subset, variance)
-            if shares[subset] > threshold:
-                level.append(subset)
-        above = set(level)
-        significant.extend(level)
-        if not level:
-            break
-    return shares, significant

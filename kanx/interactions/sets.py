@@ -1,0 +1,288 @@
+"""Interaction sets of any model from mixed differences of its outputs: which inputs enter a term together.
+
+A function of independent inputs has one functional-ANOVA decomposition ``f = Σ_V f_V(x_V)`` with
+variances ``σ²_V``. Its *terms* (the interaction sets) are the maximal sets ``S`` with ``σ²_S > 0``:
+``x1·x2·x3 + exp(x3·x5)`` has the terms {x1, x2, x3} and {x3, x5}, which overlap in x3. Nothing here
+needs derivatives, so kinks (``|x|``, ``max``) are measured as well as smooth terms.
+
+For rows ``x``, partner rows ``x'`` (an independent draw: the rows in another order) and a column set
+``S``, the mixed difference
+
+    Δ_S(x, x') = Σ_{T ⊆ S} (−1)^{|S| − |T|} f(x with the columns in T taken from x')
+
+vanishes for every ``x, x'`` exactly when no term of ``f`` contains all of ``S``; it is the discrete
+analogue of ``∂^|S| f / ∂x_S`` over finite steps. ``E[Δ_S²] / 2^|S| = U_S = Σ_{V ⊇ S} σ²_V``, the
+superset importance (Liu & Owen 2006). For a term ``S`` (no term above it) ``U_S = σ²_S``: its own
+interaction, the part no subset explains. ``U_S`` only shrinks as ``S`` grows, so sets are grown level
+by level from the pairs, a set being tested only when all its subsets one smaller passed (the cliques of
+the pair graph, then their order-k test).
+
+Closed indices ``τ_T = Var E[f | x_T] = Var f − E[(f(x) − f(x with all but T from x'))²] / 2`` give, by
+Möbius inversion, the variance ``σ²_T`` of every component inside a term; a term's *variance share* is
+the interaction variance (components of two or more inputs) inside it, components shared by several
+terms split evenly among them.
+
+Every function evaluation is cached per swapped column set and made in batched chunks that fit the
+working-memory budget. Shapes: ``x, partner [N, n]``; the function maps ``[M, n] → [M, m]`` (all outputs
+at once); values are float64 ``[N, m]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from kanx.core.resources import rows_per_chunk
+
+Columns = tuple[int, ...]
+SETS_PER_ORDER = 1000  # candidate sets tested per order beyond pairs (each costs up to 2^k evaluations)
+NOISE_SIGMAS = 3.0  # a set's own share must exceed its Monte Carlo error this many times
+
+
+@dataclass(frozen=True)
+class SetEstimate:
+    """``share = U_S / Var f`` of the column set ``columns`` for one output, and its Monte Carlo
+    standard error ``error`` (same units)."""
+
+    columns: Columns
+    share: float
+    error: float
+
+
+@dataclass
+class InteractionSet:
+    """Inputs (or KarSein fields) that enter a term together: ``strength`` = its own share of the
+    output variance (the part no subset explains, ``U_S / Var f``) with its Monte Carlo standard error
+    ``error``; ``variance_share`` = the interaction variance (components of two or more inputs) inside
+    the set, a component shared by several sets split evenly among them."""
+
+    variables: list[str]
+    order: int
+    strength: float
+    error: float
+    variance_share: float
+
+
+class SwappedValues:
+    """``f(x with the columns in T taken from partner)`` ``[N, m]`` float64, cached per column set T.
+
+    ``function`` maps rows ``[M, n]`` to outputs ``[M, m]`` and must treat rows independently;
+    ``bytes_per_row`` sizes the evaluation chunks. ``rows`` counts the rows evaluated.
+    """
+
+    def __init__(self, function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, partner: torch.Tensor,
+                 bytes_per_row: float) -> None:
+        self.function, self.x, self.partner = function, x, partner
+        self.bytes_per_row = bytes_per_row
+        self.cache: dict[frozenset[int], torch.Tensor] = {}
+        self.rows = 0
+
+    def __call__(self, swapped: Iterable[int]) -> torch.Tensor:
+        key = frozenset(swapped)
+        if key not in self.cache:
+            self.prefetch([key])
+        return self.cache[key]
+
+    def prefetch(self, sets: Iterable[Iterable[int]]) -> None:
+        """Evaluate every set of ``sets`` not cached yet, many sets per batched pass."""
+        missing = list(dict.fromkeys(frozenset(s) for s in sets if frozenset(s) not in self.cache))
+        n_rows = len(self.x)
+        per_pass = max(1, rows_per_chunk(self.bytes_per_row, n_rows * max(len(missing), 1)) // max(n_rows, 1))
+        for start in range(0, len(missing), per_pass):
+            batch = missing[start : start + per_pass]
+            rows = self.x.repeat(len(batch), 1)
+            for index, swapped in enumerate(batch):
+                columns = sorted(swapped)
+                if columns:
+                    rows[index * n_rows : (index + 1) * n_rows, columns] = self.partner[:, columns]
+            with torch.no_grad():
+                values = self.function(rows).double()
+            self.rows += len(rows)
+            for index, swapped in enumerate(batch):
+                self.cache[swapped] = values[index * n_rows : (index + 1) * n_rows]
+
+    def variance(self) -> torch.Tensor:
+        """``Var f`` per output ``[m]`` from the paired rows: ``E[(f(x) − f(x'))²] / 2``."""
+        everything = frozenset(range(self.x.shape[1]))
+        return 0.5 * (self(()) - self(everything)).pow(2).mean(dim=0)
+
+
+def subsets(columns: Columns, proper: bool = False) -> list[Columns]:
+    """Every subset of ``columns`` (the empty one included), smallest first; without ``columns``
+    itself when ``proper``."""
+    top = len(columns) - 1 if proper else len(columns)
+    return [s for size in range(top + 1) for s in itertools.combinations(columns, size)]
+
+
+def mixed_difference(values: SwappedValues, columns: Columns) -> torch.Tensor:
+    """``Δ_S(x, x')`` ``[N, m]`` for the column set ``S = columns``."""
+    values.prefetch(subsets(columns))
+    delta = torch.zeros_like(values(()))
+    for subset in subsets(columns):
+        delta += (-1) ** (len(columns) - len(subset)) * values(subset)
+    return delta
+
+
+def superset_shares(values: SwappedValues, columns: Columns, variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U_S / Var f`` per output ``[m]`` and its standard error ``[m]``."""
+    squared = mixed_difference(values, columns).pow(2) / 2 ** len(columns)
+    scale = variance.clamp_min(1e-300)
+    error = squared.std(dim=0) / math.sqrt(max(len(squared) - 1, 1))
+    return squared.mean(dim=0) / scale, error / scale
+
+
+def pair_shares(values: SwappedValues, columns: list[int], variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U_ij / Var f`` for every pair of ``columns``: ``[m, n, n]`` over all ``n`` columns of the rows
+    (symmetric, zero diagonal, zero outside ``columns``), and the standard errors ``[m, n, n]``. Costs
+    ``k + k(k − 1)/2`` evaluations of the rows for ``k`` columns (batched)."""
+    n = values.x.shape[1]
+    pairs = list(itertools.combinations(sorted(columns), 2))
+    values.prefetch([()] + [(i,) for i in columns] + pairs)
+    m = variance.shape[0]
+    share = torch.zeros(m, n, n, dtype=torch.float64, device=variance.device)
+    error = torch.zeros_like(share)
+    for i, j in pairs:
+        value, err = superset_shares(values, (i, j), variance)
+        share[:, i, j] = share[:, j, i] = value
+        error[:, i, j] = error[:, j, i] = err
+    return share, error
+
+
+def total_shares(values: SwappedValues, n: int, variance: torch.Tensor) -> torch.Tensor:
+    """Total-effect share of every column ``[m, n]``: ``E[(f(x) − f(x with i from x'))²] / 2 / Var f``."""
+    base = values(())
+    columns = [0.5 * (base - values((i,))).pow(2).mean(dim=0) for i in range(n)]
+    return torch.stack(columns, dim=1) / variance.clamp_min(1e-300)[:, None]
+
+
+@dataclass
+class SetSearch:
+    """Level-wise growth of interaction sets for one output (index ``output``).
+
+    ``floor`` is the share below which an interaction cannot be told from the model's own error; a set
+    passes when ``share > floor`` and ``share > NOISE_SIGMAS · error``. ``estimates`` holds every set tested.
+    """
+
+    values: SwappedValues
+    output: int
+    variance: torch.Tensor
+    floor: float
+    max_order: int
+    estimates: dict[Columns, SetEstimate] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def passes(self, estimate: SetEstimate) -> bool:
+        return estimate.share > self.floor and estimate.share > NOISE_SIGMAS * estimate.error
+
+    def test(self, candidates: list[Columns]) -> list[Columns]:
+        """Estimate ``candidates`` (batched) and return those that pass."""
+        self.values.prefetch(s for c in candidates for s in subsets(c))
+        passed = []
+        for columns in candidates:
+            share, error = superset_shares(self.values, columns, self.variance)
+            estimate = SetEstimate(columns, float(share[self.output]), float(error[self.output]))
+            self.estimates[columns] = estimate
+            if self.passes(estimate):
+                passed.append(columns)
+        return passed
+
+    def grow(self, pairs: list[Columns]) -> list[Columns]:
+        """Every set that passes, grown from the passing ``pairs`` up to ``max_order`` inputs."""
+        level, significant = sorted(pairs), list(pairs)
+        for size in range(3, self.max_order + 1):
+            above = set(level)
+            members = sorted({c for s in level for c in s})
+            candidates = sorted({tuple(sorted(set(a) | {c})) for a in level for c in members if c not in a})
+            candidates = [c for c in candidates if all(sub in above for sub in itertools.combinations(c, size - 1))]
+            if len(candidates) > SETS_PER_ORDER:
+                weakest = {c: min(self.estimates[s].share for s in itertools.combinations(c, size - 1)) for c in candidates}
+                self.notes.append(f"order {size}: tested the {SETS_PER_ORDER} of {len(candidates)} candidate sets whose "
+                                  "subsets interact most strongly")
+                candidates = sorted(sorted(candidates, key=lambda c: (-weakest[c], c))[:SETS_PER_ORDER])
+            level = self.test(candidates)
+            significant.extend(level)
+            if not level:
+                break
+        return significant
+
+
+def components(nodes: list[int], linked: np.ndarray) -> list[list[int]]:
+    """Connected components of the graph on ``nodes`` with adjacency ``linked`` ``[n, n]`` (bool, over all columns)."""
+    remaining, groups = set(nodes), []
+    while remaining:
+        start = min(remaining)
+        stack, group = [start], {start}
+        while stack:
+            current = stack.pop()
+            for other in list(remaining - group):
+                if linked[current, other]:
+                    group.add(other)
+                    stack.append(other)
+        remaining -= group
+        groups.append(sorted(group))
+    return sorted(groups)
+
+
+def maximal_sets(significant: Iterable[Columns]) -> list[Columns]:
+    """The sets of ``significant`` not contained in another one: the terms."""
+    found = [tuple(sorted(s)) for s in significant]
+    return sorted({s for s in found if not any(set(s) < set(t) for t in found)}, key=lambda s: (len(s), s))
+
+
+def closed_shares(values: SwappedValues, n: int, sets: list[Columns], variance: torch.Tensor) -> dict[Columns, torch.Tensor]:
+    """``τ_T / Var f`` ``[m]`` for every subset ``T`` of every set in ``sets`` (``τ_∅ = 0``)."""
+    everything = frozenset(range(n))
+    wanted = sorted({t for s in sets for t in subsets(s)}, key=lambda t: (len(t), t))
+    values.prefetch(everything - set(t) for t in wanted)
+    base, scale = values(()), variance.clamp_min(1e-300)
+    closed = {}
+    for t in wanted:
+        rest = values(everything - set(t))
+        closed[t] = (variance - 0.5 * (base - rest).pow(2).mean(dim=0)) / scale if t else torch.zeros_like(variance)
+    return closed
+
+
+def interaction_sets(search: SetSearch, pairs: list[Columns], names: list[str]) -> list[InteractionSet]:
+    """The terms ``search`` grows from the passing ``pairs``, strongest first, named by ``names``."""
+    terms = maximal_sets(search.grow(pairs))
+    n = search.values.x.shape[1]
+    inside = interaction_variance_shares(closed_shares(search.values, n, terms, search.variance), terms) if terms else []
+    found = [InteractionSet([names[i] for i in term], len(term), search.estimates[term].share,
+                            search.estimates[term].error, float(share[search.output]))
+             for term, share in zip(terms, inside)]
+    return sorted(found, key=lambda s: (-s.strength, s.variables))
+
+
+def interaction_variance_shares(closed: dict[Columns, torch.Tensor], sets: list[Columns]) -> list[torch.Tensor]:
+    """Per set: the variance share ``[m]`` of the components of two or more inputs inside it
+    (``σ²_T`` by Möbius inversion of the closed shares), each split evenly among the sets holding it."""
+    holders: dict[Columns, int] = {}
+    for s in sets:
+        for t in subsets(s):
+            if len(t) >= 2:
+                holders[t] = holders.get(t, 0) + 1
+    shares = []
+    for s in sets:
+        total = torch.zeros_like(next(iter(closed.values())))
+        for t in subsets(s):
+            if len(t) >= 2:
+                pure = sum((-1) ** (len(t) - len(u)) * closed[u] for u in subsets(t))
+                total = total + pure.clamp_min(0) / holders[t]
+        shares.append(total)
+    return shares
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half);
+    ``nan`` without both kinds."""
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    above = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(above / (len(pos) * len(neg)))

@@ -1,0 +1,211 @@
+"""Interaction sets: overlapping terms of every order, from exact functions and from trained networks.
+
+The planted suite (tests/fixtures/planted/suite.json) holds twelve functions of 8-12 inputs with
+overlapping terms of orders 2-5, kinks (|x|, max), weak interactions beside strong main effects and
+unused inputs; its networks were trained by ``kanx train`` with default options
+(benchmarks/interactions/build.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import sympy
+import torch
+from typer.testing import CliRunner
+
+from kanx.cli import app
+from kanx.core.errors import KanxError
+from kanx.core.lambdify import numpy_function
+from kanx.functions.parser import parse_expression
+from kanx.interactions import InteractionSettings, interactions
+from kanx.interactions.kan import formula_report
+from kanx.interactions.karsein import field_interactions
+from kanx.interactions.sets import SetSearch, SwappedValues, auc, maximal_sets, pair_shares, superset_shares
+from kanx.io.data import formula_dataset
+from kanx.io.load import load_model
+from kanx.train.karsein import KarSeinSettings, train_karsein
+
+PLANTED = Path(__file__).parent / "fixtures" / "planted"
+SUITE = json.loads((PLANTED / "suite.json").read_text())["functions"]
+
+
+def exact_values(formula: str, n: int, ranges: dict, rows: int = 2000, seed: int = 0) -> SwappedValues:
+    """Swapped evaluations of the exact function (float64) on uniform rows of its box."""
+    names = [f"x{i}" for i in range(1, n + 1)]
+    function = numpy_function([sympy.Symbol(v) for v in names], parse_expression(formula, names, "test"))
+    generator = np.random.default_rng(seed)
+    low = np.array([ranges.get(v, [-1, 1])[0] for v in names])
+    high = np.array([ranges.get(v, [-1, 1])[1] for v in names])
+    x = torch.tensor(low + (high - low) * generator.random((rows, n)))
+
+    def evaluate(r: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(np.broadcast_to(function(*r.numpy().T), (len(r),)).copy())[:, None]
+
+    return SwappedValues(evaluate, x, x[torch.randperm(rows, generator=torch.Generator().manual_seed(seed))], 64)
+
+
+def exact_sets(function: dict, floor: float = 1e-6) -> set[frozenset[str]]:
+    values = exact_values(function["formula"], function["inputs"], function.get("ranges", {}))
+    search = SetSearch(values, 0, values.variance(), floor, 5)
+    n = function["inputs"]
+    terms = maximal_sets(search.grow(search.test(list(itertools.combinations(range(n), 2)))))
+    return {frozenset(f"x{i + 1}" for i in term) for term in terms}
+
+
+def planted(function: dict) -> set[frozenset[str]]:
+    return {frozenset(s) for s in function["sets"]}
+
+
+@pytest.mark.parametrize("function", SUITE, ids=[f["name"] for f in SUITE])
+def test_exact_functions_give_exactly_their_terms(function: dict) -> None:
+    """On the functions themselves the mixed differences of absent sets are 0 up to rounding."""
+    assert exact_sets(function) == planted(function)
+
+
+def test_superset_share_of_a_product_and_of_a_sum() -> None:
+    values = exact_values("x1*x2 + x3", 3, {}, rows=20000)
+    variance = values.variance()
+    share, error = superset_shares(values, (0, 1), variance)
+    # Var(x1 x2) = 1/9 and Var(x3) = 1/3 on U(-1, 1): the pair holds a quarter of the variance
+    assert float(share[0]) == pytest.approx(0.25, abs=4 * float(error[0]) + 0.01)
+    assert float(superset_shares(values, (0, 2), variance)[0][0]) < 1e-20
+    shares, _ = pair_shares(values, [0, 1, 2], variance)
+    assert shares.shape == (1, 3, 3) and float(shares[0, 1, 0]) == float(shares[0, 0, 1])
+
+
+def test_a_clique_of_pairs_is_not_a_higher_order_term() -> None:
+    """(x1 + x2)(x3 + x4): four pairs forming a 4-cycle, no triple, where blocks would give one group."""
+    values = exact_values("(x1 + x2)*(x3 + x4)", 4, {})
+    search = SetSearch(values, 0, values.variance(), 1e-6, 4)
+    terms = maximal_sets(search.grow(search.test(list(itertools.combinations(range(4), 2)))))
+    assert terms == [(0, 2), (0, 3), (1, 2), (1, 3)]
+    assert search.estimates[(0, 1)].share < 1e-20 and search.estimates[(2, 3)].share < 1e-20
+    assert float(superset_shares(values, (0, 1, 2, 3), values.variance())[0][0]) < 1e-20
+
+
+@pytest.mark.parametrize("function", SUITE, ids=[f["name"] for f in SUITE])
+def test_trained_networks_give_exactly_the_planted_sets(function: dict) -> None:
+    model = load_model(PLANTED / f"{function['name']}.pt")
+    report = interactions(model)
+    output = report.outputs[0]
+    assert {frozenset(s.variables) for s in output.interaction_sets} == planted(function)
+    assert output.max_order == max(len(s) for s in function["sets"])
+    used = {v for s in function["sets"] for v in s}
+    assert not used & set(output.unused)
+    for term in output.interaction_sets:
+        assert term.strength > output.noise.floor and term.strength > 3 * term.error
+        assert term.order == len(term.variables)
+    # the blocks are the connected components of the sets
+    assert all(any(set(s.variables) <= set(g.variables) for g in output.groups) for s in output.interaction_sets)
+
+
+def test_pairwise_auc_on_the_trained_suite() -> None:
+    """True pairs (inside a planted set) rank above every other pair."""
+    scores = []
+    for function in SUITE:
+        output = interactions(load_model(PLANTED / f"{function['name']}.pt")).outputs[0]
+        n = function["inputs"]
+        pairs = list(itertools.combinations(range(n), 2))
+        truth = [any({f"x{i + 1}", f"x{j + 1}"} <= s for s in planted(function)) for i, j in pairs]
+        scores.append(auc(np.array([output.pairwise[i][j] for i, j in pairs]), np.array(truth)))
+    assert np.mean(scores) >= 0.98 and min(scores) >= 0.95
+
+
+def test_variance_shares_of_overlapping_sets() -> None:
+    """x1 x2 + x2 x3 on U(-1, 1): each pair carries 1/2 of the variance, and the shares are its own."""
+    data = formula_dataset("x1*x2 + x2*x3", ["x1=-1:1", "x2=-1:1", "x3=-1:1"], 2000, seed=0)
+    from kanx.train.kan import TrainSettings, train
+
+    model = train(data, TrainSettings(widths=[3, 7, 1], seed=0)).model
+    output = interactions(model, data.x, y=data.y).outputs[0]
+    assert output.noise.source == "data"
+    assert {frozenset(s.variables) for s in output.interaction_sets} == {frozenset({"x1", "x2"}), frozenset({"x2", "x3"})}
+    for term in output.interaction_sets:
+        assert term.strength == pytest.approx(0.5, abs=0.05)
+        assert term.variance_share == pytest.approx(0.5, abs=0.05)
+    assert [g.variables for g in output.groups] == [["x1", "x2", "x3"]]
+
+
+def test_noise_floor_from_the_data_and_when_unknown() -> None:
+    model = load_model(PLANTED / "chain.pt")
+    x = model.sample_inputs
+    names = model.meta.input_names
+    function = numpy_function([sympy.Symbol(v) for v in names], parse_expression(SUITE[6]["formula"], names, "test"))
+    y = torch.tensor(function(*x.double().numpy().T), dtype=torch.float32)[:, None]
+    assert SUITE[6]["name"] == "chain"
+    clean = interactions(model, x, y=y).outputs[0]
+    assert clean.noise.source == "data" and clean.noise.error_share < 1e-3
+    noisy = interactions(model, x, y=y + 0.5 * y.std() * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))).outputs[0]
+    # the targets now hold 20% of their variance as noise the network cannot explain: the floor rises
+    assert noisy.noise.error_share == pytest.approx(0.2, abs=0.05)
+    assert noisy.noise.floor == pytest.approx(0.3 * noisy.noise.error_share, rel=1e-6)
+    # each pair of the chain carries ~14% of the variance, well above the raised floor (~6%)
+    assert {frozenset(s.variables) for s in noisy.interaction_sets} == planted(SUITE[6])
+    assert max(max(row) for row in noisy.pairwise) < 0.25
+    model.meta.training = {}
+    unknown = interactions(model)
+    assert unknown.outputs[0].noise.source == "unknown" and unknown.outputs[0].noise.floor == 3e-4
+    assert any("unknown" in note for note in unknown.outputs[0].notes)
+    with pytest.raises(KanxError, match="targets must be"):
+        interactions(model, x, y=y[:5])
+
+
+def test_formula_report_lists_the_terms_sets() -> None:
+    x = torch.rand(2000, 5) * 2 - 1
+    names = ["x1", "x2", "x3", "x4", "x5"]
+    report = formula_report(parse_expression("(x1 + x2)*(x3 + x4) + sin(x5)", names, "test"), names, x)
+    assert report["sets"] == [["x1", "x3"], ["x1", "x4"], ["x2", "x3"], ["x2", "x4"]]
+    assert report["max_order"] == 2
+
+
+def overlapping_ctr(rows: int, seed: int) -> tuple[dict[str, list[str]], tuple[tuple[str, ...], ...]]:
+    """Clicks whose logit has overlapping field terms {a, b} and {b, c} (plus main effects of a..d)."""
+    generator = np.random.default_rng(seed)
+    sizes = {"a": 5, "b": 5, "c": 5, "d": 4}
+    scores = {f: generator.standard_normal(v) for f, v in sizes.items()}
+    ids = {f: generator.integers(0, v, rows) for f, v in sizes.items()}
+    u = {f: (scores[f] - scores[f].mean())[ids[f]] / scores[f].std() for f in sizes}
+    logit = 0.3 * sum(u.values()) + 1.5 * u["a"] * u["b"] + 1.5 * u["b"] * u["c"]
+    clicks = generator.random(rows) < 1 / (1 + np.exp(-logit))
+    columns = {f: [f"{f}{i}" for i in ids[f]] for f in sizes}
+    columns["click"] = [str(int(c)) for c in clicks]
+    return columns, (("a", "b"), ("b", "c"))
+
+
+@pytest.mark.slow
+def test_karsein_field_sets_overlap() -> None:
+    columns, terms = overlapping_ctr(20000, seed=3)
+    model = train_karsein(columns, "click", ["a", "b", "c", "d"], [], KarSeinSettings(epochs=8, seed=0)).model
+    report = field_interactions(model)
+    assert {frozenset(s.variables) for s in report.interaction_sets} == {frozenset(t) for t in terms}
+    assert [g.fields for g in report.groups] == [["a", "b", "c"]]
+    assert all(s.strength > report.threshold for s in report.interaction_sets)
+
+
+def test_cli_sets_table_json_options_and_plots(tmp_path: Path) -> None:
+    runner = CliRunner()
+    model = str(PLANTED / "overlapping_terms.pt")
+    text = runner.invoke(app, ["interactions", model])
+    assert text.exit_code == 0, text.output
+    assert "interaction sets of f" in text.stdout and "{x1, x2, x3}" in text.stdout and "{x7, x8, x9}" in text.stdout
+    capped = runner.invoke(app, ["interactions", model, "--json", "--max-order", "2"])
+    sets = [s["variables"] for s in json.loads(capped.stdout)["outputs"][0]["interaction_sets"]]
+    assert ["x3", "x5"] in sets and ["x2", "x7"] in sets and all(len(s) == 2 for s in sets)
+    for args, fragment in ((["--threshold", "0"], "--threshold"), (["--threshold", "1.5"], "--threshold"),
+                           (["--max-order", "1"], "--max-order"), (["--max-order", "9"], "--max-order")):
+        result = runner.invoke(app, ["interactions", model, *args])
+        assert result.exit_code == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(KanxError, match="--max-order"):
+        InteractionSettings(max_order=1)
+    kan_plot, karsein_plot = tmp_path / "kan.png", tmp_path / "karsein.png"
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    for source, plot in ((model, kan_plot), (str(samples / "karsein_ctr.pt"), karsein_plot)):
+        result = runner.invoke(app, ["interactions", source, "--plot", str(plot), "--samples", "300"])
+        assert result.exit_code == 0, result.output
+        assert matplotlib.image.imread(plot).shape[1] > 600
