@@ -281,6 +281,7 @@ def test_results_render_in_jupyter(exp_sin_result) -> None:
     report = kanx.interactions(kanx.load_model(ROOT / "samples" / "xy_sinz.pt"))
     page = report._repr_html_()
     assert "<td>x, y</td><td>2</td>" in page and "<td>z</td><td>1</td>" in page
+    assert "<td>{x, y}</td><td>2</td>" in page and "interaction sets of f" in page
 
 
 def test_plot_activations_keeps_the_matplotlib_backend() -> None:

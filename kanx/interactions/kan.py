@@ -45,6 +45,8 @@ from kanx.interactions.sets import (
     InteractionSet,
     SetSearch,
     SwappedValues,
+    affordable_rows,
+    candidates_per_order,
     closed_shares,
     components,
     interaction_sets,
@@ -167,13 +169,18 @@ class InteractionReport:
         return asdict(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: per output, its structure and the table of interaction groups."""
+        """Jupyter: per output, its interaction sets, its structure and the table of additive blocks."""
         parts = []
         for result, bound in zip(self.outputs, self.structural):
+            sets = [("{" + ", ".join(s.variables) + "}", s.order, f"{100 * s.strength:.3g}% ± {100 * s.error:.2g}%",
+                     f"{100 * s.variance_share:.3g}%") for s in result.interaction_sets]
+            parts.append(html_table(("inputs", "order", "own share", "interaction variance"), sets,
+                                    f"interaction sets of {result.output} (own share > {result.noise.floor:.2g})"))
             rows = [(", ".join(g.variables), g.order, g.structure, f"{g.strength:.3g}", f"{100 * g.variance_share:.1f}%",
                      f"{100 * g.interaction_share:.1f}%") for g in result.groups]
             caption = f"{result.output} = {result.tree.describe() or '(constant)'}"
-            parts.append(html_table(("inputs", "order", "structure", "strength", "variance share", "interaction share"), rows, caption))
+            parts.append(html_table(("inputs", "order", "structure", "top set share", "variance share", "interaction share"),
+                                    rows, caption))
             notes = f"max order found {result.max_order} (the architecture allows {bound.max_order})"
             if result.unused:
                 notes += f"; unused inputs: {', '.join(result.unused)}"
@@ -394,7 +401,8 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
     its pair shares, ``total [n]`` its inputs' total-effect shares."""
     x, names, n = values.x, model.meta.input_names, values.x.shape[1]
     f = CountingFunction(model, output)
-    search = SetSearch(values, output, variance, noise.floor, settings.max_order)
+    per_order = candidates_per_order(len(x), settings.max_order, model.n_outputs)
+    search = SetSearch(values, output, variance, noise.floor, settings.max_order, per_order)
     pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.floor])
     sets = interaction_sets(search, pairs, names)
     index = {name: i for i, name in enumerate(names)}
@@ -568,6 +576,19 @@ def combine_subnodes(layer, sub_groups: list[list[frozenset[int]]], sub_degree: 
 
 
 # --------------------------------------------------------------------------- entry point
+def within_budget(x: torch.Tensor, generator: torch.Generator, notes: list[str]) -> torch.Tensor:
+    """The rows ``x [N, n]`` the pair stage can afford (``affordable_rows``): all of them for narrow
+    models, fewer for wide ones (said in ``notes``)."""
+    n = x.shape[1]
+    tested = min(n, MAX_PAIR_INPUTS)
+    evaluations = 2 + n + tested * (tested - 1) // 2 + (n if n > MAX_PAIR_INPUTS else 0)
+    rows = affordable_rows(evaluations)
+    if rows >= len(x):
+        return x
+    notes.append(f"mixed differences on {rows} of {len(x)} rows ({n} inputs: {evaluations} evaluations of the rows)")
+    return x[random_rows(len(x), rows, generator, x.device)]
+
+
 def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,
                         formulas: list[sympy.Expr] | None = None, y: torch.Tensor | None = None) -> InteractionReport:
     """Interaction analysis of every output of ``model`` on inputs ``x`` ``[N, n_inputs]`` (default:
@@ -594,12 +615,13 @@ def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, setting
     model.eval()
     threshold = settings.threshold if settings.threshold is not None else DEFAULT_THRESHOLD
     errors, source = error_shares(model, x, y)
+    notes: list[str] = []
+    x = within_budget(x, generator, notes)
     values = SwappedValues(model, x, x[random_rows(len(x), len(x), generator, x.device)], model.row_bytes())
     variance = values.variance()
     n = x.shape[1]
     values.prefetch([(i,) for i in range(n)])
     total = total_shares(values, n, variance)
-    notes: list[str] = []
     shares, _ = pair_shares(values, pair_columns(values, total, variance, notes), variance)
     if source == "unknown":
         notes.append("the network's own error is unknown (no targets, no training record): give --data with the outputs "

@@ -30,7 +30,15 @@ from kanx.core.display import html_table
 from kanx.core.numerics import r2
 from kanx.families.karsein.features import branch_inputs, default_rows
 from kanx.families.karsein.model import KarSein, KarSeinLayer
-from kanx.interactions.sets import InteractionSet, SetSearch, SwappedValues, components, interaction_sets
+from kanx.interactions.sets import (
+    InteractionSet,
+    SetSearch,
+    SwappedValues,
+    affordable_rows,
+    candidates_per_order,
+    components,
+    interaction_sets,
+)
 from kanx.interactions.settings import InteractionSettings
 
 DEFAULT_SHARE_THRESHOLD = 0.05
@@ -157,11 +165,17 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None,
         x = default_rows(model, settings.max_samples, settings.seed)
     elif len(x) > settings.max_samples:
         x = x[torch.randperm(len(x), generator=generator, device="cpu")[: settings.max_samples].to(x.device)]
+    notes: list[str] = []
+    rows = affordable_rows(2 + model.n_fields * (model.n_fields + 1) // 2)
+    if rows < len(x):
+        notes.append(f"mixed differences on {rows} of {len(x)} rows ({model.n_fields} fields)")
+        x = x[torch.randperm(len(x), generator=generator, device="cpu")[:rows].to(x.device)]
     partner = x[torch.randperm(len(x), generator=generator, device="cpu").to(x.device)]
     values = SwappedValues(model.logit, x, partner, model.row_bytes())
     variance = values.variance()
     threshold = settings.threshold if settings.threshold is not None else DEFAULT_SHARE_THRESHOLD
-    search = SetSearch(values, 0, variance, threshold, min(settings.max_order, model.n_fields))
+    max_order = min(settings.max_order, model.n_fields)
+    search = SetSearch(values, 0, variance, threshold, max_order, candidates_per_order(len(x), max_order, 1))
     pairs = search.test(list(itertools.combinations(range(model.n_fields), 2)))
     names = model.fields
     sets = interaction_sets(search, pairs, names)
@@ -181,5 +195,5 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None,
         fields=list(names), interaction_sets=sets, groups=sorted(groups, key=lambda g: -g.share),
         shares={"+".join(names[i] for i in s): e.share for s, e in search.estimates.items()},
         pairwise=pairwise.tolist(), structural=structural_bound(model, x), threshold=threshold, samples=len(x),
-        network_evaluations=values.rows, seconds=time.perf_counter() - start, notes=search.notes,
+        network_evaluations=values.rows, seconds=time.perf_counter() - start, notes=notes + search.notes,
     )

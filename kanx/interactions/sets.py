@@ -17,10 +17,9 @@ interaction, the part no subset explains. ``U_S`` only shrinks as ``S`` grows, s
 by level from the pairs, a set being tested only when all its subsets one smaller passed (the cliques of
 the pair graph, then their order-k test).
 
-Closed indices ``τ_T = Var E[f | x_T] = Var f − E[(f(x) − f(x with all but T from x'))²] / 2`` give, by
-Möbius inversion, the variance ``σ²_T`` of every component inside a term; a term's *variance share* is
-the interaction variance (components of two or more inputs) inside it, components shared by several
-terms split evenly among them.
+Closed indices ``τ_T = Var E[f | x_T] = Var f − E[(f(x) − f(x with all but T from x'))²] / 2`` give a
+term's *interaction variance*: ``τ_S − Σ_{i∈S} τ_i``, the variance of every component of two or more
+of its inputs (a component inside two overlapping terms counts in both).
 
 Every function evaluation is cached per swapped column set and made in batched chunks that fit the
 working-memory budget. Shapes: ``x, partner [N, n]``; the function maps ``[M, n] → [M, m]`` (all outputs
@@ -40,7 +39,15 @@ import torch
 from kanx.core.resources import rows_per_chunk
 
 Columns = tuple[int, ...]
-SETS_PER_ORDER = 1000  # candidate sets tested per order beyond pairs (each costs up to 2^k evaluations)
+SETS_PER_ORDER = 1000  # candidate sets tested per order beyond pairs (each costs one evaluation of the rows)
+# Rows of model evaluation: the pair stage (singles, pairs, main effects) uses at most PAIR_ROW_BUDGET
+# rows in all (the sample shrinks to fit, not below MIN_SET_ROWS rows), and growing sets beyond pairs
+# at most SET_ROW_BUDGET rows over all outputs (candidates per order shrink to fit, not below
+# MIN_CANDIDATES). Models of up to ~30 inputs on 1,000 rows are unaffected.
+PAIR_ROW_BUDGET = 500_000
+SET_ROW_BUDGET = 500_000
+MIN_SET_ROWS = 128
+MIN_CANDIDATES = 20
 NOISE_SIGMAS = 3.0  # a set's own share must exceed its Monte Carlo error this many times
 
 
@@ -58,8 +65,8 @@ class SetEstimate:
 class InteractionSet:
     """Inputs (or KarSein fields) that enter a term together: ``strength`` = its own share of the
     output variance (the part no subset explains, ``U_S / Var f``) with its Monte Carlo standard error
-    ``error``; ``variance_share`` = the interaction variance (components of two or more inputs) inside
-    the set, a component shared by several sets split evenly among them."""
+    ``error``; ``variance_share`` = the share of the interaction variance inside the set (every
+    component of two or more of its inputs: ``τ_S − Σ τ_i``; overlapping sets both count a shared one)."""
 
     variables: list[str]
     order: int
@@ -110,6 +117,17 @@ class SwappedValues:
         """``Var f`` per output ``[m]`` from the paired rows: ``E[(f(x) − f(x'))²] / 2``."""
         everything = frozenset(range(self.x.shape[1]))
         return 0.5 * (self(()) - self(everything)).pow(2).mean(dim=0)
+
+
+def affordable_rows(evaluations: int) -> int:
+    """Rows the pair stage may use when it evaluates the rows ``evaluations`` times."""
+    return max(MIN_SET_ROWS, PAIR_ROW_BUDGET // max(evaluations, 1))
+
+
+def candidates_per_order(rows: int, max_order: int, outputs: int) -> int:
+    """Candidate sets per order beyond pairs that ``SET_ROW_BUDGET`` affords on ``rows`` rows."""
+    orders = max(max_order - 2, 1)
+    return max(MIN_CANDIDATES, min(SETS_PER_ORDER, SET_ROW_BUDGET // (rows * orders * outputs)))
 
 
 def subsets(columns: Columns, proper: bool = False) -> list[Columns]:
@@ -165,7 +183,9 @@ class SetSearch:
     """Level-wise growth of interaction sets for one output (index ``output``).
 
     ``floor`` is the share below which an interaction cannot be told from the model's own error; a set
-    passes when ``share > floor`` and ``share > NOISE_SIGMAS · error``. ``estimates`` holds every set tested.
+    passes when ``share > floor`` and ``share > NOISE_SIGMAS · error``. At most ``per_order`` candidate
+    sets are tested per order beyond pairs (each costs one new evaluation of the rows: its subsets
+    were tested before it). ``estimates`` holds every set tested.
     """
 
     values: SwappedValues
@@ -173,6 +193,7 @@ class SetSearch:
     variance: torch.Tensor
     floor: float
     max_order: int
+    per_order: int = SETS_PER_ORDER
     estimates: dict[Columns, SetEstimate] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -199,11 +220,11 @@ class SetSearch:
             members = sorted({c for s in level for c in s})
             candidates = sorted({tuple(sorted(set(a) | {c})) for a in level for c in members if c not in a})
             candidates = [c for c in candidates if all(sub in above for sub in itertools.combinations(c, size - 1))]
-            if len(candidates) > SETS_PER_ORDER:
+            if len(candidates) > self.per_order:
                 weakest = {c: min(self.estimates[s].share for s in itertools.combinations(c, size - 1)) for c in candidates}
-                self.notes.append(f"order {size}: tested the {SETS_PER_ORDER} of {len(candidates)} candidate sets whose "
+                self.notes.append(f"order {size}: tested the {self.per_order} of {len(candidates)} candidate sets whose "
                                   "subsets interact most strongly")
-                candidates = sorted(sorted(candidates, key=lambda c: (-weakest[c], c))[:SETS_PER_ORDER])
+                candidates = sorted(sorted(candidates, key=lambda c: (-weakest[c], c))[: self.per_order])
             level = self.test(candidates)
             significant.extend(level)
             if not level:
@@ -234,47 +255,27 @@ def maximal_sets(significant: Iterable[Columns]) -> list[Columns]:
     return sorted({s for s in found if not any(set(s) < set(t) for t in found)}, key=lambda s: (len(s), s))
 
 
-def closed_shares(values: SwappedValues, n: int, sets: list[Columns], variance: torch.Tensor) -> dict[Columns, torch.Tensor]:
-    """``τ_T / Var f`` ``[m]`` for every subset ``T`` of every set in ``sets`` (``τ_∅ = 0``)."""
-    everything = frozenset(range(n))
-    wanted = sorted({t for s in sets for t in subsets(s)}, key=lambda t: (len(t), t))
-    values.prefetch(everything - set(t) for t in wanted)
-    base, scale = values(()), variance.clamp_min(1e-300)
-    closed = {}
-    for t in wanted:
-        rest = values(everything - set(t))
-        closed[t] = (variance - 0.5 * (base - rest).pow(2).mean(dim=0)) / scale if t else torch.zeros_like(variance)
-    return closed
-
-
 def interaction_sets(search: SetSearch, pairs: list[Columns], names: list[str]) -> list[InteractionSet]:
     """The terms ``search`` grows from the passing ``pairs``, strongest first, named by ``names``."""
     terms = maximal_sets(search.grow(pairs))
     n = search.values.x.shape[1]
-    inside = interaction_variance_shares(closed_shares(search.values, n, terms, search.variance), terms) if terms else []
-    found = [InteractionSet([names[i] for i in term], len(term), search.estimates[term].share,
-                            search.estimates[term].error, float(share[search.output]))
-             for term, share in zip(terms, inside)]
+    closed = closed_shares(search.values, n, [t for term in terms for t in [term, *((i,) for i in term)]], search.variance)
+    found = []
+    for term in terms:
+        inside = closed[term] - sum(closed[(i,)] for i in term)  # τ_S − Σ τ_i: every component of 2+ inputs in S
+        estimate = search.estimates[term]
+        found.append(InteractionSet([names[i] for i in term], len(term), estimate.share, estimate.error,
+                                    max(float(inside[search.output]), 0.0)))
     return sorted(found, key=lambda s: (-s.strength, s.variables))
 
 
-def interaction_variance_shares(closed: dict[Columns, torch.Tensor], sets: list[Columns]) -> list[torch.Tensor]:
-    """Per set: the variance share ``[m]`` of the components of two or more inputs inside it
-    (``σ²_T`` by Möbius inversion of the closed shares), each split evenly among the sets holding it."""
-    holders: dict[Columns, int] = {}
-    for s in sets:
-        for t in subsets(s):
-            if len(t) >= 2:
-                holders[t] = holders.get(t, 0) + 1
-    shares = []
-    for s in sets:
-        total = torch.zeros_like(next(iter(closed.values())))
-        for t in subsets(s):
-            if len(t) >= 2:
-                pure = sum((-1) ** (len(t) - len(u)) * closed[u] for u in subsets(t))
-                total = total + pure.clamp_min(0) / holders[t]
-        shares.append(total)
-    return shares
+def closed_shares(values: SwappedValues, n: int, sets: list[Columns], variance: torch.Tensor) -> dict[Columns, torch.Tensor]:
+    """Closed shares ``τ_T / Var f`` ``[m]`` of the column sets ``sets``, where
+    ``τ_T = Var E[f | x_T] = Var f − E[(f(x) − f(x with all but T from x'))²] / 2``."""
+    everything = frozenset(range(n))
+    values.prefetch(everything - set(t) for t in sets)
+    base, scale = values(()), variance.clamp_min(1e-300)
+    return {t: (variance - 0.5 * (base - values(everything - set(t))).pow(2).mean(dim=0)) / scale for t in sets}
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
