@@ -147,3 +147,95 @@ def test_bundled_srsd_csv_loads(run):
         pytest.skip("no bundled SRSD equations")
     equations = run.load_equations(path)
     assert len(equations) == 70 and sum(e.set == "easy" for e in equations) == 30
+
+
+# --------------------------------------------------------------------------- noise, seeds, Dask, resume
+TWO = "T.1,f,x*y,2,x,1,5,y,1,5\nT.2,f,x+y,2,x,1,5,y,1,5\n"
+
+
+def test_noise_goes_on_training_targets_at_the_srbench_scale(run):
+    y = np.linspace(1.0, 3.0, 20000)
+    assert run.noisy_targets(y, 0.0, seed=1) is y
+    noisy = run.noisy_targets(y, 0.1, seed=1)
+    assert np.std(noisy - y) == pytest.approx(0.1 * np.std(y), rel=0.03) and abs(np.mean(noisy - y)) < 0.01
+    assert np.array_equal(noisy, run.noisy_targets(y, 0.1, seed=1))  # deterministic per (seed, level)
+    assert not np.array_equal(noisy, run.noisy_targets(y, 0.1, seed=2))
+    assert not np.array_equal(noisy - y, (run.noisy_targets(y, 0.01, seed=1) - y) * 10)  # levels draw independently
+
+
+def test_bad_noise_and_seeds_exit_2(run, tmp_path, capsys):
+    path = write(tmp_path, TWO)
+    for args in (["--noise", "-0.1"], ["--noise", "0.1", "0.1"], ["--noise", "nan"], ["--seeds", "0"]):
+        assert run.main(["--equations", str(path), "--out", str(tmp_path / "r.csv"), *args]) == 2
+        assert "error:" in capsys.readouterr().err
+
+
+def runner_rows(path: Path) -> list[dict]:
+    import csv
+
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_script(*args: str) -> str:
+    """The runner as a user runs it (its own process: Dask ships its task function from ``__main__``)."""
+    import subprocess
+
+    pytest.importorskip("distributed", reason="the runner schedules its tasks with Dask (the bench extra)")
+    done = subprocess.run([sys.executable, str(RUNNER), *args], capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_local_cluster_runs_every_noise_and_seed_and_resumes(run, tmp_path):
+    """Budgets of 1 s: every task is stopped inside its Dask task (status timeout), which exercises
+    the cluster, the per-task budget, the streamed CSV, the per-noise summary and --resume."""
+    path, out = write(tmp_path, TWO), tmp_path / "r.csv"
+    args = ["--equations", str(path), "--out", str(out), "--budget", "1", "--jobs", "2", "--noise", "0", "0.01", "--seeds", "2"]
+    run_script(*args)
+    rows = runner_rows(out)
+    assert [(r["id"], float(r["noise"]), int(r["seed"])) for r in rows] == [
+        (i, level, seed) for level in (0.0, 0.01) for seed in (0, 1) for i in ("T.1", "T.2")]
+    assert {r["status"] for r in rows} == {"timeout"} and all(float(r["seconds"]) < 30 for r in rows)
+    summary = run.json.loads(run.summary_path(out).read_text())
+    assert summary["runs"] == 8 and summary["equations"] == 2 and set(summary["by_noise"]) == {"0", "0.01"}
+    assert set(summary["by_noise"]["0.01"]["per_seed"]) == {"0", "1"}
+    assert summary["by_noise"]["0"]["symbolic_solution_spread"] == [0.0, 0.0]
+    # an interrupted run: drop two finished rows, resume, and only those two run again
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:-2]) + "\n")
+    assert "6 already in" in run_script(*args, "--resume")
+    assert len(runner_rows(out)) == 8
+
+
+@pytest.mark.slow
+def test_tasks_go_to_a_running_scheduler_with_two_workers(run, tmp_path):
+    import json
+    import subprocess
+    import time
+
+    scheduler_file = tmp_path / "scheduler.json"
+    common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
+    processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", *common],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if scheduler_file.exists() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(2):
+            processes.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--nthreads", "1",
+                                               "--scheduler-file", str(scheduler_file), "--no-dashboard"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        path, out = write(tmp_path, TWO), tmp_path / "r.csv"
+        run_script("--equations", str(path), "--out", str(out), "--budget", "1", "--scheduler", address)
+        rows = runner_rows(out)
+        assert [r["id"] for r in rows] == ["T.1", "T.2"] and {r["status"] for r in rows} == {"timeout"}
+        assert run.json.loads(run.summary_path(out).read_text())["scheduler"] == address
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)

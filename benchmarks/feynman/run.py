@@ -27,7 +27,6 @@ import csv
 import json
 import keyword
 import math
-import multiprocessing as mp
 import os
 import signal
 import statistics
@@ -35,7 +34,6 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +71,11 @@ RECIPE: dict[str, float | int | str] = {
     "reserve_seconds": 30.0,  # kept back from the search for the fallback, clean-up and the judge
     "judge_seconds": 30.0,  # time limit for sympy in the SRBench judge (timeout = not a solution)
     "accuracy_r2": 0.999,  # accuracy solution: test R² of the formula above this
-    "grace_seconds": 5.0,  # the parent kills a worker at --budget plus this
+    "grace_seconds": 5.0,  # a task kills its run at --budget plus this
 }
 
-COLUMNS = ["id", "set", "n_vars", "dummies", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy", "seconds", "train_seconds",
-           "symbolify_seconds", "judge_seconds", "status", "true_formula", "formula", "structure"]
+COLUMNS = ["id", "set", "n_vars", "dummies", "noise", "seed", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy",
+           "seconds", "train_seconds", "symbolify_seconds", "judge_seconds", "status", "true_formula", "formula", "structure"]
 
 
 class BenchmarkError(Exception):
@@ -321,8 +319,17 @@ def train_network(data, seed: int):
     return model.eval()
 
 
-def solve(equation: Equation, seed: int, budget: float, send) -> None:
-    """Train, symbolify and judge one equation; ``send(dict)`` reports progress (merged by the parent)."""
+def noisy_targets(y: np.ndarray, level: float, seed: int) -> np.ndarray:
+    """SRBench's target noise: ``y + N(0, (level · std y)²)`` per row (``y`` unchanged at level 0)."""
+    if level == 0:
+        return y
+    rng = np.random.default_rng([seed, zlib.crc32(repr(float(level)).encode())])
+    return y + rng.normal(0.0, level * float(np.std(y)), size=y.shape)
+
+
+def solve(equation: Equation, seed: int, budget: float, send, noise: float = 0.0) -> None:
+    """Train, symbolify and judge one equation with ``noise`` (SRBench level) on its training targets
+    only; ``send(dict)`` reports progress (merged into the row)."""
     import torch
 
     from kanx.io.data import Dataset
@@ -332,8 +339,9 @@ def solve(equation: Equation, seed: int, budget: float, send) -> None:
     seed = equation_seed(seed, equation.id)
     x, y = sample(equation, int(RECIPE["train_rows"]) + int(RECIPE["test_rows"]), seed)
     n_train = int(RECIPE["train_rows"])
-    x_test, y_test = x[n_train:], y[n_train:]
-    data = Dataset(torch.tensor(x[:n_train], dtype=torch.float32), torch.tensor(y[:n_train, None], dtype=torch.float32),
+    x_test, y_test = x[n_train:], y[n_train:]  # clean: formulas and networks are judged on the law itself
+    y_train = noisy_targets(y[:n_train], noise, seed)
+    data = Dataset(torch.tensor(x[:n_train], dtype=torch.float32), torch.tensor(y_train[:, None], dtype=torch.float32),
                    list(equation.names), [equation.output], f"feynman:{equation.id}",
                    ranges=[equation.data_range(k) for k in range(len(equation.names))])
     model = train_network(data, seed)
@@ -360,103 +368,129 @@ def solve(equation: Equation, seed: int, budget: float, send) -> None:
     send({"solved": int(solved), "judge_seconds": time.perf_counter() - began, "status": "ok"})
 
 
-def worker(equation: Equation, seed: int, budget: float, pipe: Connection) -> None:
-    """Process entry point: own process group (so a kill also ends symbolify's helpers), one
-    thread, errors reported as ``status = "error: ..."``."""
+@dataclass(frozen=True)
+class Task:
+    """One run of the benchmark: equation ``id`` of ``equations`` (with ``dummies`` extra columns) at
+    target ``noise`` level and ``seed``, within ``budget`` seconds; ``target_transform`` overrides the
+    recipe's when set. Plain data, so any Dask worker can run it."""
+
+    equations: str
+    id: str
+    noise: float
+    seed: int
+    budget: float
+    dummies: int = 0
+    target_transform: str | None = None
+
+    @property
+    def key(self) -> tuple[str, float, int]:
+        return (self.id, self.noise, self.seed)
+
+
+def run_task(fields: dict) -> dict:
+    """The Dask task, on a :class:`Task`'s fields (plain data): run it in a child process of its own
+    session and enforce its time budget here, inside the task (killed at ``budget`` + grace: status
+    ``timeout``). The child streams each part of its row as one JSON line, so a killed run keeps what
+    it had (its network R², say)."""
+    import subprocess
+
+    task = Task(**fields)
+    began = time.perf_counter()
+    command = [sys.executable, str(Path(__file__).resolve()), "--task", json.dumps(task.__dict__)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, _ = child.communicate(timeout=task.budget + float(RECIPE["grace_seconds"]))
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, _ = child.communicate()
+        timed_out = True
+    row = {"id": task.id, "noise": task.noise, "seed": task.seed, "status": ""}
+    for line in out.splitlines():
+        try:
+            row.update(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    if timed_out:
+        row.update(status="timeout", solved=0, accuracy_solved=0, test_r2=float("nan"))
+    elif not row["status"]:
+        row["status"] = f"error: the run exited with code {child.returncode}"
+    row["seconds"] = time.perf_counter() - began
+    return row
+
+
+def task_main(text: str) -> int:
+    """``run.py --task JSON``: one task in this process, its row streamed as JSON lines on stdout."""
+    task = Task(**json.loads(text))
+
+    def send(part: dict) -> None:
+        print(json.dumps(part, default=float), flush=True)
+
     import torch
 
-    os.setpgid(0, 0)
     torch.set_num_threads(1)
+    if task.target_transform is not None:
+        RECIPE["target_transform"] = task.target_transform
+    equation = next(e for e in load_equations(Path(task.equations)) if e.id == task.id)
+    equation = equation.with_dummies(task.dummies) if task.dummies else equation
+    send(blank_row(equation, task))
     try:
-        solve(equation, seed, budget, pipe.send)
+        solve(equation, task.seed, task.budget, send, task.noise)
     except Exception as exc:  # noqa: BLE001 - any failure is one row of the benchmark
-        message = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
-        pipe.send({"status": f"error: {message}"})
-    finally:
-        pipe.close()
+        send({"status": "error: " + " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]})
+    return 0
 
 
-# --------------------------------------------------------------------------- parent: scheduling
-@dataclass
-class Job:
-    equation: Equation
-    process: mp.Process
-    pipe: Connection
-    start: float
-    row: dict
-
-    def kill(self) -> None:
-        """SIGKILL the worker's whole process group."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            self.process.kill()
-
-    def drain(self) -> None:
-        """Merge whatever the worker has reported so far."""
-        try:
-            while self.pipe.poll():
-                self.row.update(self.pipe.recv())
-        except (EOFError, OSError):
-            pass
-
-
-def blank_row(equation: Equation) -> dict:
-    return {"id": equation.id, "set": equation.set, "n_vars": equation.n_real,
-            "dummies": equation.dummies, "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
+def blank_row(equation: Equation, task: Task) -> dict:
+    return {"id": equation.id, "set": equation.set, "n_vars": equation.n_real, "dummies": equation.dummies,
+            "noise": task.noise, "seed": task.seed, "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
             "network_r2": float("nan"), "strategy": "", "seconds": float("nan"), "train_seconds": float("nan"),
             "symbolify_seconds": float("nan"), "judge_seconds": float("nan"), "status": "", "true_formula": equation.formula,
             "formula": "", "structure": ""}
 
 
-def run_all(equations: list[Equation], jobs: int, budget: float, seed: int, on_done) -> list[dict]:
-    """Run every equation in its own process, at most ``jobs`` at once; rows in input order."""
-    context = mp.get_context("fork")
-    queue, running, rows = list(equations), [], {}
+def cluster_client(jobs: int, scheduler: str | None):
+    """A Dask client: on ``scheduler`` (an address) when given, else on a ``LocalCluster`` of ``jobs``
+    single-threaded worker processes on this machine."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler, timeout="30s")
+    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster)
+
+
+def run_all(tasks: list[Task], jobs: int, scheduler: str | None, on_done) -> list[dict]:
+    """Every task as one Dask task; ``on_done(row)`` as each finishes (any order); rows in task order."""
+    from distributed import as_completed
+
+    client = cluster_client(jobs, scheduler)
     try:
-        while queue or running:
-            while queue and len(running) < jobs:
-                equation = queue.pop(0)
-                reader, writer = context.Pipe(duplex=False)
-                process = context.Process(target=worker, args=(equation, seed, budget, writer))
-                process.start()
-                try:
-                    os.setpgid(process.pid, process.pid)
-                except OSError:  # the worker did it first (or already exited)
-                    pass
-                writer.close()
-                running.append(Job(equation, process, reader, time.perf_counter(), blank_row(equation)))
-            time.sleep(0.1)
-            for job in list(running):
-                job.drain()
-                elapsed = time.perf_counter() - job.start
-                if job.process.exitcode is None and elapsed <= budget + float(RECIPE["grace_seconds"]):
-                    continue
-                if job.process.exitcode is None:
-                    job.kill()
-                    job.row.update(status="timeout", solved=0, accuracy_solved=0, test_r2=float("nan"))
-                job.process.join()
-                job.drain()
-                if not job.row["status"]:
-                    job.row["status"] = f"error: worker exited with code {job.process.exitcode}"
-                job.row["seconds"] = elapsed
-                running.remove(job)
-                rows[job.equation.id] = job.row
-                on_done(job.row)
+        futures = {client.submit(run_task, dict(task.__dict__), pure=False, key=f"kanx-feynman-{task.id}-{task.noise}-{task.seed}-"
+                                 f"{time.time_ns()}"): task for task in tasks}
+        rows = {}
+        for future in as_completed(futures):
+            row = future.result()
+            rows[futures[future].key] = row
+            on_done(row)
     finally:
-        for job in running:
-            job.kill()
-    return [rows[e.id] for e in equations]
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [rows[task.key] for task in tasks]
 
 
 # --------------------------------------------------------------------------- reporting
 def summarize(rows: list[dict], wall: float, args: argparse.Namespace) -> dict:
-    """Solution rates and times of a finished run."""
+    """Solution rates and times of a finished run: overall, per set, and per noise level with the
+    rates of each seed and their spread."""
     n = len(rows)
     seconds = [r["seconds"] for r in rows]
     summary = {
-        "equations_file": str(args.equations), "equations": n, "seed": args.seed, "budget_seconds": args.budget, "jobs": args.jobs,
-        "dummy_inputs": args.dummy, **rates(rows),
+        "equations_file": str(args.equations), "runs": n, "equations": len({r["id"] for r in rows}), "seed": args.seed,
+        "seeds": args.seeds, "noise_levels": args.noise, "budget_seconds": args.budget, "jobs": args.jobs,
+        "scheduler": args.scheduler or "LocalCluster", "dummy_inputs": args.dummy, **rates(rows),
         "timeouts": sum(r["status"] == "timeout" for r in rows), "errors": sum(r["status"].startswith("error") for r in rows),
         "median_seconds": statistics.median(seconds), "total_seconds": sum(seconds), "wall_seconds": wall,
         "recipe": RECIPE,
@@ -465,6 +499,18 @@ def summarize(rows: list[dict], wall: float, args: argparse.Namespace) -> dict:
     if sets:
         summary["sets"] = {name: {"equations": sum(r["set"] == name for r in rows), **rates([r for r in rows if r["set"] == name])}
                            for name in sets}
+    summary["by_noise"] = {f"{level:g}": noise_summary([r for r in rows if r["noise"] == level]) for level in args.noise}
+    return summary
+
+
+def noise_summary(rows: list[dict]) -> dict:
+    """Rates at one noise level: per seed, their mean, and their spread (min, max) across seeds."""
+    per_seed = {str(seed): rates([r for r in rows if r["seed"] == seed]) for seed in sorted({r["seed"] for r in rows})}
+    summary = {"runs": len(rows), "per_seed": per_seed}
+    for measure in ("symbolic_solution_rate", "accuracy_solution_rate"):
+        values = [part[measure] for part in per_seed.values()]
+        summary[measure] = statistics.fmean(values) if values else float("nan")
+        summary[measure.replace("rate", "spread")] = [min(values), max(values)] if values else []
     return summary
 
 
@@ -472,21 +518,60 @@ def rates(rows: list[dict]) -> dict:
     """Symbolic- and accuracy-solution counts and rates of ``rows``."""
     symbolic = sum(r["solved"] for r in rows)
     accurate = sum(r["accuracy_solved"] for r in rows)
-    return {"symbolic_solutions": symbolic, "symbolic_solution_rate": symbolic / len(rows),
-            "accuracy_solutions": accurate, "accuracy_solution_rate": accurate / len(rows)}
+    count = max(len(rows), 1)
+    return {"symbolic_solutions": symbolic, "symbolic_solution_rate": symbolic / count,
+            "accuracy_solutions": accurate, "accuracy_solution_rate": accurate / count}
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
-    from io import StringIO
-
+    """The finished results CSV, rows in task order, written atomically over the streamed one."""
     from kanx.io.files import atomic_write_text
 
+    atomic_write_text(path, ",".join(COLUMNS) + "\n" + "".join(csv_line(row) for row in rows))
+
+
+NUMERIC = {"n_vars": int, "dummies": int, "seed": int, "solved": int, "accuracy_solved": int, "noise": float, "test_r2": float,
+           "network_r2": float, "seconds": float, "train_seconds": float, "symbolify_seconds": float, "judge_seconds": float}
+
+
+def csv_line(row: dict) -> str:
+    """``row`` as one CSV line in ``COLUMNS`` order (no header)."""
+    from io import StringIO
+
     text = StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in COLUMNS})
-    atomic_write_text(path, text.getvalue())
+    csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore").writerow(
+        {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return text.getvalue()
+
+
+def stream_row(path: Path, row: dict) -> None:
+    """Append ``row`` to the results CSV as it finishes (the header first when the file is new)."""
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", encoding="utf-8") as handle:
+        if new:
+            handle.write(",".join(COLUMNS) + "\n")
+        handle.write(csv_line(row))
+        handle.flush()
+
+
+def read_results(path: Path) -> list[dict]:
+    """Finished rows of an earlier (perhaps interrupted) run's CSV, typed; rows without a status are skipped."""
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("id", "noise", "seed", "status") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise BenchmarkError(f"--resume: {path} is not a results file of this runner (no {', '.join(missing)} column)")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            try:
+                row = {k: (NUMERIC[k](float(v)) if k in NUMERIC and v not in ("", None) else v) for k, v in raw.items() if k in COLUMNS}
+            except ValueError as exc:
+                raise BenchmarkError(f"--resume: {path} line {line}: {exc}") from None
+            if row.get("status"):
+                rows.append(row)
+    return rows
 
 
 def summary_path(out: Path) -> Path:
@@ -521,7 +606,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", dest="sets", nargs="+", help="only equations of these sets (SRSD: easy, medium)")
     parser.add_argument("--dummy", type=int, default=0, metavar="K",
                         help="add K irrelevant input columns to every equation (drawn like its real variables)")
-    parser.add_argument("--jobs", type=int, default=1, help="equations run at once (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="workers of the LocalCluster, one thread each (default 1)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="send the tasks to this running Dask scheduler (e.g. tcp://10.0.0.1:8786) instead")
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0], metavar="LEVEL",
+                        help="SRBench target noise levels: y + N(0, (LEVEL·std y)²) on the training rows only (default 0)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per equation and level: seeds --seed … --seed+N-1")
+    parser.add_argument("--resume", action="store_true", help="keep the finished rows of --out and run only the others")
     parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds per equation (default 120)")
     parser.add_argument("--out", type=Path, default=None,
                         help="per-equation results CSV (default: results.csv here; srsd_results.csv, or "
@@ -530,6 +621,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (progress goes to stderr)")
     parser.add_argument("--target-transform", choices=("none", "log", "auto"), default=None,
                         help=f"override the recipe's target transform (default {RECIPE['target_transform']})")
+    parser.add_argument("--task", help=argparse.SUPPRESS)  # internal: run one task in this process
     return parser.parse_args(argv)
 
 
@@ -537,11 +629,13 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     args = parse_args(argv)
-    if args.target_transform is not None:
-        RECIPE["target_transform"] = args.target_transform  # before the workers fork, so they all see it
+    if args.task is not None:
+        return task_main(args.task)
     try:
-        if args.jobs < 1 or args.budget <= 0 or args.dummy < 0:
-            raise BenchmarkError("--jobs must be >= 1, --budget > 0 and --dummy >= 0")
+        if args.jobs < 1 or args.budget <= 0 or args.dummy < 0 or args.seeds < 1:
+            raise BenchmarkError("--jobs and --seeds must be >= 1, --budget > 0 and --dummy >= 0")
+        if any(not (math.isfinite(level) and level >= 0) for level in args.noise) or len(set(args.noise)) != len(args.noise):
+            raise BenchmarkError(f"--noise {' '.join(map(str, args.noise))}: levels must be distinct, finite and >= 0")
         from kanx.io.files import check_output_path
 
         equations = load_equations(args.equations)
@@ -562,21 +656,30 @@ def main(argv: list[str] | None = None) -> int:
             equations = [e for e in equations if e.set in set(args.sets)]
             if not equations:
                 raise BenchmarkError(f"--set {' '.join(args.sets)}: no such equations in {args.equations}")
-        equations = [e.with_dummies(args.dummy) for e in equations] if args.dummy else equations
+        tasks = [Task(str(args.equations.resolve()), e.id, level, args.seed + k, args.budget, args.dummy, args.target_transform)
+                 for level in args.noise for k in range(args.seeds) for e in equations]
+        earlier = {(r["id"], r["noise"], r["seed"]): r for r in read_results(args.out)} if args.resume else {}
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stream = sys.stderr if args.json else sys.stdout
     console = Console(stderr=args.json, highlight=False, width=None if stream.isatty() else 160)
-    console.print(f"{len(equations)} equation(s), budget {args.budget:g}s each, {args.jobs} job(s), seed {args.seed}")
+    todo = [t for t in tasks if t.key not in earlier]
+    console.print(f"{len(equations)} equation(s) × {len(args.noise)} noise level(s) × {args.seeds} seed(s): {len(tasks)} runs"
+                  + (f", {len(tasks) - len(todo)} already in {args.out}" if args.resume else "")
+                  + f"; budget {args.budget:g}s each, on {args.scheduler or f'a LocalCluster of {args.jobs} worker(s)'}")
+    if not args.resume and args.out.exists():
+        args.out.unlink()
     done = []
 
     def report(row: dict) -> None:
         done.append(row)
-        console.print(progress_line(row, len(done), len(equations)), soft_wrap=True)
+        stream_row(args.out, row)
+        console.print(progress_line(row, len(done), len(todo)), soft_wrap=True)
 
     began = time.perf_counter()
-    rows = run_all(equations, args.jobs, args.budget, args.seed, report)
+    finished = {t.key: r for t, r in zip(todo, run_all(todo, args.jobs, args.scheduler, report))} if todo else {}
+    rows = [finished.get(t.key) or earlier[t.key] for t in tasks]
     summary = summarize(rows, time.perf_counter() - began, args)
     write_results(args.out, rows)
     from kanx.io.files import atomic_write_text
@@ -586,6 +689,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, part in summary.get("sets", {}).items():
         console.print(f"{name}: symbolic {part['symbolic_solutions']}/{part['equations']} ({part['symbolic_solution_rate']:.1%}), "
                       f"accuracy {part['accuracy_solutions']}/{part['equations']} ({part['accuracy_solution_rate']:.1%})")
+    for level, part in summary["by_noise"].items():
+        low, high = part["symbolic_solution_spread"]
+        console.print(f"noise {level}: symbolic {part['symbolic_solution_rate']:.1%} (seeds {low:.1%}–{high:.1%}), "
+                      f"accuracy {part['accuracy_solution_rate']:.1%} over {part['runs']} runs")
     console.print(f"symbolic solutions {summary['symbolic_solutions']}/{len(rows)} ({summary['symbolic_solution_rate']:.1%}), "
                   f"accuracy solutions {summary['accuracy_solutions']}/{len(rows)} ({summary['accuracy_solution_rate']:.1%}), "
                   f"timeouts {summary['timeouts']}, errors {summary['errors']}; median {summary['median_seconds']:.1f}s, "

@@ -401,7 +401,7 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
     its pair shares, ``total [n]`` its inputs' total-effect shares."""
     x, names, n = values.x, model.meta.input_names, values.x.shape[1]
     f = CountingFunction(model, output)
-    per_order = candidates_per_order(len(x), settings.max_order, model.n_outputs)
+    per_order = candidates_per_order(len(x), model.row_bytes(), settings.max_order, model.n_outputs)
     search = SetSearch(values, output, variance, noise.floor, settings.max_order, per_order)
     pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.floor])
     sets = interaction_sets(search, pairs, names)
@@ -576,13 +576,13 @@ def combine_subnodes(layer, sub_groups: list[list[frozenset[int]]], sub_degree: 
 
 
 # --------------------------------------------------------------------------- entry point
-def within_budget(x: torch.Tensor, generator: torch.Generator, notes: list[str]) -> torch.Tensor:
+def within_budget(x: torch.Tensor, row_bytes: int, generator: torch.Generator, notes: list[str]) -> torch.Tensor:
     """The rows ``x [N, n]`` the pair stage can afford (``affordable_rows``): all of them for narrow
     models, fewer for wide ones (said in ``notes``)."""
     n = x.shape[1]
     tested = min(n, MAX_PAIR_INPUTS)
     evaluations = 2 + n + tested * (tested - 1) // 2 + (n if n > MAX_PAIR_INPUTS else 0)
-    rows = affordable_rows(evaluations)
+    rows = affordable_rows(evaluations, row_bytes)
     if rows >= len(x):
         return x
     notes.append(f"mixed differences on {rows} of {len(x)} rows ({n} inputs: {evaluations} evaluations of the rows)")
@@ -616,7 +616,7 @@ def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, setting
     threshold = settings.threshold if settings.threshold is not None else DEFAULT_THRESHOLD
     errors, source = error_shares(model, x, y)
     notes: list[str] = []
-    x = within_budget(x, generator, notes)
+    x = within_budget(x, model.row_bytes(), generator, notes)
     values = SwappedValues(model, x, x[random_rows(len(x), len(x), generator, x.device)], model.row_bytes())
     variance = values.variance()
     n = x.shape[1]

@@ -166,7 +166,7 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None,
     elif len(x) > settings.max_samples:
         x = x[torch.randperm(len(x), generator=generator, device="cpu")[: settings.max_samples].to(x.device)]
     notes: list[str] = []
-    rows = affordable_rows(2 + model.n_fields * (model.n_fields + 1) // 2)
+    rows = affordable_rows(2 + model.n_fields * (model.n_fields + 1) // 2, model.row_bytes())
     if rows < len(x):
         notes.append(f"mixed differences on {rows} of {len(x)} rows ({model.n_fields} fields)")
         x = x[torch.randperm(len(x), generator=generator, device="cpu")[:rows].to(x.device)]
@@ -175,7 +175,7 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None,
     variance = values.variance()
     threshold = settings.threshold if settings.threshold is not None else DEFAULT_SHARE_THRESHOLD
     max_order = min(settings.max_order, model.n_fields)
-    search = SetSearch(values, 0, variance, threshold, max_order, candidates_per_order(len(x), max_order, 1))
+    search = SetSearch(values, 0, variance, threshold, max_order, candidates_per_order(len(x), model.row_bytes(), max_order, 1))
     pairs = search.test(list(itertools.combinations(range(model.n_fields), 2)))
     names = model.fields
     sets = interaction_sets(search, pairs, names)

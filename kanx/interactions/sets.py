@@ -40,13 +40,14 @@ from kanx.core.resources import rows_per_chunk
 
 Columns = tuple[int, ...]
 SETS_PER_ORDER = 1000  # candidate sets tested per order beyond pairs (each costs one evaluation of the rows)
-# Rows of model evaluation: the pair stage (singles, pairs, main effects) uses at most PAIR_ROW_BUDGET
-# rows in all (the sample shrinks to fit, not below MIN_SET_ROWS rows), and growing sets beyond pairs
-# at most SET_ROW_BUDGET rows over all outputs (candidates per order shrink to fit, not below
-# MIN_CANDIDATES). Models of up to ~30 inputs on 1,000 rows are unaffected.
-PAIR_ROW_BUDGET = 500_000
-SET_ROW_BUDGET = 500_000
-MIN_SET_ROWS = 128
+# Work of model evaluation, in rows × the model's working bytes per row (``model.row_bytes()``, which
+# tracks a forward pass's time: ~0.1 ms per MB here): the pair stage (singles, pairs, main effects)
+# does at most PAIR_WORK (the sample shrinks to fit, not below MIN_SET_ROWS rows), growing sets beyond
+# pairs at most SET_WORK over all outputs (candidates per order shrink to fit, not below
+# MIN_CANDIDATES). A [10, 21, 1] KAN on 1,000 rows is far inside both.
+PAIR_WORK = 2e11
+SET_WORK = 2e11
+MIN_SET_ROWS = 64
 MIN_CANDIDATES = 20
 NOISE_SIGMAS = 3.0  # a set's own share must exceed its Monte Carlo error this many times
 
@@ -119,15 +120,16 @@ class SwappedValues:
         return 0.5 * (self(()) - self(everything)).pow(2).mean(dim=0)
 
 
-def affordable_rows(evaluations: int) -> int:
-    """Rows the pair stage may use when it evaluates the rows ``evaluations`` times."""
-    return max(MIN_SET_ROWS, PAIR_ROW_BUDGET // max(evaluations, 1))
+def affordable_rows(evaluations: int, row_bytes: int) -> int:
+    """Rows the pair stage may use when it evaluates them ``evaluations`` times with a model of
+    ``row_bytes`` working bytes per row."""
+    return max(MIN_SET_ROWS, int(PAIR_WORK // (max(evaluations, 1) * max(row_bytes, 1))))
 
 
-def candidates_per_order(rows: int, max_order: int, outputs: int) -> int:
-    """Candidate sets per order beyond pairs that ``SET_ROW_BUDGET`` affords on ``rows`` rows."""
+def candidates_per_order(rows: int, row_bytes: int, max_order: int, outputs: int) -> int:
+    """Candidate sets per order beyond pairs that ``SET_WORK`` affords on ``rows`` rows."""
     orders = max(max_order - 2, 1)
-    return max(MIN_CANDIDATES, min(SETS_PER_ORDER, SET_ROW_BUDGET // (rows * orders * outputs)))
+    return max(MIN_CANDIDATES, min(SETS_PER_ORDER, int(SET_WORK // (rows * max(row_bytes, 1) * orders * outputs))))
 
 
 def subsets(columns: Columns, proper: bool = False) -> list[Columns]:
