@@ -324,10 +324,6 @@ def flatten(node: TreeNode) -> TreeNode:
     return TreeNode(node.kind, sorted(node.variables), children)
 
 
-def leaf_structure(tree: TreeNode) -> str:
-    return tree.describe()
-
-
 def find_subtree(tree: TreeNode, variables: list[str]) -> TreeNode | None:
     if sorted(tree.variables) == sorted(variables):
         return tree

@@ -132,11 +132,9 @@ def candidates_per_order(rows: int, row_bytes: int, max_order: int, outputs: int
     return max(MIN_CANDIDATES, min(SETS_PER_ORDER, int(SET_WORK // (rows * max(row_bytes, 1) * orders * outputs))))
 
 
-def subsets(columns: Columns, proper: bool = False) -> list[Columns]:
-    """Every subset of ``columns`` (the empty one included), smallest first; without ``columns``
-    itself when ``proper``."""
-    top = len(columns) - 1 if proper else len(columns)
-    return [s for size in range(top + 1) for s in itertools.combinations(columns, size)]
+def subsets(columns: Columns) -> list[Columns]:
+    """Every subset of ``columns`` (the empty one and ``columns`` itself included), smallest first."""
+    return [s for size in range(len(columns) + 1) for s in itertools.combinations(columns, size)]
 
 
 def mixed_difference(values: SwappedValues, columns: Columns) -> torch.Tensor:
