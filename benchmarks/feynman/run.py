@@ -678,7 +678,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(progress_line(row, len(done), len(todo)), soft_wrap=True)
 
     began = time.perf_counter()
-    finished = {t.key: r for t, r in zip(todo, run_all(todo, args.jobs, args.scheduler, report))} if todo else {}
+    try:
+        finished = {t.key: r for t, r in zip(todo, run_all(todo, args.jobs, args.scheduler, report))} if todo else {}
+    except (OSError, TimeoutError) as exc:  # no scheduler at --scheduler, or the cluster could not start
+        print(f"error: {'--scheduler ' + args.scheduler if args.scheduler else 'LocalCluster'}: "
+              f"{' '.join(str(exc).split())[:200]}", file=sys.stderr)
+        return 2
     rows = [finished.get(t.key) or earlier[t.key] for t in tasks]
     summary = summarize(rows, time.perf_counter() - began, args)
     write_results(args.out, rows)
