@@ -52,6 +52,7 @@ from kanx.interactions.sets import (
     interaction_sets,
     maximal_sets,
     pair_shares,
+    set_components,
     total_shares,
 )
 from kanx.interactions.settings import InteractionSettings
@@ -402,12 +403,9 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
     pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.floor])
     sets = interaction_sets(search, pairs, names)
     index = {name: i for i, name in enumerate(names)}
-    linked = np.zeros((n, n), dtype=bool)
-    for term in sets:
-        members = [index[v] for v in term.variables]
-        linked[np.ix_(members, members)] = True
-    used = sorted({i for i in range(n) if total[i] > noise.floor} | {i for term in sets for i in (index[v] for v in term.variables)})
-    blocks = components(used, linked)
+    members = [[index[v] for v in term.variables] for term in sets]
+    used = sorted({i for i in range(n) if total[i] > noise.floor} | {i for term in members for i in term})
+    blocks = set_components(n, members, used)
     reference = x.median(dim=0).values
     ctx = TreeContext(f, x, values.partner, names, noise.floor, settings.product_threshold, generator, list(notes))
     tree = build_tree(ctx, used, reference, blocks) if used else TreeNode("sum", [])
@@ -456,14 +454,9 @@ def formula_report(expr: sympy.Expr, names: list[str], x: torch.Tensor, threshol
     total_var = max(float(np.var(total)), 1e-300)
     term_sets = [sorted(str(s) for s in t.free_symbols) for t in terms]
     index = {name: i for i, name in enumerate(names)}
-    linked = np.zeros((len(names), len(names)), dtype=bool)
-    for variables in term_sets:
-        for a in variables:
-            for b in variables:
-                linked[index[a], index[b]] = True
     present = sorted({index[v] for vs in term_sets for v in vs})
     groups = []
-    for group in components(present, linked):
+    for group in set_components(len(names), ([index[v] for v in vs] for vs in term_sets), present):
         group_names = [names[i] for i in group]
         members = [t for t, vs in zip(terms, term_sets) if set(vs) <= set(group_names)]
         share = float(np.var(evaluate(sympy.Add(*members)))) / total_var

@@ -36,8 +36,8 @@ from kanx.interactions.sets import (
     SwappedValues,
     affordable_rows,
     candidates_per_order,
-    components,
     interaction_sets,
+    set_components,
 )
 from kanx.interactions.settings import InteractionSettings
 
@@ -180,13 +180,10 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None,
     names = model.fields
     sets = interaction_sets(search, pairs, names)
     index = {name: i for i, name in enumerate(names)}
-    linked = np.zeros((model.n_fields, model.n_fields), dtype=bool)
-    for term in sets:
-        members = [index[v] for v in term.variables]
-        linked[np.ix_(members, members)] = True
-    blocks = components(sorted({index[v] for t in sets for v in t.variables}), linked)
-    groups = [FieldGroup([names[i] for i in b], len(b),
-                         max(t.strength for t in sets if {index[v] for v in t.variables} <= set(b))) for b in blocks]
+    members = [[index[v] for v in term.variables] for term in sets]
+    blocks = set_components(model.n_fields, members, sorted({i for term in members for i in term}))
+    groups = [FieldGroup([names[i] for i in b], len(b), max(t.strength for t, m in zip(sets, members) if set(m) <= set(b)))
+              for b in blocks]
     pairwise = np.zeros((model.n_fields, model.n_fields))
     for columns, estimate in search.estimates.items():
         if len(columns) == 2:

@@ -249,6 +249,16 @@ def components(nodes: list[int], linked: np.ndarray) -> list[list[int]]:
     return sorted(groups)
 
 
+def set_components(n: int, sets: Iterable[Iterable[int]], nodes: list[int]) -> list[list[int]]:
+    """Connected components over ``nodes`` (of ``n`` columns) when two columns are joined by any set
+    of ``sets`` holding both: the additive blocks of overlapping terms."""
+    linked = np.zeros((n, n), dtype=bool)
+    for members in sets:
+        members = list(members)
+        linked[np.ix_(members, members)] = True
+    return components(nodes, linked)
+
+
 def maximal_sets(significant: Iterable[Columns]) -> list[Columns]:
     """The sets of ``significant`` not contained in another one: the terms."""
     found = [tuple(sorted(s)) for s in significant]
