@@ -143,6 +143,8 @@ def render(result) -> None:
             console.print(f"oracle: {line}", markup=False, soft_wrap=True)
         else:
             err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
+        if oracle.noise is not None:
+            console.print(f"noise: {oracle.noise_text(result.output_names)}", markup=False, soft_wrap=True)
     for name, log in zip(result.output_names, result.log):
         if log.get("structure_text"):
             console.print(f"structure of {name} (found on the network):", markup=False)
@@ -184,6 +186,9 @@ def render_formulas(result) -> None:
         if fid.get("data") is not None:
             d = fid["data"]
             line += f"  | vs data: R² {fmt(d.r2, 6)}  RMSE {fmt(d.rmse)}"
+            if d.noise_floor is not None:
+                line += f"  (noise floor R² {fmt(d.noise_floor, 6)}: " + ("at the floor, as good as the data allow)" if d.at_noise_floor
+                                                                         else "above the floor)")
         console.print(line, markup=False)
     hidden = list(getattr(result, "hidden", {}).items())
     if hidden:

@@ -1,5 +1,5 @@
-"""The numerics every stage shares: one R², one seeded row split, one thread guard, the sparsity
-measures of edge magnitudes and the ranking metrics of click models.
+"""The numerics every stage shares: one R², one seeded row split, one noise estimate, one thread
+guard, the sparsity measures of edge magnitudes and the ranking metrics of click models.
 
 Each idea has exactly one definition here, so "R² ≥ 0.99" means the same in prune, plot,
 symbolify, train and the benchmarks.
@@ -64,6 +64,66 @@ def split_rows(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.
     if fraction > 0:
         held = min(max(held, 1), max(n - 1, 0))
     return order[held:], order[:held]
+
+
+NOISE_ROWS = 4000  # the noise estimate pairs rows among at most this many (its cost is quadratic)
+
+
+def noise_share(x: torch.Tensor, residual: torch.Tensor, target: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Estimated share of each target's variance that is noise, ``σ² / Var(y)`` per column ``[n_out]``.
+
+    ``x [N, n_in]``: the inputs; ``residual [N, n_out]``: target minus a smooth fit of it (a
+    network); ``target [N, n_out]``. Each row is paired with its nearest neighbour in the
+    standardised inputs and ``σ² = mean((r_i − r_j)²) / 2``: independent noise differs fully
+    between neighbours, while what the fit missed varies smoothly and mostly cancels, so the
+    estimate does not count the fit's own error as noise (and, unlike the residual itself, is
+    not lowered by a fit that learned part of the noise). At most ``NOISE_ROWS`` rows (a seeded
+    sample) take part. Float64; 0 for fewer than 3 rows or a constant target.
+    """
+    n = x.shape[0]
+    if n < 3:
+        return torch.zeros(residual.shape[1], dtype=torch.float64)
+    rows = torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")[:NOISE_ROWS].to(x.device)
+    inputs, errors = x[rows].double(), residual[rows].double()
+    spread = inputs.std(dim=0)
+    varying = spread > 0
+    z = (inputs[:, varying] - inputs[:, varying].mean(dim=0)) / spread[varying]
+    partner = nearest_neighbours(z)
+    variance = 0.5 * ((errors - errors[partner]) ** 2).mean(dim=0)
+    total = target.double().var(dim=0)
+    return torch.where(total > 0, variance / total.clamp_min(1e-300), torch.zeros_like(total)).clamp(0.0, 1.0).cpu()
+
+
+NOISE_CHI2 = 16.0  # 99.99% point of χ²₁ (15.1), rounded up
+
+
+def chance_loss(noise: float, rows: int) -> float:
+    """The R² a true simplification (a constant fixed at its exact value, a term that is really 0
+    dropped) may lose by chance on ``rows`` rows whose targets carry noise ``noise`` (share of
+    their variance): refitting one constant fewer raises the residual sum of squares by a
+    ``χ²₁·σ²`` variate, allowed up to ``NOISE_CHI2``."""
+    return NOISE_CHI2 * noise / max(rows, 1)
+
+
+def misfit_beyond_noise(r2_score: float, noise: float) -> float:
+    """The part of a formula's misfit ``1 − R²`` on noisy targets that the noise (share ``noise``
+    of their variance) does not explain: the formula's own error."""
+    return max(1.0 - r2_score - noise, 0.0)
+
+
+def nearest_neighbours(z: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """Index ``[N]`` of each row's nearest other row of ``z [N, d]`` (Euclidean); ``d = 0`` pairs
+    each row with the next."""
+    n = z.shape[0]
+    if z.shape[1] == 0:
+        return (torch.arange(n, device=z.device) + 1) % n
+    partners = []
+    for start in range(0, n, chunk):
+        distances = torch.cdist(z[start:start + chunk], z)
+        own = torch.arange(distances.shape[0], device=z.device)
+        distances[own, own + start] = float("inf")
+        partners.append(distances.argmin(dim=1))
+    return torch.cat(partners)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import sympy
 import torch
 
 from kanx.core.lambdify import torch_function
-from kanx.core.numerics import r2_value
+from kanx.core.numerics import chance_loss, misfit_beyond_noise, r2_value
 from kanx.symbolic.canonical import fold_constants, round_floats
 
 
@@ -247,7 +247,8 @@ class CleanSettings:
     pi_squared: bool = False  # also try (p/q)·π² (window: pi_window)
     pi_inverse: bool = False  # also try (p/q)/π, e.g. ħ = h/(2π) (window: pi_window)
     expand: bool = True  # normalise (expand products) before refitting; off keeps factored forms
-    noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R²)
+    noise_ratio: float | None = None  # if set, the allowed R² loss is at most noise_ratio·(1 − R² − noise_share) + chance
+    noise_share: float = 0.0  # share of the targets' variance that is noise (kanx.core.numerics.noise_share)
     max_parameters: int = 60
     max_terms: int = 80
     timeout: float = 10.0
@@ -255,17 +256,27 @@ class CleanSettings:
     taylor: bool = True  # functions the data only see in their Taylor regime become that polynomial
 
 
-def additive_terms(expr: sympy.Expr, parameters: set[sympy.Symbol]) -> list[sympy.Expr]:
-    """Terms of every sum in ``expr`` that hold at least one parameter (candidates to drop)."""
-    terms = []
+def additive_terms(expr: sympy.Expr, parameters: set[sympy.Symbol]) -> list[tuple[sympy.Expr, sympy.Expr]]:
+    """Terms of the sums in ``expr`` that pruning may drop, as ``(node, replacement)`` pairs for
+    ``xreplace``: each term holding a parameter (→ 0), and each plain number added beside a
+    parameter (the sum → the sum without it). The numbers are the offsets that folding moves out
+    of parameters, e.g. the ``1`` of ``c·(1 + d·x)`` folded from ``a·x + b``."""
+    drops: list[tuple[sympy.Expr, sympy.Expr]] = []
     for node in sympy.preorder_traversal(expr):
-        if isinstance(node, sympy.Add):
-            terms.extend(t for t in node.args if t.free_symbols & parameters)
-    unique = []
-    for term in terms:
-        if term not in unique:
-            unique.append(term)
+        if not isinstance(node, sympy.Add):
+            continue
+        drops.extend((term, sympy.Integer(0)) for term in node.args if term.free_symbols & parameters)
+        if node.free_symbols & parameters:
+            drops.extend((node, sympy.Add(*(t for t in node.args if t is not term)))
+                         for term in node.args if isinstance(term, sympy.Number))
+    unique: list[tuple[sympy.Expr, sympy.Expr]] = []
+    for drop in drops:
+        if drop not in unique:
+            unique.append(drop)
     return unique
+
+
+PRUNE_PASSES = 4
 
 
 class Cleaner:
@@ -321,10 +332,13 @@ class Cleaner:
             param, reference = self.folded(param, reference)
         log["r2_refit"] = reference
         allowed = settings.tolerance
-        if settings.noise_ratio is not None:
-            allowed = min(allowed, settings.noise_ratio * max(1.0 - reference, 0.0) + 1e-12)
+        if settings.noise_ratio is not None:  # misfit at the targets' noise level is the data's, not the formula's
+            own_error = misfit_beyond_noise(reference, settings.noise_share)
+            allowed = min(allowed, settings.noise_ratio * own_error + chance_loss(settings.noise_share, len(self.y)) + 1e-12)
         floor = reference - allowed
         param = self.prune(param, floor, log)
+        if settings.fold and log["pruned_terms"]:  # dropped offsets leave products of constants to fold into one
+            param = self.folded(*self.fit(param))[0]
         if settings.taylor:
             param = self.taylor(param, floor, log)
         param = self.snap(param, floor, log)
@@ -378,23 +392,31 @@ class Cleaner:
         return (fitted, score) if score >= reference - 1e-9 else (param, reference)
 
     def prune(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
-        parameters = set(param.symbols)
-        terms = additive_terms(param.expr, parameters)[: self.settings.max_terms]
-        evaluator = Evaluator(param, self.variables, self.x)
+        """Drop additive terms (``additive_terms``), least important first, refitting after each,
+        while R² stays at or above ``floor``; passes repeat while one drops something (a drop
+        inside a sum rewrites the sum, so its own offset is looked at again)."""
+        for _ in range(PRUNE_PASSES):
+            before = log["pruned_terms"]
+            param = self.prune_pass(param, floor, log)
+            if log["pruned_terms"] == before:
+                break
+        return param
+
+    def prune_pass(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
+        drops = additive_terms(param.expr, set(param.symbols))[: self.settings.max_terms]
         ranked = []
-        for term in terms:
-            trial = Parametrised(param.expr.xreplace({term: sympy.Integer(0)}), param.symbols, param.values)
+        for node, replacement in drops:
+            trial = Parametrised(param.expr.xreplace({node: replacement}), param.symbols, param.values)
             try:
                 with torch.no_grad():
                     loss = r2_value(Evaluator(trial, self.variables, self.x)(param.values), self.y)
             except Exception:  # noqa: BLE001
                 continue
-            ranked.append((-loss, term))
-        del evaluator
-        for _, term in sorted(ranked, key=lambda item: item[0]):
-            if not param.expr.has(term):
+            ranked.append((-loss, node, replacement))
+        for _, node, replacement in sorted(ranked, key=lambda item: item[0]):
+            if not param.expr.has(node):
                 continue
-            trial = Parametrised(param.expr.xreplace({term: sympy.Integer(0)}), param.symbols, param.values)
+            trial = Parametrised(param.expr.xreplace({node: replacement}), param.symbols, param.values)
             fitted, score = self.fit(trial)
             if score >= floor:
                 param = fitted

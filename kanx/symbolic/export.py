@@ -164,8 +164,12 @@ def fidelity_text(fidelity: dict) -> str:
     """One line: the formula's agreement with the network (and the data when there was some)."""
     net = fidelity["network"]
     text = f"vs the network (held out) R² = {net.r2:.6f}, RMSE = {net.rmse:.4g}, max |error| = {net.max_abs:.4g}"
-    if fidelity.get("data") is not None:
-        text += f"; vs the data R² = {fidelity['data'].r2:.6f}, RMSE = {fidelity['data'].rmse:.4g}"
+    data = fidelity.get("data")
+    if data is not None:
+        text += f"; vs the data R² = {data.r2:.6f}, RMSE = {data.rmse:.4g}"
+        if data.noise_floor is not None:
+            verdict = "as well as the data's noise allows" if data.at_noise_floor else "worse than the data's noise explains"
+            text += f" (noise floor R² = {data.noise_floor:.6f}: {verdict})"
     return text
 
 

@@ -10,6 +10,12 @@ model's outputs, symbolify first measures the network's own R² on it, per outpu
 ``refine`` continues training the network on the data (LBFGS, the model's own architecture)
 before extraction: always for ``refine=N`` steps, or, by default (``None``), only when the
 verdict is not ``good``. The judgement after refinement is what the result reports.
+
+The judgement also estimates how noisy the targets are (``OracleQuality.noise``: the share of
+each target's variance that is noise, from nearest-neighbour differences of the network's
+residuals, :func:`kanx.core.numerics.noise_share`). Structure-first sets its acceptance and
+"simplest within noise" margins from it, and fidelity against the data is read against the floor
+``1 − noise`` that no formula can beat on noisy rows.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from kanx.core.numerics import r2, split_rows
+from kanx.core.numerics import noise_share, r2, split_rows
 from kanx.families.kan.network import KAN
 from kanx.train.kan import fit, settings_for
 
@@ -36,7 +42,9 @@ class OracleQuality:
     ``r2``: per output, on the held-out rows of the data (all rows when there are too few);
     ``before``: the same before refinement (``None`` when not refined); ``needed``: the R² the
     strategy needs; ``verdict``: ``good`` | ``poor`` | ``failed``; ``refine_steps``: LBFGS steps
-    of refinement run (0 = none); ``rows``: held-out rows judged on.
+    of refinement run (0 = none); ``rows``: held-out rows judged on; ``noise``: per output, the
+    estimated share of the target's variance that is noise (``σ²/Var y``; the SRBench noise
+    level is its square root).
     """
 
     r2: list[float]
@@ -45,6 +53,14 @@ class OracleQuality:
     before: list[float] | None = None
     refine_steps: int = 0
     rows: int = 0
+    noise: list[float] | None = None
+
+    def noise_text(self, output_names: list[str]) -> str:
+        """``estimated noise: y 1.02% of its standard deviation`` (empty without an estimate)."""
+        if self.noise is None:
+            return ""
+        levels = ", ".join(f"{name} {100 * share ** 0.5:.3g}%" for name, share in zip(output_names, self.noise))
+        return f"estimated noise in the targets (standard deviation, as a share of the target's): {levels}"
 
     @property
     def is_law(self) -> bool:
@@ -103,7 +119,7 @@ def judge_and_refine(model: KAN, x: torch.Tensor, y: torch.Tensor, strategy: str
     scores = network_r2(model, x[test_rows], y[test_rows])
     steps = refine if refine is not None else (0 if verdict(scores, needed) == "good" else AUTO_REFINE_STEPS)
     if steps == 0:
-        return model, OracleQuality(scores, needed, verdict(scores, needed), rows=len(test_rows))
+        return model, OracleQuality(scores, needed, verdict(scores, needed), rows=len(test_rows), noise=target_noise(model, x, y, seed))
     refined = copy.deepcopy(model)
     refined.train()
     settings = settings_for(refined, steps=steps, optimizer="lbfgs", lamb=0.0, update_grid=0, seed=seed)
@@ -113,6 +129,16 @@ def judge_and_refine(model: KAN, x: torch.Tensor, y: torch.Tensor, strategy: str
     refined.eval()
     after = network_r2(refined, x[test_rows], y[test_rows])
     if sum(after) < sum(scores):  # refinement made it worse on held-out rows: keep the original
-        return model, OracleQuality(scores, needed, verdict(scores, needed), scores, steps, len(test_rows))
+        return model, OracleQuality(scores, needed, verdict(scores, needed), scores, steps, len(test_rows),
+                                    target_noise(model, x, y, seed))
     refined.provenance = {**refined.provenance, "refined": {"steps": steps, "r2_before": scores, "r2_after": after}}
-    return refined, OracleQuality(after, needed, verdict(after, needed), scores, steps, len(test_rows))
+    return refined, OracleQuality(after, needed, verdict(after, needed), scores, steps, len(test_rows),
+                                  target_noise(refined, x, y, seed))
+
+
+def target_noise(model: KAN, x: torch.Tensor, y: torch.Tensor, seed: int) -> list[float]:
+    """Per output, the estimated noise share of ``y [N, n_out]``'s variance, from the residuals of
+    ``model`` on all rows ``x [N, n_in]`` (:func:`kanx.core.numerics.noise_share`)."""
+    with torch.no_grad():
+        residual = y.double() - model(x).double()
+    return [float(v) for v in noise_share(x, residual, y, seed)]

@@ -44,16 +44,34 @@ class EdgeReport:
         }
 
 
+FLOOR_SLACK = 3.0  # standard errors of a mean square on the held-out rows
+
+
 @dataclass
 class Fidelity:
-    """Agreement of a formula with a reference on held-out samples."""
+    """Agreement of a formula with a reference on ``rows`` held-out samples. Against noisy data,
+    ``noise_floor`` is the best R² any formula can reach there (``1 −`` the estimated noise
+    share of the target's variance)."""
 
     r2: float
     rmse: float
     max_abs: float
+    rows: int = 0
+    noise_floor: float | None = None
+
+    @property
+    def at_noise_floor(self) -> bool | None:
+        """Whether the formula fits the data as well as their noise allows: its misfit ``1 − R²``
+        is within ``FLOOR_SLACK`` standard errors (``√(2/rows)``, relative) of the noise share.
+        ``None`` without a noise estimate."""
+        if self.noise_floor is None:
+            return None
+        noise = 1.0 - self.noise_floor
+        return 1.0 - self.r2 <= noise * (1.0 + FLOOR_SLACK * (2.0 / max(self.rows, 1)) ** 0.5) + 1e-12
 
     def to_dict(self) -> dict:
-        return {"r2": self.r2, "rmse": self.rmse, "max_abs_error": self.max_abs}
+        return {"r2": self.r2, "rmse": self.rmse, "max_abs_error": self.max_abs, "rows": self.rows,
+                "noise_floor": self.noise_floor, "at_noise_floor": self.at_noise_floor}
 
 
 @dataclass
@@ -142,5 +160,13 @@ def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> Fidelity:
     p, t = prediction.double(), target.double()
     error = p - t
     if not bool(torch.isfinite(error).all()):
-        return Fidelity(float("-inf"), float("inf"), float("inf"))
-    return Fidelity(r2_value(p, t), float((error**2).mean().sqrt()), float(error.abs().max()))
+        return Fidelity(float("-inf"), float("inf"), float("inf"), int(t.numel()))
+    return Fidelity(r2_value(p, t), float((error**2).mean().sqrt()), float(error.abs().max()), int(t.numel()))
+
+
+def with_noise_floors(fidelities: list[dict], noise: list[float]) -> None:
+    """Set each output's data fidelity's ``noise_floor`` to ``1 − noise[k]`` (``noise``: the
+    estimated noise share of each target's variance, ``OracleQuality.noise``)."""
+    for fid, share in zip(fidelities, noise):
+        if fid.get("data") is not None:
+            fid["data"].noise_floor = 1.0 - share

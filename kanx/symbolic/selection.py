@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kanx.core.numerics import r2_value
+from kanx.core.numerics import chance_loss, misfit_beyond_noise, r2_value
 from kanx.symbolic.engines import Candidate
 
 POLY_COMPLEXITY = 4.0
@@ -30,7 +30,8 @@ def pareto(candidates: list[Candidate]) -> list[Candidate]:
 NOISE_RATIO = 100.0
 
 
-def select(candidates: list[Candidate], tolerance: float, noise: float = 0.0) -> Candidate | None:
+def select(candidates: list[Candidate], tolerance: float, noise: float = 0.0, data_noise: float = 0.0,
+           rows: int = 0) -> Candidate | None:
     """The simplest candidate within tolerance of the best; ties on complexity go to the
     higher R². ``None`` when no candidate is finite.
 
@@ -39,12 +40,19 @@ def select(candidates: list[Candidate], tolerance: float, noise: float = 0.0) ->
     tolerance", while on noisy spline edges the absolute ``tolerance`` applies. ``noise`` (an R²
     gap the data cannot resolve, e.g. the oracle's own error share) widens it: candidates that
     agree within the noise are equal, and the simpler closed form wins.
+
+    ``data_noise`` (share of the targets' variance that is noise, with ``rows`` rows): R² against
+    noisy targets cannot pass ``1 − data_noise``, so only the misfit beyond it counts in
+    ``1 - best R²``, plus what a true simplification may lose by chance on those rows
+    (:func:`kanx.core.numerics.chance_loss`). Without it, noise would read as the formula's
+    error and let look-alikes that are measurably worse pass as equal.
     """
     valid = [c for c in candidates if math.isfinite(c.r2) and c.name != "0"]
     if not valid:
         return None
     best = max(c.r2 for c in valid)
-    allowed = max(min(tolerance, NOISE_RATIO * max(1.0 - best, 0.0) + 1e-12), noise)
+    own_error = NOISE_RATIO * misfit_beyond_noise(best, data_noise) + chance_loss(data_noise, rows)
+    allowed = max(min(tolerance, own_error + 1e-12), noise)
     good = [c for c in valid if c.r2 >= best - allowed]
     return min(good, key=lambda c: (c.complexity, -c.r2))
 

@@ -17,7 +17,7 @@ from kanx.functions.library import build_library
 from kanx.symbolic.edges import symbolify_edges
 from kanx.symbolic.karsein import KarSeinSymbolicResult, symbolify_karsein
 from kanx.symbolic.oracle import judge_and_refine
-from kanx.symbolic.results import SymbolicResult
+from kanx.symbolic.results import SymbolicResult, with_noise_floors
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.structure import structure_first
 
@@ -62,10 +62,13 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     with single_thread():
         if s.strategy == "structure-first":
             result = structure_first(model, functions, data, edges, budget=s.budget, digits=s.digits,
-                                     simplify_timeout=s.simplify_timeout, seed=s.seed)
+                                     simplify_timeout=s.simplify_timeout, seed=s.seed,
+                                     data_noise=oracle.noise if oracle is not None else None)
         else:
             result = edges()
     result.oracle_quality = oracle
+    if oracle is not None and oracle.noise is not None:
+        with_noise_floors(result.fidelity, oracle.noise)
     return result
 
 

@@ -21,7 +21,7 @@ import time
 import sympy
 import torch
 
-from kanx.core.numerics import r2_value
+from kanx.core.numerics import chance_loss, misfit_beyond_noise, r2_value
 from kanx.core.resources import map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
@@ -59,7 +59,8 @@ def network_oracle(model, output: int):
 
 def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Tensor, target_fit: torch.Tensor,
                        settings: StructureSettings, digits: int, simplify_timeout: float,
-                       seed: int, noise: float = DEFAULT_NOISE) -> tuple[list[sympy.Expr | None], list[dict]]:
+                       seed: int, noise: float = DEFAULT_NOISE,
+                       data_noise: list[float] | None = None) -> tuple[list[sympy.Expr | None], list[dict]]:
     """One cleaned formula per output (``None`` where the search found nothing) and per output
     a log: the decomposition tree, the search's R² on the network, the inputs dropped as
     irrelevant, the working units and the clean-up log.
@@ -69,13 +70,16 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     that bring inputs and target to order 1); each top-level candidate (plus a power law fitted
     on the targets themselves) is cleaned against the targets and the simplest one within a
     noise-scaled margin of the best R² wins; it is written back in the data's units, its
-    constants folded and matched against physical constants."""
+    constants folded and matched against physical constants. ``data_noise``: per output, the
+    share of the targets' variance that is noise (0 when the targets are the network): the
+    clean-up and the choice count only misfit beyond it as the formula's error."""
 
     symbols = input_symbols(model)
     names = [str(s) for s in symbols]
     formulas, logs = [], []
     for k in range(model.n_outputs):
         start = time.perf_counter()
+        target_noise = data_noise[k] if data_noise is not None else 0.0
         units = WorkingUnits.of(x_fit, target_fit[:, k])
         network = network_oracle(model, k)
         relevance = relevant_inputs(network, x_fit.double(), noise, torch.Generator().manual_seed(seed))
@@ -95,15 +99,15 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
             formulas.append(None)
             logs.append(log | {"structure": None, "search_r2": None})
             continue
-        cleaned = [clean_formula(expr, used, z_kept, w_fit, digits, simplify_timeout) for expr, _ in options]
+        cleaned = [clean_formula(expr, used, z_kept, w_fit, digits, simplify_timeout, target_noise) for expr, _ in options]
         scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(sympy.count_ops(expr)))
                   for i, (expr, r2, _) in enumerate(cleaned)]
-        chosen = select(scored, tolerance=1e-3)
+        chosen = select(scored, tolerance=1e-3, data_noise=target_noise, rows=len(w_fit))
         index = int(chosen.name[1:]) if chosen is not None else 0
         expr, r2, clean_log = cleaned[index]
         node = options[index][1]
         best_search = max((s.node.r2 for s in found), default=None)
-        expr, constants = in_data_units(expr, units, symbols, x_fit, target_fit[:, k], digits)
+        expr, constants = in_data_units(expr, units, symbols, x_fit, target_fit[:, k], digits, target_noise)
         log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
                 "structure_text": node.describe() if node else ["power-law fitted to the targets: " + str(expr)],
                 "search_r2": node.r2 if node else best_search, "target_r2": r2, "cleanup": clean_log,
@@ -130,16 +134,17 @@ def restricted_oracle(oracle, kept: list[int], reference: torch.Tensor):
 
 
 def in_data_units(expr: sympy.Expr, units: WorkingUnits, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor,
-                  digits: int) -> tuple[sympy.Expr, list[dict]]:
+                  digits: int, noise: float = 0.0) -> tuple[sympy.Expr, list[dict]]:
     """A formula found in working units written in the data's units: powers of ten folded into
     its constants (one constant per product), radicals and logarithms of inputs that are
     positive on every row merged (``√a·√b`` → ``√(a·b)``), then constants that match a physical constant
     to 4 significant digits replaced by its exact value while R² on ``x``/``target`` stays
-    within a noise-scaled margin. Returns the formula and the matches made."""
+    within a noise-scaled margin (``noise``: the targets' noise share). Returns the formula and
+    the matches made."""
     positive = {s for i, s in enumerate(symbols) if bool((x[:, i] > 0).all())}
     restored = positive_forms(fold_constants(units.restore(expr, symbols), digits), positive)
     reference = held_out_r2(restored, symbols, x, target)
-    margin = min(5e-4, SNAP_NOISE_RATIO * max(1.0 - reference, 0.0) + 1e-12)
+    margin = min(5e-4, SNAP_NOISE_RATIO * misfit_beyond_noise(reference, noise) + chance_loss(noise, len(target)) + 1e-12)
     matched, matches = match_physical_constants(restored)
     if matches and held_out_r2(matched, symbols, x, target) >= reference - margin:
         return matched, matches
@@ -147,10 +152,12 @@ def in_data_units(expr: sympy.Expr, units: WorkingUnits, symbols: list[sympy.Sym
 
 
 def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor, digits: int,
-                  simplify_timeout: float) -> tuple[sympy.Expr, float, dict]:
-    """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``;
-    returns the formula, its R² on those rows and the clean-up log."""
-    settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, timeout=simplify_timeout, expand=False,
+                  simplify_timeout: float, noise: float = 0.0) -> tuple[sympy.Expr, float, dict]:
+    """Refit, prune, snap and simplify ``expr`` against ``target [N]`` on ``x [N, n_in]``
+    (``noise``: the share of the target's variance that is noise); returns the formula, its R²
+    on those rows and the clean-up log."""
+    settings = CleanSettings(digits=digits, tolerance=5e-4, noise_ratio=SNAP_NOISE_RATIO, noise_share=noise,
+                             timeout=simplify_timeout, expand=False,
                              snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True,
                              pi_inverse=True)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
@@ -184,18 +191,27 @@ AGREEMENT = 2.0  # 1-D candidates within this many times the network's error sha
 
 
 def settings_for(noise: float, budget: float) -> StructureSettings:
-    """Thresholds scaled to the network's error: tests ``10·noise``, acceptance ``1 − 20·noise``,
-    1-D candidates equal within ``AGREEMENT·noise`` (the simpler wins)."""
+    """Thresholds scaled to the oracle's error share ``noise``: tests ``10·noise``, acceptance
+    ``1 − 20·noise``, 1-D candidates equal within ``AGREEMENT·noise`` (the simpler wins)."""
     test = min(max(10 * noise, 1e-7), 1e-2)
     return StructureSettings(separability_threshold=test, combination_threshold=test,
                              accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget,
                              noise=min(AGREEMENT * noise, 1e-3))
 
 
+def oracle_error(network_misfit: float, data_noise: list[float] | None) -> float:
+    """The error share the oracle tests must tolerate: the network's misfit to the targets
+    (``1 − R²``), or the targets' estimated noise share when larger (a network that learned part
+    of the noise has a residual below the noise, yet carries that part as its own error)."""
+    return max([network_misfit, *(data_noise or [])])
+
+
 def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
-                    simplify_timeout: float, seed: int):
+                    simplify_timeout: float, seed: int, data_noise: list[float] | None = None):
     """The structure-first pipeline; ``edges()`` runs the edge strategy (called at most once,
-    only when some output needs the fallback). Returns a ``SymbolicResult``."""
+    only when some output needs the fallback). ``data_noise``: per output, the estimated share of
+    the targets' variance that is noise (``OracleQuality.noise``; ignored without targets).
+    Returns a ``SymbolicResult``."""
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -209,17 +225,21 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     y_data = y_data.cpu() if y_data is not None else None
     target_fit = y_data[fit_rows].double() if y_data is not None else y_net_fit
     target_test = y_data[test_rows].double() if y_data is not None else y_net_test
-    noise = noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None)
+    data_noise = data_noise if y_data is not None and data_noise is not None else [0.0] * model.n_outputs
+    noise = oracle_error(noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None), data_noise)
     settings = settings_for(noise, budget)
     with torch.device("cpu"):
-        formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed, noise)
+        formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed, noise,
+                                            data_noise)
     timings["structure"] = time.perf_counter() - start
     symbols = input_symbols(model)
     fallback = None
     used = []
     for k, (expr, log) in enumerate(zip(formulas, logs)):
-        log["noise"] = noise
-        if expr is not None and max(log.get("search_r2") or float("-inf"), log.get("target_r2") or float("-inf")) >= settings.accept_r2:
+        log |= {"noise": noise, "data_noise": data_noise[k]}
+        # on noisy targets the formula is judged by its misfit beyond the noise
+        on_targets = (log.get("target_r2") or float("-inf")) + data_noise[k]
+        if expr is not None and max(log.get("search_r2") or float("-inf"), on_targets) >= settings.accept_r2:
             used.append("structure-first")
             continue
         if fallback is None:
