@@ -61,6 +61,9 @@ RECIPE: dict[str, float | int | str] = {
     "optimizer": "adam",  # first training phase
     "steps": 1500,  # its steps (learning rate: kanx's default, 1e-2 for adam)
     "lbfgs_steps": 100,  # second phase with LBFGS on the same rows: test R² 0.9993 → 0.9997 on I.8.14, 0.9995 → 0.9998 on I.9.18
+    "validation_fraction": 0.2,  # training rows held out for early stopping (seeded; the same rows in both phases)
+    "patience": 150,  # adam steps without a better held-out error before stopping (the best held-out network is kept)
+    "lbfgs_patience": 10,  # the same for the LBFGS phase
     "lamb": 0.0,  # no sparsity penalty: the network is only an oracle for structure-first
     "update_grid": 10,  # grid refreshes from the data over the first half of training
     "target_transform": "auto",  # kanx train --target-transform: one-signed targets over two decades or more fitted as log|y|
@@ -304,18 +307,22 @@ def hidden_width(n_vars: int) -> int:
 
 # --------------------------------------------------------------------------- one equation (worker)
 def train_network(data, seed: int):
-    """The recipe's network for a ``kanx.io.data.Dataset`` (all rows used for training)."""
-    from kanx.train.kan import TrainSettings, fit, train
+    """The recipe's network for a ``kanx.io.data.Dataset``: trained on all but the validation
+    rows, stopped early on those (both phases), so that noise is not learned."""
+    from kanx.train.kan import TrainSettings, train
 
     n_vars = data.x.shape[1]
+    validation = float(RECIPE["validation_fraction"])
     settings = TrainSettings(widths=[n_vars, hidden_width(n_vars), 1], grid=int(RECIPE["grid"]),
                              k=int(RECIPE["k"]), optimizer=str(RECIPE["optimizer"]), steps=int(RECIPE["steps"]),
-                             lamb=float(RECIPE["lamb"]), update_grid=int(RECIPE["update_grid"]), seed=seed, test_fraction=0.0,
+                             lamb=float(RECIPE["lamb"]), update_grid=int(RECIPE["update_grid"]), seed=seed,
+                             test_fraction=validation, patience=int(RECIPE["patience"]),
                              target_transform=str(RECIPE["target_transform"]))
     model = train(data, settings).model
     if int(RECIPE["lbfgs_steps"]) > 0:
-        polish = TrainSettings(widths=settings.widths, optimizer="lbfgs", steps=int(RECIPE["lbfgs_steps"]), update_grid=0, seed=seed)
-        fit(model.train(), data.x, data.y, polish)
+        polish = TrainSettings(widths=settings.widths, optimizer="lbfgs", steps=int(RECIPE["lbfgs_steps"]), update_grid=0, seed=seed,
+                               test_fraction=validation, patience=int(RECIPE["lbfgs_patience"]))
+        model = train(data, polish, init=model).model
     return model.eval()
 
 

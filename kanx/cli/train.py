@@ -99,21 +99,42 @@ def resolve_widths(width: str | None, dataset: Dataset) -> list[int]:
     return widths
 
 
-def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, init=None) -> TrainResult:
-    from kanx.train.kan import train
+def parse_grids(text: str | None) -> list[int]:
+    """``--grid 5`` or ``--grid 3,5,8`` → the grid sizes (default ``[5]``)."""
+    if text is None:
+        return [5]
+    try:
+        grids = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise KanxError(f"--grid {text!r}: use a whole number of grid intervals, or several separated by commas (3,5,8)") from None
+    if len(set(grids)) != len(grids):
+        raise KanxError(f"--grid {text!r}: a grid size is repeated")
+    return grids
+
+
+def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, init=None,
+                      grids: list[int] | None = None) -> TrainResult:
+    """Train (one network per grid of ``grids`` when several, keeping the best held-out one) with a progress bar per run."""
+    from kanx.train.kan import train, train_choosing_grid
 
     steps = settings.resolved_steps
     columns = [
-        TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("train {task.fields[train]}  test {task.fields[test]}"), TimeElapsedColumn(),
     ]
     with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
-        task = progress.add_task("train", total=steps, train="-", test="-")
+        def step_callback(description: str):
+            task = progress.add_task(description, total=steps, train="-", test="-")
 
-        def on_step(step: int, train_mse: float, test_mse: float) -> None:
-            progress.update(task, completed=step, train=f"{train_mse:.3e}", test=f"{test_mse:.3e}")
+            def on_step(step: int, train_mse: float, test_mse: float) -> None:
+                progress.update(task, completed=step, train=f"{train_mse:.3e}", test=f"{test_mse:.3e}")
 
-        return train(dataset, settings, on_step, init=init)
+            return on_step
+
+        if grids is None or init is not None:
+            return train(dataset, settings, step_callback("training"), init=init)
+        label = (lambda grid: f"training, grid {grid}") if len(grids) > 1 else (lambda grid: "training")
+        return train_choosing_grid(dataset, settings, grids, lambda grid: step_callback(label(grid)))
 
 
 @app.command("train")
@@ -127,7 +148,8 @@ def train_command(
     samples: int = typer.Option(1000, "--samples", help="Rows sampled for --formula."),
     width: str = typer.Option(None, "--width", help="Layer widths, e.g. 2,5,1 (default: n, 2n+1, m)."),
     mult: str = typer.Option(None, "--mult", help="Multiplication nodes: LAYER:COUNT[xARITY],... e.g. 1:1 or 1:1x3."),
-    grid: int = typer.Option(None, "--grid", help="Grid intervals G (basis size for rbf/chebyshev; default 5)."),
+    grid: str = typer.Option(None, "--grid", help="Grid intervals G (basis size for rbf/chebyshev; default 5); several, "
+                             "e.g. 3,5,8, train one network each and keep the best on the held-out rows."),
     k: int = typer.Option(None, "--k", help="B-spline degree (default 3)."),
     basis: Literal[BASES] | None = typer.Option(None, "--basis", help="Edge basis (default bspline)."),
     init: Path = typer.Option(None, "--init", help="Continue training this checkpoint (kanx or imported: pykan, efficient-kan, "
@@ -144,6 +166,8 @@ def train_command(
         "sign; the checkpoint holds the layer); auto: log for targets of one sign spanning two decades or more."),
     seed: int = typer.Option(0, "--seed", help="Seed for data sampling, split and initialisation."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out fraction for the test metrics."),
+    patience: int = typer.Option(0, "--patience", help="Early stopping: end training once the held-out error has not improved "
+                                 "for this many steps and keep the best held-out model (0 = off; for noisy data)."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Checkpoint to write."),
     arch: Literal[ARCHITECTURES] = typer.Option("kan", "--arch", help="Model family (karsein: a CTR model over categorical --fields)."),
     fields: str = typer.Option(None, "--fields", help="KarSein: categorical field columns a,b,c."),
@@ -171,37 +195,40 @@ def train_command(
             raise KanxError(f"--init keeps the checkpoint's architecture; drop {', '.join(given) or '--arch karsein'}")
         continue_command(init, data, target, seed, test_fraction, output, as_json, quiet,
                          steps=steps, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-                         update_grid=update_grid, device=device, max_memory=max_memory)
+                         update_grid=update_grid, device=device, max_memory=max_memory, patience=patience)
         return
-    grid, k, basis = grid if grid is not None else 5, k if k is not None else 3, basis or "bspline"
+    grids, k, basis = parse_grids(grid), k if k is not None else 3, basis or "bspline"
     if arch == "karsein":
         from kanx.cli.train_karsein import karsein_command
 
+        if len(grids) > 1 or patience:
+            raise KanxError("--arch karsein: give one --grid size, without --patience")
         options = KarSeinOptions(fields, dense, emb_dim, bit_width, vec_width, pairwise, epochs, batch_size)
-        karsein_command(data, target, options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction,
+        karsein_command(data, target, options, grids[0], k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction,
                         output, as_json, quiet or as_json, device=device, max_memory=max_memory)
         return
     if fields or dense:
         raise KanxError("--fields and --dense need --arch karsein")
     # the options that do not depend on the data are checked (by TrainSettings) before it is read
-    TrainSettings(widths=[1, 1], grid=grid, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
-                  lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction,
-                  device=device, max_memory=max_memory, target_transform=target_transform)
+    for size in grids:
+        TrainSettings(widths=[1, 1], grid=size, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
+                      lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction,
+                      patience=patience, device=device, max_memory=max_memory, target_transform=target_transform)
     if samples < 10:
         raise KanxError(f"--samples {samples}: must be at least 10")
     check_output_path(output, "--output", [data] if data else [])
     dataset = load_training_data(data, target, inputs, formula, var, samples, seed)
     widths = resolve_widths(width, dataset)
     settings = TrainSettings(
-        widths=widths, mult=parse_mult(mult, widths), grid=grid, k=k, basis=basis, steps=steps,
+        widths=widths, mult=parse_mult(mult, widths), grid=grids[0], k=k, basis=basis, steps=steps,
         optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-        update_grid=update_grid, seed=seed, test_fraction=test_fraction, device=device, max_memory=max_memory,
-        target_transform=target_transform,
+        update_grid=update_grid, seed=seed, test_fraction=test_fraction, patience=patience, device=device,
+        max_memory=max_memory, target_transform=target_transform,
     )
     from kanx.train.targets import log_targets
 
     log_targets(dataset.y, settings.target_transform)  # a target that has no logarithm is refused before training
-    result = run_with_progress(dataset, settings, quiet or as_json)
+    result = run_with_progress(dataset, settings, quiet or as_json, grids=grids)
     save_model(result.model, output)
     report(result, output, settings, as_json)
 
@@ -244,6 +271,8 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
         "test": {"rmse": result.test.rmse, "r2": result.test.r2},
         "steps": settings.resolved_steps,
         "data_fingerprint": result.model.meta.training["data_fingerprint"],
+        "grid_selection": result.model.meta.training.get("grid_selection"),
+        "early_stopping": result.model.meta.training.get("early_stopping"),
     }
     if as_json:
         print_json(summary)
@@ -254,4 +283,11 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
     table.add_row("train", str(result.model.meta.training["train_rows"]), fmt(result.train.rmse), fmt(result.train.r2, 6))
     table.add_row("test", str(result.model.meta.training["test_rows"]), fmt(result.test.rmse), fmt(result.test.r2, 6))
     console.print(table)
+    if summary["grid_selection"]:
+        scores = ", ".join(f"{grid}: {fmt(r2, 6)}" for grid, r2 in summary["grid_selection"]["held_out_r2"].items())
+        console.print(f"grid {summary['grid_selection']['chosen']} chosen by held-out R² ({scores})", markup=False)
+    if summary["early_stopping"]:
+        stop = summary["early_stopping"]
+        console.print(f"early stopping: kept step {stop['best_step']} (best held-out error), stopped at step {stop['stopped_at']} "
+                      f"of {settings.resolved_steps}", markup=False)
     console.print(f"wrote {output}", markup=False)

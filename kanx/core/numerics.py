@@ -105,10 +105,16 @@ def chance_loss(noise: float, rows: int) -> float:
     return NOISE_CHI2 * noise / max(rows, 1)
 
 
-def misfit_beyond_noise(r2_score: float, noise: float) -> float:
-    """The part of a formula's misfit ``1 − R²`` on noisy targets that the noise (share ``noise``
-    of their variance) does not explain: the formula's own error."""
-    return max(1.0 - r2_score - noise, 0.0)
+NOISE_SIGMAS = 2.0  # standard errors of the noise share that still count as noise
+
+
+def misfit_beyond_noise(r2_score: float, noise: float, rows: int) -> float:
+    """The part of a formula's misfit ``1 − R²`` on ``rows`` noisy targets that the noise (share
+    ``noise`` of their variance) does not explain: the formula's own error. The noise's share on
+    those rows, and its estimate, vary by about ``√(2/rows)`` of it; up to ``NOISE_SIGMAS`` of
+    that still counts as noise (0 noise: the whole misfit)."""
+    explained = noise * (1.0 + NOISE_SIGMAS * math.sqrt(2.0 / max(rows, 1))) if noise > 0 else 0.0
+    return max(1.0 - r2_score - explained, 0.0)
 
 
 def nearest_neighbours(z: torch.Tensor, chunk: int = 512) -> torch.Tensor:

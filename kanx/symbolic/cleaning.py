@@ -234,7 +234,23 @@ def taylor_polynomial(node: sympy.Expr, argument: tuple[float, float]) -> sympy.
         return sympy.Float(math.exp(middle)) * (1 + u - sympy.Float(middle))
     if isinstance(node, sympy.log) and low > 0 and high / low <= 1 + TAYLOR_WIDTH:
         return sympy.Float(math.log(middle)) + (u - sympy.Float(middle)) / sympy.Float(middle)
+    if isinstance(node, sympy.Pow) and narrow_power(node, low, high):
+        power = float(node.exp)
+        return sympy.Float(middle**power) * (1 + sympy.Float(power) * (u - sympy.Float(middle)) / sympy.Float(middle))
     return None
+
+
+def narrow_power(node: sympy.Pow, low: float, high: float) -> bool:
+    """Whether ``base**p`` (a number ``p`` other than 0 and 1) has a base ranging over
+    ``(low, high)`` of one sign within a factor ``1 + TAYLOR_WIDTH``: there it is the line of its
+    first Taylor term (``(1 − εx)²`` → ``1 − 2εx``); a fractional power needs a positive base."""
+    exponent = node.exp
+    if not exponent.is_Number or exponent in (0, 1) or low * high <= 0:
+        return False
+    if low < 0 and not exponent.is_integer:
+        return False
+    small, large = sorted((abs(low), abs(high)))
+    return large / small <= 1 + TAYLOR_WIDTH
 
 
 # --------------------------------------------------------------------------- clean-up
@@ -333,7 +349,7 @@ class Cleaner:
         log["r2_refit"] = reference
         allowed = settings.tolerance
         if settings.noise_ratio is not None:  # misfit at the targets' noise level is the data's, not the formula's
-            own_error = misfit_beyond_noise(reference, settings.noise_share)
+            own_error = misfit_beyond_noise(reference, settings.noise_share, len(self.y))
             allowed = min(allowed, settings.noise_ratio * own_error + chance_loss(settings.noise_share, len(self.y)) + 1e-12)
         floor = reference - allowed
         param = self.prune(param, floor, log)
@@ -349,9 +365,11 @@ class Cleaner:
     def taylor(self, param: Parametrised, floor: float, log: dict) -> Parametrised:
         """Replace each function that the data only see near an expansion point by its Taylor
         polynomial there (``sin(εx)`` → ``εx``, ``1 − cos(εx)`` → ``(εx)²/2``, ``exp`` of a narrow
-        argument → a line), refold and prune, and keep it while R² stays above ``floor``: where
+        argument → a line, a power of a base that varies by less than ``TAYLOR_WIDTH`` → a line),
+        refold and prune, and keep it while R² stays above ``floor``: where
         the data cannot tell them apart, the polynomial is the simpler law."""
-        for node in sorted(param.expr.atoms(sympy.Function), key=lambda f: (-sympy.count_ops(f), sympy.default_sort_key(f))):
+        nodes = param.expr.atoms(sympy.Function) | {p for p in param.expr.atoms(sympy.Pow) if p.exp.is_Number}
+        for node in sorted(nodes, key=lambda f: (-sympy.count_ops(f), sympy.default_sort_key(f))):
             if not param.expr.has(node):
                 continue
             argument = self.argument_range(param, node)

@@ -47,14 +47,21 @@ def select(candidates: list[Candidate], tolerance: float, noise: float = 0.0, da
     (:func:`kanx.core.numerics.chance_loss`). Without it, noise would read as the formula's
     error and let look-alikes that are measurably worse pass as equal.
     """
+    good = within_tolerance(candidates, tolerance, noise, data_noise, rows)
+    return min(good, key=lambda c: (c.complexity, -c.r2)) if good else None
+
+
+def within_tolerance(candidates: list[Candidate], tolerance: float, noise: float = 0.0, data_noise: float = 0.0,
+                     rows: int = 0) -> list[Candidate]:
+    """The finite candidates whose R² is within :func:`select`'s margin of the best (the ones
+    the data do not tell apart), in the given order."""
     valid = [c for c in candidates if math.isfinite(c.r2) and c.name != "0"]
     if not valid:
-        return None
+        return []
     best = max(c.r2 for c in valid)
-    own_error = NOISE_RATIO * misfit_beyond_noise(best, data_noise) + chance_loss(data_noise, rows)
+    own_error = NOISE_RATIO * misfit_beyond_noise(best, data_noise, rows) + chance_loss(data_noise, rows)
     allowed = max(min(tolerance, own_error + 1e-12), noise)
-    good = [c for c in valid if c.r2 >= best - allowed]
-    return min(good, key=lambda c: (c.complexity, -c.r2))
+    return [c for c in valid if c.r2 >= best - allowed]
 
 
 def poly_fallback(x: torch.Tensor, y: torch.Tensor, degree: int = 3, digits: int = 6) -> tuple[str, float]:

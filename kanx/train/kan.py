@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -43,7 +43,10 @@ def check_training_options(test_fraction: float, lr: float | None, lamb: float, 
 class TrainSettings:
     """Hyper-parameters of ``train``. ``mult[l]`` lists multiplication-node arities of node
     layer ``l``; ``update_grid`` = number of grid refreshes spread over the first half of
-    training (B-spline bases only); ``steps=None`` takes the optimizer's default."""
+    training (B-spline bases only); ``steps=None`` takes the optimizer's default. ``patience``
+    > 0 stops early: with held-out rows (``test_fraction`` > 0), training ends once their error
+    has not improved for that many steps after the last grid refresh, and the model keeps the
+    parameters of its best held-out step (0: all steps, the last parameters)."""
 
     widths: list[int]
     mult: list[list[int]] | None = None
@@ -60,6 +63,7 @@ class TrainSettings:
     grid_eps: float = 0.02
     seed: int = 0
     test_fraction: float = 0.2
+    patience: int = 0
     normalize_targets: bool = True
     target_transform: str = "none"
     sample_rows: int = 1000
@@ -79,9 +83,11 @@ class TrainSettings:
             raise KanxError(f"--target-transform {self.target_transform!r}: use one of {', '.join(TARGET_TRANSFORMS)}")
         check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)
         for option, value, low in (("--grid", self.grid, 2), ("--k", self.k, 1), ("--steps", self.steps, 1),
-                                   ("--update-grid", self.update_grid, 0)):
+                                   ("--update-grid", self.update_grid, 0), ("--patience", self.patience, 0)):
             if value is not None and value < low:
                 raise KanxError(f"{option} {value}: must be at least {low}")
+        if self.patience and not self.test_fraction > 0:
+            raise KanxError(f"--patience {self.patience}: early stopping needs held-out rows (--test-fraction > 0)")
 
     @property
     def resolved_steps(self) -> int:
@@ -194,10 +200,13 @@ def fit(
     x_test: torch.Tensor | None = None,
     y_test: torch.Tensor | None = None,
     on_step: StepCallback | None = None,
+    stopping: EarlyStopping | None = None,
 ) -> list[tuple[int, float, float]]:
     """Optimise ``model`` in place on ``x`` ``[N, n_in]``, ``y`` ``[N, n_out]``.
 
-    Returns the history ``(step, train_mse, test_mse)``; ``on_step`` sees the same values. A
+    Returns the history ``(step, train_mse, test_mse)``; ``on_step`` sees the same values.
+    ``settings.patience`` with ``x_test``/``y_test`` stops early (``stopping``, when given, is
+    the :class:`EarlyStopping` used, to read what happened). A
     model whose outputs are ``exp`` of a fitted ``log|y|`` (``kanx.train.targets``) trains the
     layers below its output layer on ``log|y|`` (and reports those errors).
     """
@@ -205,7 +214,7 @@ def fit(
     if any(logs):
         with core_view(model):
             return fit(model, x, fitted_targets(y, logs), settings, x_test,
-                       fitted_targets(y_test, logs) if y_test is not None else None, on_step)
+                       fitted_targets(y_test, logs) if y_test is not None else None, on_step, stopping)
     steps = settings.resolved_steps
     scale = model.layers[-1].node_scale.detach().clone()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -230,7 +239,7 @@ def fit(
         return mse + settings.lamb * penalty, mse
 
     with frozen_base_rows(model):
-        return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step)
+        return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step, stopping)
 
 
 @contextmanager
@@ -253,10 +262,15 @@ def frozen_base_rows(model: KAN):
 
 def optimise(model: KAN, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings, objective, optimizer: torch.optim.Optimizer,
              refresh_steps: set[int], x_test: torch.Tensor | None, y_test: torch.Tensor | None,
-             on_step: StepCallback | None) -> list[tuple[int, float, float]]:
-    """The optimisation loop of :func:`fit` (grid refreshes at ``refresh_steps``)."""
+             on_step: StepCallback | None, stopping: EarlyStopping | None = None) -> list[tuple[int, float, float]]:
+    """The optimisation loop of :func:`fit` (grid refreshes at ``refresh_steps``; early stopping
+    with ``settings.patience``, see :class:`EarlyStopping`)."""
     scale = model.layers[-1].node_scale.detach().clone()
     history = []
+    if stopping is None and settings.patience and x_test is not None and len(x_test):
+        stopping = EarlyStopping(settings.patience)
+    if stopping is not None:
+        stopping.start(model, max(refresh_steps, default=0))
     for step in range(1, settings.resolved_steps + 1):
         if step in refresh_steps:
             model.refresh_grids(x, grid_eps=settings.grid_eps)
@@ -283,7 +297,47 @@ def optimise(model: KAN, x: torch.Tensor, y: torch.Tensor, settings: TrainSettin
         history.append((step, train_mse, test_mse))
         if on_step is not None:
             on_step(step, train_mse, test_mse)
+        if stopping is not None and stopping.should_stop(step, test_mse):
+            break
+    if stopping is not None:
+        stopping.restore()
     return history
+
+
+class EarlyStopping:
+    """Keeps a model's parameters at its best held-out error and says when to stop: after
+    ``patience`` steps without improvement, counted from the last grid refresh (a refresh moves
+    the held-out error, so steps before it are not judged). ``best_step`` and ``stopped_at``
+    (the last step run) describe what happened."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.model: KAN | None = None
+        self.last_refresh = 0
+        self.best_error, self.best_step, self.stopped_at = float("inf"), 0, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def start(self, model: KAN, last_refresh: int) -> None:
+        self.model, self.last_refresh = model, last_refresh
+
+    def should_stop(self, step: int, test_mse: float) -> bool:
+        self.stopped_at = step
+        if step < self.last_refresh:
+            return False
+        if test_mse < self.best_error:
+            self.best_error, self.best_step = test_mse, step
+            self.best_state = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+            return False
+        return step - self.best_step >= self.patience
+
+    def restore(self) -> None:
+        """Put the best parameters back into the model."""
+        if self.best_state is not None and self.model is not None:
+            self.model.load_state_dict(self.best_state)
+
+    def to_dict(self) -> dict:
+        return {"patience": self.patience, "best_step": self.best_step, "stopped_at": self.stopped_at,
+                "best_test_mse": self.best_error}
 
 
 def grid_refresh_steps(steps: int, count: int) -> set[int]:
@@ -313,7 +367,8 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     with torch.device("cpu"):  # built where its seeded initialisation is defined, then moved
         model = build_model(dataset, settings) if init is None else continued_model(init, dataset)
     model = model.to(device)
-    history = fit(model, x_train, y_train, settings, x_test, y_test, on_step)
+    stopping = EarlyStopping(settings.patience) if settings.patience and len(x_test) else None
+    history = fit(model, x_train, y_train, settings, x_test, y_test, on_step, stopping)
     model.eval()
     with torch.no_grad():
         train_metrics = regression_metrics(model(x_train), y_train)
@@ -331,6 +386,8 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
         "test_rows": len(x_test),
         "metrics": {"train": asdict(train_metrics), "test": asdict(test_metrics)},
     }
+    if stopping is not None:
+        model.meta.training["early_stopping"] = stopping.to_dict()
     if init is None:
         model.meta.provenance = {"created_by": "kanx train"}
     else:
@@ -342,11 +399,28 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     return TrainResult(model, train_metrics, test_metrics, history)
 
 
+def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[int],
+                        progress: Callable[[int], StepCallback | None] | None = None) -> TrainResult:
+    """:func:`train` once per grid size in ``grids`` (same seed, same held-out rows) and keep the
+    network with the best held-out R² (averaged over outputs): the grid chosen by validation, so
+    a fine grid that fits noise loses to a coarser one that does not. ``progress(grid)`` gives the
+    step callback of each run. The record gains ``grid_selection`` (every grid's held-out R²)."""
+    if not grids:
+        raise KanxError("--grid: give at least one grid size")
+    if len(grids) == 1:
+        return train(dataset, replace(settings, grid=grids[0]), progress(grids[0]) if progress else None)
+    if not settings.test_fraction > 0:
+        raise KanxError(f"--grid {','.join(map(str, grids))}: choosing the grid needs held-out rows (--test-fraction > 0)")
+    results = {grid: train(dataset, replace(settings, grid=grid), progress(grid) if progress else None) for grid in grids}
+    chosen = max(results, key=lambda grid: (results[grid].test.r2, -grid))
+    result = results[chosen]
+    result.model.meta.training["grid_selection"] = {"chosen": chosen, "held_out_r2": {str(g): r.test.r2 for g, r in results.items()}}
+    return result
+
+
 def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[bool], on_step: StepCallback | None) -> TrainResult:
     """:func:`train` of a fresh network on ``log|y|`` of the ``logs`` columns, then its ``exp``
     output layer; the metrics and the record describe ``y`` itself."""
-    from dataclasses import replace
-
     signs = [float(torch.sign(column[0])) for column in dataset.y.T]
     fitted = train(replace(dataset, y=fitted_targets(dataset.y, logs)), replace(settings, target_transform="none"), on_step)
     with torch.device("cpu"):  # the trained core is on the CPU; so is its output layer

@@ -159,14 +159,23 @@ class StructureSearch:
         return out
 
     def univariate(self, problem: Problem) -> Solution | None:
+        options = self.univariate_options(problem)
+        return options[0] if options else None
+
+    def univariate_options(self, problem: Problem) -> list[Solution]:
+        """The 1-D fit of a one-variable problem, then the alternatives its samples do not tell
+        apart from it (``UnivariateFit.alternatives``)."""
         symbol = sympy.Dummy("t")
         x = torch.linspace(float(problem.lo[0]), float(problem.hi[0]), 256, dtype=torch.float64)
         y = problem.oracle(x[:, None])
         fit = fit_univariate(x, y, symbol, self.functions, self.settings.tolerance, self.settings.noise)
         if fit is None:
-            return None
-        expr = fit.expr.xreplace({symbol: problem.symbols[0]})
-        return Solution(expr, StructureNode("univariate", problem.names, f"{fit.label}: {expr}", fit.r2))
+            return []
+        options = []
+        for expr, r2, label in [(fit.expr, fit.r2, fit.label), *fit.alternatives]:
+            expr = expr.xreplace({symbol: problem.symbols[0]})
+            options.append(Solution(expr, StructureNode("univariate", problem.names, f"{label}: {expr}", r2)))
+        return options
 
     def power_law(self, problem: Problem) -> Solution | None:
         """``C·Π x_i^p_i`` (integer exponents on variables of either sign), fitted away from
@@ -566,9 +575,12 @@ def search_structure(oracle: Oracle, symbols: list[sympy.Symbol], lo: torch.Tens
                      seed: int = 0) -> list[Solution]:
     """Decompose and fit ``oracle`` (``[N, k]`` → ``[N]``, float64) on the box ``[lo, hi]``;
     formulas over ``symbols``. Returns the top-level candidates (power law, then the steps up
-    to the first one reaching ``accept_r2``), so a caller holding data can pick among them;
+    to the first one reaching ``accept_r2``; for one variable, its 1-D fit and the alternatives
+    the network does not tell apart from it), so a caller holding data can pick among them;
     empty when no step produced a formula."""
     settings = settings or StructureSettings()
     search = StructureSearch(functions, settings, seed)
     problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double())
+    if len(symbols) == 1:
+        return search.univariate_options(problem)
     return search.candidates(problem)

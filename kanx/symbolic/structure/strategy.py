@@ -144,7 +144,7 @@ def in_data_units(expr: sympy.Expr, units: WorkingUnits, symbols: list[sympy.Sym
     positive = {s for i, s in enumerate(symbols) if bool((x[:, i] > 0).all())}
     restored = positive_forms(fold_constants(units.restore(expr, symbols), digits), positive)
     reference = held_out_r2(restored, symbols, x, target)
-    margin = min(5e-4, SNAP_NOISE_RATIO * misfit_beyond_noise(reference, noise) + chance_loss(noise, len(target)) + 1e-12)
+    margin = min(5e-4, SNAP_NOISE_RATIO * misfit_beyond_noise(reference, noise, len(target)) + chance_loss(noise, len(target)) + 1e-12)
     matched, matches = match_physical_constants(restored)
     if matches and held_out_r2(matched, symbols, x, target) >= reference - margin:
         return matched, matches

@@ -16,7 +16,7 @@ The choice is the simplest candidate whose R² is within a noise-scaled toleranc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy
 import torch
@@ -25,7 +25,7 @@ from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import TAYLOR_WIDTH, Cleaner, CleanSettings, parametrise, to_expr
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.fit import fit_edges
-from kanx.symbolic.selection import select
+from kanx.symbolic.selection import select, within_tolerance
 
 TRANSFORM_COST = 1.5
 POWER_COMPLEXITY = 1.2  # c·x^p + d: one shape parameter, simpler than a 4-constant library fit
@@ -67,12 +67,19 @@ def sign_definite(y: torch.Tensor, margin: float = 1e-6) -> int:
 
 @dataclass
 class UnivariateFit:
-    """The chosen formula ``expr`` (in ``symbol``), its R² against the samples and complexity."""
+    """The chosen formula ``expr`` (in ``symbol``), its R² against the samples and complexity;
+    ``alternatives``: the other candidates the samples do not tell apart from it (within the
+    selection's margin), as ``(expr, r2, label)``, simplest first, at most ``MAX_ALTERNATIVES``
+    with the best-R² one among them."""
 
     expr: sympy.Expr
     r2: float
     complexity: float
     label: str
+    alternatives: list[tuple[sympy.Expr, float, str]] = field(default_factory=list)
+
+
+MAX_ALTERNATIVES = 3
 
 
 def library_expression(function: LibraryFunction, affine: tuple[float, ...], symbol: sympy.Symbol) -> sympy.Expr:
@@ -191,7 +198,19 @@ def fit_univariate(x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol, funct
     fitted = without_taylor_lookalikes(fitted, x, symbol, tolerance)
     chosen = select([c for _, c in fitted], tolerance, noise)
     expr = next(e for e, c in fitted if c is chosen)
-    return UnivariateFit(expr, chosen.r2, chosen.complexity, chosen.name)
+    return UnivariateFit(expr, chosen.r2, chosen.complexity, chosen.name, alternatives(fitted, chosen, tolerance, noise))
+
+
+def alternatives(fitted: list[tuple[sympy.Expr, Candidate]], chosen: Candidate, tolerance: float,
+                 noise: float) -> list[tuple[sympy.Expr, float, str]]:
+    """The candidates of ``fitted`` within the selection margin other than ``chosen``: the best-R²
+    one and the simplest others, ``MAX_ALTERNATIVES`` at most (:class:`UnivariateFit`)."""
+    equal = [c for c in within_tolerance([c for _, c in fitted], tolerance, noise) if c is not chosen]
+    if not equal:
+        return []
+    best = max(equal, key=lambda c: c.r2)
+    picked = [best] + [c for c in sorted(equal, key=lambda c: (c.complexity, -c.r2)) if c is not best][: MAX_ALTERNATIVES - 1]
+    return [(next(e for e, c in fitted if c is candidate), candidate.r2, candidate.name) for candidate in picked]
 
 
 ODD_SMALL = (sympy.sin, sympy.tan, sympy.tanh, sympy.sinh, sympy.asin, sympy.atan, sympy.asinh, sympy.atanh)
