@@ -56,7 +56,8 @@ class OracleQuality:
     noise: list[float] | None = None
 
     def noise_text(self, output_names: list[str]) -> str:
-        """``estimated noise: y 1.02% of its standard deviation`` (empty without an estimate)."""
+        """One line: per output, the estimated noise level (its standard deviation as a
+        percentage of the target's), e.g. ``… y 1.02%``; empty without an estimate."""
         if self.noise is None:
             return ""
         levels = ", ".join(f"{name} {100 * share ** 0.5:.3g}%" for name, share in zip(output_names, self.noise))

@@ -10,7 +10,7 @@ import sympy
 import torch
 
 from kanx.core.display import html_table
-from kanx.core.numerics import r2_value
+from kanx.core.numerics import misfit_beyond_noise, r2_value
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.export import fidelity_text, formula_function, formula_module
 from kanx.symbolic.oracle import OracleQuality
@@ -44,9 +44,6 @@ class EdgeReport:
         }
 
 
-FLOOR_SLACK = 3.0  # standard errors of a mean square on the held-out rows
-
-
 @dataclass
 class Fidelity:
     """Agreement of a formula with a reference on ``rows`` held-out samples. Against noisy data,
@@ -61,13 +58,12 @@ class Fidelity:
 
     @property
     def at_noise_floor(self) -> bool | None:
-        """Whether the formula fits the data as well as their noise allows: its misfit ``1 − R²``
-        is within ``FLOOR_SLACK`` standard errors (``√(2/rows)``, relative) of the noise share.
-        ``None`` without a noise estimate."""
+        """Whether the formula fits the data as well as their noise allows: no misfit beyond the
+        noise on these rows (:func:`kanx.core.numerics.misfit_beyond_noise`). ``None`` without a
+        noise estimate."""
         if self.noise_floor is None:
             return None
-        noise = 1.0 - self.noise_floor
-        return 1.0 - self.r2 <= noise * (1.0 + FLOOR_SLACK * (2.0 / max(self.rows, 1)) ** 0.5) + 1e-12
+        return misfit_beyond_noise(self.r2, 1.0 - self.noise_floor, self.rows) <= 1e-12
 
     def to_dict(self) -> dict:
         return {"r2": self.r2, "rmse": self.rmse, "max_abs_error": self.max_abs, "rows": self.rows,

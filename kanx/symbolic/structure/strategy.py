@@ -238,7 +238,8 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     for k, (expr, log) in enumerate(zip(formulas, logs)):
         log |= {"noise": noise, "data_noise": data_noise[k]}
         # on noisy targets the formula is judged by its misfit beyond the noise
-        on_targets = (log.get("target_r2") or float("-inf")) + data_noise[k]
+        target_r2 = log.get("target_r2")
+        on_targets = 1 - misfit_beyond_noise(target_r2, data_noise[k], len(fit_rows)) if target_r2 is not None else float("-inf")
         if expr is not None and max(log.get("search_r2") or float("-inf"), on_targets) >= settings.accept_r2:
             used.append("structure-first")
             continue
