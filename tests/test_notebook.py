@@ -296,7 +296,7 @@ def test_plot_activations_keeps_the_matplotlib_backend() -> None:
 # --------------------------------------------------------------------------- CLI choices and start-up
 def test_help_lists_the_choices(runner) -> None:
     text = invoke(runner, "symbolify", "--help").stdout
-    for choice in ("<builtin|operon|pysr>", "<edges|structure-first>", "<numeric|poly>", "[py|numpy|torch] FILE"):
+    for choice in ("<builtin|operon|pysr>", "<auto|edges|structure-first>", "<numeric|poly>", "[py|numpy|torch] FILE"):
         assert choice in text
     text = invoke(runner, "train", "--help").stdout
     for choice in ("<bspline|rbf|chebyshev>", "<adam|lbfgs>", "<kan|karsein>"):

@@ -46,9 +46,10 @@ def symbolify_command(
     finetune: int = typer.Option(0, "--finetune", help="LBFGS steps re-optimising the symbolic constants end to end."),
     digits: int = typer.Option(4, "--digits", help="Significant digits of the printed constants."),
     seed: int = typer.Option(0, "--seed", help="Seed for the fit/held-out split and the engines."),
-    strategy: Literal[STRATEGIES] = typer.Option("edges", "--strategy",
+    strategy: Literal[STRATEGIES] = typer.Option("auto", "--strategy",
                                  help="edges: fit every edge and compose; structure-first: decompose the network's function first "
-                                 "(power laws, products, sums, transformed targets, variable combinations; docs/symbolify.md)."),
+                                 "(power laws, products, sums, transformed targets, variable combinations; docs/symbolify.md); "
+                                 "auto: with targets in --data both, per output the formula that fits held-out rows better; else edges."),
     budget: float = typer.Option(60.0, "--budget", help="structure-first: search time limit per output, in seconds."),
     refine: str = typer.Option("auto", "--refine", metavar="auto|N",
                                help="Train the network N more LBFGS steps on --data before extraction; auto: only when its R² on "
@@ -66,6 +67,8 @@ def symbolify_command(
     from kanx.io.load import load_model
     from kanx.symbolic import SymbolifySettings, symbolify
 
+    if output is not None and strategy == "auto":
+        strategy = "edges"  # a symbolic checkpoint holds edge formulas only
     settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
                                  negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
                                  seed=seed, strategy=strategy, budget=budget, refine=parse_refine(refine),

@@ -10,8 +10,9 @@ from __future__ import annotations
 ENGINES = ("builtin", "operon", "pysr")
 """Per-edge / per-piece symbolic regression engines (``symbolify --engine``)."""
 
-STRATEGIES = ("edges", "structure-first")
-"""How ``symbolify`` reads a network: fit every edge, or decompose the network's function first."""
+STRATEGIES = ("auto", "edges", "structure-first")
+"""How ``symbolify`` reads a network: fit every edge, decompose the network's function first, or
+(``auto``) both when the data hold the targets, keeping per output the better formula."""
 
 FALLBACKS = ("numeric", "poly")
 """What an edge no library function fits becomes (``symbolify --fallback``)."""

@@ -88,6 +88,29 @@ def simplify(expr: sympy.Expr) -> sympy.Expr:
     return sympy.simplify(expr)
 
 
+DIRECT = (sympy.sin, sympy.cos, sympy.tan, sympy.sinh, sympy.cosh, sympy.tanh)
+INVERSE = (sympy.asin, sympy.acos, sympy.atan, sympy.asinh, sympy.acosh, sympy.atanh)
+
+
+def formula_cost(expr: sympy.Expr) -> int:
+    """``count_ops`` with each function application (sin, exp, atanh, …) counted three times:
+    of two equal formulas, the one with fewer transcendental functions reads more simply."""
+    return int(sympy.count_ops(expr)) + 2 * len([node for node in sympy.preorder_traversal(expr) if isinstance(node, sympy.Function)])
+
+
+def resolve_inverse_pairs(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with trigonometric and hyperbolic functions of sums that hold their own inverses
+    expanded and simplified (``tanh(atanh x + atanh y)`` → ``(x + y)/(x·y + 1)``) when that costs
+    less (:func:`formula_cost`); ``expr`` itself otherwise."""
+    def pairs(node: sympy.Basic) -> bool:
+        return isinstance(node, DIRECT) and isinstance(node.args[0], sympy.Add) and node.args[0].has(*INVERSE)
+
+    if not any(pairs(node) for node in sympy.preorder_traversal(expr)):
+        return expr
+    rewritten = sympy.simplify(sympy.expand_trig(expr))
+    return rewritten if formula_cost(rewritten) < formula_cost(expr) else expr
+
+
 # --------------------------------------------------------------------------- numeric refit
 @dataclass
 class Parametrised:

@@ -22,8 +22,9 @@ class SymbolifySettings:
     ``fallback`` [--fallback] numeric or become a cubic (poly). ``finetune_steps`` [--finetune]
     LBFGS steps refit the formula's constants end to end; constants print with ``digits``
     [--digits] significant digits and snap to simple values within ``snap_tolerance``;
-    ``simplify_timeout`` bounds sympy in seconds. ``strategy`` [--strategy] edges |
-    structure-first, with ``budget`` [--budget] seconds of search per output; ``compose_limit``
+    ``simplify_timeout`` bounds sympy in seconds. ``strategy`` [--strategy] auto | edges |
+    structure-first (``auto``: for a KAN with targets in the data both, and per output the
+    formula that fits the held-out targets better), with ``budget`` [--budget] seconds of search per output; ``compose_limit``
     caps the terms a KarSein formula is expanded to, and the edge expressions one KAN subnode may
     inline (beyond it a layer's hidden nodes stay named, ``h1_1`` …, with their definitions). ``seed`` [--seed] fixes splits and engines.
     ``refine`` [--refine]: LBFGS steps of training on the data (which must hold the outputs)
@@ -43,7 +44,7 @@ class SymbolifySettings:
     snap_tolerance: float = 5e-4
     simplify_timeout: float = 10.0
     seed: int = 0
-    strategy: str = "edges"
+    strategy: str = "auto"
     budget: float = 60.0
     compose_limit: int = 1500
     refine: int | None = None

@@ -45,7 +45,11 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     when they match the outputs, are what constants are refitted against and checked with).
     ``strategy="edges"`` fits every edge and composes; ``"structure-first"`` decomposes the
     network's function first (``kanx.symbolic.structure``), searching for at most ``budget``
-    seconds per output, and falls back to ``"edges"`` where that finds no accurate formula."""
+    seconds per output, and falls back to ``"edges"`` where that finds no accurate formula;
+    ``"auto"`` (the default) fits every edge and, when the data hold the targets, decomposes too:
+    per output, the formula with the smaller misfit beyond the noise on the held-out rows wins
+    (the shorter one on a tie). An edge formula at the noise floor can still be a look-alike
+    (on noise-free rows the noise estimate reads part of the network's error as noise)."""
     s = settings
     functions, custom = build_library(s.lib, list(s.lib_add))
     oracle = None
@@ -59,13 +63,21 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
                                s.negligible_threshold, s.fallback, data, s.finetune_steps, s.digits, s.snap_tolerance,
                                s.simplify_timeout, s.seed, s.compose_limit)
 
+    def decomposed(edge_strategy: Callable[[], SymbolicResult], rival: bool) -> SymbolicResult:
+        return structure_first(model, functions, data, edge_strategy, budget=s.budget, digits=s.digits,
+                               simplify_timeout=s.simplify_timeout, seed=s.seed,
+                               data_noise=oracle.noise if oracle is not None else None, rival=rival)
+
     with single_thread():
         if s.strategy == "structure-first":
-            result = structure_first(model, functions, data, edges, budget=s.budget, digits=s.digits,
-                                     simplify_timeout=s.simplify_timeout, seed=s.seed,
-                                     data_noise=oracle.noise if oracle is not None else None)
+            result = decomposed(edges, rival=False)
         else:
             result = edges()
+            if oracle is not None and oracle.noise is not None:
+                with_noise_floors(result.fidelity, oracle.noise)
+            if s.strategy == "auto" and oracle is not None:
+                edge_result = result
+                result = decomposed(lambda: edge_result, rival=True)
     result.oracle_quality = oracle
     if oracle is not None and oracle.noise is not None:
         with_noise_floors(result.fidelity, oracle.noise)
@@ -80,8 +92,8 @@ def has_targets(model: KAN, data: object | None) -> bool:
 
 def symbolify_karsein_rows(model: KarSein, data: object | None, settings: SymbolifySettings) -> KarSeinSymbolicResult:
     """A KarSein model's formulas on ``data.x`` with labels ``data.y`` (or the stored sample)."""
-    if settings.strategy != "edges":
-        raise KanxError(f"--strategy {settings.strategy}: KarSein formulas are fitted per feature; use --strategy edges")
+    if settings.strategy == "structure-first":
+        raise KanxError(f"--strategy {settings.strategy}: KarSein formulas are fitted per feature; use --strategy edges or auto")
     x, y = (None, None) if data is None else (data.x, data.y)
     return symbolify_karsein(model, x, y, settings)
 

@@ -11,10 +11,15 @@ Instead of fitting every edge of a network and composing, the network is used as
    dimensionless group times a prefactor, ``g`` fitted as a function of one variable;
 5. a transformed target ``T(f)`` (1/f, f², √f, log f, …) that is a power law or separable;
 6. a pair that enters only through ``x_i − x_j``, ``x_i + x_j``, ``x_i·x_j`` or ``x_i / x_j``
-   is replaced by that one variable.
+   is replaced by that one variable;
+7. a composed sum ``f = g(h_1(x_1) + … + h_k(x_k))`` (``kanx.symbolic.structure.composed``): the
+   inner functions from ratios of partial derivatives, then ``g`` as a function of their sum.
 
-Every step is accepted only if the formula it produces reproduces its (sub-)oracle to
-``accept_r2``; otherwise the next step is tried. The composed formula's constants are then
+A step's formula is accepted when it reproduces its (sub-)oracle to ``accept_r2``. The search
+stops at a formula that reproduces it to ``settle_r2`` (the oracle's own error level); an
+accepted formula short of that may be a look-alike of the law, so the later steps are tried too
+and the best-fitting accepted formula is kept (the simplest one where they agree within the
+noise). The composed formula's constants are then
 refitted to the data, pruned and snapped to simple numbers (``compose.Cleaner``).
 A :class:`StructureNode` tree records what was found.
 """
@@ -33,6 +38,7 @@ from kanx.core.lambdify import torch_function
 from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.structure.composed import inner_profiles, single_index_share
 from kanx.symbolic.structure.scaling import elasticities, prefactor_options, scaling_line, snap_ratio
 from kanx.symbolic.structure.separability import (
     COMBINATIONS,
@@ -57,8 +63,9 @@ class StructureSettings:
     """Knobs of the structure-first search (defaults tuned on the AI Feynman equations).
 
     ``separability_threshold``: a pair share above it means "not separable";
-    ``accept_r2``: R² (vs the sub-oracle) a sub-formula needs; ``rows``: oracle samples per test;
-    ``max_depth``: recursion limit; ``budget``: seconds for the whole search."""
+    ``accept_r2``: R² (vs the sub-oracle) a sub-formula needs; ``settle_r2``: R² at which the
+    search stops looking for a better formula (``None``: at ``accept_r2``); ``rows``: oracle
+    samples per test; ``max_depth``: recursion limit; ``budget``: seconds for the whole search."""
 
     separability_threshold: float = 2e-3
     combination_threshold: float = 2e-3
@@ -68,6 +75,11 @@ class StructureSettings:
     budget: float = 60.0
     tolerance: float = 2e-3
     noise: float = 0.0  # R² gap within which 1-D candidates count as equal (the oracle's error share)
+    settle_r2: float | None = None
+
+    @property
+    def settled_r2(self) -> float:
+        return self.accept_r2 if self.settle_r2 is None else max(self.settle_r2, self.accept_r2)
 
 
 @dataclass
@@ -107,8 +119,15 @@ class Problem:
 
 @dataclass
 class Solution:
+    """A formula and how it was found; ``alternatives``: formulas of the same step that its
+    oracle does not tell apart from it (near-equal 1-D fits of a piece)."""
+
     expr: sympy.Expr
     node: StructureNode
+    alternatives: list[Solution] = field(default_factory=list)
+
+    def with_alternatives(self) -> list[Solution]:
+        return [self, *self.alternatives]
 
 
 class StructureSearch:
@@ -133,34 +152,36 @@ class StructureSearch:
 
     # ------------------------------------------------------------------ search
     def solve(self, problem: Problem) -> Solution | None:
-        """The first step's formula that reaches ``accept_r2``, else the best one found."""
-        found = self.candidates(problem)
+        """Of the accepted formulas (R² ≥ ``accept_r2``), the simplest within the noise of the
+        best-fitting one; without any, the best one found."""
+        return self.best_of(self.candidates(problem))
+
+    def best_of(self, found: list[Solution]) -> Solution | None:
+        """:meth:`solve`'s choice among ``found``."""
         accepted = [c for c in found if c.node.r2 >= self.settings.accept_r2]
-        if accepted:
-            return accepted[-1]
-        return max(found, key=lambda c: c.node.r2, default=None)
+        if not accepted:
+            return max(found, key=lambda c: c.node.r2, default=None)
+        best = max(c.node.r2 for c in accepted)
+        near = [c for c in accepted if c.node.r2 >= best - self.settings.noise]
+        return min(near, key=lambda c: (sympy.count_ops(c.expr), -c.node.r2))
 
     def candidates(self, problem: Problem) -> list[Solution]:
-        """Formulas of the steps tried in order, up to and including the first accepted one
-        (a power law is always tried: it is the cheapest and the commonest law)."""
+        """Formulas of the steps tried in order (with their alternatives), up to and including
+        the first one that reaches ``settle_r2`` (a power law is always tried: it is the
+        cheapest and the commonest law)."""
         if problem.lo.numel() == 1:
-            found = self.univariate(problem)
-            return [found] if found is not None else []
+            return self.univariate_options(problem)[:1]
         out: list[Solution] = []
-        for step in (self.power_law, self.separable, self.scaling, self.transformed, self.substitute):
+        for step in (self.power_law, self.separable, self.scaling, self.transformed, self.substitute, self.composed_sum):
             if self.out_of_time() or problem.depth > self.settings.max_depth:
                 break
             found = step(problem)
             if found is None:
                 continue
-            out.append(found)
-            if found.node.r2 >= self.settings.accept_r2:
+            out.extend(found.with_alternatives())
+            if max(s.node.r2 for s in found.with_alternatives()) >= self.settings.settled_r2:
                 break
         return out
-
-    def univariate(self, problem: Problem) -> Solution | None:
-        options = self.univariate_options(problem)
-        return options[0] if options else None
 
     def univariate_options(self, problem: Problem) -> list[Solution]:
         """The 1-D fit of a one-variable problem, then the alternatives its samples do not tell
@@ -280,10 +301,13 @@ class StructureSearch:
         name = f"({_monomial_text(problem.names, group)})"
         scale = sympy.Mul(*(s**e for s, e in zip(problem.symbols, prefactor)))
         group_expr = sympy.Mul(*(s**e for s, e in zip(problem.symbols, group)))
-        expr = self.polish(problem, scale * fit.expr.xreplace({symbol: group_expr}))
         detail = f"f = {_monomial_text(problem.names, prefactor)} · g({name})"
-        child = StructureNode("univariate", [name], f"{fit.label}: {fit.expr}", fit.r2)
-        return Solution(expr, StructureNode("scaling", problem.names, detail, self.score(problem, expr), [child]))
+        options = []
+        for inner, r2, label in [(fit.expr, fit.r2, fit.label), *fit.alternatives]:
+            expr = self.polish(problem, scale * inner.xreplace({symbol: group_expr}))
+            child = StructureNode("univariate", [name], f"{label}: {inner}", r2)
+            options.append(Solution(expr, StructureNode("scaling", problem.names, detail, self.score(problem, expr), [child])))
+        return ranked(options)
 
     def offset_split(self, problem: Problem, offset: float, groups: list[list[int]]) -> Solution | None:
         """``f = c + Π g_k``: split ``f − c`` as a product."""
@@ -380,6 +404,53 @@ class StructureSearch:
             return Solution(expr, StructureNode("substitute", problem.names, detail, self.score(problem, expr), [found.node]))
         return None
 
+    def composed_sum(self, problem: Problem) -> Solution | None:
+        """``f = g(Σ h_i(x_i))`` (``kanx.symbolic.structure.composed``): the inner functions'
+        profiles from derivative ratios, each fitted as a function of one variable (the
+        simplest fits, and the best-fitting ones when they differ: a profile read from
+        derivatives is not exact enough to choose between near-equal shapes), then ``g`` fitted
+        against their sum on samples of the box, with its own alternatives. ``None`` when ``f`` is
+        not a function of the profiles' sum within the separability threshold, or a piece has no
+        formula."""
+        profiles = inner_profiles(problem.oracle, problem.lo, problem.hi, self.generator)
+        if profiles is None:
+            return None
+        share = single_index_share(problem.oracle, profiles, problem.lo, problem.hi, 4 * self.settings.rows, self.generator)
+        if share > LOOSE_SEPARABILITY * max(self.settings.separability_threshold, SINGLE_INDEX_FLOOR):
+            return None
+        simplest, closest = [], []
+        for i, symbol in enumerate(problem.symbols):
+            fit = fit_univariate(profiles.grids[i], profiles.values[i], symbol, self.functions, self.settings.tolerance,
+                                 self.settings.noise)
+            if fit is None:
+                return None
+            best = max([(fit.expr, fit.r2), *((e, r2) for e, r2, _ in fit.alternatives)], key=lambda option: option[1])[0]
+            # g's own shift takes the offsets
+            simplest.append(fit.expr - fit.expr.as_coeff_Add()[0])
+            closest.append(best - best.as_coeff_Add()[0])
+        variants = [sympy.Add(*simplest)] + ([sympy.Add(*closest)] if closest != simplest else [])
+        options = [s for u_expr in variants for s in self.outer_options(problem, u_expr)]
+        return ranked(options)
+
+    def outer_options(self, problem: Problem, u_expr: sympy.Expr) -> list[Solution]:
+        """``g(u_expr)`` for the 1-D fit of the oracle against ``u_expr`` on box samples and its
+        alternatives, each polished and scored."""
+        x = sample_box(problem.lo, problem.hi, 2 * self.settings.rows, self.generator)
+        u = evaluate(u_expr, problem, x)
+        if u is None or float(u.std()) == 0:
+            return []
+        symbol = sympy.Dummy("u")
+        fit = fit_univariate(u, problem.oracle(x), symbol, self.functions, self.settings.tolerance, self.settings.noise)
+        if fit is None:
+            return []
+        detail = f"f = g({' + '.join(f'h({name})' for name in problem.names)})"
+        options = []
+        for outer, r2, label in [(fit.expr, fit.r2, fit.label), *fit.alternatives]:
+            expr = self.polish(problem, outer.xreplace({symbol: u_expr}))
+            child = StructureNode("univariate", ["u"], f"{label}: g(u) = {outer}, u = {u_expr}", r2)
+            options.append(Solution(expr, StructureNode("composed-sum", problem.names, detail, self.score(problem, expr), [child])))
+        return options
+
     def polish(self, problem: Problem, expr: sympy.Expr) -> sympy.Expr:
         """Refit the float constants of ``expr`` against the problem's oracle."""
         x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
@@ -392,6 +463,17 @@ class StructureSearch:
 
 
 # --------------------------------------------------------------------------- helpers
+SINGLE_INDEX_FLOOR = 1e-5  # neighbours in u differ by g's slope over their spacing: a share of this order
+
+
+def ranked(options: list[Solution]) -> Solution | None:
+    """The best-scoring option, the others as its alternatives."""
+    if not options:
+        return None
+    options = sorted(options, key=lambda s: -s.node.r2 if math.isfinite(s.node.r2) else math.inf)
+    return Solution(options[0].expr, options[0].node, options[1:])
+
+
 def fit_power_law(symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor) -> sympy.Expr | None:
     """``C·Π x_i^p_i`` by least squares on ``log|y|`` against ``log|x_i|`` (``x [N, k]``, ``y [N]``;
     power laws span many decades, so only signs are tested), exponents snapped to simple

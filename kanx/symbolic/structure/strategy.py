@@ -2,8 +2,8 @@
 
 Per output ``k``:
 
-1. the network's output ``k`` is the oracle on the box spanned by the fit rows (the training
-   domain: nothing is asked outside it);
+1. the network's output ``k`` is the oracle on the box between the 1% and 99% quantiles of
+   the fit rows (the training domain without its sparse rim: nothing is asked outside it);
 2. :func:`kanx.symbolic.structure.search_structure` finds power laws, products and sums of
    sub-functions, transformed targets and variable combinations, fitting 1-D pieces with the
    function library;
@@ -27,7 +27,7 @@ from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, run_with_timeout, simplify
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, resolve_inverse_pairs, run_with_timeout, simplify
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import SymbolicResult
@@ -91,7 +91,7 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         used = [symbols[i] for i in kept]
         log: dict = {"strategy": "structure-first", "units": units.to_dict(), "dropped_inputs": relevance.dropped(names),
                      "total_effects": dict(zip(names, relevance.shares))}
-        found = search_structure(oracle, used, z_kept.min(0).values, z_kept.max(0).values, functions, settings, seed) if kept else []
+        found = search_structure(oracle, used, *search_box(z_kept), functions, settings, seed) if kept else []
         direct = fit_power_law(used, z_kept, w_fit) if kept else None
         log["search_seconds"] = time.perf_counter() - start
         options = [(s.expr, s.node) for s in found] + ([(direct, None)] if direct is not None else [])
@@ -164,6 +164,7 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
     simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
     if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
         cleaned = simpler
+    cleaned = run_with_timeout(resolve_inverse_pairs, (cleaned,), simplify_timeout, cleaned)
     return cleaned, held_out_r2(cleaned, symbols, x, target), log
 
 
@@ -190,13 +191,31 @@ def noise_level(y_net: torch.Tensor, y_data: torch.Tensor | None) -> float:
 AGREEMENT = 2.0  # 1-D candidates within this many times the network's error share are equal
 
 
+SETTLE = 4.0  # a formula within this many times the oracle's error share of it ends the search
+
+
 def settings_for(noise: float, budget: float) -> StructureSettings:
     """Thresholds scaled to the oracle's error share ``noise``: tests ``10·noise``, acceptance
-    ``1 − 20·noise``, 1-D candidates equal within ``AGREEMENT·noise`` (the simpler wins)."""
+    ``1 − 20·noise``, the search settles at ``1 − SETTLE·noise``, 1-D candidates equal within
+    ``AGREEMENT·noise`` (the simpler wins)."""
     test = min(max(10 * noise, 1e-7), 1e-2)
     return StructureSettings(separability_threshold=test, combination_threshold=test,
                              accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget,
-                             noise=min(AGREEMENT * noise, 1e-3))
+                             noise=min(AGREEMENT * noise, 1e-3), settle_r2=1 - min(max(SETTLE * noise, 1e-7), 1e-3))
+
+
+SEARCH_QUANTILE = 0.01  # the search box spans these quantiles of the fit rows, not their extremes
+
+
+def search_box(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box the oracle is asked about, ``lo``, ``hi`` ``[k]`` from rows ``z [N, k]``: each input
+    between its ``SEARCH_QUANTILE`` and ``1 − SEARCH_QUANTILE`` quantiles. A network is least
+    accurate at the edge of its data, where rows are sparse, and errors in that rim of the box
+    dominate the separability tests (one trained on uniform rows can be 100 times further off
+    the law there than inside)."""
+    levels = torch.tensor([SEARCH_QUANTILE, 1 - SEARCH_QUANTILE], dtype=z.dtype)
+    bounds = torch.quantile(z, levels, dim=0)
+    return bounds[0], bounds[1]
 
 
 def oracle_error(network_misfit: float, data_noise: list[float] | None) -> float:
@@ -206,11 +225,27 @@ def oracle_error(network_misfit: float, data_noise: list[float] | None) -> float
     return max([network_misfit, *(data_noise or [])])
 
 
+def decomposed_wins(mine: sympy.Expr, mine_r2: float, theirs: sympy.Expr, theirs_r2: float, noise: float, rows: int) -> bool:
+    """Whether the decomposed formula ``mine`` beats the edge formula ``theirs`` given their R² on
+    the held-out targets (``noise``: the targets' noise share, ``rows`` held-out rows): a smaller
+    misfit beyond the noise than the other's by more than chance (``chance_loss``), or one within
+    chance of it and fewer operations."""
+    mine_misfit = misfit_beyond_noise(mine_r2, noise, rows)
+    theirs_misfit = misfit_beyond_noise(theirs_r2, noise, rows)
+    margin = chance_loss(noise, rows) + 1e-12
+    if abs(mine_misfit - theirs_misfit) > margin:
+        return mine_misfit < theirs_misfit
+    return sympy.count_ops(mine) < sympy.count_ops(theirs)
+
+
 def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
-                    simplify_timeout: float, seed: int, data_noise: list[float] | None = None):
+                    simplify_timeout: float, seed: int, data_noise: list[float] | None = None, rival: bool = False):
     """The structure-first pipeline; ``edges()`` runs the edge strategy (called at most once,
     only when some output needs the fallback). ``data_noise``: per output, the estimated share of
     the targets' variance that is noise (``OracleQuality.noise``; ignored without targets).
+    ``rival``: the edge formula competes for every output (``strategy="auto"``), not only where
+    the search found nothing accurate, and wins unless the decomposed one fits the held-out
+    rows better beyond their noise, or as well and shorter (:func:`decomposed_wins`).
     Returns a ``SymbolicResult``."""
 
     timings: dict[str, float] = {}
@@ -240,7 +275,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
         # on noisy targets the formula is judged by its misfit beyond the noise
         target_r2 = log.get("target_r2")
         on_targets = 1 - misfit_beyond_noise(target_r2, data_noise[k], len(fit_rows)) if target_r2 is not None else float("-inf")
-        if expr is not None and max(log.get("search_r2") or float("-inf"), on_targets) >= settings.accept_r2:
+        if not rival and expr is not None and max(log.get("search_r2") or float("-inf"), on_targets) >= settings.accept_r2:
             used.append("structure-first")
             continue
         if fallback is None:
@@ -251,16 +286,17 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
         their_fidelity = fallback.fidelity[k]["data"] or fallback.fidelity[k]["network"]
         theirs = their_fidelity.r2  # numeric edges are evaluated through the symbolic network
-        if expr is None or theirs > mine:
-            formulas[k] = fallback.expressions[k]
-            used.append("edges")
+        if rival:
+            wins = expr is not None and decomposed_wins(expr, mine, fallback.expressions[k], theirs, data_noise[k], len(test_rows))
         else:
-            used.append("structure-first")
+            wins = expr is not None and theirs <= mine
+        formulas[k] = expr if wins else fallback.expressions[k]
+        used.append("structure-first" if wins else "edges")
     with torch.device("cpu"):
         fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
                                       y_data[test_rows][:, k] if y_data is not None else None)
                       for k, expr in enumerate(formulas)]
-    settings_out = {"strategy": "structure-first", "budget": budget, "digits": digits, "seed": seed,
+    settings_out = {"strategy": "auto" if rival else "structure-first", "budget": budget, "digits": digits, "seed": seed,
                     "separability_threshold": settings.separability_threshold, "accept_r2": settings.accept_r2,
                     "library": [f.name for f in functions], "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     reports = fallback.edges if fallback is not None else []
