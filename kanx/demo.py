@@ -85,7 +85,8 @@ def stage_prune(ctx: DemoContext) -> list[Path]:
 
 
 def stage_symbolify(ctx: DemoContext) -> list[Path]:
-    """Fit every edge, compose the formula and write ``formula.tex``."""
+    """The formula by the default strategy (edge fits composed, and the decomposition on the
+    sample's targets; the one that fits held-out rows better) written to ``formula.tex``."""
     result = symbolify(ctx.model, data=ctx.data)
     path = ctx.out / "formula.tex"
     atomic_write_text(path, to_latex(result))

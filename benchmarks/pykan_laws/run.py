@@ -80,12 +80,13 @@ def run_one(folder: Path, strategy: str | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| law | true | found | exact | oracle R² before → after (refine steps) | verdict | formula R² vs data | s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| law | true | found | exact | strategy used | oracle R² before → after (refine steps) | verdict | formula R² vs data | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         oracle = f"{r.get('oracle_before', float('nan')):.4f} → {r.get('oracle_after', float('nan')):.4f} ({r.get('refine_steps', 0)})"
         fit = r.get("r2_vs_data")
-        lines.append(f"| {r['law']} | `{r['true']}` | `{r['found']}` | {'yes' if r['exact'] else 'no'} | {oracle} | "
+        exact = "yes" if r["exact"] else "no"
+        lines.append(f"| {r['law']} | `{r['true']}` | `{r['found']}` | {exact} | {r.get('strategy', '-')} | {oracle} | "
                      f"{r.get('verdict', '-')} | {'-' if fit is None else f'{fit:.6f}'} | {r['seconds']} |")
     lines.append(f"\nexact: {sum(r['exact'] for r in rows)} of {len(rows)}")
     return "\n".join(lines)

@@ -37,7 +37,7 @@ import torch
 from kanx.core.lambdify import torch_function
 from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, parametrise, to_expr
 from kanx.symbolic.structure.composed import inner_profiles, single_index_share
 from kanx.symbolic.structure.scaling import elasticities, prefactor_options, scaling_line, snap_ratio
 from kanx.symbolic.structure.separability import (
@@ -163,7 +163,7 @@ class StructureSearch:
             return max(found, key=lambda c: c.node.r2, default=None)
         best = max(c.node.r2 for c in accepted)
         near = [c for c in accepted if c.node.r2 >= best - self.settings.noise]
-        return min(near, key=lambda c: (sympy.count_ops(c.expr), -c.node.r2))
+        return min(near, key=lambda c: (formula_cost(c.expr), -c.node.r2))
 
     def candidates(self, problem: Problem) -> list[Solution]:
         """Formulas of the steps tried in order (with their alternatives), up to and including
@@ -274,7 +274,7 @@ class StructureSearch:
             # several prefactors can then pass, and the shortest formula is the law
             accepted = [s for s in tried if min(s.node.r2, s.node.children[0].r2) >= self.settings.accept_r2]
             if accepted:
-                return min(accepted, key=lambda s: sympy.count_ops(s.expr))
+                return min(accepted, key=lambda s: formula_cost(s.expr))
         return max(tried, key=lambda s: s.node.r2, default=None)
 
     def reduced(self, problem: Problem, group: list[sympy.Expr], prefactor: list[sympy.Expr]) -> Solution | None:
@@ -330,25 +330,39 @@ class StructureSearch:
         return middle[int(values.argmax())]
 
     def split(self, problem: Problem, kind: str, groups: list[list[int]]) -> Solution | None:
+        """The pieces of each group solved on a slice through the reference point and joined
+        (``kind``: product or sum). When some piece's best-fitting formula is not the one
+        :meth:`best_of` chose (a shorter formula within the noise of it), the join of the
+        best-fitting pieces comes along as an alternative: only the targets can tell which one
+        is the law."""
         reference = self.reference_point(problem)
-        pieces, nodes = [], []
+        chosen, closest = [], []
         for group in groups:
-            sub = slice_problem(problem, group, reference)
-            found = self.solve(sub)
-            if found is None:
+            found = self.candidates(slice_problem(problem, group, reference))
+            best = self.best_of(found)
+            if best is None:
                 return None
-            pieces.append(found.expr)
-            nodes.append(found.node)
+            chosen.append(best)
+            closest.append(max(found, key=lambda c: c.node.r2))
         at_reference = float(problem.oracle(reference[None, :])[0])
+        if kind == "product" and abs(at_reference) < 1e-12:
+            return None
+        options = [self.joined(problem, kind, groups, chosen, at_reference)]
+        if any(a is not b for a, b in zip(chosen, closest)):
+            options.append(self.joined(problem, kind, groups, closest, at_reference))
+        return Solution(options[0].expr, options[0].node, options[1:])
+
+    def joined(self, problem: Problem, kind: str, groups: list[list[int]], pieces: list[Solution],
+               at_reference: float) -> Solution:
+        """The product (each factor's value at the reference point divided out once per extra
+        factor) or sum (its value subtracted likewise) of the pieces, polished and scored."""
         if kind == "product":
-            if abs(at_reference) < 1e-12:
-                return None
-            expr = sympy.Mul(*pieces) / sympy.Float(at_reference) ** (len(pieces) - 1)
+            expr = sympy.Mul(*(p.expr for p in pieces)) / sympy.Float(at_reference) ** (len(pieces) - 1)
         else:
-            expr = sympy.Add(*pieces) - sympy.Float(at_reference) * (len(pieces) - 1)
+            expr = sympy.Add(*(p.expr for p in pieces)) - sympy.Float(at_reference) * (len(pieces) - 1)
         expr = self.polish(problem, expr)
         detail = " | ".join("{" + ", ".join(problem.names[i] for i in g) + "}" for g in groups)
-        return Solution(expr, StructureNode(kind, problem.names, detail, self.score(problem, expr), nodes))
+        return Solution(expr, StructureNode(kind, problem.names, detail, self.score(problem, expr), [p.node for p in pieces]))
 
     def transformed(self, problem: Problem) -> Solution | None:
         """``T(f)`` a power law or separable for a target transform ``T``; the formula is
@@ -372,9 +386,12 @@ class StructureSearch:
                 found = self.separable(inner) or found
             if found is None:
                 continue
-            expr = self.polish(problem, factor * transform.inverse(found.expr))
-            solution = Solution(expr, StructureNode("transform", problem.names, f"{transform.name}(f): {found.node.kind}",
-                                                    self.score(problem, expr), [found.node]))
+            options = []
+            for option in found.with_alternatives():
+                expr = self.polish(problem, factor * transform.inverse(option.expr))
+                options.append(Solution(expr, StructureNode("transform", problem.names, f"{transform.name}(f): {option.node.kind}",
+                                                            self.score(problem, expr), [option.node])))
+            solution = Solution(options[0].expr, options[0].node, options[1:])
             if solution.node.r2 >= self.settings.accept_r2:
                 return solution
             if best is None or solution.node.r2 > best.node.r2:
@@ -657,9 +674,9 @@ def search_structure(oracle: Oracle, symbols: list[sympy.Symbol], lo: torch.Tens
                      seed: int = 0) -> list[Solution]:
     """Decompose and fit ``oracle`` (``[N, k]`` → ``[N]``, float64) on the box ``[lo, hi]``;
     formulas over ``symbols``. Returns the top-level candidates (power law, then the steps up
-    to the first one reaching ``accept_r2``; for one variable, its 1-D fit and the alternatives
-    the network does not tell apart from it), so a caller holding data can pick among them;
-    empty when no step produced a formula."""
+    to the first one reaching ``settle_r2``, each with its alternatives; for one variable, its
+    1-D fit and the alternatives the network does not tell apart from it), so a caller holding
+    data can pick among them; empty when no step produced a formula."""
     settings = settings or StructureSettings()
     search = StructureSearch(functions, settings, seed)
     problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double())

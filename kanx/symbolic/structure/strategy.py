@@ -27,7 +27,7 @@ from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, resolve_inverse_pairs, run_with_timeout, simplify
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, resolve_inverse_pairs, run_with_timeout, simplify
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import SymbolicResult
@@ -94,13 +94,17 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         found = search_structure(oracle, used, *search_box(z_kept), functions, settings, seed) if kept else []
         direct = fit_power_law(used, z_kept, w_fit) if kept else None
         log["search_seconds"] = time.perf_counter() - start
-        options = [(s.expr, s.node) for s in found] + ([(direct, None)] if direct is not None else [])
+        options: list[tuple[sympy.Expr, object]] = []
+        for solution in found:  # each formula once (alternatives can coincide after polishing)
+            if all(solution.expr != expr for expr, _ in options):
+                options.append((solution.expr, solution.node))
+        options += [(direct, None)] if direct is not None else []
         if not options:
             formulas.append(None)
             logs.append(log | {"structure": None, "search_r2": None})
             continue
         cleaned = [clean_formula(expr, used, z_kept, w_fit, digits, simplify_timeout, target_noise) for expr, _ in options]
-        scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(sympy.count_ops(expr)))
+        scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(formula_cost(expr)))
                   for i, (expr, r2, _) in enumerate(cleaned)]
         chosen = select(scored, tolerance=1e-3, data_noise=target_noise, rows=len(w_fit))
         index = int(chosen.name[1:]) if chosen is not None else 0
@@ -229,13 +233,13 @@ def decomposed_wins(mine: sympy.Expr, mine_r2: float, theirs: sympy.Expr, theirs
     """Whether the decomposed formula ``mine`` beats the edge formula ``theirs`` given their R² on
     the held-out targets (``noise``: the targets' noise share, ``rows`` held-out rows): a smaller
     misfit beyond the noise than the other's by more than chance (``chance_loss``), or one within
-    chance of it and fewer operations."""
+    chance of it and a lower :func:`~kanx.symbolic.cleaning.formula_cost`."""
     mine_misfit = misfit_beyond_noise(mine_r2, noise, rows)
     theirs_misfit = misfit_beyond_noise(theirs_r2, noise, rows)
     margin = chance_loss(noise, rows) + 1e-12
     if abs(mine_misfit - theirs_misfit) > margin:
         return mine_misfit < theirs_misfit
-    return sympy.count_ops(mine) < sympy.count_ops(theirs)
+    return formula_cost(mine) < formula_cost(theirs)
 
 
 def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
