@@ -141,18 +141,57 @@ def in_data_units(expr: sympy.Expr, units: WorkingUnits, symbols: list[sympy.Sym
                   digits: int, noise: float = 0.0) -> tuple[sympy.Expr, list[dict]]:
     """A formula found in working units written in the data's units: powers of ten folded into
     its constants (one constant per product), radicals and logarithms of inputs that are
-    positive on every row merged (``√a·√b`` → ``√(a·b)``), then constants that match a physical constant
+    positive on every row merged (``√a·√b`` → ``√(a·b)``) and what the rows' signs settle written
+    out (:func:`sign_resolved`), then constants that match a physical constant
     to 4 significant digits replaced by its exact value while R² on ``x``/``target`` stays
     within a noise-scaled margin (``noise``: the targets' noise share). Returns the formula and
     the matches made."""
     positive = {s for i, s in enumerate(symbols) if bool((x[:, i] > 0).all())}
     restored = positive_forms(fold_constants(units.restore(expr, symbols), digits), positive)
+    restored = sign_resolved(restored, symbols, x)
     reference = held_out_r2(restored, symbols, x, target)
     margin = min(5e-4, SNAP_NOISE_RATIO * misfit_beyond_noise(reference, noise, len(target)) + chance_loss(noise, len(target)) + 1e-12)
     matched, matches = match_physical_constants(restored)
     if matches and held_out_r2(matched, symbols, x, target) >= reference - margin:
         return matched, matches
     return restored, []
+
+
+SAME_VALUES = 1e-9  # relative difference within which a rewritten formula counts as the same on the rows
+
+
+def sign_resolved(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor) -> sympy.Expr:
+    """``expr`` with what the data's signs settle written out: ``|a|`` → ``a`` (or ``−a``) where ``a``
+    has one sign on every row of ``x [N, n_in]``, and radicals of powers denested
+    (``√(1/(r²(c − v)²))`` → ``1/(r·(c − v))`` when ``r`` and ``c − v`` are positive on the rows).
+    Kept only when the rewritten formula is cheaper (``formula_cost``) and equal to the original
+    on every row, so no identity is assumed beyond what the rows show."""
+    def values(e: sympy.Expr) -> torch.Tensor | None:
+        try:
+            out = evaluate_expression(e, symbols, x, None).double()
+        except Exception:  # noqa: BLE001 - a part that does not evaluate is left alone
+            return None
+        return out if bool(torch.isfinite(out).all()) else None
+
+    def one_sign(node: sympy.Abs) -> sympy.Expr:
+        inner = values(node.args[0]) if node.args[0].free_symbols else None
+        if inner is None or inner.numel() != x.shape[0]:
+            return node
+        return node.args[0] if bool((inner > 0).all()) else -node.args[0] if bool((inner < 0).all()) else node
+
+    def resolve(e: sympy.Expr) -> sympy.Expr:
+        return e.replace(lambda node: isinstance(node, sympy.Abs), one_sign)
+
+    if not expr.has(sympy.Abs, sympy.Pow):
+        return expr
+    rewritten = resolve(sympy.powdenest(resolve(expr), force=True))
+    if rewritten == expr or formula_cost(rewritten) >= formula_cost(expr):
+        return expr
+    before, after = values(expr), values(rewritten)
+    if before is None or after is None:
+        return expr
+    same = (after - before).abs() <= SAME_VALUES * before.abs().clamp_min(float(before.abs().max()) * 1e-12)
+    return rewritten if bool(same.all()) else expr
 
 
 def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor, digits: int,
