@@ -21,7 +21,7 @@ from kanx.functions.library import build_library
 from kanx.symbolic.cleaning import formula_cost, resolve_inverse_pairs
 from kanx.symbolic.structure.composed import inner_profiles, neighbour_share, single_index_share
 from kanx.symbolic.structure.search import StructureSettings, search_structure
-from kanx.symbolic.structure.strategy import decomposed_wins, search_box
+from kanx.symbolic.structure.strategy import decomposed_wins, search_box, sign_resolved
 
 FUNCTIONS, _ = build_library(None, [])
 CLEAN = StructureSettings(separability_threshold=1e-6, combination_threshold=1e-6, accept_r2=1 - 1e-6,
@@ -143,3 +143,15 @@ def test_default_strategy_reads_the_radius_past_a_product_look_alike(runner) -> 
     x1, x2 = sympy.symbols("x_1 x_2", real=True)
     assert report["strategy_used"] == ["structure-first"]
     assert output["srepr"] == sympy.srepr(sympy.sqrt(x1**2 + x2**2 + 1))
+
+
+def test_signs_the_rows_settle_are_written_out_and_nothing_more() -> None:
+    c, q, r, v = sympy.symbols("c q r v", real=True)
+    found = sympy.sqrt(1 / (r**2 * (c - v) ** 2)) * sympy.Abs(c * q)
+    rows = torch.rand(200, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rows[:, 0] += 3  # c in [3, 4), v in [0, 1): c − v > 0 on every row
+    assert sign_resolved(found, [c, q, r, v], rows) == c * q / (r * (c - v))
+    rows[:, 3] += 4  # now v > c on every row
+    assert sign_resolved(found, [c, q, r, v], rows) == c * q / (r * (v - c))
+    rows[:, 3] = torch.linspace(2, 5, 200, dtype=torch.float64)  # c − v of both signs: |c − v| stays
+    assert sign_resolved(found, [c, q, r, v], rows).has(sympy.Abs)
