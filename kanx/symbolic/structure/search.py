@@ -15,11 +15,12 @@ Instead of fitting every edge of a network and composing, the network is used as
 7. a composed sum ``f = g(h_1(x_1) + … + h_k(x_k))`` (``kanx.symbolic.structure.composed``): the
    inner functions from ratios of partial derivatives, then ``g`` as a function of their sum.
 
-A step's formula is accepted when it reproduces its (sub-)oracle to ``accept_r2``. The search
-stops at a formula that reproduces it to ``settle_r2`` (the oracle's own error level); an
-accepted formula short of that may be a look-alike of the law, so the later steps are tried too
-and the best-fitting accepted formula is kept (the simplest one where they agree within the
-noise). The composed formula's constants are then
+A step's formula is accepted when it reproduces its (sub-)oracle to ``accept_r2``. At the top
+level the search stops at a formula that reproduces the oracle to ``settle_r2`` (its own error
+level); an accepted formula short of that may be a look-alike of the law, so the later steps are
+tried too and every formula goes on to the targets. A sub-problem stops at its first accepted
+formula; of those it found, the best-fitting accepted one is kept (the simplest one where they
+agree within the noise). The composed formula's constants are then
 refitted to the data, pruned and snapped to simple numbers (``compose.Cleaner``).
 A :class:`StructureNode` tree records what was found.
 """
@@ -167,10 +168,13 @@ class StructureSearch:
 
     def candidates(self, problem: Problem) -> list[Solution]:
         """Formulas of the steps tried in order (with their alternatives), up to and including
-        the first one that reaches ``settle_r2`` (a power law is always tried: it is the
-        cheapest and the commonest law)."""
+        the first one that reaches ``settle_r2`` at the top level, ``accept_r2`` in a
+        sub-problem (a slice of the network is rarely reproduced to its error level, and going
+        on in every sub-problem of every split multiplies the search's time; a power law is
+        always tried: it is the cheapest and the commonest law)."""
         if problem.lo.numel() == 1:
             return self.univariate_options(problem)[:1]
+        enough = self.settings.settled_r2 if problem.depth == 0 else self.settings.accept_r2
         out: list[Solution] = []
         for step in (self.power_law, self.separable, self.scaling, self.transformed, self.substitute, self.composed_sum):
             if self.out_of_time() or problem.depth > self.settings.max_depth:
@@ -179,7 +183,7 @@ class StructureSearch:
             if found is None:
                 continue
             out.extend(found.with_alternatives())
-            if max(s.node.r2 for s in found.with_alternatives()) >= self.settings.settled_r2:
+            if max(s.node.r2 for s in found.with_alternatives()) >= enough:
                 break
         return out
 
@@ -370,7 +374,7 @@ class StructureSearch:
         x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
         values = problem.oracle(x)
         sign = sign_definite(values)
-        best: Solution | None = None
+        best: tuple[Solution, TargetTransform, int, Solution] | None = None
         for transform in TARGET_TRANSFORMS:
             if self.out_of_time():
                 break
@@ -386,17 +390,24 @@ class StructureSearch:
                 found = self.separable(inner) or found
             if found is None:
                 continue
-            options = []
-            for option in found.with_alternatives():
-                expr = self.polish(problem, factor * transform.inverse(option.expr))
-                options.append(Solution(expr, StructureNode("transform", problem.names, f"{transform.name}(f): {option.node.kind}",
-                                                            self.score(problem, expr), [option.node])))
-            solution = Solution(options[0].expr, options[0].node, options[1:])
+            solution = self.inverted(problem, transform, factor, found)
             if solution.node.r2 >= self.settings.accept_r2:
-                return solution
-            if best is None or solution.node.r2 > best.node.r2:
-                best = solution
-        return best
+                return self.with_inverted_alternatives(problem, transform, factor, found, solution)
+            if best is None or solution.node.r2 > best[0].node.r2:
+                best = (solution, transform, factor, found)
+        return self.with_inverted_alternatives(problem, *best[1:], best[0]) if best is not None else None
+
+    def inverted(self, problem: Problem, transform: TargetTransform, factor: int, found: Solution) -> Solution:
+        """``T⁻¹`` of a formula found for ``T(f)``, polished and scored on the problem."""
+        expr = self.polish(problem, factor * transform.inverse(found.expr))
+        return Solution(expr, StructureNode("transform", problem.names, f"{transform.name}(f): {found.node.kind}",
+                                            self.score(problem, expr), [found.node]))
+
+    def with_inverted_alternatives(self, problem: Problem, transform: TargetTransform, factor: int, found: Solution,
+                                   solution: Solution) -> Solution:
+        """``solution`` with ``T⁻¹`` of ``found``'s alternatives (built only for the transform
+        the step returns: each costs a polish)."""
+        return Solution(solution.expr, solution.node, [self.inverted(problem, transform, factor, a) for a in found.alternatives])
 
     def substitute(self, problem: Problem) -> Solution | None:
         ranked = []
