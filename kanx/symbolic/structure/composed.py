@@ -37,10 +37,6 @@ class InnerProfiles:
     grids: torch.Tensor
     values: torch.Tensor
 
-    def summed(self, x: torch.Tensor) -> torch.Tensor:
-        """``u = Σ h_i(x_i)`` at ``x [N, k]`` → ``[N]`` (linear interpolation on the grids)."""
-        return sum(interpolate(x[:, i], self.grids[i], self.values[i]) for i in range(x.shape[1]))
-
 
 def partial_derivatives(oracle: Oracle, x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Central-difference gradient of the oracle at ``x [N, k]`` → ``[N, k]`` (steps of
