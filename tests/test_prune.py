@@ -247,6 +247,22 @@ def test_batched_greedy_equals_one_by_one_greedy() -> None:
     assert 0 < int((~result).sum()) < n  # the budget and the protected units both bind
 
 
+def test_greedy_tail_of_failures_costs_about_one_mask_set_per_candidate() -> None:
+    n = 64
+    guard = FakeGuard(torch.ones(n), torch.arange(n) >= 4, budget=10.0)  # only the first four may go
+    evaluated = []
+    passes = guard.passes
+
+    def counting(flat: torch.Tensor) -> torch.Tensor:
+        evaluated.append(len(flat))
+        return passes(flat)
+
+    guard.passes = counting
+    result = greedy(guard, torch.ones(n, dtype=torch.bool), Candidates(n, rank=torch.arange(n)))
+    assert result.tolist() == [False] * 4 + [True] * (n - 4)
+    assert sum(evaluated) < n + 2 * 16  # a fixed batch of 16 would evaluate about 16 per failure (~1,000)
+
+
 def test_grouped_candidates_remove_whole_groups() -> None:
     members = torch.tensor([[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)  # groups may overlap
     guard = FakeGuard(torch.ones(5), torch.tensor([False, False, False, False, True]), budget=10.0)

@@ -51,8 +51,26 @@ MIN_ROWS = 10
 
 
 # --------------------------------------------------------------------------- batched evaluation
+@dataclass
+class LayerInput:
+    """A layer's activations on fixed input rows: ``silu`` and ``spline`` ``[M, n_in]``. Masks act
+    after the activation, so the first layer of either branch is evaluated once for every mask set."""
+
+    silu: torch.Tensor
+    spline: torch.Tensor
+
+    @classmethod
+    def of(cls, layer: KarSeinLayer, rows: torch.Tensor) -> LayerInput:
+        return cls(nn.functional.silu(rows), layer.activations(rows))
+
+    def mixed(self, layer: KarSeinLayer, mask: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[B, M, n_out]`` under masks ``[B, n_in]`` (masks folded into the weights)."""
+        keep = mask[:, :, None]
+        return self.silu @ (keep * layer.w_base) + self.spline @ (keep * layer.w_sp)
+
+
 def masked_layer(layer: KarSeinLayer, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``h [B or 1, M, n_in]`` under masks ``mask [B, n_in]`` → ``[B, M, n_out]``."""
+    """``h [B, M, n_in]`` under masks ``mask [B, n_in]`` → ``[B, M, n_out]``."""
     flat = h.reshape(-1, layer.n_in)
     keep = mask[:, None, :]
     silu = nn.functional.silu(flat).reshape(h.shape) * keep
@@ -60,44 +78,71 @@ def masked_layer(layer: KarSeinLayer, h: torch.Tensor, mask: torch.Tensor) -> to
     return silu @ layer.w_base + spline @ layer.w_sp
 
 
-def batched_bit(model: KarSein, emb: torch.Tensor, dense: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
-    """Bit-wise logit ``[B, N]`` under per-layer masks ``[B, n_in]``."""
-    h = torch.cat([emb.reshape(emb.shape[0], -1), dense], dim=1)[None]
-    for layer, mask in zip(model.bit_layers, masks):
-        h = masked_layer(layer, h, mask)
-    return h[..., 0]
+def pairwise_rows(x1: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Vector-wise layer input with pairwise products: fields ``x1 [B or 1, N, F, D]`` and the
+    previous rows ``m [B, N, R, D]`` → ``[B, N, F + F*R, D]``."""
+    batch, n, _, dim = m.shape
+    products = (x1.unsqueeze(3) * m.unsqueeze(2)).reshape(batch, n, -1, dim)
+    return torch.cat([x1.expand(batch, -1, -1, -1), products], dim=2)
 
 
-def batched_vec(model: KarSein, emb: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
-    """Vector-wise logit ``[B, N]`` under per-layer masks ``[B, n_in]``."""
-    n, n_fields, dim = emb.shape
-    x1 = emb[None]  # [1, N, F, D]
-    m = x1
-    for v, (layer, mask) in enumerate(zip(model.vec_layers, masks)):
-        if v in model.pairwise:
-            products = (x1.unsqueeze(3) * m.unsqueeze(2)).reshape(m.shape[0], n, -1, dim)
-            m = torch.cat([x1.expand(m.shape[0], -1, -1, -1), products], dim=2)
-        rows = m.transpose(2, 3).reshape(m.shape[0], n * dim, -1)  # [B, N*D, rows]
-        out = masked_layer(layer, rows, mask)  # [B, N*D, n_out]
-        m = out.reshape(-1, n, dim, layer.n_out).transpose(2, 3)
-    return m[:, :, 0, :] @ model.head.weight[0] + model.head.bias[0]
+class MaskedLogits:
+    """Logits ``[B, N]`` of ``model`` on fixed rows ``x [N, F + n_dense]`` under ``B`` mask sets
+    ``flat [B, T]``. The first bit-wise and vector-wise layers' activations are computed once; the
+    later layers run batched over mask sets, in chunks bounded by ``MAX_ELEMENTS``."""
+
+    def __init__(self, model: KarSein, x: torch.Tensor) -> None:
+        self.model = model
+        with torch.no_grad():
+            self.emb = model.field_embeddings(x)  # [N, F, D]
+            n, _, dim = self.emb.shape
+            bit_rows = torch.cat([self.emb.reshape(n, -1), x[:, model.n_fields :]], dim=1)
+            self.bit_first = LayerInput.of(model.bit_layers[0], bit_rows)
+            m = self.emb[None]
+            if 0 in model.pairwise:
+                m = pairwise_rows(m, m)
+            self.vec_first = LayerInput.of(model.vec_layers[0], m.transpose(2, 3).reshape(n * dim, -1))
+        later = [layer.n_in * max(1, layer.n_out, layer.coef.shape[1]) for layer in [*model.bit_layers[1:], *model.vec_layers[1:]]]
+        widest = max([*later, model.bit_layers[0].n_out, model.vec_layers[0].n_out, 1])
+        self.chunk = max(1, MAX_ELEMENTS // max(1, n * dim * widest))
+
+    @torch.no_grad()
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        n_bit = len(self.model.bit_layers)
+        parts = []
+        for start in range(0, flat.shape[0], self.chunk):
+            masks = [m.float() for m in split_flat(self.model, flat[start : start + self.chunk])]
+            bit = self.bit(masks[:n_bit])
+            if self.model.combine == "double_sigmoid":
+                bit = torch.sigmoid(bit)
+            parts.append(self.vec(masks[n_bit:]) + bit)
+        return torch.cat(parts)
+
+    def bit(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """Bit-wise logit ``[B, N]`` under per-layer masks ``[B, n_in]``."""
+        h = self.bit_first.mixed(self.model.bit_layers[0], masks[0])
+        for layer, mask in zip(self.model.bit_layers[1:], masks[1:]):
+            h = masked_layer(layer, h, mask)
+        return h[..., 0]
+
+    def vec(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """Vector-wise logit ``[B, N]`` under per-layer masks ``[B, n_in]``."""
+        model, (n, _, dim) = self.model, self.emb.shape
+        x1 = self.emb[None]
+        out = self.vec_first.mixed(model.vec_layers[0], masks[0])  # [B, N*D, n_out]
+        m = out.reshape(-1, n, dim, out.shape[-1]).transpose(2, 3)
+        for v, (layer, mask) in enumerate(zip(model.vec_layers[1:], masks[1:]), start=1):
+            if v in model.pairwise:
+                m = pairwise_rows(x1, m)
+            rows = m.transpose(2, 3).reshape(m.shape[0], n * dim, -1)  # [B, N*D, rows]
+            out = masked_layer(layer, rows, mask)  # [B, N*D, n_out]
+            m = out.reshape(-1, n, dim, layer.n_out).transpose(2, 3)
+        return m[:, :, 0, :] @ model.head.weight[0] + model.head.bias[0]
 
 
-@torch.no_grad()
 def batched_logits(model: KarSein, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """Logits ``[B, N]`` of ``model`` on ``x [N, F + n_dense]`` under ``B`` mask sets ``flat [B, T]``
-    (evaluated in chunks of configurations bounded by ``MAX_ELEMENTS``)."""
-    emb, dense = model.field_embeddings(x), x[:, model.n_fields :]
-    widest = max([layer.n_in * max(1, layer.n_out) for _, layer in model.all_layers()] + [1])
-    chunk = max(1, MAX_ELEMENTS // max(1, x.shape[0] * model.emb_dim * widest))
-    n_bit, parts = len(model.bit_layers), []
-    for start in range(0, flat.shape[0], chunk):
-        masks = [m.float() for m in split_flat(model, flat[start : start + chunk])]
-        bit = batched_bit(model, emb, dense, masks[:n_bit])
-        if model.combine == "double_sigmoid":
-            bit = torch.sigmoid(bit)
-        parts.append(batched_vec(model, emb, masks[n_bit:]) + bit)
-    return torch.cat(parts)
+    """Logits ``[B, N]`` of ``model`` on ``x [N, F + n_dense]`` under ``B`` mask sets ``flat [B, T]``."""
+    return MaskedLogits(model, x)(flat)
 
 
 # --------------------------------------------------------------------------- guard
@@ -116,8 +161,10 @@ def guard_for(model: KarSein, held: HeldOut, min_fidelity: float) -> FidelityGua
     """The fidelity guard for masks of ``model``: logit R² against the original on the held-out
     rows >= ``min_fidelity`` and, with labels, AUC >= the floor."""
 
+    logits = MaskedLogits(model, held.x)
+
     def outputs(flat: torch.Tensor) -> torch.Tensor:
-        return batched_logits(model, held.x, flat)[..., None]
+        return logits(flat)[..., None]
 
     def auc_holds(logits: torch.Tensor) -> torch.Tensor:
         aucs = [roc_auc(row, held.labels) for row in logits[..., 0].double().numpy()]

@@ -8,8 +8,8 @@ field's features, or single units). The search removes as many candidates as the
 1. the longest passing prefix of the ordered candidates, by batched multisection
    (``BATCH`` prefix lengths per evaluation);
 2. of the next ``GREEDY_WINDOW`` candidates, those whose single removal passes, tried in order by
-   a batched sequential greedy pass (``BATCH`` cumulative removals per evaluation; the same result
-   as one by one). The window keeps the search linear in the number of units on large models:
+   a batched sequential greedy pass (up to ``BATCH`` cumulative removals per evaluation, fewer
+   where removals fail; the same result as one by one). The window keeps the search linear in the number of units on large models:
    every evaluation costs a forward pass of the whole network, and candidates past the first
    failures are the more important ones, which seldom pass.
 """
@@ -125,18 +125,21 @@ def longest_prefix(evaluate: Callable[[torch.Tensor], torch.Tensor], n: int, dev
 
 
 def greedy(guard: FidelityGuard, current: torch.Tensor, candidates: Candidates) -> torch.Tensor:
-    """Try each candidate in order, keeping its removal when the guard passes; ``BATCH``
-    cumulative removals are evaluated at a time (the same result as one by one)."""
-    pos, n = 0, candidates.count
+    """Try each candidate in order, keeping its removal when the guard passes; up to ``BATCH``
+    cumulative removals are evaluated at a time (the same result as one by one). The batch is the
+    length of the last run of passing removals (doubled after a batch that all passed), so a tail
+    where most removals fail costs about one mask set per candidate."""
+    pos, n, size = 0, candidates.count, BATCH
     while pos < n:
-        ends = torch.arange(pos + 1, min(pos + BATCH, n) + 1, device=current.device)
+        ends = torch.arange(pos + 1, min(pos + size, n) + 1, device=current.device)
         configs = without(current, candidates, torch.full_like(ends, pos), ends)
         ok = guard.passes(configs)
         fails = (~ok).nonzero().flatten()
-        last_good = len(ends) - 1 if len(fails) == 0 else int(fails[0]) - 1
-        if last_good >= 0:
-            current = configs[last_good]
-        pos = pos + last_good + 1 if len(fails) == 0 else pos + last_good + 2
+        passed = len(ends) if len(fails) == 0 else int(fails[0])
+        if passed:
+            current = configs[passed - 1]
+        pos += passed if len(fails) == 0 else passed + 1
+        size = min(BATCH, 2 * size) if len(fails) == 0 else max(1, passed)
     return current
 
 

@@ -144,6 +144,10 @@ class KarSein(nn.Module):
         vec, sizes = self.vec_widths, vec_layer_inputs(len(fields), self.vec_widths, self.pairwise)
         self.vec_layers = nn.ModuleList(KarSeinLayer(sizes[v], vec[v + 1], grid, k, generator) for v in range(len(sizes)))
         self.head = nn.Linear(self.emb_dim, 1)
+        with torch.no_grad():  # nn.Linear's own initial range, drawn from the seeded generator
+            bound = 1 / math.sqrt(self.emb_dim)
+            self.head.weight.copy_((torch.rand(self.head.weight.shape, generator=generator) * 2 - 1) * bound)
+            self.head.bias.copy_((torch.rand(self.head.bias.shape, generator=generator) * 2 - 1) * bound)
         self.sample_inputs = torch.empty(0, self.n_inputs)
 
     # ----------------------------------------------------------------- structure
