@@ -26,7 +26,16 @@ from kanx.functions.parser import parse_expression
 from kanx.interactions import InteractionSettings, interactions
 from kanx.interactions.kan import formula_report
 from kanx.interactions.karsein import field_interactions
-from kanx.interactions.sets import SetSearch, SwappedValues, auc, maximal_sets, pair_shares, superset_shares
+from kanx.interactions.sets import (
+    SetSearch,
+    SwappedValues,
+    auc,
+    interaction_sets,
+    maximal_sets,
+    pair_shares,
+    superset_shares,
+    unconfirmed_sets,
+)
 from kanx.io.data import formula_dataset
 from kanx.io.load import load_model
 from kanx.train.karsein import KarSeinSettings, train_karsein
@@ -87,6 +96,25 @@ def test_a_clique_of_pairs_is_not_a_higher_order_term() -> None:
     assert terms == [(0, 2), (0, 3), (1, 2), (1, 3)]
     assert search.estimates[(0, 1)].share < 1e-20 and search.estimates[(2, 3)].share < 1e-20
     assert float(superset_shares(values, (0, 1, 2, 3), values.variance())[0][0]) < 1e-20
+
+
+def test_a_weak_triple_below_the_floor_is_listed_as_unconfirmed() -> None:
+    """Three pairs plus a weak triple: with the floor above the triple's own share (about 2.8e-4),
+    the pairs are the terms and {x1, x2, x3} is a possible term; without the triple it is not listed."""
+    names = ["x1", "x2", "x3"]
+    found = {}
+    for label, formula in (("weak triple", "x1*x2 + x2*x3 + x1*x3 + 0.05*x1*x2*x3"), ("pairs only", "x1*x2 + x2*x3 + x1*x3")):
+        values = exact_values(formula, 3, {}, rows=20000)
+        search = SetSearch(values, 0, values.variance(), 2e-3, 3)
+        terms = interaction_sets(search, search.test(list(itertools.combinations(range(3), 2))), names)
+        found[label] = ({tuple(t.variables) for t in terms}, unconfirmed_sets(search, terms, names))
+    pairs = {("x1", "x2"), ("x1", "x3"), ("x2", "x3")}
+    terms, doubtful = found["weak triple"]
+    assert terms == pairs
+    assert [s.variables for s in doubtful] == [names]
+    assert doubtful[0].strength == pytest.approx(0.05**2 / 27 / (3 / 9 + 0.05**2 / 27), rel=0.15)
+    terms, doubtful = found["pairs only"]
+    assert terms == pairs and doubtful == []
 
 
 @pytest.mark.parametrize("function", SUITE, ids=[f["name"] for f in SUITE])
@@ -197,6 +225,7 @@ def test_cli_sets_table_json_options_and_plots(tmp_path: Path) -> None:
     capped = runner.invoke(app, ["interactions", model, "--json", "--max-order", "2"])
     sets = [s["variables"] for s in json.loads(capped.stdout)["outputs"][0]["interaction_sets"]]
     assert ["x3", "x5"] in sets and ["x2", "x7"] in sets and all(len(s) == 2 for s in sets)
+    assert json.loads(capped.stdout)["outputs"][0]["unconfirmed_sets"] == []  # no triple was tested
     for args, fragment in ((["--threshold", "0"], "--threshold"), (["--threshold", "1.5"], "--threshold"),
                            (["--max-order", "1"], "--max-order"), (["--max-order", "9"], "--max-order")):
         result = runner.invoke(app, ["interactions", model, *args])

@@ -36,6 +36,12 @@ def render_sets(sets: list, title: str, empty: str) -> None:
     console.print(table)
 
 
+def render_unconfirmed(sets: list, floor: float) -> None:
+    """Sets whose subsets all interact but whose own share is measurable only below the floor."""
+    if sets:
+        render_sets(sets, f"possible terms the network cannot confirm (own share measurable, not above {floor:.2g})", "")
+
+
 def noise_line(noise) -> str:
     """How the reporting floor of one output was set."""
     if noise.error_share is None:
@@ -50,6 +56,7 @@ def render(report: InteractionReport) -> None:
         render_sets(result.interaction_sets, f"interaction sets of {result.output}",
                     f"{result.output}: no interaction above the noise (additive in its inputs)")
         console.print(noise_line(result.noise), markup=False)
+        render_unconfirmed(result.unconfirmed_sets, result.noise.floor)
         console.print(f"[bold]{result.output}[/bold] = {result.tree.describe() or '(constant)'}")
         table = Table(title=f"additive blocks of {result.output}")
         for column in ("inputs", "order", "structure", "top set share", "variance share", "interaction share"):
@@ -129,6 +136,7 @@ def render_karsein(report: KarSeinInteractionReport) -> None:
     """Field interaction sets and the structural bounds of a KarSein model."""
     render_sets(report.interaction_sets, f"field interaction sets (own share of the score variance > {report.threshold})",
                 "no field interactions above the threshold (the score is additive in the fields)")
+    render_unconfirmed(report.unconfirmed_sets, report.threshold)
     for bound in report.structural:
         degrees = ", ".join("?" if r is None else str(r) for r in bound.layer_degrees)
         degree = "unbounded" if bound.degree_bound is None else str(bound.degree_bound)

@@ -54,6 +54,7 @@ from kanx.interactions.sets import (
     pair_shares,
     set_components,
     total_shares,
+    unconfirmed_sets,
 )
 from kanx.interactions.settings import InteractionSettings
 
@@ -143,6 +144,7 @@ class OutputReport:
     max_order: int
     formula: dict | None = None
     notes: list[str] = field(default_factory=list)
+    unconfirmed_sets: list[InteractionSet] = field(default_factory=list)
 
 
 @dataclass
@@ -177,6 +179,11 @@ class InteractionReport:
                      f"{100 * s.variance_share:.3g}%") for s in result.interaction_sets]
             parts.append(html_table(("inputs", "order", "own share", "interaction variance"), sets,
                                     f"interaction sets of {result.output} (own share > {result.noise.floor:.2g})"))
+            if result.unconfirmed_sets:
+                doubtful = [("{" + ", ".join(s.variables) + "}", s.order, f"{100 * s.strength:.3g}% ± {100 * s.error:.2g}%",
+                             f"{100 * s.variance_share:.3g}%") for s in result.unconfirmed_sets]
+                parts.append(html_table(("inputs", "order", "own share", "interaction variance"), doubtful,
+                                        "possible terms the network cannot confirm"))
             rows = [(", ".join(g.variables), g.order, g.structure, f"{g.strength:.3g}", f"{100 * g.variance_share:.1f}%",
                      f"{100 * g.interaction_share:.1f}%") for g in result.groups]
             caption = f"{result.output} = {result.tree.describe() or '(constant)'}"
@@ -430,6 +437,7 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
         unused=[names[i] for i in range(n) if i not in used], main_effects=main_effects,
         pairwise=[[float(f"{v:.4g}") for v in row] for row in shares.tolist()], tree=tree,
         max_order=max((t.order for t in sets), default=1 if used else 0), notes=ctx.notes + search.notes,
+        unconfirmed_sets=unconfirmed_sets(search, sets, names),
     )
     return report, f.rows
 

@@ -38,6 +38,7 @@ from kanx.interactions.sets import (
     candidates_per_order,
     interaction_sets,
     set_components,
+    unconfirmed_sets,
 )
 from kanx.interactions.settings import InteractionSettings
 
@@ -82,6 +83,7 @@ class KarSeinInteractionReport:
     network_evaluations: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    unconfirmed_sets: list[InteractionSet] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,4 +195,5 @@ def field_interactions(model: KarSein, x: torch.Tensor | None = None,
         shares={"+".join(names[i] for i in s): e.share for s, e in search.estimates.items()},
         pairwise=pairwise.tolist(), structural=structural_bound(model, x), threshold=threshold, samples=len(x),
         network_evaluations=values.rows, seconds=time.perf_counter() - start, notes=notes + search.notes,
+        unconfirmed_sets=unconfirmed_sets(search, sets, names),
     )

@@ -50,6 +50,7 @@ SET_WORK = 2e11
 MIN_SET_ROWS = 64
 MIN_CANDIDATES = 20
 NOISE_SIGMAS = 3.0  # a set's own share must exceed its Monte Carlo error this many times
+UNCONFIRMED_FRACTION = 0.01  # a possible term's own share is at least this fraction of the floor (not rounding)
 
 
 @dataclass(frozen=True)
@@ -268,10 +269,30 @@ def maximal_sets(significant: Iterable[Columns]) -> list[Columns]:
 def interaction_sets(search: SetSearch, pairs: list[Columns], names: list[str]) -> list[InteractionSet]:
     """The terms ``search`` grows from the passing ``pairs``, strongest first, named by ``names``."""
     terms = maximal_sets(search.grow(pairs))
+    return described(search, terms, names)
+
+
+def unconfirmed_sets(search: SetSearch, terms: list[InteractionSet], names: list[str]) -> list[InteractionSet]:
+    """Sets of three or more inputs that may be one term the network cannot confirm: every subset one
+    smaller passed, and the set's own share is measurably above zero (``NOISE_SIGMAS`` errors and
+    ``UNCONFIRMED_FRACTION`` of the floor, so rounding does not count) but not above the floor. A weak own interaction of a true term (``1/(1 + x1² + x2² + x3²)`` on [−1, 1]
+    has 2e-4 of its variance in the triple) and the network's own error look alike there, so these
+    are listed apart from the terms, maximal ones only, outside every reported term."""
+    index = {name: i for i, name in enumerate(names)}
+    reported = [{index[v] for v in term.variables} for term in terms]
+    doubtful = [columns for columns, estimate in search.estimates.items()
+                if len(columns) >= 3 and not search.passes(estimate)
+                and estimate.share > max(NOISE_SIGMAS * estimate.error, UNCONFIRMED_FRACTION * search.floor)
+                and not any(set(columns) <= members for members in reported)]
+    return described(search, maximal_sets(doubtful), names)
+
+
+def described(search: SetSearch, sets: list[Columns], names: list[str]) -> list[InteractionSet]:
+    """``sets`` (tested by ``search``) with their own shares and interaction variances, strongest first."""
     n = search.values.x.shape[1]
-    closed = closed_shares(search.values, n, [t for term in terms for t in [term, *((i,) for i in term)]], search.variance)
+    closed = closed_shares(search.values, n, [t for term in sets for t in [term, *((i,) for i in term)]], search.variance)
     found = []
-    for term in terms:
+    for term in sets:
         inside = closed[term] - sum(closed[(i,)] for i in term)  # τ_S − Σ τ_i: every component of 2+ inputs in S
         estimate = search.estimates[term]
         found.append(InteractionSet([names[i] for i in term], len(term), estimate.share, estimate.error,
