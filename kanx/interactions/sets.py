@@ -275,9 +275,11 @@ def interaction_sets(search: SetSearch, pairs: list[Columns], names: list[str]) 
 def unconfirmed_sets(search: SetSearch, terms: list[InteractionSet], names: list[str]) -> list[InteractionSet]:
     """Sets of three or more inputs that may be one term the network cannot confirm: every subset one
     smaller passed, and the set's own share is measurably above zero (``NOISE_SIGMAS`` errors and
-    ``UNCONFIRMED_FRACTION`` of the floor, so rounding does not count) but not above the floor. A weak own interaction of a true term (``1/(1 + x1² + x2² + x3²)`` on [−1, 1]
-    has 2e-4 of its variance in the triple) and the network's own error look alike there, so these
-    are listed apart from the terms, maximal ones only, outside every reported term."""
+    ``UNCONFIRMED_FRACTION`` of the floor, so rounding does not count) but not above the floor.
+
+    A weak own interaction of a true term (``1/(1 + x1² + x2² + x3²)`` on [−1, 1] has 2e-4 of its
+    variance in the triple) and the network's own error look alike there, so these are listed apart
+    from the terms: maximal ones only, outside every reported term."""
     index = {name: i for i, name in enumerate(names)}
     reported = [{index[v] for v in term.variables} for term in terms]
     doubtful = [columns for columns, estimate in search.estimates.items()

@@ -9,9 +9,10 @@ field's features, or single units). The search removes as many candidates as the
    (``BATCH`` prefix lengths per evaluation);
 2. of the next ``GREEDY_WINDOW`` candidates, those whose single removal passes, tried in order by
    a batched sequential greedy pass (up to ``BATCH`` cumulative removals per evaluation, fewer
-   where removals fail; the same result as one by one). The window keeps the search linear in the number of units on large models:
-   every evaluation costs a forward pass of the whole network, and candidates past the first
-   failures are the more important ones, which seldom pass.
+   where removals fail; the same result as one by one). The window keeps the search linear in
+   the number of units on large models: every evaluation costs a forward pass of the whole
+   network, and candidates past the first failures are the more important ones, which seldom
+   pass.
 """
 
 from __future__ import annotations
