@@ -41,7 +41,7 @@ from kanx.families.karsein.features import (
     live_features,
     split_flat,
 )
-from kanx.families.karsein.model import KarSein, KarSeinLayer
+from kanx.families.karsein.model import KarSein, KarSeinLayer, pairwise_inputs
 from kanx.prune.search import FidelityGuard, grouped, remove_candidates, single_units
 from kanx.prune.settings import PruneSettings
 from kanx.train.karsein import KarSeinSettings, fit_karsein
@@ -78,14 +78,6 @@ def masked_layer(layer: KarSeinLayer, h: torch.Tensor, mask: torch.Tensor) -> to
     return silu @ layer.w_base + spline @ layer.w_sp
 
 
-def pairwise_rows(x1: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Vector-wise layer input with pairwise products: fields ``x1 [B or 1, N, F, D]`` and the
-    previous rows ``m [B, N, R, D]`` → ``[B, N, F + F*R, D]``."""
-    batch, n, _, dim = m.shape
-    products = (x1.unsqueeze(3) * m.unsqueeze(2)).reshape(batch, n, -1, dim)
-    return torch.cat([x1.expand(batch, -1, -1, -1), products], dim=2)
-
-
 class MaskedLogits:
     """Logits ``[B, N]`` of ``model`` on fixed rows ``x [N, F + n_dense]`` under ``B`` mask sets
     ``flat [B, T]``. The first bit-wise and vector-wise layers' activations are computed once; the
@@ -100,7 +92,7 @@ class MaskedLogits:
             self.bit_first = LayerInput.of(model.bit_layers[0], bit_rows)
             m = self.emb[None]
             if 0 in model.pairwise:
-                m = pairwise_rows(m, m)
+                m = pairwise_inputs(m, m)
             self.vec_first = LayerInput.of(model.vec_layers[0], m.transpose(2, 3).reshape(n * dim, -1))
         later = [layer.n_in * max(1, layer.n_out, layer.coef.shape[1]) for layer in [*model.bit_layers[1:], *model.vec_layers[1:]]]
         widest = max([*later, model.bit_layers[0].n_out, model.vec_layers[0].n_out, 1])
@@ -133,7 +125,7 @@ class MaskedLogits:
         m = out.reshape(-1, n, dim, out.shape[-1]).transpose(2, 3)
         for v, (layer, mask) in enumerate(zip(model.vec_layers[1:], masks[1:]), start=1):
             if v in model.pairwise:
-                m = pairwise_rows(x1, m)
+                m = pairwise_inputs(x1, m)
             rows = m.transpose(2, 3).reshape(m.shape[0], n * dim, -1)  # [B, N*D, rows]
             out = masked_layer(layer, rows, mask)  # [B, N*D, n_out]
             m = out.reshape(-1, n, dim, layer.n_out).transpose(2, 3)

@@ -40,7 +40,7 @@ from kanx.core.lambdify import torch_function
 from kanx.core.numerics import roc_auc, single_thread
 from kanx.families.kan.basis import bspline_basis, knot_spans
 from kanx.families.karsein.features import FeatureLayer, default_rows, feature_importance, feature_layers, layer_inputs
-from kanx.families.karsein.model import KarSein, KarSeinLayer
+from kanx.families.karsein.model import KarSein, KarSeinLayer, pairwise_inputs
 from kanx.functions.library import LibraryFunction, build_library, resolve
 from kanx.functions.parser import parse_expression
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats, run_with_timeout
@@ -462,7 +462,7 @@ def branch_data(model: KarSein, branch: str, x: torch.Tensor) -> tuple[torch.Ten
         m = emb
         for v, layer in enumerate(model.vec_layers):
             if v in model.pairwise:
-                m = torch.cat([emb, (emb.unsqueeze(2) * m.unsqueeze(1)).reshape(len(x), -1, emb.shape[2])], dim=1)
+                m = pairwise_inputs(emb, m)
             m = layer.forward_rows(m)
         return values.double(), m[:, 0, :].reshape(-1).double(), model.vec_logit(emb)[:, 0].double()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kanx.families.karsein.model import KarSein, KarSeinLayer
+from kanx.families.karsein.model import KarSein, KarSeinLayer, pairwise_inputs
 
 PRODUCT = "⊙"
 CHUNK_ELEMENTS = 1 << 22
@@ -47,7 +47,7 @@ def branch_inputs(model: KarSein, x: torch.Tensor) -> tuple[list[torch.Tensor], 
         vec, m = [], emb
         for v, layer in enumerate(model.vec_layers):
             if v in model.pairwise:
-                m = torch.cat([emb, (emb.unsqueeze(2) * m.unsqueeze(1)).reshape(len(x), -1, emb.shape[2])], dim=1)
+                m = pairwise_inputs(emb, m)
             vec.append(m.transpose(1, 2).reshape(-1, m.shape[1]))
             m = layer.forward_rows(m)
     return bit, vec

@@ -84,6 +84,14 @@ class KarSeinLayer(nn.Module):
         return self(flat).reshape(n, dim, self.n_out).transpose(1, 2)
 
 
+def pairwise_inputs(fields: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Input of a vector-wise layer with pairwise products: the field embeddings ``fields [..., F, D]``
+    and every product ``fields[f] ⊙ rows[r]`` of them with the previous layer's rows ``[..., R, D]``
+    (index ``f·R + r``; leading dimensions broadcast) → ``[..., F + F·R, D]``."""
+    products = (fields.unsqueeze(-2) * rows.unsqueeze(-3)).flatten(-3, -2)
+    return torch.cat([fields.expand(*products.shape[:-2], *fields.shape[-2:]), products], dim=-2)
+
+
 def vec_layer_inputs(n_fields: int, vec_widths: list[int], pairwise: list[int]) -> list[int]:
     """Rows entering each vector-wise layer: ``F + F*R_prev`` for layers in ``pairwise``, else ``R_prev``."""
     sizes, rows = [], n_fields
@@ -233,8 +241,7 @@ class KarSein(nn.Module):
         m = emb
         for v, layer in enumerate(self.vec_layers):
             if v in self.pairwise:
-                products = (emb.unsqueeze(2) * m.unsqueeze(1)).reshape(emb.shape[0], -1, emb.shape[2])
-                m = torch.cat([emb, products], dim=1)
+                m = pairwise_inputs(emb, m)
             m = layer.forward_rows(m)
         return self.head(m.reshape(m.shape[0], -1))
 
