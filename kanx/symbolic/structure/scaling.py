@@ -65,14 +65,14 @@ def inner_box(lo: torch.Tensor, hi: torch.Tensor, factor: float) -> tuple[torch.
 
 
 def elasticities(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int,
-                 generator: torch.Generator) -> Elasticities | None:
+                 generator: torch.Generator, floor: torch.Tensor | None = None) -> Elasticities | None:
     """``∂ log|f| / ∂ log|x_i|`` (central differences of ``x_i·e^{±LOG_STEP}``, so a variable may
     be negative or cross 0) at the points of ``rows`` samples of the box where ``|f|`` is at
     least ``MIN_MAGNITUDE`` of its median (in a decaying tail a network's error dominates the
     logarithm); ``None`` when ``f`` changes sign, is not finite, or too few points remain."""
     k = lo.numel()
     step = math.exp(LOG_STEP)
-    x = sample_box(*inner_box(lo, hi, step), rows, generator)
+    x = sample_box(*inner_box(lo, hi, step), rows, generator, floor)
     scales = torch.ones(2 * k + 1, 1, k, dtype=torch.float64)
     for i in range(k):
         scales[1 + 2 * i, 0, i] = step

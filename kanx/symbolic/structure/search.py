@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 import torch
@@ -49,6 +49,8 @@ from kanx.symbolic.structure.separability import (
     combination_residual,
     components,
     feasible_partner,
+    grid_points,
+    middle_sample,
     pair_shares,
     sample_box,
 )
@@ -107,8 +109,9 @@ class StructureNode:
 @dataclass
 class Problem:
     """Find ``f`` of the variables ``symbols`` (displayed as ``names``) on the box
-    ``[lo, hi]`` (``[k]`` each). Substituted variables are fresh symbols; the caller maps
-    them back."""
+    ``[lo, hi]`` (``[k]`` each), asking the oracle where the data lie: variables with a
+    ``floor`` above 0 are sampled log-uniformly in magnitude. Substituted variables are fresh
+    symbols; the caller maps them back."""
 
     oracle: Oracle
     symbols: list[sympy.Symbol]
@@ -116,6 +119,15 @@ class Problem:
     lo: torch.Tensor
     hi: torch.Tensor
     depth: int = 0
+    floor: torch.Tensor | None = None  # [k] per-variable magnitude floor of log-spread sampling (``sample_box``)
+
+    def sample(self, rows: int, generator: torch.Generator) -> torch.Tensor:
+        """``rows`` points ``[rows, k]`` of the box, drawn where the data lie (``sample_box``)."""
+        return sample_box(self.lo, self.hi, rows, generator, self.floor)
+
+    def subset(self, variables: list[int]) -> torch.Tensor | None:
+        """The floors of ``variables`` (``None`` when the problem has none)."""
+        return self.floor[variables] if self.floor is not None else None
 
 
 @dataclass
@@ -147,7 +159,7 @@ class StructureSearch:
     # ------------------------------------------------------------------ checking
     def score(self, problem: Problem, expr: sympy.Expr) -> float:
         """R² of ``expr`` against the oracle on fresh samples of the problem's box."""
-        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        x = problem.sample(self.settings.rows, self.generator)
         prediction = evaluate(expr, problem, x)
         return r2_value(prediction, problem.oracle(x)) if prediction is not None else float("-inf")
 
@@ -191,7 +203,8 @@ class StructureSearch:
         """The 1-D fit of a one-variable problem, then the alternatives its samples do not tell
         apart from it (``UnivariateFit.alternatives``)."""
         symbol = sympy.Dummy("t")
-        x = torch.linspace(float(problem.lo[0]), float(problem.hi[0]), 256, dtype=torch.float64)
+        floor = float(problem.floor[0]) if problem.floor is not None else 0.0
+        x = grid_points(float(problem.lo[0]), float(problem.hi[0]), 256, floor)
         y = problem.oracle(x[:, None])
         fit = fit_univariate(x, y, symbol, self.functions, self.settings.tolerance, self.settings.noise)
         if fit is None:
@@ -210,7 +223,7 @@ class StructureSearch:
         # a box reaching 0 draws from its own stream, so that probing it leaves every other
         # step's samples as they were without the probe
         generator = self.signed_generator if signed else self.generator
-        x = sample_box(problem.lo, problem.hi, self.settings.rows, generator)
+        x = problem.sample(self.settings.rows, generator)
         size = torch.maximum(problem.lo.abs(), problem.hi.abs())
         x = x[(x.abs() >= NEAR_ZERO_BAND * size).all(dim=1)]
         if x.shape[0] < self.settings.rows // 4:
@@ -223,7 +236,7 @@ class StructureSearch:
 
     def separable(self, problem: Problem) -> Solution | None:
         """``f`` (or ``f − c``) a product of functions of disjoint groups, or a sum of them."""
-        shares = pair_shares(problem.oracle, problem.lo, problem.hi, self.settings.rows, self.generator)
+        shares = pair_shares(problem.oracle, problem.lo, problem.hi, self.settings.rows, self.generator, problem.floor)
         options = []
         # a looser second look: the shares of a function crossing zero sit a few times above a
         # network's error level; a false split is caught by the acceptance test
@@ -256,7 +269,7 @@ class StructureSearch:
         orientation of ``M₂`` is fitted (:meth:`reduced`); of those whose formula and ``g`` both
         reach ``accept_r2`` the shortest formula wins, else the best one is returned as a
         candidate."""
-        rates = elasticities(problem.oracle, problem.lo, problem.hi, self.settings.rows // 2, self.generator)
+        rates = elasticities(problem.oracle, problem.lo, problem.hi, self.settings.rows // 2, self.generator, problem.floor)
         line = scaling_line(rates) if rates is not None else None
         if line is None:
             return None
@@ -287,13 +300,13 @@ class StructureSearch:
         quantiles along the box's log-diagonal: the first weigh ``u`` as the data do, the second
         show g's shape over the whole range without the extreme corners, where a network is
         least accurate."""
-        box = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        box = problem.sample(self.settings.rows, self.generator)
         u_box = monomial(box, group)
         if bool((problem.lo > 0).all()):
             quantiles = torch.quantile(u_box, torch.tensor([0.01, 0.99], dtype=torch.float64))
             extra = diagonal_points(problem, group, quantiles, self.settings.rows)
         else:
-            extra = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+            extra = problem.sample(self.settings.rows, self.generator)
         x = torch.cat([box, extra])
         u = torch.cat([u_box, monomial(extra, group)])
         y = problem.oracle(x) / monomial(x, prefactor)
@@ -316,8 +329,7 @@ class StructureSearch:
     def offset_split(self, problem: Problem, offset: float, groups: list[list[int]]) -> Solution | None:
         """``f = c + Π g_k``: split ``f − c`` as a product."""
         oracle = _shifted_oracle(problem.oracle, offset)
-        inner = Problem(oracle, problem.symbols, problem.names, problem.lo, problem.hi, problem.depth)
-        found = self.split(inner, "product", groups)
+        found = self.split(replace(problem, oracle=oracle), "product", groups)
         if found is None:
             return None
         expr = self.polish(problem, sympy.Float(offset) + found.expr)
@@ -326,9 +338,10 @@ class StructureSearch:
         return Solution(expr, node)
 
     def reference_point(self, problem: Problem) -> torch.Tensor:
-        """A slice point for split sub-problems: of 64 points in the middle half of the box,
-        the one where ``|f|`` is largest (a product's factors must not vanish there)."""
-        middle = sample_box(problem.lo * 0.75 + problem.hi * 0.25, problem.lo * 0.25 + problem.hi * 0.75, 64, self.generator)
+        """A slice point for split sub-problems: of 64 points in the middle half of the box
+        (``middle_sample``), the one where ``|f|`` is largest (a product's factors must not
+        vanish there)."""
+        middle = middle_sample(problem.lo, problem.hi, 64, self.generator, problem.floor)
         values = problem.oracle(middle).abs()
         values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
         return middle[int(values.argmax())]
@@ -371,7 +384,7 @@ class StructureSearch:
     def transformed(self, problem: Problem) -> Solution | None:
         """``T(f)`` a power law or separable for a target transform ``T``; the formula is
         ``T⁻¹`` of the transformed problem's formula."""
-        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        x = problem.sample(self.settings.rows, self.generator)
         values = problem.oracle(x)
         sign = sign_definite(values)
         best: tuple[Solution, TargetTransform, int, Solution] | None = None
@@ -384,7 +397,7 @@ class StructureSearch:
             oracle = _transformed_oracle(problem.oracle, transform.forward, factor)
             if not bool(torch.isfinite(oracle(x)).all()):
                 continue
-            inner = Problem(oracle, problem.symbols, problem.names, problem.lo, problem.hi, problem.depth + 1)
+            inner = replace(problem, oracle=oracle, depth=problem.depth + 1)
             found = self.power_law(inner)
             if found is None or found.node.r2 < self.settings.accept_r2:
                 found = self.separable(inner) or found
@@ -417,7 +430,7 @@ class StructureSearch:
                 if combo.name in ("sum", "product") and i > j:
                     continue  # symmetric: one order is enough
                 residual = combination_residual(problem.oracle, problem.lo, problem.hi, i, j, combo,
-                                                self.settings.rows, self.generator)
+                                                self.settings.rows, self.generator, problem.floor)
                 if residual <= self.settings.combination_threshold:
                     ranked.append((residual, i, j, combo))
         for _, i, j, combo in sorted(ranked, key=lambda item: item[0])[:3]:
@@ -463,7 +476,7 @@ class StructureSearch:
     def outer_options(self, problem: Problem, u_expr: sympy.Expr) -> list[Solution]:
         """``g(u_expr)`` for the 1-D fit of the oracle against ``u_expr`` on box samples and its
         alternatives, each polished and scored."""
-        x = sample_box(problem.lo, problem.hi, 2 * self.settings.rows, self.generator)
+        x = problem.sample(2 * self.settings.rows, self.generator)
         u = evaluate(u_expr, problem, x)
         if u is None or float(u.std()) == 0:
             return []
@@ -481,7 +494,7 @@ class StructureSearch:
 
     def polish(self, problem: Problem, expr: sympy.Expr) -> sympy.Expr:
         """Refit the float constants of ``expr`` against the problem's oracle."""
-        x = sample_box(problem.lo, problem.hi, self.settings.rows, self.generator)
+        x = problem.sample(self.settings.rows, self.generator)
         try:
             cleaner = Cleaner(problem.symbols, x, problem.oracle(x), CleanSettings())
             param, score = cleaner.fit(parametrise(expr))
@@ -588,7 +601,7 @@ def slice_problem(problem: Problem, group: list[int], reference: torch.Tensor) -
         return problem.oracle(full)
 
     return Problem(oracle, [problem.symbols[i] for i in group], [problem.names[i] for i in group],
-                   problem.lo[group], problem.hi[group], problem.depth + 1)
+                   problem.lo[group], problem.hi[group], problem.depth + 1, problem.subset(group))
 
 
 def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) -> Problem:
@@ -611,7 +624,9 @@ def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) ->
     names = [problem.names[v] for v in keep] + [f"({shown})"]
     lo = torch.cat([problem.lo[keep], torch.tensor([u_lo], dtype=torch.float64)])
     hi = torch.cat([problem.hi[keep], torch.tensor([u_hi], dtype=torch.float64)])
-    return Problem(oracle, symbols, names, lo, hi, problem.depth + 1)
+    floor = problem.subset(keep)
+    floor = torch.cat([floor, torch.zeros(1, dtype=torch.float64)]) if floor is not None else None  # u: sampled evenly
+    return Problem(oracle, symbols, names, lo, hi, problem.depth + 1, floor)
 
 
 def diagonal_points(problem: Problem, group: list[sympy.Expr], u_range: torch.Tensor, rows: int) -> torch.Tensor:
@@ -682,15 +697,17 @@ def evaluate(expr: sympy.Expr, problem: Problem, x: torch.Tensor) -> torch.Tenso
 
 def search_structure(oracle: Oracle, symbols: list[sympy.Symbol], lo: torch.Tensor, hi: torch.Tensor,
                      functions: list[LibraryFunction], settings: StructureSettings | None = None,
-                     seed: int = 0) -> list[Solution]:
+                     seed: int = 0, floor: torch.Tensor | None = None) -> list[Solution]:
     """Decompose and fit ``oracle`` (``[N, k]`` → ``[N]``, float64) on the box ``[lo, hi]``;
-    formulas over ``symbols``. Returns the top-level candidates (power law, then the steps up
+    formulas over ``symbols``; ``floor`` (``[k]``, ``separability.spread_floor`` of the data):
+    variables spread over decades are sampled log-uniformly in magnitude. Returns the top-level candidates (power law, then the steps up
     to the first one reaching ``settle_r2``, each with its alternatives; for one variable, its
     1-D fit and the alternatives the network does not tell apart from it), so a caller holding
     data can pick among them; empty when no step produced a formula."""
     settings = settings or StructureSettings()
     search = StructureSearch(functions, settings, seed)
-    problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double())
+    floor = floor.double() if floor is not None else None
+    problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double(), floor=floor)
     if len(symbols) == 1:
         return search.univariate_options(problem)
     return search.candidates(problem)

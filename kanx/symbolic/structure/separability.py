@@ -22,6 +22,7 @@ gives its own error level (about 1e-5…1e-3 for a well-trained KAN).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,10 +32,81 @@ import torch
 Oracle = Callable[[torch.Tensor], torch.Tensor]
 
 
-def sample_box(lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torch.Generator) -> torch.Tensor:
-    """``rows`` uniform points of the box ``[lo, hi]`` (``[k]`` each) → ``[rows, k]`` float64."""
+def sample_box(lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torch.Generator,
+               floor: torch.Tensor | None = None) -> torch.Tensor:
+    """``rows`` points of the box ``[lo, hi]`` (``[k]`` each) → ``[rows, k]`` float64: uniform,
+    except the variables whose ``floor`` (``[k]``, see :func:`spread_floor`) is above 0: their
+    magnitude is log-uniform between the floor and the box's largest ``|x|``, as data spread
+    over decades are (a network is accurate only where its data lie, and uniform draws of a box
+    two decades wide fall in its top decade nine times in ten)."""
     u = torch.rand(rows, lo.numel(), generator=generator, dtype=torch.float64)
-    return lo + (hi - lo) * u
+    uniform = lo + (hi - lo) * u
+    if floor is None or not bool((floor > 0).any()):
+        return uniform
+    return torch.where(floor > 0, _log_spread(lo, hi, floor, u, generator), uniform)
+
+
+def _log_spread(lo: torch.Tensor, hi: torch.Tensor, floor: torch.Tensor, u: torch.Tensor,
+                generator: torch.Generator) -> torch.Tensor:
+    """Points ``[rows, k]`` whose magnitude is log-uniform in ``[floor, max |x|]`` at the unit
+    draws ``u`` (``[rows, k]``), signed as the box allows (either sign with equal odds where it
+    spans 0), clamped to the box."""
+    spans_zero = (lo < 0) & (hi > 0)
+    top = torch.maximum(lo.abs(), hi.abs())
+    bottom = torch.where(spans_zero, floor, torch.minimum(lo.abs(), hi.abs()).clamp_min(floor)).clamp_max(top)
+    magnitude = torch.exp(bottom.log() + (top.log() - bottom.log()) * u)
+    sign = torch.where(hi <= 0, -1.0, 1.0).to(torch.float64).expand_as(u)
+    if bool(spans_zero.any()):
+        flip = torch.rand(u.shape, generator=generator, dtype=torch.float64) < 0.5
+        sign = torch.where(spans_zero & flip, -1.0, sign)
+    return torch.minimum(torch.maximum(sign * magnitude, lo), hi)
+
+
+def middle_sample(lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torch.Generator,
+                  floor: torch.Tensor | None = None, keep: float = 0.5) -> torch.Tensor:
+    """``rows`` points ``[rows, k]`` of the box's middle ``keep`` share along every variable (in
+    log-magnitude for the variables with a ``floor`` above 0): candidate reference points."""
+    margin = (1 - keep) / 2
+    if floor is None or not bool((floor > 0).any()):
+        return sample_box(lo * (1 - margin) + hi * margin, lo * margin + hi * (1 - margin), rows, generator)
+    u = margin + keep * torch.rand(rows, lo.numel(), generator=generator, dtype=torch.float64)
+    return torch.where(floor > 0, _log_spread(lo, hi, floor, u, generator), lo + (hi - lo) * u)
+
+
+def grid_points(lo: float, hi: float, points: int, floor: float = 0.0) -> torch.Tensor:
+    """``points`` values ``[points]`` across ``[lo, hi]``: evenly spaced, or for a variable with a
+    ``floor`` above 0 evenly spaced in ``log |x|`` from the floor (on each side of 0 the box
+    reaches, half of them each)."""
+    if floor <= 0:
+        return torch.linspace(lo, hi, points, dtype=torch.float64)
+    top = max(abs(lo), abs(hi))
+    if lo < 0 < hi:
+        half = torch.logspace(math.log10(floor), math.log10(top), points // 2, dtype=torch.float64)
+        values = torch.cat([-half.flip(0), half])
+    else:
+        bottom = min(max(min(abs(lo), abs(hi)), floor), top)
+        values = torch.logspace(math.log10(bottom), math.log10(top), points, dtype=torch.float64)
+        values = -values.flip(0) if hi <= 0 else values
+    return values.clamp(lo, hi)
+
+
+SPREAD_DECADES = 1.0  # a variable whose |x| spans at least this many decades may be log-spread
+
+
+def spread_floor(x: torch.Tensor) -> torch.Tensor:
+    """Per variable of the rows ``x`` (``[N, k]``), the floor of its magnitude when its data
+    are spread over decades (``|x|`` between its 1% and 99% quantiles spans at least
+    ``SPREAD_DECADES``, and the median of ``|x|`` is nearer their geometric than their arithmetic
+    mean, as for log-uniform draws), else 0 (uniform: the box is sampled evenly) → ``[k]``."""
+    magnitude = x.double().abs()
+    levels = torch.tensor([0.01, 0.5, 0.99], dtype=torch.float64)
+    low, median, high = torch.quantile(magnitude, levels, dim=0)
+    decades = torch.log10(high / low.clamp_min(1e-300))
+    geometric = torch.sqrt(low * high)
+    arithmetic = (low + high) / 2
+    nearer_geometric = (median.log() - geometric.log()).abs() < (median.log() - arithmetic.log()).abs()
+    spread = (low > 0) & (decades >= SPREAD_DECADES) & nearer_geometric
+    return torch.where(spread, low, torch.zeros_like(low))
 
 
 def _swapped_values(oracle: Oracle, x: torch.Tensor, partner: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -65,14 +137,16 @@ class PairShares:
     offset_product: torch.Tensor | None = None
 
 
-def pair_shares(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torch.Generator) -> PairShares:
-    """Additive and multiplicative non-separability of every pair of variables."""
+def pair_shares(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torch.Generator,
+                floor: torch.Tensor | None = None) -> PairShares:
+    """Additive and multiplicative non-separability of every pair of variables, on points of the
+    box drawn as :func:`sample_box` does with ``floor``."""
     k = lo.numel()
     additive = torch.zeros(k, k, dtype=torch.float64)
     product = torch.zeros(k, k, dtype=torch.float64)
     if k < 2:
         return PairShares(additive, product)
-    x, partner = sample_box(lo, hi, rows, generator), sample_box(lo, hi, rows, generator)
+    x, partner = sample_box(lo, hi, rows, generator, floor), sample_box(lo, hi, rows, generator, floor)
     base, single, double = _swapped_values(oracle, x, partner)
     pairs = list(itertools.combinations(range(k), 2))
     first, second = zip(*pairs)
@@ -154,13 +228,14 @@ def combination_range(combo: Combination, lo_i: float, hi_i: float, lo_j: float,
 
 
 def combination_residual(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, i: int, j: int, combo: Combination,
-                         rows: int, generator: torch.Generator) -> float:
+                         rows: int, generator: torch.Generator, floor: torch.Tensor | None = None) -> float:
     """How much ``f`` changes along level sets of ``c(x_i, x_j)`` (0 when it enters only
-    through ``c``), as a share of ``Var f``."""
+    through ``c``), as a share of ``Var f``, from points drawn as :func:`sample_box` does with
+    ``floor``."""
     lo_i, hi_i, lo_j, hi_j = float(lo[i]), float(hi[i]), float(lo[j]), float(hi[j])
     if combo.positive_only and min(lo_i, lo_j) <= 0:
         return float("inf")
-    x = sample_box(lo, hi, rows, generator)
+    x = sample_box(lo, hi, rows, generator, floor)
     u = combo.forward(x[:, i], x[:, j])
     low, high = feasible_partner(combo, u, lo_i, hi_i, lo_j, hi_j)
     moved = x.clone()

@@ -34,6 +34,7 @@ from kanx.symbolic.results import SymbolicResult
 from kanx.symbolic.selection import select
 from kanx.symbolic.structure.relevance import relevant_inputs
 from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
+from kanx.symbolic.structure.separability import spread_floor
 from kanx.symbolic.structure.units import WorkingUnits
 
 SNAP_NOISE_RATIO = 10.0
@@ -91,7 +92,8 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         used = [symbols[i] for i in kept]
         log: dict = {"strategy": "structure-first", "units": units.to_dict(), "dropped_inputs": relevance.dropped(names),
                      "total_effects": dict(zip(names, relevance.shares))}
-        found = search_structure(oracle, used, *search_box(z_kept), functions, settings, seed) if kept else []
+        found = search_structure(oracle, used, *search_box(z_kept), functions, settings, seed,
+                                 floor=spread_floor(z_kept)) if kept else []
         direct = fit_power_law(used, z_kept, w_fit) if kept else None
         log["search_seconds"] = time.perf_counter() - start
         options: list[tuple[sympy.Expr, object]] = []
