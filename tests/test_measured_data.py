@@ -18,6 +18,7 @@ from kanx.io.data import Dataset
 from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms, round_floats
 from kanx.symbolic.structure.relevance import relevant_inputs, total_effects
 from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
+from kanx.symbolic.structure.separability import grid_points, sample_box, spread_floor
 from kanx.symbolic.structure.units import WorkingUnits
 from kanx.symbolic.structure.univariate import fit_univariate, in_taylor_regime
 from kanx.train.kan import TrainSettings, target_standardisation, train, unit_scale_inputs
@@ -121,6 +122,53 @@ def test_search_finds_a_monomial_over_a_box_that_crosses_zero() -> None:
     assert best.node.kind == "power-law" and best.node.r2 > 1 - 1e-10
     coefficient, rest = best.expr.as_coeff_Mul()
     assert rest == a * b**2 / c and float(coefficient) == pytest.approx(-3, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- asking the oracle where the data lie
+def test_variables_spread_over_decades_are_found_from_their_rows() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.stack([log_uniform(2000, 0.1, 10, True, generator), log_uniform(2000, 1e-3, 1.0, False, generator),
+                     20 * torch.rand(2000, generator=generator, dtype=torch.float64) - 10,
+                     torch.rand(2000, generator=generator, dtype=torch.float64) * 9.9 + 0.1,
+                     torch.randint(1, 6, (2000,), generator=generator).double()], 1)
+    floor = spread_floor(x)
+    assert float(floor[0]) == pytest.approx(0.1, rel=0.1) and float(floor[1]) == pytest.approx(1e-3, rel=0.1)
+    assert floor[2:].tolist() == [0.0, 0.0, 0.0]  # uniform over [-10, 10], over [0.1, 10], integers 1..5
+
+
+def test_log_spread_sampling_draws_each_decade_equally_and_stays_in_the_box() -> None:
+    lo = torch.tensor([-10.0, 0.1, 0.0], dtype=torch.float64)
+    hi = torch.tensor([10.0, 10.0, 4.0], dtype=torch.float64)
+    floor = torch.tensor([0.1, 0.1, 0.0], dtype=torch.float64)
+    x = sample_box(lo, hi, 20000, torch.Generator().manual_seed(0), floor)
+    assert bool(((x >= lo) & (x <= hi)).all())
+    for k in (0, 1):
+        below_one = float((x[:, k].abs() < 1).double().mean())
+        assert below_one == pytest.approx(0.5, abs=0.02)  # uniform draws: 0.05 (k = 0) or 0.09 (k = 1)
+        assert float(x[:, k].abs().min()) >= 0.1
+    assert float((x[:, 0] < 0).double().mean()) == pytest.approx(0.5, abs=0.02)
+    assert float((x[:, 2] < 1).double().mean()) == pytest.approx(0.25, abs=0.02)  # no floor: uniform
+    without = sample_box(lo, hi, 100, torch.Generator().manual_seed(1))
+    assert torch.equal(without, sample_box(lo, hi, 100, torch.Generator().manual_seed(1), torch.zeros(3, dtype=torch.float64)))
+    grid = grid_points(-10.0, 10.0, 256, 0.1)
+    assert grid.shape == (256,) and float(grid.abs().min()) == pytest.approx(0.1)
+    assert float((grid.abs() < 1).double().mean()) == pytest.approx(0.5, abs=0.01)
+
+
+def test_search_with_log_spread_sampling_finds_the_law() -> None:
+    """A product of a signed square and a sum, every variable spread over two decades: the slices,
+    reference points and 1-D grids follow the data's spread, and the law comes back exactly."""
+    a, b, c = symbols = list(sympy.symbols("a b c", real=True))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.stack([log_uniform(2000, 0.1, 10, True, generator), log_uniform(2000, 0.1, 10, False, generator),
+                     log_uniform(2000, 0.1, 10, False, generator)], 1)
+    lo, hi = torch.quantile(x, 0.01, dim=0), torch.quantile(x, 0.99, dim=0)
+    found = search_structure(lambda z: z[:, 0] ** 2 * (z[:, 1] + 2 * z[:, 2]), symbols, lo, hi, FUNCTIONS, EXACT, seed=0,
+                             floor=spread_floor(x))
+    best = max(found, key=lambda s: s.node.r2)
+    assert best.node.r2 > 1 - 1e-9
+    law = a**2 * (b + 2 * c)
+    assert bool(torch.allclose(ratio_to(best.expr, law, symbols, x[:200]), torch.ones(200, dtype=torch.float64), rtol=1e-6))
 
 
 # --------------------------------------------------------------------------- small angles
