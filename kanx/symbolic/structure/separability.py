@@ -6,8 +6,7 @@ derivatives are usable but its second derivatives are too rough to test identiti
 
 * Additive separability of variables ``i`` and ``j`` (no term depends on both): the mixed
   difference ``f(x) − f(x with x_i') − f(x with x_j') + f(x with x_i', x_j')`` vanishes.
-  ``additive_share[i, j] = E[Δ²] / (4 Var f)``, with ``E[Δ²]`` the median of its estimates on
-  four batches of the samples (``batch_median_square``; the same for the products below).
+  ``additive_share[i, j] = E[Δ²] / (4 Var f)``.
 * Multiplicative separability (``f = g · h`` with ``i`` in ``g`` and ``j`` in ``h``):
   ``f(x) f(x_ij') − f(x_i') f(x_j')`` vanishes; it needs no sign condition on ``f``.
   ``product_share[i, j] = E[M²] / (2 E[f²]²)``. With an offset, ``f − c`` is a product when
@@ -158,29 +157,12 @@ def pair_shares(oracle: Oracle, lo: torch.Tensor, hi: torch.Tensor, rows: int, g
     shifted = cross - offset * mixed
     variance = base.var(unbiased=False).clamp_min(1e-300)
     square = (base * base).mean().clamp_min(1e-300)
-    mixed_share = batch_median_square(mixed) / (4 * variance)
-    cross_share = batch_median_square(cross) / (2 * square * square)
-    shifted_share = batch_median_square(shifted) / (2 * square * square)
     offset_product = torch.zeros(k, k, dtype=torch.float64)
     for p, (i, j) in enumerate(pairs):
-        additive[i, j] = additive[j, i] = mixed_share[p]
-        product[i, j] = product[j, i] = cross_share[p]
-        offset_product[i, j] = offset_product[j, i] = shifted_share[p]
+        additive[i, j] = additive[j, i] = (mixed[p] ** 2).mean() / (4 * variance)
+        product[i, j] = product[j, i] = (cross[p] ** 2).mean() / (2 * square * square)
+        offset_product[i, j] = offset_product[j, i] = (shifted[p] ** 2).mean() / (2 * square * square)
     return PairShares(additive, product, offset, offset_product)
-
-
-SHARE_BATCHES = 4
-
-
-def batch_median_square(values: torch.Tensor) -> torch.Tensor:
-    """``E[v²]`` per row of ``values`` (``[P, N]`` → ``[P]``) as the median of its estimates on
-    ``SHARE_BATCHES`` equal batches of the samples: a few points where a network is far off
-    (its squared error is heavy-tailed, most of all where the function spans decades) would
-    otherwise decide a share on their own."""
-    if values.shape[1] < 4 * SHARE_BATCHES:
-        return (values**2).mean(dim=1)
-    estimates = torch.stack([(chunk**2).mean(dim=1) for chunk in values.tensor_split(SHARE_BATCHES, dim=1)])
-    return estimates.quantile(0.5, dim=0)
 
 
 def components(share: torch.Tensor, threshold: float) -> list[list[int]]:
