@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import sympy
 import torch
@@ -10,8 +12,9 @@ from conftest import assert_clean_failure, invoke
 
 from kanx.functions.library import build_library
 from kanx.symbolic.structure.scaling import Elasticities, elasticities, prefactor_options, scaling_line
-from kanx.symbolic.structure.search import StructureSettings, search_structure, snap_exponent
+from kanx.symbolic.structure.search import Solution, StructureNode, StructureSettings, search_structure, snap_exponent
 from kanx.symbolic.structure.separability import COMBINATIONS, combination_residual, components, pair_shares
+from kanx.symbolic.structure.strategy import HOPELESS_GAP, contenders
 from kanx.symbolic.structure.univariate import fit_univariate
 
 FUNCTIONS, _ = build_library(None, [])
@@ -199,3 +202,18 @@ def test_pi_absorbed_by_a_redundant_constant_is_folded_back() -> None:
     assert fold_constants(d1 * d2 / (sympy.Float(0.3183) * sympy.pi * d1 * n + d2), 4) == d1 * d2 / (d1 * n + d2)
     kept = sympy.Float(1.5) * sympy.sin(2 * sympy.pi * x)
     assert fold_constants(kept, 4) == sympy.Rational(3, 2) * sympy.sin(2 * sympy.pi * x)
+
+
+def test_hopeless_candidates_are_not_cleaned() -> None:
+    """Cleaning refits constants against the targets, seconds per formula: candidates more than
+    ``HOPELESS_GAP`` below the best R² on the oracle are left out, unless none is finite."""
+    x = sympy.Symbol("x")
+
+    def candidate(r2: float) -> Solution:
+        return Solution(x * r2 if math.isfinite(r2) else x, StructureNode("power-law", ["x"], "", r2))
+
+    found = [candidate(r2) for r2 in (0.95, 0.999, 0.9, float("-inf"), 0.94)]
+    kept = [s.node.r2 for s in contenders(found)]
+    assert kept == [0.95, 0.999] and HOPELESS_GAP == 0.05
+    unevaluable = [candidate(float("-inf")), candidate(float("nan"))]
+    assert contenders(unevaluable) == unevaluable
