@@ -206,7 +206,8 @@ def test_pi_absorbed_by_a_redundant_constant_is_folded_back() -> None:
 
 def test_hopeless_candidates_are_not_cleaned() -> None:
     """Cleaning refits constants against the targets, seconds per formula: candidates more than
-    ``HOPELESS_GAP`` below the best R² on the oracle are left out, unless none is finite."""
+    ``HOPELESS_GAP`` (or ten times the oracle's error share) below the best R² on the oracle are
+    left out, unless none is finite."""
     x = sympy.Symbol("x")
 
     def candidate(r2: float) -> Solution:
@@ -215,5 +216,6 @@ def test_hopeless_candidates_are_not_cleaned() -> None:
     found = [candidate(r2) for r2 in (0.95, 0.999, 0.9, float("-inf"), 0.94)]
     kept = [s.node.r2 for s in contenders(found)]
     assert kept == [0.95, 0.999] and HOPELESS_GAP == 0.05
+    assert [s.node.r2 for s in contenders(found, noise=0.01)] == [0.95, 0.999, 0.9, 0.94]  # a poor oracle: 0.1
     unevaluable = [candidate(float("-inf")), candidate(float("nan"))]
     assert contenders(unevaluable) == unevaluable

@@ -98,7 +98,7 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         direct = fit_power_law(used, z_kept, w_fit) if kept else None
         log["search_seconds"] = time.perf_counter() - start
         options: list[tuple[sympy.Expr, object]] = []
-        for solution in contenders(found):  # each formula once (alternatives can coincide after polishing)
+        for solution in contenders(found, noise):  # each formula once (alternatives can coincide after polishing)
             if all(solution.expr != expr for expr, _ in options):
                 options.append((solution.expr, solution.node))
         options += [(direct, None)] if direct is not None else []
@@ -126,21 +126,23 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     return formulas, logs
 
 
-HOPELESS_GAP = 0.05  # a candidate this far below the best one's R² on the oracle is not cleaned
+HOPELESS_GAP = 0.05  # a candidate this far below the best one's R² on the oracle is not cleaned ...
+HOPELESS_NOISE = 10.0  # ... nor this many times the oracle's error share below it, when larger
 
 
-def contenders(found: list) -> list:
+def contenders(found: list, noise: float = 0.0) -> list:
     """The search's candidates worth cleaning against the targets: all but those whose R² on the
-    oracle is more than ``HOPELESS_GAP`` below the best one's or not finite (all of them when
-    none is finite). The clean-up
-    refits constants and may move a formula by a few thousandths, never by a twentieth of the
-    variance; cleaning a hopeless formula costs seconds each (a composed sum's alternatives took
-    40 of the 70 s of a 4-input law)."""
+    oracle is more than ``max(HOPELESS_GAP, HOPELESS_NOISE·noise)`` below the best one's, or not
+    finite (all of them when none is finite); ``noise``: the oracle's error share. Against an
+    accurate oracle the clean-up moves a formula's R² by thousandths, and cleaning a hopeless
+    formula costs seconds (a composed sum's alternatives took 40 of the 70 s of a 4-input law);
+    against a poor one (a network of R² 0.64 around a pole) the targets may rank the formulas
+    quite differently."""
     finite = [s.node.r2 for s in found if math.isfinite(s.node.r2)]
     if not finite:
         return found
-    best = max(finite)
-    return [s for s in found if math.isfinite(s.node.r2) and s.node.r2 >= best - HOPELESS_GAP]
+    floor = max(finite) - max(HOPELESS_GAP, HOPELESS_NOISE * noise)
+    return [s for s in found if math.isfinite(s.node.r2) and s.node.r2 >= floor]
 
 
 def restricted_oracle(oracle, kept: list[int], reference: torch.Tensor):
