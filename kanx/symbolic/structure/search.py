@@ -125,7 +125,7 @@ class Problem:
         """``rows`` points ``[rows, k]`` of the box, drawn where the data lie (``sample_box``)."""
         return sample_box(self.lo, self.hi, rows, generator, self.floor)
 
-    def subset(self, variables: list[int]) -> torch.Tensor | None:
+    def floors_of(self, variables: list[int]) -> torch.Tensor | None:
         """The floors of ``variables`` (``None`` when the problem has none)."""
         return self.floor[variables] if self.floor is not None else None
 
@@ -601,7 +601,7 @@ def slice_problem(problem: Problem, group: list[int], reference: torch.Tensor) -
         return problem.oracle(full)
 
     return Problem(oracle, [problem.symbols[i] for i in group], [problem.names[i] for i in group],
-                   problem.lo[group], problem.hi[group], problem.depth + 1, problem.subset(group))
+                   problem.lo[group], problem.hi[group], problem.depth + 1, problem.floors_of(group))
 
 
 def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) -> Problem:
@@ -624,7 +624,7 @@ def substituted_problem(problem: Problem, i: int, j: int, combo: Combination) ->
     names = [problem.names[v] for v in keep] + [f"({shown})"]
     lo = torch.cat([problem.lo[keep], torch.tensor([u_lo], dtype=torch.float64)])
     hi = torch.cat([problem.hi[keep], torch.tensor([u_hi], dtype=torch.float64)])
-    floor = problem.subset(keep)
+    floor = problem.floors_of(keep)
     floor = torch.cat([floor, torch.zeros(1, dtype=torch.float64)]) if floor is not None else None  # u: sampled evenly
     return Problem(oracle, symbols, names, lo, hi, problem.depth + 1, floor)
 

@@ -40,6 +40,13 @@ def sample_box(lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torch.G
     over decades are (a network is accurate only where its data lie, and uniform draws of a box
     two decades wide fall in its top decade nine times in ten)."""
     u = torch.rand(rows, lo.numel(), generator=generator, dtype=torch.float64)
+    return _placed(lo, hi, u, generator, floor)
+
+
+def _placed(lo: torch.Tensor, hi: torch.Tensor, u: torch.Tensor, generator: torch.Generator,
+            floor: torch.Tensor | None) -> torch.Tensor:
+    """The points ``[rows, k]`` of the box at the unit draws ``u``: uniform, or log-spread for the
+    variables whose ``floor`` is above 0."""
     uniform = lo + (hi - lo) * u
     if floor is None or not bool((floor > 0).any()):
         return uniform
@@ -70,7 +77,7 @@ def middle_sample(lo: torch.Tensor, hi: torch.Tensor, rows: int, generator: torc
     if floor is None or not bool((floor > 0).any()):
         return sample_box(lo * (1 - margin) + hi * margin, lo * margin + hi * (1 - margin), rows, generator)
     u = margin + keep * torch.rand(rows, lo.numel(), generator=generator, dtype=torch.float64)
-    return torch.where(floor > 0, _log_spread(lo, hi, floor, u, generator), lo + (hi - lo) * u)
+    return _placed(lo, hi, u, generator, floor)
 
 
 def grid_points(lo: float, hi: float, points: int, floor: float = 0.0) -> torch.Tensor:
