@@ -293,6 +293,32 @@ def test_functions_seen_only_near_an_expansion_point_become_their_taylor_polynom
     assert wide.has(sympy.sin)
 
 
+def test_a_tangent_left_in_its_taylor_regime_by_a_snap_becomes_its_line() -> None:
+    """SRSD II.15.4 (``−x0·x1·cos(x2)``, x0 and x1 over two decades of either sign): a network's
+    product of ``tan`` pieces with offsets near π. The refit and snap turn ``tan(εx0 + π)`` into
+    ``tan(εx0)``, which the data see only in its linear regime; a second Taylor pass after the
+    snap makes it the line, and the law comes back exactly (it once stayed ``c·x0·cos(x2)·tan(εx1)``)."""
+    from kanx.symbolic.structure.strategy import clean_formula
+
+    generator = torch.Generator().manual_seed(0)
+    rows = 1600
+
+    def signed_decades() -> torch.Tensor:
+        magnitude = 10 ** (torch.rand(rows, generator=generator, dtype=torch.float64) * 2 - 1)
+        return torch.where(torch.rand(rows, generator=generator, dtype=torch.float64) < 0.5, -magnitude, magnitude)
+
+    x = torch.stack([signed_decades(), signed_decades(), torch.rand(rows, generator=generator, dtype=torch.float64) * 2 * math.pi], 1)
+    target = -x[:, 0] * x[:, 1] * torch.cos(x[:, 2])
+    x0, x1, x2 = sympy.symbols("x0 x1 x2", real=True)
+    f = sympy.Float
+    found = (f(0.3004) * (f(0.5294) - f(22.23) * sympy.sin(f(1.0195) * x2 - f(4.7953)))
+             * (f(35.96) * sympy.tan(f(0.023005) * x0 + f(3.03284)) + f(3.9233))
+             * (f(34.95) * sympy.tan(f(0.0049033) * x1 - f(0.0801)) + f(2.8054)) - f(0.0015))
+    cleaned, r2, log = clean_formula(found, [x0, x1, x2], x, target, 4, 10.0)
+    assert cleaned == -x0 * x1 * sympy.cos(x2) and r2 == pytest.approx(1.0, abs=1e-12)
+    assert log["taylor"] == 2
+
+
 def test_huge_constants_are_cleaned_without_overflow() -> None:
     """A constant of 1.9e+34 (SRSD III.7.38) once reached the snapper as an integer beyond torch's
     range and crashed symbolify with an OverflowError; it is now refitted and left as a float."""

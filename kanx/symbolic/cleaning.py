@@ -233,7 +233,7 @@ def taylor_polynomial(node: sympy.Expr, argument: tuple[float, float]) -> sympy.
     """The first non-constant Taylor polynomial of the function ``node`` about the expansion
     point its argument's range ``(low, high)`` stays within ``TAYLOR_WIDTH`` of, or ``None``:
     sin and cos about multiples of π/2 (lines where they cross 0, parabolas at their extremes),
-    tan, tanh, sinh, arcsin, arctan, arsinh, artanh about 0, cosh about 0, exp and log over a
+    tan about multiples of π, tanh, sinh, arcsin, arctan, arsinh, artanh about 0, cosh about 0, exp and log over a
     narrow range (lines about the midpoint)."""
     low, high = argument
     u = node.args[0] if node.args else None
@@ -248,6 +248,10 @@ def taylor_polynomial(node: sympy.Expr, argument: tuple[float, float]) -> sympy.
         delta = u - sympy.Rational(quarter, 2) * sympy.pi
         # sin about kπ/2: phase 0 → δ, 1 → 1 − δ²/2, 2 → −δ, 3 → −(1 − δ²/2); cos is sin shifted by π/2
         return (delta, 1 - delta**2 / 2, -delta, -(1 - delta**2 / 2))[phase]
+    if isinstance(node, sympy.tan):  # period π: about the multiple of π nearest the range
+        turns = round((low + high) / 2 / math.pi)
+        centre = turns * math.pi
+        return u - turns * sympy.pi if max(abs(low - centre), abs(high - centre)) <= TAYLOR_WIDTH else None
     if isinstance(node, ODD_AT_ZERO) and max(abs(low), abs(high)) <= TAYLOR_WIDTH:
         return u
     if isinstance(node, sympy.cosh) and max(abs(low), abs(high)) <= TAYLOR_WIDTH:
@@ -381,6 +385,11 @@ class Cleaner:
         if settings.taylor:
             param = self.taylor(param, floor, log)
         param = self.snap(param, floor, log)
+        if settings.taylor:  # a snap can leave a function in its Taylor regime: tan(εx + π) is tan(εx)
+            replaced = log.get("taylor", 0)
+            param = self.taylor(param, floor, log)
+            if log.get("taylor", 0) > replaced:
+                param = self.snap(param, floor, log)
         if settings.fold:
             return fold_constants(round_floats(to_expr(param), settings.digits), settings.digits), log
         return round_floats(to_expr(param), settings.digits), log
