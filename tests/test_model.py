@@ -126,6 +126,37 @@ def test_grid_refresh_keeps_function_on_data() -> None:
     assert float(knots[0, 3]) == pytest.approx(float(x[:, 0].min()) - 0.01 * float(x[:, 0].max() - x[:, 0].min()), abs=1e-5)
 
 
+def test_first_layer_basis_is_computed_once_per_input_and_grid() -> None:
+    """Full-batch training asks for the same first-layer basis at every step: it is kept while
+    the input and the knots are unchanged (the same values as a fresh evaluation), recomputed
+    when either changes, never kept for inputs that carry gradients or outside training, and let
+    go on request (training does so when it ends)."""
+
+    torch.manual_seed(0)
+    model = KAN([2, 3, 1], basis={"kind": "bspline", "grid": 5, "k": 3})
+    layer = model.layers[0]
+    x = torch.rand(64, 2) * 2 - 1
+
+    def fresh(z: torch.Tensor) -> torch.Tensor:
+        return bspline_basis(z, layer.knots, 3)
+
+    first = layer.bspline_values(x)
+    assert layer.bspline_values(x) is first and torch.equal(first, fresh(x))
+    assert layer.bspline_values(x.clone()) is not first  # another tensor, even with equal values
+    x.mul_(0.5)  # changed in place
+    assert torch.allclose(layer.bspline_values(x), fresh(x)) and not torch.allclose(first, fresh(x))
+    kept = layer.bspline_values(x)
+    model.refresh_grids(x, grid_eps=1.0)
+    assert layer.bspline_values(x) is not kept and torch.allclose(layer.bspline_values(x), fresh(x))
+    with torch.no_grad():
+        assert layer.bspline_values(x) is not layer.bspline_values(x)
+    tracked = x.clone().requires_grad_()
+    assert layer.bspline_values(tracked) is not layer.bspline_values(tracked)
+    kept = layer.bspline_values(x)
+    layer.forget_basis()
+    assert layer.bspline_values(x) is not kept
+
+
 def test_invalid_architecture_is_rejected() -> None:
     with pytest.raises(ValueError, match="arity"):
         KAN([2, 2, 1], mult=[[], [1], []])

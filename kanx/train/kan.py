@@ -238,8 +238,12 @@ def fit(
         mse = (((prediction - y) / scale) ** 2).mean()
         return mse + settings.lamb * penalty, mse
 
-    with frozen_base_rows(model):
-        return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step, stopping)
+    try:
+        with frozen_base_rows(model):
+            return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step, stopping)
+    finally:
+        for layer in model.layers:  # the training rows' basis values are not the model's to keep
+            layer.forget_basis()
 
 
 @contextmanager

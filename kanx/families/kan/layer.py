@@ -127,10 +127,30 @@ class KANLayer(nn.Module):
         z = self.spline_input(x)
         kind = self.basis_spec["kind"]
         if kind == "bspline":
-            return bspline_basis(z, self.knots, int(self.basis_spec["k"]), self._cached_spans())
+            return self.bspline_values(z)
         if kind == "rbf":
             return rbf_basis(z, self.centers, float(self.basis_spec["h"]))
         return chebyshev_basis(z, int(self.basis_spec["degree"]))
+
+    def bspline_values(self, z: torch.Tensor) -> torch.Tensor:
+        """B-spline basis at ``z [N, n_in]``: ``[N, n_in, K]``. While gradients are recorded, the
+        values for an input that carries none are kept until the input or the knots change:
+        full-batch training asks for the same first-layer basis at every step (the same numbers,
+        computed once per grid). :meth:`forget_basis` lets the input go."""
+        order = int(self.basis_spec["k"])
+        if z.requires_grad or not torch.is_grad_enabled():
+            return bspline_basis(z, self.knots, order, self._cached_spans())
+        key = (self.knots.data_ptr(), self.knots._version, z._version)
+        cache = getattr(self, "_basis_cache", None)
+        if cache is not None and cache[0] is z and cache[1] == key:
+            return cache[2]
+        values = bspline_basis(z, self.knots, order, self._cached_spans())
+        self._basis_cache = (z, key, values)
+        return values
+
+    def forget_basis(self) -> None:
+        """Drop the basis values kept by :meth:`bspline_values` (and the input they belong to)."""
+        self._basis_cache = None
 
     def _cached_spans(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Knot spans for the B-spline recursion, recomputed only when the knots change."""
