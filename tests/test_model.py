@@ -127,15 +127,17 @@ def test_grid_refresh_keeps_function_on_data() -> None:
 
 
 def test_first_layer_basis_is_computed_once_per_input_and_grid() -> None:
-    """Full-batch training asks for the same first-layer basis at every step: it is kept while
-    the input and the knots are unchanged (the same values as a fresh evaluation), recomputed
-    when either changes, never kept for inputs that carry gradients or outside training, and let
-    go on request (training does so when it ends)."""
+    """Full-batch training asks for the same first-layer basis at every step: while reuse is on
+    (training turns it on), it is kept while the input and the knots are unchanged (the same
+    values as a fresh evaluation), recomputed when either changes, never kept for inputs that
+    carry gradients or without gradients, and let go when reuse is turned off."""
 
     torch.manual_seed(0)
     model = KAN([2, 3, 1], basis={"kind": "bspline", "grid": 5, "k": 3})
     layer = model.layers[0]
     x = torch.rand(64, 2) * 2 - 1
+    assert layer.bspline_values(x) is not layer.bspline_values(x)  # off unless asked for
+    layer.reuse_basis(True)
 
     def fresh(z: torch.Tensor) -> torch.Tensor:
         return bspline_basis(z, layer.knots, 3)
@@ -153,8 +155,8 @@ def test_first_layer_basis_is_computed_once_per_input_and_grid() -> None:
     tracked = x.clone().requires_grad_()
     assert layer.bspline_values(tracked) is not layer.bspline_values(tracked)
     kept = layer.bspline_values(x)
-    layer.forget_basis()
-    assert layer.bspline_values(x) is not kept
+    layer.reuse_basis(False)
+    assert layer.bspline_values(x) is not kept and layer.bspline_values(x) is not layer.bspline_values(x)
 
 
 def test_invalid_architecture_is_rejected() -> None:

@@ -238,12 +238,14 @@ def fit(
         mse = (((prediction - y) / scale) ** 2).mean()
         return mse + settings.lamb * penalty, mse
 
+    for layer in model.layers:  # every full-batch step evaluates the first layer's basis on the same rows
+        layer.reuse_basis(True)
     try:
         with frozen_base_rows(model):
             return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step, stopping)
     finally:
-        for layer in model.layers:  # the training rows' basis values are not the model's to keep
-            layer.forget_basis()
+        for layer in model.layers:
+            layer.reuse_basis(False)
 
 
 @contextmanager

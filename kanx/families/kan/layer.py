@@ -104,6 +104,8 @@ class KANLayer(nn.Module):
         if layer_norm:
             self.norm_weight = nn.Parameter(torch.ones(n_in))
             self.norm_bias = nn.Parameter(torch.zeros(n_in))
+        self._reusing = False  # reuse of the basis values between training steps (reuse_basis)
+        self._basis_cache: tuple | None = None
         kind = basis["kind"]
         if kind == "bspline":
             lo, hi = input_range if input_range is not None else (-torch.ones(n_in), torch.ones(n_in))
@@ -133,23 +135,25 @@ class KANLayer(nn.Module):
         return chebyshev_basis(z, int(self.basis_spec["degree"]))
 
     def bspline_values(self, z: torch.Tensor) -> torch.Tensor:
-        """B-spline basis at ``z [N, n_in]``: ``[N, n_in, K]``. While gradients are recorded, the
-        values for an input that carries none are kept until the input or the knots change:
-        full-batch training asks for the same first-layer basis at every step (the same numbers,
-        computed once per grid). :meth:`forget_basis` lets the input go."""
+        """B-spline basis at ``z [N, n_in]``: ``[N, n_in, K]``. While :meth:`reuse_basis` is on
+        and gradients are recorded, the values for an input that carries none are kept until the
+        input or the knots change: full-batch training asks for the same first-layer basis at
+        every step (the same numbers, computed once per grid)."""
         order = int(self.basis_spec["k"])
-        if z.requires_grad or not torch.is_grad_enabled():
+        if not self._reusing or z.requires_grad or not torch.is_grad_enabled():
             return bspline_basis(z, self.knots, order, self._cached_spans())
         key = (self.knots.data_ptr(), self.knots._version, z._version)
-        cache = getattr(self, "_basis_cache", None)
+        cache = self._basis_cache
         if cache is not None and cache[0] is z and cache[1] == key:
             return cache[2]
         values = bspline_basis(z, self.knots, order, self._cached_spans())
         self._basis_cache = (z, key, values)
         return values
 
-    def forget_basis(self) -> None:
-        """Drop the basis values kept by :meth:`bspline_values` (and the input they belong to)."""
+    def reuse_basis(self, enabled: bool) -> None:
+        """Turn the reuse of :meth:`bspline_values` on or off (off drops what was kept, and the
+        input it belongs to)."""
+        self._reusing = enabled
         self._basis_cache = None
 
     def _cached_spans(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
