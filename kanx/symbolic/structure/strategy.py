@@ -136,8 +136,8 @@ def contenders(found: list, noise: float = 0.0) -> list:
     finite (all of them when none is finite); ``noise``: the oracle's error share. Against an
     accurate oracle the clean-up moves a formula's R² by thousandths, and cleaning a hopeless
     formula costs seconds (a composed sum's alternatives took 40 of the 70 s of a 4-input law);
-    against a poor one the targets may rank the formulas quite differently. The fixed gap can
-    still drop the law where the network is poor only near a pole (I.43.43 of SRSD)."""
+    against a poor one the targets may rank the formulas quite differently, so the gap widens
+    with the oracle's error share."""
     finite = [s.node.r2 for s in found if math.isfinite(s.node.r2)]
     if not finite:
         return found
