@@ -105,6 +105,18 @@ def chance_loss(noise: float, rows: int) -> float:
     return NOISE_CHI2 * noise / max(rows, 1)
 
 
+def noise_bounded_by_fit(noise: float, r2_score: float, rows: int, parameters: int) -> float:
+    """The targets' noise share ``noise`` (an estimate), capped by what a formula with
+    ``parameters`` fitted constants leaves of them on ``rows`` rows (R² ``r2_score``): such a
+    formula cannot fit noise away beyond ``parameters/rows`` of it, so its residual share
+    ``(1 − R²)·rows/(rows − parameters)`` bounds the noise. A neighbour estimate that counts a
+    rough network's own error as noise (several 1e-4 on exact data) would otherwise let a clean-up
+    give up accuracy that exact data show."""
+    if not math.isfinite(r2_score):
+        return noise
+    return min(noise, max(1.0 - r2_score, 0.0) * rows / max(rows - parameters, 1))
+
+
 NOISE_SIGMAS = 2.0  # standard errors of the noise share that still count as noise
 
 

@@ -26,7 +26,7 @@ import sympy
 import torch
 
 from kanx.core.lambdify import torch_function
-from kanx.core.numerics import chance_loss, misfit_beyond_noise, r2_value
+from kanx.core.numerics import chance_loss, misfit_beyond_noise, noise_bounded_by_fit, r2_value
 from kanx.symbolic.canonical import fold_constants, round_floats
 
 
@@ -376,8 +376,9 @@ class Cleaner:
         log["r2_refit"] = reference
         allowed = settings.tolerance
         if settings.noise_ratio is not None:  # misfit at the targets' noise level is the data's, not the formula's
-            own_error = misfit_beyond_noise(reference, settings.noise_share, len(self.y))
-            allowed = min(allowed, settings.noise_ratio * own_error + chance_loss(settings.noise_share, len(self.y)) + 1e-12)
+            noise = noise_bounded_by_fit(settings.noise_share, reference, len(self.y), len(param.symbols))
+            own_error = misfit_beyond_noise(reference, noise, len(self.y))
+            allowed = min(allowed, settings.noise_ratio * own_error + chance_loss(noise, len(self.y)) + 1e-12)
         floor = reference - allowed
         param = self.prune(param, floor, log)
         if settings.fold and log["pruned_terms"]:  # dropped offsets leave products of constants to fold into one

@@ -22,7 +22,7 @@ import time
 import sympy
 import torch
 
-from kanx.core.numerics import chance_loss, misfit_beyond_noise, r2_value
+from kanx.core.numerics import chance_loss, misfit_beyond_noise, noise_bounded_by_fit, r2_value
 from kanx.core.resources import map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
@@ -33,6 +33,7 @@ from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_f
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import SymbolicResult
 from kanx.symbolic.selection import select
+from kanx.symbolic.structure.backfit import backfit
 from kanx.symbolic.structure.relevance import relevant_inputs
 from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
 from kanx.symbolic.structure.separability import spread_floor
@@ -109,10 +110,13 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         cleaned = [clean_formula(expr, used, z_kept, w_fit, digits, simplify_timeout, target_noise) for expr, _ in options]
         scored = [Candidate(f"c{i}", (1.0, 0.0, 1.0, 0.0), r2, float(formula_cost(expr)))
                   for i, (expr, r2, _) in enumerate(cleaned)]
-        chosen = select(scored, tolerance=1e-3, data_noise=target_noise, rows=len(w_fit))
+        chosen = select(scored, tolerance=1e-3, data_noise=fitted_noise(cleaned, target_noise, len(w_fit)), rows=len(w_fit))
         index = int(chosen.name[1:]) if chosen is not None else 0
         expr, r2, clean_log = cleaned[index]
         node = options[index][1]
+        (expr, r2, clean_log), refitted = refitted_on_data((expr, r2, clean_log), used, z_kept, w_fit, functions, settings,
+                                                           digits, simplify_timeout, target_noise)
+        log["refitted_on_data"] = [names[symbols.index(s)] for s in used if str(s) in refitted]
         best_search = max((s.node.r2 for s in found), default=None)
         expr, constants = in_data_units(expr, units, symbols, x_fit, target_fit[:, k], digits, target_noise)
         log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
@@ -124,6 +128,37 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         formulas.append(expr)
         logs.append(log)
     return formulas, logs
+
+
+def fitted_noise(cleaned: list[tuple[sympy.Expr, float, dict]], noise: float, rows: int) -> float:
+    """The targets' noise share ``noise`` capped by the best-fitting of the ``cleaned`` formulas
+    (:func:`kanx.core.numerics.noise_bounded_by_fit`, its floats counted as fitted constants)."""
+    finite = [(expr, r2) for expr, r2, _ in cleaned if expr is not None and math.isfinite(r2)]
+    if not finite:
+        return noise
+    expr, r2 = max(finite, key=lambda pair: pair[1])
+    return noise_bounded_by_fit(noise, r2, rows, len(expr.atoms(sympy.Float)))
+
+
+def refitted_on_data(chosen: tuple[sympy.Expr, float, dict], used: list[sympy.Symbol], z: torch.Tensor, w: torch.Tensor,
+                     functions: list[LibraryFunction], settings: StructureSettings, digits: int, simplify_timeout: float,
+                     noise: float) -> tuple[tuple[sympy.Expr, float, dict], list[str]]:
+    """``chosen`` (a cleaned formula, its R² on the targets ``w [N]`` at rows ``z [N, k]``, its
+    clean-up log) or, when it fits the targets better beyond their noise (or as well and is
+    simpler), the same formula with its one-variable pieces refitted to the targets
+    (:func:`kanx.symbolic.structure.backfit.backfit`), cleaned; with the names of the variables
+    whose piece changed (empty when ``chosen`` stays)."""
+    expr, r2, _ = chosen
+    if expr is None or expr.atoms(sympy.core.function.AppliedUndef) or not math.isfinite(r2):
+        return chosen, []
+    candidate, changed = backfit(expr, used, z, w, functions, settings.tolerance)
+    if not changed:
+        return chosen, []
+    refitted = clean_formula(candidate, used, z, w, digits, simplify_timeout, noise)
+    scored = [Candidate("chosen", (1.0, 0.0, 1.0, 0.0), r2, float(formula_cost(expr))),
+              Candidate("refitted", (1.0, 0.0, 1.0, 0.0), refitted[1], float(formula_cost(refitted[0])))]
+    pick = select(scored, tolerance=1e-3, data_noise=fitted_noise([chosen, refitted], noise, len(w)), rows=len(w))
+    return (refitted, changed) if pick is scored[1] else (chosen, [])
 
 
 HOPELESS_GAP = 0.05  # a candidate this far below the best one's R² on the oracle is not cleaned ...
