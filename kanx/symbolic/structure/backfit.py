@@ -7,8 +7,9 @@ form chosen on it is a look-alike (a parabola for ``1/√(1 − v²/c²)``, a li
 The data hold the piece exactly: for ``y = A·(B + g(v))`` with ``A``, ``B`` free of ``v``, each
 row gives ``g(v) = y/A − B``. :func:`backfit` inverts the formula along the path to the largest
 sub-expression of ``v`` alone, fits that 1-D target with the function library and puts the fit
-in its place; the caller cleans the result against the targets and keeps it only where it wins
-there (it is one more candidate, never a replacement by itself).
+in its place when the formula, its constants refitted, fits the data clearly better. The caller
+cleans the result against the targets and keeps it only where it wins there (it is one more
+candidate, never a replacement by itself).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import sympy
 import torch
 
 from kanx.core.lambdify import torch_function
-from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
 from kanx.symbolic.structure.univariate import fit_univariate
 
 DIVISOR_FLOOR = 1e-3  # rows where a divisor is below this share of its median magnitude are left out
 MIN_ROWS = 32  # fewer usable rows than this: the piece is not refitted
-KEEP_SHARE = 0.5  # a refitted piece must leave at most this share of the current one's misfit
+KEEP_SHARE = 0.5  # a new piece must leave at most this share of the formula's misfit to the data
 
 
 @dataclass
@@ -102,28 +103,42 @@ def isolate(expr: sympy.Expr, variable: sympy.Symbol, symbols: list[sympy.Symbol
 def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor,
             functions: list[LibraryFunction], tolerance: float) -> tuple[sympy.Expr, list[str]]:
     """``expr`` (over ``symbols``, the columns of ``x [N, k]``) with the one-variable piece of each
-    variable, in turn, replaced by the 1-D fit (:func:`fit_univariate`, ``tolerance`` as there)
-    of the values the data ``y [N]`` require of it (:func:`isolate`), where that fit leaves at
-    most ``KEEP_SHARE`` of the current piece's misfit to them; and the names of the variables
-    whose piece changed. A piece whose misfit is the other pieces' error (which no function of
-    its variable removes) stays as it is, so it does not pass that error on. Constants are the
-    1-D fits'; the caller refits them jointly."""
+    variable, in turn, replaced where the data ``y [N]`` ask for it; and the names of the
+    variables whose piece changed.
+
+    The values the data require of the piece (:func:`isolate`) are fitted in 1-D
+    (:func:`fit_univariate`, ``tolerance`` as there); the fit and its alternatives each go into
+    the formula, whose constants are then all refitted to the data, and the best one replaces
+    the piece when the formula's misfit falls to at most ``KEEP_SHARE`` of what it was. The
+    required values carry the other pieces' errors (the formula's constants were fitted around
+    the look-alike), so the joint refit, not the 1-D fit, decides; a variable whose piece is
+    right gains nothing and keeps it."""
+    x, y = x.double(), y.double()
+    cleaner = Cleaner(symbols, x, y, CleanSettings())
+    param, current = cleaner.fit(parametrise(expr))
+    if not math.isfinite(current):
+        return expr, []
+    expr = to_expr(param)
     changed = []
     for variable in symbols:
         if variable not in expr.free_symbols:
             continue
-        isolated = isolate(expr, variable, symbols, x.double(), y.double())
+        isolated = isolate(expr, variable, symbols, x, y)
         if isolated is None or not bool(torch.isfinite(isolated.target).all()):
             continue
-        column = x[isolated.rows, symbols.index(variable)].double()
-        current = values_of(isolated.piece, [variable], column[:, None])
-        current_r2 = r2_value(current, isolated.target) if current is not None else float("-inf")
         dummy = sympy.Dummy("t")
-        fit = fit_univariate(column, isolated.target, dummy, functions, tolerance)
-        if fit is None or not math.isfinite(fit.r2) or (1 - fit.r2) > KEEP_SHARE * (1 - current_r2):
+        fit = fit_univariate(x[isolated.rows, symbols.index(variable)], isolated.target, dummy, functions, tolerance)
+        if fit is None:
             continue
-        piece = fit.expr.xreplace({dummy: variable})
-        if piece.free_symbols == {variable} and piece != isolated.piece:
-            expr = isolated.rebuild(piece)
+        best: tuple[sympy.Expr, float] | None = None
+        for option in [fit.expr, *(e for e, _, _ in fit.alternatives)]:
+            piece = option.xreplace({dummy: variable})
+            if piece.free_symbols != {variable}:
+                continue
+            param, r2 = cleaner.fit(parametrise(isolated.rebuild(piece)))
+            if math.isfinite(r2) and (best is None or r2 > best[1]):
+                best = (to_expr(param), r2)
+        if best is not None and 1 - best[1] <= KEEP_SHARE * (1 - current):
+            expr, current = best
             changed.append(str(variable))
     return expr, changed

@@ -130,6 +130,9 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     return formulas, logs
 
 
+EXACT_MISFIT = 1e-10  # a formula this close to the targets (float32 rounding of them) has nothing to refit
+
+
 def fitted_noise(cleaned: list[tuple[sympy.Expr, float, dict]], noise: float, rows: int) -> float:
     """The targets' noise share ``noise`` capped by the best-fitting of the ``cleaned`` formulas
     (:func:`kanx.core.numerics.noise_bounded_by_fit`, its floats counted as fitted constants)."""
@@ -147,9 +150,10 @@ def refitted_on_data(chosen: tuple[sympy.Expr, float, dict], used: list[sympy.Sy
     clean-up log) or, when it fits the targets better beyond their noise (or as well and is
     simpler), the same formula with its one-variable pieces refitted to the targets
     (:func:`kanx.symbolic.structure.backfit.backfit`), cleaned; with the names of the variables
-    whose piece changed (empty when ``chosen`` stays)."""
+    whose piece changed (empty when ``chosen`` stays). A formula within ``EXACT_MISFIT`` of the
+    targets is their law to their own precision and stays as it is."""
     expr, r2, _ = chosen
-    if expr is None or expr.atoms(sympy.core.function.AppliedUndef) or not math.isfinite(r2):
+    if expr is None or expr.atoms(sympy.core.function.AppliedUndef) or not math.isfinite(r2) or 1 - r2 <= EXACT_MISFIT:
         return chosen, []
     candidate, changed = backfit(expr, used, z, w, functions, settings.tolerance)
     if not changed:
