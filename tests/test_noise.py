@@ -242,3 +242,23 @@ def test_alternatives_of_a_one_variable_fit() -> None:
     options = alternatives(fitted, chosen, 2e-3, 1e-3)
     # the best of the equals first, then the simplest others; never the chosen one or a poorer fit
     assert [label for _, _, label in options] == ["gaussian", "sin", "tanh"]
+
+
+def test_an_overestimated_noise_share_does_not_excuse_a_snap_that_exact_data_refuse() -> None:
+    """The neighbour estimate can count a rough network's error as noise (1.7e-4 on the exact
+    data of SRSD II.21.32). A formula that fits the targets to 1e-15 bounds their noise far
+    below that (``noise_bounded_by_fit``), so snapping 8.98755 to 9 (an R² loss of 6e-8, within
+    the chance loss of 1.8e-6 that the uncapped estimate allows, and taken then) is refused."""
+    from kanx.core.numerics import noise_bounded_by_fit
+    from kanx.symbolic.structure.strategy import clean_formula
+
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(1500, 2, generator=generator, dtype=torch.float64) * torch.tensor([1.0, 100.0], dtype=torch.float64)
+    y = x[:, 1] + 8.98755 * x[:, 0]
+    a, b = sympy.symbols("a b", real=True)
+    formula = b + sympy.Float(8.98) * a
+    assert noise_bounded_by_fit(1.7e-4, 1 - 1e-15, 1500, 2) < 1e-14
+    assert noise_bounded_by_fit(1e-2, 0.98, 1500, 2) == 1e-2  # a real noise share is not touched
+    cleaned, r2, _ = clean_formula(formula, [a, b], x, y, digits=6, simplify_timeout=5.0, noise=1.7e-4)
+    assert r2 > 1 - 1e-12
+    assert float(cleaned.coeff(a)) == pytest.approx(8.98755, rel=1e-6)
