@@ -85,3 +85,37 @@ def test_the_refit_is_kept_only_where_the_targets_prefer_it() -> None:
     better, changed = refitted_on_data(lookalike, symbols, x, y, FUNCTIONS, settings, 6, 5.0, 0.0)
     assert changed == ["x2"] and better[1] > 1 - 1e-12
     assert sympy.simplify(better[0] - X0 / (1 - X2 / 30)) == 0
+
+
+class LookAlikeNetwork(torch.nn.Module):
+    """A stand-in for a trained network that renders ``m/√(1 − v²/9)`` as its first order
+    ``m·(1 + v²/18)`` (the structure right, the small factor a look-alike), in float32 as a
+    network's outputs are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meta = type("Meta", (), {"input_names": ["m", "v"], "output_names": ["E"]})()
+        self.n_outputs = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :1] * (1 + x[:, 1:2] ** 2 / 18)).float()
+
+    def row_bytes(self) -> int:
+        return 64
+
+
+def test_structure_first_takes_the_data_s_factor_over_the_network_s_look_alike() -> None:
+    """The search on the look-alike network finds ``m·g(v)`` with a parabola for ``g``; the
+    targets (the law itself) turn ``g`` back into ``1/√(1 − v²/9)``, and the log says so."""
+    from kanx.symbolic.structure.strategy import settings_for, structure_formulas
+
+    generator = torch.Generator().manual_seed(5)
+    u = torch.rand(1200, 2, generator=generator, dtype=torch.float64)
+    x = torch.stack([10 ** (2 * u[:, 0] - 1), 1.3 * u[:, 1]], 1)
+    target = (x[:, 0] / torch.sqrt(1 - x[:, 1] ** 2 / 9))[:, None]
+    network = LookAlikeNetwork()
+    formulas, logs = structure_formulas(network, FUNCTIONS, x, target, settings_for(1e-6, 20.0), digits=6,
+                                        simplify_timeout=5.0, seed=0, noise=1e-6, data_noise=[0.0])
+    m, v = sympy.symbols("m v", real=True)
+    assert logs[0]["refitted_on_data"] == ["v"]
+    assert sympy.simplify(formulas[0] - m / sympy.sqrt(1 - v**2 / 9)) == 0

@@ -155,6 +155,9 @@ def render(result) -> None:
                 console.print("  " + line, markup=False, soft_wrap=True)
         for dropped in log.get("dropped_inputs") or []:
             console.print(f"  dropped input {dropped['input']} for {name}: {dropped['reason']}", markup=False, soft_wrap=True)
+        if log.get("refitted_on_data"):
+            console.print(f"  refitted to the data: the piece of {', '.join(log['refitted_on_data'])} in {name} "
+                          f"(the form found on the network fits them worse)", markup=False, soft_wrap=True)
         for match in log.get("physical_constants") or []:
             console.print(f"  constant {match['value']:.6g} in {name} taken as {match['constant']} = {match['exact']:.10g} "
                           f"({match['description']})", markup=False, soft_wrap=True)
