@@ -15,6 +15,7 @@ candidate, never a replacement by itself).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import sympy
@@ -101,7 +102,7 @@ def isolate(expr: sympy.Expr, variable: sympy.Symbol, symbols: list[sympy.Symbol
 
 
 def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor,
-            functions: list[LibraryFunction], tolerance: float) -> tuple[sympy.Expr, list[str]]:
+            functions: list[LibraryFunction], tolerance: float, seconds: float = math.inf) -> tuple[sympy.Expr, list[str]]:
     """``expr`` (over ``symbols``, the columns of ``x [N, k]``) with the one-variable piece of each
     variable, in turn, replaced where the data ``y [N]`` ask for it; and the names of the
     variables whose piece changed.
@@ -112,7 +113,10 @@ def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: t
     the piece when the formula's misfit falls to at most ``KEEP_SHARE`` of what it was. The
     required values carry the other pieces' errors (the formula's constants were fitted around
     the look-alike), so the joint refit, not the 1-D fit, decides; a variable whose piece is
-    right gains nothing and keeps it."""
+    right gains nothing and keeps it. A piece that is its variable times a constant (a line
+    through 0, the simplest law the network could show) is not refitted; no new variable or
+    option is tried after ``seconds``."""
+    deadline = time.perf_counter() + seconds
     x, y = x.double(), y.double()
     cleaner = Cleaner(symbols, x, y, CleanSettings())
     param, current = cleaner.fit(parametrise(expr))
@@ -121,10 +125,10 @@ def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: t
     expr = to_expr(param)
     changed = []
     for variable in symbols:
-        if variable not in expr.free_symbols:
+        if variable not in expr.free_symbols or time.perf_counter() > deadline:
             continue
         isolated = isolate(expr, variable, symbols, x, y)
-        if isolated is None or not bool(torch.isfinite(isolated.target).all()):
+        if isolated is None or isolated.piece.as_coeff_Mul()[1] == variable or not bool(torch.isfinite(isolated.target).all()):
             continue
         dummy = sympy.Dummy("t")
         fit = fit_univariate(x[isolated.rows, symbols.index(variable)], isolated.target, dummy, functions, tolerance)
@@ -133,7 +137,7 @@ def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: t
         best: tuple[sympy.Expr, float] | None = None
         for option in [fit.expr, *(e for e, _, _ in fit.alternatives)]:
             piece = option.xreplace({dummy: variable})
-            if piece.free_symbols != {variable}:
+            if piece.free_symbols != {variable} or time.perf_counter() > deadline:
                 continue
             param, r2 = cleaner.fit(parametrise(isolated.rebuild(piece)))
             if math.isfinite(r2) and (best is None or r2 > best[1]):

@@ -130,6 +130,7 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     return formulas, logs
 
 
+REFIT_SHARE = 0.25  # the refit on the data takes at most this share of the search's budget (plus one clean-up)
 EXACT_MISFIT = 1e-10  # a formula this close to the targets (float32 rounding of them) has nothing to refit
 
 
@@ -151,11 +152,12 @@ def refitted_on_data(chosen: tuple[sympy.Expr, float, dict], used: list[sympy.Sy
     simpler), the same formula with its one-variable pieces refitted to the targets
     (:func:`kanx.symbolic.structure.backfit.backfit`), cleaned; with the names of the variables
     whose piece changed (empty when ``chosen`` stays). A formula within ``EXACT_MISFIT`` of the
-    targets is their law to their own precision and stays as it is."""
+    targets is their law to their own precision and stays as it is. The refit tries no new
+    piece after ``REFIT_SHARE`` of the search's budget."""
     expr, r2, _ = chosen
     if expr is None or expr.atoms(sympy.core.function.AppliedUndef) or not math.isfinite(r2) or 1 - r2 <= EXACT_MISFIT:
         return chosen, []
-    candidate, changed = backfit(expr, used, z, w, functions, settings.tolerance)
+    candidate, changed = backfit(expr, used, z, w, functions, settings.tolerance, REFIT_SHARE * settings.budget)
     if not changed:
         return chosen, []
     refitted = clean_formula(candidate, used, z, w, digits, simplify_timeout, noise)
