@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import sympy
 import torch
 
-from kanx.core.lambdify import torch_function
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.structure.search import formula_values
 from kanx.symbolic.structure.univariate import fit_univariate
 
 DIVISOR_FLOOR = 1e-3  # rows where a divisor is below this share of its median magnitude are left out
@@ -51,18 +51,6 @@ class Isolated:
         return piece
 
 
-def values_of(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor) -> torch.Tensor | None:
-    """``expr`` on the rows ``x [N, k]`` (columns in ``symbols``' order) → ``[N]`` float64, or
-    ``None`` when it does not evaluate."""
-    try:
-        out = torch_function(symbols, expr)(*[x[:, k] for k in range(x.shape[1])])
-    except Exception:  # noqa: BLE001 - a formula that does not evaluate has no values
-        return None
-    if not isinstance(out, torch.Tensor):
-        out = torch.full((x.shape[0],), float(out), dtype=torch.float64)
-    return out.double().expand(x.shape[0]).clone() if out.dim() == 0 else out.double()
-
-
 def isolate(expr: sympy.Expr, variable: sympy.Symbol, symbols: list[sympy.Symbol], x: torch.Tensor,
             y: torch.Tensor) -> Isolated | None:
     """Invert ``expr = y`` (rows ``x [N, k]``, ``y [N]``) down to the largest sub-expression of
@@ -80,8 +68,8 @@ def isolate(expr: sympy.Expr, variable: sympy.Symbol, symbols: list[sympy.Symbol
                 return None
             inner = mixed[0] if mixed else expr.func(*own)
             others = tuple(a for a in expr.args if a is not inner) if mixed else tuple(a for a in expr.args if a not in own)
-            rest = values_of(expr.func(*others), symbols, x[rows])
-            if rest is None or not bool(torch.isfinite(rest).all()):
+            rest = formula_values(expr.func(*others), symbols, x[rows])
+            if rest is None:
                 return None
             if isinstance(expr, sympy.Add):
                 y = y - rest

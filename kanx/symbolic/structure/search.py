@@ -685,8 +685,14 @@ def _monomial_text(names: list[str], exponents: list) -> str:
 def evaluate(expr: sympy.Expr, problem: Problem, x: torch.Tensor) -> torch.Tensor | None:
     """Evaluate a formula over the problem's symbols on samples ``x [N, k]`` → ``[N]`` (``None``
     when it does not evaluate to finite numbers)."""
+    return formula_values(expr, problem.symbols, x)
+
+
+def formula_values(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor) -> torch.Tensor | None:
+    """``expr`` over ``symbols`` on the rows ``x [N, k]`` → ``[N]`` float64 (``None`` when it does
+    not evaluate to finite numbers)."""
     try:
-        function = torch_function(problem.symbols, expr)
+        function = torch_function(symbols, expr)
         out = function(*[x[:, k] for k in range(x.shape[1])])
     except Exception:  # noqa: BLE001 - unevaluable formula
         return None

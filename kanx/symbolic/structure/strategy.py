@@ -116,7 +116,7 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         node = options[index][1]
         (expr, r2, clean_log), refitted = refitted_on_data((expr, r2, clean_log), used, z_kept, w_fit, functions, settings,
                                                            digits, simplify_timeout, target_noise)
-        log["refitted_on_data"] = [names[symbols.index(s)] for s in used if str(s) in refitted]
+        log["refitted_on_data"] = refitted
         best_search = max((s.node.r2 for s in found), default=None)
         expr, constants = in_data_units(expr, units, symbols, x_fit, target_fit[:, k], digits, target_noise)
         log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
