@@ -86,8 +86,7 @@ def network_shares(model, max_order: int, seed: int = 0) -> dict[Columns, float]
     sets = [c for size in range(2, max_order + 1) for c in itertools.combinations(range(n), size)]
     values.prefetch(s for c in sets for s in subsets(c))
     variance = values.variance()
-    with torch.no_grad():
-        return {c: float(superset_shares(values, c, variance)[0][0]) for c in sets}
+    return {c: float(superset_shares(values, c, variance)[0][0]) for c in sets}
 
 
 def floor_bound(shares: dict[Columns, float], planted: list[Columns], n: int) -> tuple[bool, str]:
@@ -101,8 +100,8 @@ def floor_bound(shares: dict[Columns, float], planted: list[Columns], n: int) ->
     passed: set[Columns] = {(i,) for i in range(n)}
     for size in range(2, largest + 1):
         required = {c for p in planted for c in itertools.combinations(sorted(p), size)}
-        weakest = min(required, key=lambda c: shares[c]) if required else None
-        floor = shares[weakest] if weakest else float("inf")
+        weakest = min(required, key=lambda c: shares[c])  # the largest planted set has subsets of every size
+        floor = shares[weakest]
         level = {c for c in itertools.combinations(range(n), size)
                  if all(s in passed for s in itertools.combinations(c, size - 1)) and shares[c] >= floor}
         extra = level - required
