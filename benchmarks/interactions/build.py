@@ -24,11 +24,11 @@ SUITE = ROOT / "tests" / "fixtures" / "planted" / "suite.json"
 SAMPLES = 2000
 
 
-def train_command(function: dict, output: Path, seed: int = 0) -> list[str]:
+def train_command(function: dict, output: Path, seed: int = 0, samples: int = SAMPLES) -> list[str]:
     """The ``kanx train`` command line of one suite function."""
     ranges = function.get("ranges", {})
     command = [sys.executable, "-m", "kanx", "train", "--formula", function["formula"], "--quiet",
-               "--samples", str(SAMPLES), "--seed", str(seed),
+               "--samples", str(samples), "--seed", str(seed),
                "--output", str(output)]
     for index in range(1, function["inputs"] + 1):
         low, high = ranges.get(f"x{index}", [-1, 1])
@@ -36,10 +36,10 @@ def train_command(function: dict, output: Path, seed: int = 0) -> list[str]:
     return command
 
 
-def build(function: dict, folder: Path, seed: int = 0) -> str:
+def build(function: dict, folder: Path, seed: int = 0, samples: int = SAMPLES) -> str:
     output = folder / f"{function['name']}.pt"
     one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # parallel jobs, one core each
-    done = subprocess.run(train_command(function, output, seed), capture_output=True, text=True, check=False, env=one_thread)
+    done = subprocess.run(train_command(function, output, seed, samples), capture_output=True, text=True, check=False, env=one_thread)
     if done.returncode != 0:
         return f"{function['name']}: failed: {done.stderr.strip()}"
     return f"{function['name']}: {done.stdout.strip().splitlines()[-1] if done.stdout.strip() else 'written'}"
@@ -52,11 +52,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=SUITE.parent)
     parser.add_argument("--only", nargs="*", help="names of the functions to build (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="data and network seed (0 = the test fixtures)")
+    parser.add_argument("--samples", type=int, default=SAMPLES,
+                        help=f"rows sampled per function (default {SAMPLES} = the test fixtures)")
     args = parser.parse_args()
     functions = [f for f in json.loads(args.suite.read_text())["functions"] if not args.only or f["name"] in args.only]
     args.out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.jobs) as pool:
-        for line in pool.map(lambda f: build(f, args.out, args.seed), functions):
+        for line in pool.map(lambda f: build(f, args.out, args.seed, args.samples), functions):
             print(line, flush=True)
 
 
