@@ -160,7 +160,7 @@ def interactions_command(
                                      "(repeat or comma-separate; default: the columns named like the outputs)."),
     formula: list[str] = typer.Option([], "--formula", help="Also analyse this formula in the input names (one per output)."),
     threshold: float = typer.Option(None, "--threshold", help="Own share of the output variance a set must carry to be "
-                                    "reported (default: KAN 3e-4, KarSein 0.05); sets within the noise are never reported."),
+                                    "reported (default: KAN 3e-5, KarSein 0.05); sets within the noise are never reported."),
     max_order: int = typer.Option(InteractionSettings.max_order, "--max-order", help="Largest interaction set tested."),
     product_threshold: float = typer.Option(
         InteractionSettings.product_threshold, "--product-threshold", help="Residual below which a product split is accepted."

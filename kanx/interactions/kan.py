@@ -6,7 +6,8 @@ Numerical analysis of the network itself (no formula needed), from mixed differe
   with its order, its own share of the output variance (the part no subset explains) and the
   interaction variance inside it. A set is reported when its own share is above the noise: the
   threshold, a fraction ``ERROR_FRACTION`` of the variance the network itself does not explain (from
-  ``--data`` with the outputs, else from the training record), and three Monte Carlo standard errors;
+  ``--data`` with the outputs, else from the training record, else ``ASSUMED_ERROR_SHARE``), and three
+  Monte Carlo standard errors;
 - pairwise shares ``U_ij / Var f``: the variance of every component holding both inputs;
 - additive blocks (the connected components of the sets) and an interaction tree from recursive
   separability tests: inside a block, inputs split into additive groups by the pair shares with the
@@ -58,9 +59,13 @@ from kanx.interactions.sets import (
 )
 from kanx.interactions.settings import InteractionSettings
 
-DEFAULT_THRESHOLD = 3e-4  # own share of the output variance (InteractionSettings.threshold=None)
+# Own share of the output variance below which no set is reported (InteractionSettings.threshold=None).
+# It guards nearly perfect networks, where 0.3·(1 − R²) is tiny: on the planted suites the largest spurious
+# own share on networks of R² ≥ 0.9999 was 2.2e-5, the weakest true term 1.2e-4 (docs/interactions.md).
+DEFAULT_THRESHOLD = 3e-5
 DEFAULT_PRODUCT_THRESHOLD = InteractionSettings.product_threshold
 ERROR_FRACTION = 0.3  # an interaction must carry this much of the variance the network leaves unexplained
+ASSUMED_ERROR_SHARE = 1e-3  # the unexplained share assumed when neither targets nor a training record tell it
 PRODUCT_TEST_ROWS = 256
 LINEAR_FUNCTIONS = {"x", "0"}
 POLYNOMIAL_DEGREE = {"0": 0, "x": 1, "x^2": 2, "x^3": 3, "x^4": 4}
@@ -121,12 +126,19 @@ class InteractionGroup:
 class NoiseFloor:
     """The own share below which an interaction is not reported (``floor``): the largest of the
     threshold and ``ERROR_FRACTION`` times ``error_share``, the share of the output variance the
-    network leaves unexplained, measured on ``source`` ("data", "training record", or "unknown")."""
+    network leaves unexplained, measured on ``source`` ("data", "training record", or "unknown":
+    ``error_share`` is then ``None`` and the floor takes ``ASSUMED_ERROR_SHARE`` for it)."""
 
     floor: float
     threshold: float
     error_share: float | None
     source: str
+
+    @classmethod
+    def of(cls, threshold: float, error_share: float | None, source: str) -> NoiseFloor:
+        """The floor for ``error_share`` (``None``: unknown, ``ASSUMED_ERROR_SHARE`` is taken for it)."""
+        assumed = error_share if error_share is not None else ASSUMED_ERROR_SHARE
+        return cls(max(threshold, ERROR_FRACTION * assumed), threshold, error_share, source)
 
 
 @dataclass
@@ -621,12 +633,11 @@ def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, setting
     total = total_shares(values, n, variance)
     shares, _ = pair_shares(values, pair_columns(values, total, variance, notes), variance)
     if source == "unknown":
-        notes.append("the network's own error is unknown (no targets, no training record): give --data with the outputs "
-                     "so interactions within it are not reported")
+        notes.append(f"the network's own error is unknown (no targets, no training record): the floor assumes it leaves "
+                     f"{ASSUMED_ERROR_SHARE:.1%} of the variance unexplained; give --data with the outputs to measure it")
     outputs, evaluations = [], 0
     for k in range(model.n_outputs):
-        error = errors[k]
-        noise = NoiseFloor(max(threshold, ERROR_FRACTION * error) if error is not None else threshold, threshold, error, source)
+        noise = NoiseFloor.of(threshold, errors[k], source)
         report, rows = analyse_output(model, k, values, variance, shares[k], total[k], noise, settings, generator, notes)
         if formulas is not None:
             report.formula = formula_report(formulas[k], names, x, noise.floor)
