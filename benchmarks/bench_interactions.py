@@ -31,12 +31,19 @@ FORMULA = "x1*x2 + x3*x4 + sin(x6) + x7**2 + exp(x8)"
 
 def report_seconds(script: Path, root: Path) -> float:
     """Run ``script`` (a copy of this benchmark) with ``root`` on the import path; its report time in s."""
-    done = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, check=True,
+    done = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": str(root)})
     found = re.search(r"^report: ([0-9.]+) s", done.stdout, flags=re.M)
-    if not found:
-        raise SystemExit(f"error: {script}: no 'report:' line in its output")
+    if done.returncode != 0 or not found:
+        last = (done.stderr.strip().splitlines() or ["no 'report:' line in its output"])[-1]
+        fail(f"{script}: {last}")
     return float(found.group(1))
+
+
+def fail(message: str) -> None:
+    """One error line on stderr and exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def compare(reference: Path, repeat: int) -> None:
@@ -44,7 +51,7 @@ def compare(reference: Path, repeat: int) -> None:
     here = Path(__file__).resolve()
     theirs = reference / "benchmarks" / here.name
     if not theirs.is_file():
-        raise SystemExit(f"error: --reference {reference}: no benchmarks/{here.name} there")
+        fail(f"--reference {reference}: no benchmarks/{here.name} there")
     times: dict[str, list[float]] = {"reference": [], "this checkout": []}
     for _ in range(repeat):
         times["reference"].append(report_seconds(theirs, reference))
