@@ -1,5 +1,7 @@
 """Benchmark: the full interaction report (sets + pairs + tree + variance shares) for a [10,10,1]
-KAN on 10 inputs and 1,000 samples. Prints the time and the number of network evaluations.
+KAN on 10 inputs and 1,000 samples (the checkpoint's default rows: its 250 held-out rows, which test
+the sets against their targets, then 750 of its training sample). Prints the time and the number of
+network evaluations.
 
 Run by hand:  python benchmarks/bench_interactions.py [--reference DIR] [--repeat 3]
 With ``--reference`` (a checkout of an earlier commit, e.g. ``git worktree add /tmp/ref 4a655d1``) the
@@ -74,11 +76,13 @@ def main() -> None:
     start = time.perf_counter()
     result = train(data, TrainSettings(widths=[10, 10, 1], lamb=1e-3, steps=1500, seed=0))
     print(f"trained [10,10,1] on {FORMULA} in {time.perf_counter() - start:.1f} s, test R² {result.test.r2:.4f}")
-    x = result.model.sample_inputs
-    print(f"{x.shape[0]} samples, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    interactions(result.model, x)  # warm-up
-    report = interactions(result.model, x)
+    model = result.model
+    print(f"{len(model.sample_inputs)} training and {len(model.held_out_inputs)} held-out rows stored, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    interactions(model)  # warm-up
+    report = interactions(model)  # the default rows: the held-out ones (they test the sets), then the training sample
     output = report.outputs[0]
+    print(f"{report.samples} samples, {output.noise.held_out_rows} of them held out with targets")
     print(f"report: {report.seconds:.2f} s, {report.network_evaluations} network evaluations (rows)")
     print(f"tree: {output.tree.describe()}")
     print(f"groups: {[g.variables for g in output.groups]}, unused: {output.unused}, max order {output.max_order}")

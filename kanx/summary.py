@@ -67,6 +67,7 @@ def describe_kan(model: KAN) -> dict:
         ],
         "outputs": list(model.meta.output_names),
         "stored_sample_rows": int(model.sample_inputs.shape[0]),
+        "stored_held_out_rows": int(model.held_out_inputs.shape[0]),
         "layers": layers,
         "edges": {
             "total": sum(layer["total"] for layer in layers),

@@ -19,6 +19,7 @@ def make_model() -> KAN:
     model.set_symbolic(0, 2, 1, "exp", (0.5, 0.1, 2.0, -1.0))
     model.layers[1].mask[0, 0] = 0
     model.sample_inputs = torch.rand(20, 3)
+    model.held_out_inputs, model.held_out_targets = torch.rand(10, 3), torch.rand(10, 1)
     model.meta.provenance = {"created_by": "test"}
     return model
 
@@ -33,6 +34,8 @@ def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
     assert loaded.symbolic_edge(0, 2, 1) == ("exp", pytest.approx((0.5, 0.1, 2.0, -1.0)))
     assert loaded.meta.provenance == {"created_by": "test"}
     torch.testing.assert_close(loaded.sample_inputs, model.sample_inputs)
+    torch.testing.assert_close(loaded.held_out_inputs, model.held_out_inputs)
+    torch.testing.assert_close(loaded.held_out_targets, model.held_out_targets)
 
 
 @pytest.mark.parametrize("basis", [{"kind": "rbf", "num": 6, "h": 0.5}, {"kind": "chebyshev", "degree": 3}])
@@ -109,6 +112,10 @@ def _set(payload: dict, path: list, value) -> None:
         (lambda p: p["state"]["layers.0.sym_index"].fill_(5), "symbolic function table"),
         (lambda p: p["state"]["layers.0.knots"].__setitem__((0, 4), 10.0), "non-decreasing"),
         (lambda p: _set(p, ["config", "basis"], {"kind": "wavelet"}), r"'basis'\['kind'\] must be one of"),
+        (lambda p: p["state"].pop("held_out_targets"), "missing tensor 'held_out_targets'"),
+        (lambda p: _set(p, ["state", "held_out_targets"], torch.zeros(10, 2)), "held_out_targets' has shape"),
+        (lambda p: _set(p, ["state", "held_out_targets"], torch.zeros(9, 1)), "hold 10 and 9 rows"),
+        (lambda p: p["state"]["held_out_targets"].__setitem__((0, 0), float("nan")), "NaN or Inf"),
     ],
 )
 def test_config_and_tensor_validation(tmp_path: Path, change, message: str) -> None:

@@ -30,6 +30,7 @@ from kanx.interactions.sets import (
     SetSearch,
     SwappedValues,
     auc,
+    held_out_support,
     interaction_sets,
     maximal_sets,
     pair_shares,
@@ -117,6 +118,53 @@ def test_a_weak_triple_below_the_floor_is_listed_as_unconfirmed() -> None:
     assert terms == pairs and doubtful == []
 
 
+def stand_in_search(network: str, truth: str, n: int, floor: float, held_out: bool) -> tuple[SetSearch, list]:
+    """A search on the exact function ``network`` (a stand-in for a trained network that holds an error term),
+    tested, when ``held_out``, against noisy targets of ``truth`` on the same rows."""
+    values = exact_values(network, n, {}, rows=4000)
+    names = [f"x{i}" for i in range(1, n + 1)]
+    function = numpy_function([sympy.Symbol(v) for v in names], parse_expression(truth, names, "test"))
+    noise = 0.05 * torch.randn(len(values.x), 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = torch.as_tensor(np.broadcast_to(function(*values.x.numpy().T), (len(values.x),)).copy())[:, None] + noise
+    search = SetSearch(values, 0, values.variance(), floor, 4, residual=(y - values(())) if held_out else None)
+    terms = maximal_sets(search.grow(search.test(list(itertools.combinations(range(n), 2)))))
+    return search, terms
+
+
+def test_held_out_targets_reject_the_network_s_own_error_where_no_floor_can() -> None:
+    """The stand-in network holds ``0.2·sin(2x1)·x8``, which the data lack, beside a weak true pair
+    ``0.1·x6·x7``: the error pair carries ~5% of the variance, the true one ~0.7%, so every floor that keeps
+    the weak pair keeps the error. Removing the error term lowers the held-out error by its share
+    (support ≈ −share); removing a true term raises it by its share."""
+    truth = "x1*x2 + x3*x4*x5 + 0.1*x6*x7"
+    network = truth + " + 0.2*sin(2*x1)*x8"
+    _, terms = stand_in_search(network, truth, 8, 1e-3, held_out=False)
+    assert terms == [(0, 1), (0, 7), (5, 6), (2, 3, 4)]
+    search, terms = stand_in_search(network, truth, 8, 0.0, held_out=True)
+    assert terms == [(0, 1), (5, 6), (2, 3, 4)]
+    error, weak, strong = search.estimates[(0, 7)], search.estimates[(5, 6)], search.estimates[(0, 1)]
+    assert error.share > 5 * weak.share
+    assert error.support == pytest.approx(-error.share, abs=4 * error.support_error)
+    assert weak.support == pytest.approx(weak.share, abs=4 * weak.support_error) and weak.support > 3 * weak.support_error
+    assert strong.support == pytest.approx(strong.share, rel=0.1)
+    # the estimate itself: rows without a target (NaN) are left out, the others give the same number
+    residual = search.residual.clone()
+    residual[::2] = float("nan")
+    half, half_error = held_out_support(search.values, (0, 7), residual, search.variance)
+    assert float(half[0]) == pytest.approx(error.support, abs=4 * float(half_error[0]))
+
+
+def test_pairs_that_close_a_triangle_are_not_a_triple_the_network_adds() -> None:
+    """x1x2 + x2x3 + x1x3: all three pairs interact, the triple does not. A network holding a small own
+    triple ``0.05·x1x2x3`` (a grown candidate: kept only if its held-out support is positive) loses it."""
+    truth = "x1*x2 + x2*x3 + x1*x3 + sin(2*x4)"
+    network = truth + " + 0.05*x1*x2*x3"
+    assert stand_in_search(network, truth, 4, 1e-4, held_out=False)[1] == [(0, 1, 2)]
+    search, terms = stand_in_search(network, truth, 4, 0.0, held_out=True)
+    assert terms == [(0, 1), (0, 2), (1, 2)]
+    assert search.estimates[(0, 1, 2)].support < 0
+
+
 @pytest.mark.parametrize("function", SUITE, ids=[f["name"] for f in SUITE])
 def test_trained_networks_give_exactly_the_planted_sets(function: dict) -> None:
     model = load_model(PLANTED / f"{function['name']}.pt")
@@ -126,8 +174,10 @@ def test_trained_networks_give_exactly_the_planted_sets(function: dict) -> None:
     assert output.max_order == max(len(s) for s in function["sets"])
     used = {v for s in function["sets"] for v in s}
     assert not used & set(output.unused)
+    assert output.noise.held_out_rows == 400  # the checkpoint's held-out rows test every set
     for term in output.interaction_sets:
-        assert term.strength > output.noise.floor and term.strength > 3 * term.error
+        assert term.strength > output.noise.set_floor and term.strength > 3 * term.error
+        assert term.support > (3 if term.order == 2 else 0) * term.support_error
         assert term.order == len(term.variables)
     # the blocks are the connected components of the sets
     assert all(any(set(s.variables) <= set(g.variables) for g in output.groups) for s in output.interaction_sets)
@@ -176,7 +226,11 @@ def test_noise_floor_from_the_data_and_when_unknown() -> None:
     # each pair of the chain carries ~14% of the variance, well above the raised floor (~6%)
     assert {frozenset(s.variables) for s in noisy.interaction_sets} == planted(SUITE[6])
     assert max(max(row) for row in noisy.pairwise) < 0.25
+    stored = interactions(model).outputs[0]  # the checkpoint's 400 held-out rows test the sets, no size floor
+    assert stored.noise.source == "held-out rows" and stored.noise.held_out_rows == 400 and stored.noise.set_floor == 0
+    assert stored.noise.error_share == pytest.approx(1 - model.meta.training["metrics"]["test"]["r2"], rel=1e-3)
     model.meta.training = {}
+    model.held_out_inputs, model.held_out_targets = torch.empty(0, 8), torch.empty(0, 1)
     unknown = interactions(model)
     assert unknown.outputs[0].noise.source == "unknown" and unknown.outputs[0].noise.floor == 3e-4
     assert any("unknown" in note for note in unknown.outputs[0].notes)

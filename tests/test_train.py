@@ -55,6 +55,22 @@ def test_training_is_deterministic_and_records_provenance() -> None:
     assert first.model.sample_inputs.shape == (160, 2)
 
 
+def test_the_checkpoint_keeps_held_out_rows_with_their_targets() -> None:
+    """The 20% held-out rows (40 of 200), not the training rows, with their targets; capped by sample_rows."""
+    data = formula_dataset("x*y + 3", ["x=-1:1", "y=0:2"], 200, seed=3)
+    model = train(data, TrainSettings(widths=[2, 3, 1], steps=30, seed=11)).model
+    held, targets = model.held_out_inputs, model.held_out_targets
+    assert held.shape == (40, 2) and targets.shape == (40, 1)
+    torch.testing.assert_close(targets[:, 0], held[:, 0] * held[:, 1] + 3)
+    training_rows = {tuple(row) for row in model.sample_inputs.tolist()}
+    assert not any(tuple(row) in training_rows for row in held.tolist())
+    capped = train(data, TrainSettings(widths=[2, 3, 1], steps=5, seed=11, sample_rows=25)).model
+    assert capped.held_out_inputs.shape == (25, 2) and capped.sample_inputs.shape == (25, 2)
+    logged = train(data, TrainSettings(widths=[2, 3, 1], steps=5, seed=11, target_transform="log")).model
+    assert logged.widths == [2, 3, 1, 1]  # an exp output layer over log y; the kept targets are y itself
+    torch.testing.assert_close(logged.held_out_targets[:, 0], logged.held_out_inputs[:, 0] * logged.held_out_inputs[:, 1] + 3)
+
+
 def test_lbfgs_optimizer_trains() -> None:
     data = formula_dataset("exp(x)", ["x=-1:1"], 200, seed=0)
     result = train(data, TrainSettings(widths=[1, 1], optimizer="lbfgs", steps=10))

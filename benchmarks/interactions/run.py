@@ -4,7 +4,8 @@ Run by hand:  python benchmarks/interactions/run.py [--models tests/fixtures/pla
 
 For every function of tests/fixtures/planted/suite.json it loads the network ``<models>/<name>.pt``
 (trained by benchmarks/interactions/build.py with ``kanx train`` defaults), runs ``kanx interactions
---json`` on it (default options, the network's stored sample) and scores:
+--json`` on it (default options, the network's stored rows: its held-out rows with their targets, which
+test each set, then its training sample) and scores:
 - the pairwise AUC: how well the report's pair shares rank the pairs inside a planted set above all
   other pairs; for reference the same AUC of the Hessian strength ``RMS(∂²f/∂xi∂xj · s_i s_j)``, the
   measure kanx used before the mixed differences, measured on the same network and rows in this run;
@@ -12,9 +13,9 @@ For every function of tests/fixtures/planted/suite.json it loads the network ``<
   and, apart, whether they do once the report's possible terms (``unconfirmed_sets``: every subset
   interacts, the own share is measurable but below the floor) are counted as terms;
 - what the definition allows (from the formula itself, no network): each planted set's own share
-  ``U_S / Var f`` on 20,000 fresh rows. A set whose own share lies below the report's noise floor cannot
-  be reported by any network at that error, so a function is *reachable* only when every planted set
-  clears the floor.
+  ``U_S / Var f`` on 20,000 fresh rows. A set whose own share lies below the floor the report's sets
+  answer to cannot be reported by any network at that error, so a function is *reachable* only when every
+  planted set clears it (with held-out targets the sets answer to the data, and that floor is 0).
 - with ``--bound``, what the network allows: whether *any* floor on the own share, one per order and
   chosen knowing the planted sets, would give exactly the planted sets from this network
   (``floor_bound``). When it would not, a set outside every planted one interacts more strongly in
@@ -135,7 +136,7 @@ def score(function: dict, models: Path, bound: bool = False) -> dict:
     model = load_model(path)
     hessian = hessian_strengths(model, model.sample_inputs)
     own = planted_own_shares(function)
-    floor = output["noise"]["floor"]
+    floor = output["noise"]["set_floor"]
     bounded = {}
     if bound:
         planted_columns = [tuple(sorted(int(v[1:]) - 1 for v in p)) for p in function["sets"]]
@@ -149,7 +150,8 @@ def score(function: dict, models: Path, bound: bool = False) -> dict:
         "hessian_auc": auc(np.array([hessian[i, j] for i, j in pairs]), truth),
         "exact": found == planted, "exact_with_unconfirmed": with_doubtful == planted,
         "missing": sorted(sorted(s) for s in planted - found),
-        "extra": sorted(sorted(s) for s in found - planted), "floor": floor, "seconds": seconds,
+        "extra": sorted(sorted(s) for s in found - planted), "floor": floor,
+        "held_out_rows": output["noise"]["held_out_rows"], "seconds": seconds,
     }
 
 
@@ -163,13 +165,14 @@ def main() -> None:
     args = parser.parse_args()
     functions = json.loads(args.suite.read_text())["functions"]
     rows = []
-    print(f"{'function':18s} {'R²':>8s} {'AUC':>6s} {'Hessian':>8s} {'exact':>6s} {'floor':>8s} {'weakest':>8s} {'time':>6s}"
-          "  missing / extra")
+    print(f"{'function':18s} {'R²':>8s} {'AUC':>6s} {'Hessian':>8s} {'exact':>6s} {'held-out':>8s} {'floor':>8s} "
+          f"{'weakest':>8s} {'time':>6s}  missing / extra")
     for function in functions:
         row = score(function, args.models, args.bound)
         rows.append(row)
         print(f"{row['name']:18s} {row['network_r2']:8.5f} {row['auc']:6.3f} {row['hessian_auc']:8.3f} "
-              f"{'yes' if row['exact'] else 'no':>6s} {row['floor']:8.1e} {row['weakest_planted_share']:8.1e} "
+              f"{'yes' if row['exact'] else 'no':>6s} {row['held_out_rows']:8d} {row['floor']:8.1e} "
+              f"{row['weakest_planted_share']:8.1e} "
               f"{row['seconds']:5.1f}s  {row['missing']} / {row['extra']}")
         if args.bound:
             print(f"{'':18s} any floor: {'yes' if row['any_floor'] else 'no: ' + row['any_floor_fails_on']}")
@@ -182,7 +185,7 @@ def main() -> None:
         means["any_floor"] = sum(r["any_floor"] for r in rows)
     print(f"mean pairwise AUC {means['auc']:.3f} (Hessian strength {means['hessian_auc']:.3f}); "
           f"sets exact on {means['exact']} of {means['functions']}; {means['reachable']} reachable (every planted set's "
-          f"own share above the floor), exact on {means['exact_of_reachable']} of those; exact on "
+          f"own share above the sets' floor), exact on {means['exact_of_reachable']} of those; exact on "
           f"{means['exact_with_unconfirmed']} when the possible terms the network cannot confirm count as terms")
     if args.bound:
         print(f"the best floor per order, chosen knowing the planted sets, would give them exactly on "

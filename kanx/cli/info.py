@@ -65,7 +65,8 @@ def render_info(info: dict, source: Path) -> None:
     for item in info["inputs"]:
         inputs.add_row(item["name"], fmt(item["min"]), fmt(item["max"]))
     console.print(inputs)
-    console.print(f"outputs: {', '.join(info['outputs'])}; stored sample: {info['stored_sample_rows']} rows", markup=False)
+    console.print(f"outputs: {', '.join(info['outputs'])}; stored sample: {info['stored_sample_rows']} rows; "
+                  f"held-out rows with targets: {info['stored_held_out_rows']}", markup=False)
     if info["symbolic_edges"]:
         sym = Table(title="symbolic edges  c·f(a·x+b)+d")
         for column in ("layer", "input", "subnode", "f", "a", "b", "c", "d"):

@@ -12,6 +12,7 @@ from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_errors, print_json, read_data
 from kanx.core.choices import DEVICES, SOURCES
 from kanx.core.errors import KanxError
+from kanx.interactions.sets import GROWN_SIGMAS, NOISE_SIGMAS
 from kanx.interactions.settings import InteractionSettings
 from kanx.io.files import atomic_write, check_output_path
 
@@ -28,22 +29,35 @@ def render_sets(sets: list, title: str, empty: str) -> None:
         console.print(empty, markup=False)
         return
     table = Table(title=title)
-    for column in ("inputs", "order", "own share", "± error", "interaction variance"):
-        table.add_column(column, justify="left" if column == "inputs" else "right")
+    tested = any(getattr(term, "support", None) is not None for term in sets)
+    columns = ("inputs", "order", "own share", "± error", "interaction variance") + (("held-out support", "± error") if tested else ())
+    for column in columns:
+        table.add_column(column, justify="left" if column == "inputs" else "right", no_wrap=column == "inputs")
     for term in sets:
+        support = (f"{100 * term.support:.3g}%", f"{100 * term.support_error:.2g}%") if tested else ()
         table.add_row("{" + ", ".join(term.variables) + "}", str(term.order), f"{100 * term.strength:.3g}%",
-                      f"{100 * term.error:.2g}%", f"{100 * term.variance_share:.3g}%")
+                      f"{100 * term.error:.2g}%", f"{100 * term.variance_share:.3g}%", *support)
     console.print(table)
 
 
-def render_unconfirmed(sets: list, floor: float) -> None:
-    """Sets whose subsets all interact but whose own share is measurable only below the floor."""
+def render_unconfirmed(sets: list, floor: float, held_out: bool = False) -> None:
+    """Sets whose subsets all interact but whose own share is measurable only below the floor (or,
+    ``held_out``, which the held-out rows neither confirm nor refute)."""
     if sets:
-        render_sets(sets, f"possible terms the network cannot confirm (own share measurable, not above {floor:.2g})", "")
+        why = ("the held-out rows neither confirm nor refute them" if held_out
+               else f"own share measurable, not above {floor:.2g}")
+        render_sets(sets, f"possible terms the network cannot confirm ({why})", "")
 
 
 def noise_line(noise) -> str:
-    """How the reporting floor of one output was set."""
+    """How the sets of one output were decided: by held-out rows, or by the reporting floor."""
+    if noise.held_out_rows:
+        floor = f", own share > {noise.set_floor:.2g}" if noise.set_floor > 0 else ""
+        grown = "by any amount" if GROWN_SIGMAS == 0 else f"by {GROWN_SIGMAS:g} standard errors"
+        return (f"reported: sets that {noise.held_out_rows} rows with targets ({noise.source}) support: removing the set "
+                f"from the network raises their error, by {NOISE_SIGMAS:g} standard errors for a pair, {grown} for a set "
+                f"grown from passing subsets{floor}; the network leaves {100 * noise.error_share:.3g}% of the variance "
+                "unexplained on them")
     if noise.error_share is None:
         return f"reported: own share > {noise.floor:.2g} (the threshold; the network's error is unknown)"
     return (f"reported: own share > {noise.floor:.2g} (threshold {noise.threshold:.2g}; the network leaves "
@@ -56,7 +70,7 @@ def render(report: InteractionReport) -> None:
         render_sets(result.interaction_sets, f"interaction sets of {result.output}",
                     f"{result.output}: no interaction above the noise (additive in its inputs)")
         console.print(noise_line(result.noise), markup=False)
-        render_unconfirmed(result.unconfirmed_sets, result.noise.floor)
+        render_unconfirmed(result.unconfirmed_sets, result.noise.floor, result.noise.held_out_rows > 0)
         console.print(f"[bold]{result.output}[/bold] = {result.tree.describe() or '(constant)'}")
         table = Table(title=f"additive blocks of {result.output}")
         for column in ("inputs", "order", "structure", "top set share", "variance share", "interaction share"):
@@ -155,12 +169,15 @@ def render_karsein(report: KarSeinInteractionReport) -> None:
 @handle_errors
 def interactions_command(
     model: Path = typer.Argument(Path("model.pt"), help="Checkpoint (default model.pt)."),
-    data: Path = typer.Option(None, "--data", help="CSV (columns named like the model inputs) or .npy/.pt array to analyse on."),
+    data: Path = typer.Option(None, "--data", help="CSV (columns named like the model inputs) or .npy/.pt array to analyse on "
+                              "(default: the checkpoint's held-out rows, then its training sample)."),
     target: list[str] = typer.Option([], "--target", help="Column(s) of --data holding the model's outputs "
-                                     "(repeat or comma-separate; default: the columns named like the outputs)."),
+                                     "(repeat or comma-separate; default: the columns named like the outputs); with them "
+                                     "each interaction set is tested against the data: give rows the network was not trained on."),
     formula: list[str] = typer.Option([], "--formula", help="Also analyse this formula in the input names (one per output)."),
     threshold: float = typer.Option(None, "--threshold", help="Own share of the output variance a set must carry to be "
-                                    "reported (default: KAN 3e-5, KarSein 0.05); sets within the noise are never reported."),
+                                    "reported (default: KAN 3e-5, none when held-out targets test the sets; KarSein 0.05); "
+                                    "sets within the noise are never reported."),
     max_order: int = typer.Option(InteractionSettings.max_order, "--max-order", help="Largest interaction set tested."),
     product_threshold: float = typer.Option(
         InteractionSettings.product_threshold, "--product-threshold", help="Residual below which a product split is accepted."

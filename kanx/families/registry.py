@@ -113,14 +113,19 @@ def device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+STORED_ROWS = ("sample_inputs", "held_out_inputs", "held_out_targets")  # plain tensors a model carries
+
+
 def placed(model: nn.Module, device: torch.device | str) -> nn.Module:
     """``model`` on ``device``: the model itself when it is there already, else a moved copy (so
-    the caller's model stays where it is). The stored sample (``sample_inputs``) moves too."""
+    the caller's model stays where it is). The stored rows (``sample_inputs``, and a KAN's held-out
+    rows and targets) move too."""
     device = torch.device(device)
-    if device_of(model) == device and getattr(model, "sample_inputs", torch.empty(0)).device == device:
+    stored = [name for name in STORED_ROWS if isinstance(getattr(model, name, None), torch.Tensor)]
+    if device_of(model) == device and all(getattr(model, name).device == device for name in stored):
         return model
     moved = copy.deepcopy(model).to(device)
-    if isinstance(getattr(moved, "sample_inputs", None), torch.Tensor):
-        moved.sample_inputs = moved.sample_inputs.to(device)
+    for name in stored:
+        setattr(moved, name, getattr(moved, name).to(device))
     return moved
 

@@ -4,9 +4,12 @@ Numerical analysis of the network itself (no formula needed), from mixed differe
 (``kanx.interactions.sets``: no derivatives, so kinks such as ``|x|`` and ``max`` are measured too):
 - interaction sets, the headline: each set of inputs that enters a term together (sets may overlap),
   with its order, its own share of the output variance (the part no subset explains) and the
-  interaction variance inside it. A set is reported when its own share is above the noise: the
-  threshold, a fraction ``ERROR_FRACTION`` of the variance the network itself does not explain (from
-  ``--data`` with the outputs, else from the training record, else ``ASSUMED_ERROR_SHARE``), and three
+  interaction variance inside it. With held-out targets (the rows ``kanx train`` keeps in the checkpoint,
+  or ``--data`` with the outputs) a set is reported when the data support it: removing it from the
+  network raises the error on those rows, by three standard errors for a pair and at all for a larger
+  set whose every subset passed (``kanx.interactions.sets.held_out_support``). Without targets, when
+  its own share is above the noise: the threshold, a fraction ``ERROR_FRACTION`` of the variance the
+  network itself does not explain (from the training record, else ``ASSUMED_ERROR_SHARE``), and three
   Monte Carlo standard errors;
 - pairwise shares ``U_ij / Var f``: the variance of every component holding both inputs;
 - additive blocks (the connected components of the sets) and an interaction tree from recursive
@@ -66,6 +69,7 @@ DEFAULT_THRESHOLD = 3e-5
 DEFAULT_PRODUCT_THRESHOLD = InteractionSettings.product_threshold
 ERROR_FRACTION = 0.3  # an interaction must carry this much of the variance the network leaves unexplained
 ASSUMED_ERROR_SHARE = 1e-3  # the unexplained share assumed when neither targets nor a training record tell it
+MIN_HELD_OUT_ROWS = 50  # fewer rows with targets than this do not test the sets (the floor does)
 PRODUCT_TEST_ROWS = 256
 LINEAR_FUNCTIONS = {"x", "0"}
 POLYNOMIAL_DEGREE = {"0": 0, "x": 1, "x^2": 2, "x^3": 3, "x^4": 4}
@@ -124,21 +128,30 @@ class InteractionGroup:
 
 @dataclass
 class NoiseFloor:
-    """The own share below which an interaction is not reported (``floor``): the largest of the
-    threshold and ``ERROR_FRACTION`` times ``error_share``, the share of the output variance the
-    network leaves unexplained, measured on ``source`` ("data", "training record", or "unknown":
-    ``error_share`` is then ``None`` and the floor takes ``ASSUMED_ERROR_SHARE`` for it)."""
+    """What an interaction must clear. ``floor``: the own share below which the additive structure (tree,
+    blocks, formula view) counts no interaction, the largest of the threshold and ``ERROR_FRACTION``
+    times ``error_share``, the share of the output variance the network leaves unexplained, measured on
+    ``source`` ("held-out rows", "data", "training record", or "unknown": ``error_share`` is then ``None``
+    and the floor takes ``ASSUMED_ERROR_SHARE`` for it). ``held_out_rows``: the rows with targets that
+    test each interaction set (0: none, and a set must clear ``floor``); with them a set must clear only
+    ``set_floor`` (the threshold the user gave, else 0) and the data test."""
 
     floor: float
     threshold: float
     error_share: float | None
     source: str
+    held_out_rows: int = 0
+    set_floor: float = 0.0
 
     @classmethod
-    def of(cls, threshold: float, error_share: float | None, source: str) -> NoiseFloor:
-        """The floor for ``error_share`` (``None``: unknown, ``ASSUMED_ERROR_SHARE`` is taken for it)."""
+    def of(cls, threshold: float, error_share: float | None, source: str, held_out_rows: int = 0,
+           given_threshold: float | None = None) -> NoiseFloor:
+        """The floor for ``error_share`` (``None``: unknown, ``ASSUMED_ERROR_SHARE`` is taken for it);
+        ``held_out_rows`` > 0 lets the data test replace it for the sets."""
         assumed = error_share if error_share is not None else ASSUMED_ERROR_SHARE
-        return cls(max(threshold, ERROR_FRACTION * assumed), threshold, error_share, source)
+        floor = max(threshold, ERROR_FRACTION * assumed)
+        set_floor = (given_threshold or 0.0) if held_out_rows else floor
+        return cls(floor, threshold, error_share, source, held_out_rows, set_floor)
 
 
 @dataclass
@@ -381,13 +394,14 @@ def group_variances(
 # --------------------------------------------------------------------------- per output
 def error_shares(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[list[float | None], str]:
     """Per output, the share of the output variance the network leaves unexplained, and where it was
-    measured: on targets ``y [N, m]`` for the rows ``x`` ("data"), else the test R² of the training
-    record ("training record"), else unknown."""
+    measured: on targets ``y [N, m]`` for the rows ``x`` ("data"; rows whose targets are NaN are left out),
+    else the test R² of the training record ("training record"), else unknown."""
     m = model.n_outputs
-    if y is not None:
+    known = torch.isfinite(y).all(dim=1) if y is not None else None
+    if known is not None and int(known.sum()) >= 2:
         with torch.no_grad():
-            residual = (model(x).double() - y.double()).pow(2).mean(dim=0)
-        spread = y.double().var(dim=0, unbiased=False).clamp_min(1e-300)
+            residual = (model(x[known]).double() - y[known].double()).pow(2).mean(dim=0)
+        spread = y[known].double().var(dim=0, unbiased=False).clamp_min(1e-300)
         return [float(v) for v in (residual / spread).cpu()], "data"
     training = model.meta.training if isinstance(model, KAN) and isinstance(model.meta.training, dict) else {}
     test = (training.get("metrics") or {}).get("test") if isinstance(training.get("metrics"), dict) else None
@@ -412,14 +426,15 @@ def pair_columns(values: SwappedValues, total: torch.Tensor, variance: torch.Ten
 
 def analyse_output(model: nn.Module, output: int, values: SwappedValues, variance: torch.Tensor, shares: torch.Tensor,
                    total: torch.Tensor, noise: NoiseFloor, settings: InteractionSettings, generator: torch.Generator,
-                   notes: list[str]) -> tuple[OutputReport, int]:
+                   notes: list[str], residual: torch.Tensor | None = None) -> tuple[OutputReport, int]:
     """The report of output ``output`` from the shared swapped evaluations ``values``: ``shares [n, n]``
-    its pair shares, ``total [n]`` its inputs' total-effect shares."""
+    its pair shares, ``total [n]`` its inputs' total-effect shares, ``residual [N, m]`` (target − network
+    at the rows, NaN where unknown) the held-out test of the sets, if any."""
     x, names, n = values.x, model.meta.input_names, values.x.shape[1]
     f = CountingFunction(model, output)
     per_order = candidates_per_order(len(x), model.row_bytes(), settings.max_order, model.n_outputs)
-    search = SetSearch(values, output, variance, noise.floor, settings.max_order, per_order)
-    pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.floor])
+    search = SetSearch(values, output, variance, noise.set_floor, settings.max_order, per_order, residual)
+    pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.set_floor])
     sets = interaction_sets(search, pairs, names)
     index = {name: i for i, name in enumerate(names)}
     members = [[index[v] for v in term.variables] for term in sets]
@@ -585,32 +600,63 @@ def combine_subnodes(layer, sub_groups: list[list[frozenset[int]]], sub_degree: 
 
 
 # --------------------------------------------------------------------------- entry point
-def within_budget(x: torch.Tensor, row_bytes: int, generator: torch.Generator, notes: list[str]) -> torch.Tensor:
-    """The rows ``x [N, n]`` the pair stage can afford (``affordable_rows``): all of them for narrow
-    models, fewer for wide ones (said in ``notes``)."""
+def within_budget(x: torch.Tensor, y: torch.Tensor | None, row_bytes: int, generator: torch.Generator,
+                  notes: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rows ``x [N, n]`` (and their targets ``y [N, m]``, if any) the pair stage can afford
+    (``affordable_rows``): all of them for narrow models, fewer for wide ones (said in ``notes``)."""
     n = x.shape[1]
     tested = min(n, MAX_PAIR_INPUTS)
     evaluations = 2 + n + tested * (tested - 1) // 2 + (n if n > MAX_PAIR_INPUTS else 0)
     rows = affordable_rows(evaluations, row_bytes)
     if rows >= len(x):
-        return x
+        return x, y
     notes.append(f"mixed differences on {rows} of {len(x)} rows ({n} inputs: {evaluations} evaluations of the rows)")
-    return x[random_rows(len(x), rows, generator, x.device)]
+    keep = random_rows(len(x), rows, generator, x.device)
+    return x[keep], (y[keep] if y is not None else None)
+
+
+def stored_rows(model: KAN, limit: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rows a model carries, ``x [N, n_inputs]`` and targets ``y [N, n_outputs]``: its held-out rows
+    with their targets first, then its sample of training inputs (targets NaN), at most ``limit`` rows in
+    all; only the training sample (``y`` None) when it keeps no held-out rows."""
+    held = model.held_out_inputs[:limit].float()
+    if not len(held):
+        return model.sample_inputs, None
+    fill = model.sample_inputs[: limit - len(held)].float()
+    unknown = torch.full((len(fill), model.n_outputs), float("nan"), device=held.device)
+    return torch.cat([held, fill]), torch.cat([model.held_out_targets[:limit].float(), unknown])
+
+
+def held_out_residual(values: SwappedValues, y: torch.Tensor | None, notes: list[str]) -> torch.Tensor | None:
+    """``y − f`` ``[N, m]`` at the rows of ``values`` (NaN where a row has no target), or ``None`` when fewer
+    than ``MIN_HELD_OUT_ROWS`` rows have targets (said in ``notes`` when some do)."""
+    if y is None:
+        return None
+    known = int(torch.isfinite(y).all(dim=1).sum())
+    if known < MIN_HELD_OUT_ROWS:
+        if known:
+            notes.append(f"only {known} rows with targets (the held-out test needs {MIN_HELD_OUT_ROWS}): sets answer to "
+                         "the noise floor")
+        return None
+    return y.to(values(()).device).double() - values(())
 
 
 def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,
                         formulas: list[sympy.Expr] | None = None, y: torch.Tensor | None = None) -> InteractionReport:
     """Interaction analysis of every output of ``model`` on inputs ``x`` ``[N, n_inputs]`` (default:
-    the model's stored sample). ``y [N, n_outputs]``, the targets of those rows, measures the network's
-    error for the noise floor. ``formulas`` (one sympy expression per output, in the input names)
-    adds the formula view; by default a fully symbolic model's own formula is used.
+    the model's held-out rows with their targets, then its stored training sample: ``stored_rows``).
+    ``y [N, n_outputs]``, the targets of those rows (NaN where unknown), measures the network's error and
+    tests each interaction set against data (give rows the network was not trained on). ``formulas`` (one
+    sympy expression per output, in the input names) adds the formula view; by default a fully symbolic
+    model's own formula is used.
     """
     if not isinstance(model, KAN):
         raise KanxError(f"interactions: unsupported model type {type(model).__name__}")
     settings = settings if settings is not None else InteractionSettings()
     start = time.perf_counter()
-    if x is None:
-        x, y = model.sample_inputs, None
+    stored = x is None
+    if stored:
+        x, y = stored_rows(model, settings.max_samples)
     if x.shape[0] < 10:
         raise KanxError("interactions: need at least 10 input rows (the model stores none; pass --data)")
     generator = torch.Generator().manual_seed(settings.seed)
@@ -624,10 +670,13 @@ def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, setting
     model.eval()
     threshold = settings.threshold if settings.threshold is not None else DEFAULT_THRESHOLD
     errors, source = error_shares(model, x, y)
+    source = "held-out rows" if stored and source == "data" else source
     notes: list[str] = []
-    x = within_budget(x, model.row_bytes(), generator, notes)
+    x, y = within_budget(x, y, model.row_bytes(), generator, notes)
     values = SwappedValues(model, x, x[random_rows(len(x), len(x), generator, x.device)], model.row_bytes())
     variance = values.variance()
+    residual = held_out_residual(values, y, notes)
+    held_out_rows = int(torch.isfinite(residual).all(dim=1).sum()) if residual is not None else 0
     n = x.shape[1]
     values.prefetch([(i,) for i in range(n)])
     total = total_shares(values, n, variance)
@@ -637,8 +686,9 @@ def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, setting
                      f"{ASSUMED_ERROR_SHARE:.1%} of the variance unexplained; give --data with the outputs to measure it")
     outputs, evaluations = [], 0
     for k in range(model.n_outputs):
-        noise = NoiseFloor.of(threshold, errors[k], source)
-        report, rows = analyse_output(model, k, values, variance, shares[k], total[k], noise, settings, generator, notes)
+        noise = NoiseFloor.of(threshold, errors[k], source, held_out_rows, settings.threshold)
+        report, rows = analyse_output(model, k, values, variance, shares[k], total[k], noise, settings, generator, notes,
+                                      residual)
         if formulas is not None:
             report.formula = formula_report(formulas[k], names, x, noise.floor)
         outputs.append(report)

@@ -17,6 +17,15 @@ interaction, the part no subset explains. ``U_S`` only shrinks as ``S`` grows, s
 by level from the pairs, a set being tested only when all its subsets one smaller passed (the cliques of
 the pair graph, then their order-k test).
 
+The same differences test a set against data. ``h_S = Σ_{V ⊇ S} f_V``, every component holding all of
+``S``, is ``E_{x'}[(−1)^|S| Δ_S(x, x')]``, and ``‖h_S‖² = U_S``. Removing ``h_S`` from ``f`` changes the
+mean squared error on rows with targets ``y`` by ``U_S + 2 E[h_S (y − f)]`` (``held_out_support``): about
+``+U_S`` when the data hold the interaction as the network does, about ``−U_S`` when ``h_S`` is the
+network's own error (the data have no such component, so removing it helps). On held-out rows this
+decides a set without a threshold on its size: a pair is kept when the data support it by ``NOISE_SIGMAS``
+standard errors (there are many pairs to test), a larger set, tested only when all its subsets passed, when
+removing it raises the held-out error at all (``GROWN_SIGMAS`` = 0: the estimate's sign).
+
 Closed indices ``τ_T = Var E[f | x_T] = Var f − E[(f(x) − f(x with all but T from x'))²] / 2`` give a
 term's *interaction variance*: ``τ_S − Σ_{i∈S} τ_i``, the variance of every component of two or more
 of its inputs (a component inside two overlapping terms counts in both).
@@ -49,18 +58,23 @@ PAIR_WORK = 2e11
 SET_WORK = 2e11
 MIN_SET_ROWS = 64
 MIN_CANDIDATES = 20
-NOISE_SIGMAS = 3.0  # a set's own share must exceed its Monte Carlo error this many times
+NOISE_SIGMAS = 3.0  # a set's own share (and a pair's held-out support) must exceed its standard error this many times
+GROWN_SIGMAS = 0.0  # held-out support, in standard errors, of a set of 3+ inputs whose every subset one smaller passed
 UNCONFIRMED_FRACTION = 0.01  # a possible term's own share is at least this fraction of the floor (not rounding)
 
 
 @dataclass(frozen=True)
 class SetEstimate:
     """``share = U_S / Var f`` of the column set ``columns`` for one output, and its Monte Carlo
-    standard error ``error`` (same units)."""
+    standard error ``error`` (same units); with held-out targets, ``support``: how much removing every
+    component that holds the set raises the mean squared error on them, in units of ``Var f``, and its
+    standard error ``support_error`` (``None`` without targets)."""
 
     columns: Columns
     share: float
     error: float
+    support: float | None = None
+    support_error: float | None = None
 
 
 @dataclass
@@ -68,13 +82,17 @@ class InteractionSet:
     """Inputs (or KarSein fields) that enter a term together: ``strength`` = its own share of the
     output variance (the part no subset explains, ``U_S / Var f``) with its Monte Carlo standard error
     ``error``; ``variance_share`` = the share of the interaction variance inside the set (every
-    component of two or more of its inputs: ``τ_S − Σ τ_i``; overlapping sets both count a shared one)."""
+    component of two or more of its inputs: ``τ_S − Σ τ_i``; overlapping sets both count a shared one);
+    ``support`` ± ``support_error``: the rise of the error on held-out rows, as a share of the output
+    variance, when the set is removed from the network (``None`` without held-out targets)."""
 
     variables: list[str]
     order: int
     strength: float
     error: float
     variance_share: float
+    support: float | None = None
+    support_error: float | None = None
 
 
 class SwappedValues:
@@ -155,6 +173,22 @@ def superset_shares(values: SwappedValues, columns: Columns, variance: torch.Ten
     return squared.mean(dim=0) / scale, error / scale
 
 
+def held_out_support(values: SwappedValues, columns: Columns, residual: torch.Tensor,
+                     variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much removing ``h_S`` (every component holding the column set ``S = columns``) from the function
+    raises its mean squared error on the rows with targets, per output ``[m]`` in units of ``Var f``, and
+    the standard error ``[m]``. ``residual [N, m]``: target − f at the rows ``values.x``, NaN where a row
+    has no target. The per-row estimate is ``Δ_S² / 2^|S| + 2 (−1)^|S| Δ_S · residual``."""
+    delta = mixed_difference(values, columns)
+    gain = delta.pow(2) / 2 ** len(columns) + 2 * (-1) ** len(columns) * delta * residual
+    known = torch.isfinite(gain)
+    count = known.sum(dim=0).clamp_min(2)
+    mean = torch.where(known, gain, 0.0).sum(dim=0) / count
+    spread = torch.where(known, gain - mean, 0.0).pow(2).sum(dim=0) / (count - 1)
+    scale = variance.clamp_min(1e-300)
+    return mean / scale, (spread / count).sqrt() / scale
+
+
 def pair_shares(values: SwappedValues, columns: list[int], variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``U_ij / Var f`` for every pair of ``columns``: ``[m, n, n]`` over all ``n`` columns of the rows
     (symmetric, zero diagonal, zero outside ``columns``), and the standard errors ``[m, n, n]``. Costs
@@ -183,8 +217,10 @@ def total_shares(values: SwappedValues, n: int, variance: torch.Tensor) -> torch
 class SetSearch:
     """Level-wise growth of interaction sets for one output (index ``output``).
 
-    ``floor`` is the share below which an interaction cannot be told from the model's own error; a set
-    passes when ``share > floor`` and ``share > NOISE_SIGMAS · error``. At most ``per_order`` candidate
+    ``floor`` is the share below which an interaction is not reported; a set passes when ``share > floor``
+    and ``share > NOISE_SIGMAS · error``, and, given ``residual [N, m]`` (target − f at the rows, NaN
+    where unknown: held-out rows), when its held-out support exceeds ``NOISE_SIGMAS`` standard errors
+    (pairs) or ``GROWN_SIGMAS`` (larger sets, whose subsets all passed: 0). At most ``per_order`` candidate
     sets are tested per order beyond pairs (each costs one new evaluation of the rows: its subsets
     were tested before it). ``estimates`` holds every set tested.
     """
@@ -195,11 +231,32 @@ class SetSearch:
     floor: float
     max_order: int
     per_order: int = SETS_PER_ORDER
+    residual: torch.Tensor | None = None
     estimates: dict[Columns, SetEstimate] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def passes(self, estimate: SetEstimate) -> bool:
+    def measurable(self, estimate: SetEstimate) -> bool:
+        """The set's own share is above the floor and its Monte Carlo error."""
         return estimate.share > self.floor and estimate.share > NOISE_SIGMAS * estimate.error
+
+    def passes(self, estimate: SetEstimate) -> bool:
+        if not self.measurable(estimate):
+            return False
+        if estimate.support is None:
+            return True
+        sigmas = NOISE_SIGMAS if len(estimate.columns) == 2 else GROWN_SIGMAS
+        return estimate.support > sigmas * estimate.support_error
+
+    def undecided(self, estimate: SetEstimate) -> bool:
+        """A set that does not pass but may be a term: without targets, its own share is measurable but
+        not above the floor (``UNCONFIRMED_FRACTION`` of it at least, so rounding does not count); with
+        held-out targets, it is measurable and the data do not refute it (its support is within one
+        standard error of zero)."""
+        if self.passes(estimate) or not estimate.share > NOISE_SIGMAS * estimate.error:
+            return False
+        if estimate.support is None:
+            return estimate.share > UNCONFIRMED_FRACTION * self.floor
+        return estimate.share > self.floor and estimate.support > -estimate.support_error
 
     def test(self, candidates: list[Columns]) -> list[Columns]:
         """Estimate ``candidates`` (batched) and return those that pass."""
@@ -207,7 +264,11 @@ class SetSearch:
         passed = []
         for columns in candidates:
             share, error = superset_shares(self.values, columns, self.variance)
-            estimate = SetEstimate(columns, float(share[self.output]), float(error[self.output]))
+            support = support_error = None
+            if self.residual is not None:
+                gain, gain_error = held_out_support(self.values, columns, self.residual, self.variance)
+                support, support_error = float(gain[self.output]), float(gain_error[self.output])
+            estimate = SetEstimate(columns, float(share[self.output]), float(error[self.output]), support, support_error)
             self.estimates[columns] = estimate
             if self.passes(estimate):
                 passed.append(columns)
@@ -274,8 +335,9 @@ def interaction_sets(search: SetSearch, pairs: list[Columns], names: list[str]) 
 
 def unconfirmed_sets(search: SetSearch, terms: list[InteractionSet], names: list[str]) -> list[InteractionSet]:
     """Sets of three or more inputs that may be one term the network cannot confirm: every subset one
-    smaller passed, and the set's own share is measurably above zero (``NOISE_SIGMAS`` errors and
-    ``UNCONFIRMED_FRACTION`` of the floor, so rounding does not count) but not above the floor.
+    smaller passed, and the set is ``SetSearch.undecided`` (without targets: its own share is measurably
+    above zero but not above the floor; with held-out targets: the data do not refute it, within one
+    standard error).
 
     A weak own interaction of a true term (``1/(1 + x1² + x2² + x3²)`` on [−1, 1] has 2e-4 of its
     variance in the triple) and the network's own error look alike there, so these are listed apart
@@ -283,9 +345,7 @@ def unconfirmed_sets(search: SetSearch, terms: list[InteractionSet], names: list
     index = {name: i for i, name in enumerate(names)}
     reported = [{index[v] for v in term.variables} for term in terms]
     doubtful = [columns for columns, estimate in search.estimates.items()
-                if len(columns) >= 3 and not search.passes(estimate)
-                and estimate.share > max(NOISE_SIGMAS * estimate.error, UNCONFIRMED_FRACTION * search.floor)
-                and not any(set(columns) <= members for members in reported)]
+                if len(columns) >= 3 and search.undecided(estimate) and not any(set(columns) <= members for members in reported)]
     return described(search, maximal_sets(doubtful), names)
 
 
@@ -298,7 +358,7 @@ def described(search: SetSearch, sets: list[Columns], names: list[str]) -> list[
         inside = closed[term] - sum(closed[(i,)] for i in term)  # τ_S − Σ τ_i: every component of 2+ inputs in S
         estimate = search.estimates[term]
         found.append(InteractionSet([names[i] for i in term], len(term), estimate.share, estimate.error,
-                                    max(float(inside[search.output]), 0.0)))
+                                    max(float(inside[search.output]), 0.0), estimate.support, estimate.support_error))
     return sorted(found, key=lambda s: (-s.strength, s.variables))
 
 

@@ -288,6 +288,7 @@ def shrink(model: KAN, keep: list[torch.Tensor]) -> KAN:
     small.symbolic_functions = list(model.symbolic_functions)
     small._sync_symbolic_tables()
     small.sample_inputs = model.sample_inputs.clone()
+    small.held_out_inputs, small.held_out_targets = model.held_out_inputs.clone(), model.held_out_targets.clone()
     small.meta = copy.deepcopy(model.meta)
     return small
 

@@ -46,7 +46,8 @@ class TrainSettings:
     training (B-spline bases only); ``steps=None`` takes the optimizer's default. ``patience``
     > 0 stops early: with held-out rows (``test_fraction`` > 0), training ends once their error
     has not improved for that many steps after the last grid refresh, and the model keeps the
-    parameters of its best held-out step (0: all steps, the last parameters)."""
+    parameters of its best held-out step (0: all steps, the last parameters). ``sample_rows``: the most
+    training inputs, and the most held-out rows with their targets, the checkpoint keeps."""
 
     widths: list[int]
     mult: list[list[int]] | None = None
@@ -358,7 +359,7 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     """Build a KAN for ``dataset`` (or continue training a copy of ``init``, which is left
     untouched), fit it on ``settings.device`` (the model comes back on the CPU) and record
     provenance (settings, seed, data fingerprint, input ranges, a stored sample of up to
-    ``sample_rows`` training inputs).
+    ``sample_rows`` training inputs, and up to ``sample_rows`` held-out rows with their targets).
 
     A fresh model fits the targets that ``settings.target_transform`` picks as ``log|y|`` under
     an ``exp`` output layer (``kanx.train.targets``); the metrics are those of ``y``."""
@@ -382,6 +383,7 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(settings.seed + 1), device="cpu")
     model = model.cpu()  # a trained model (and so its checkpoint) is device-independent
     model.sample_inputs = x_train[keep[: settings.sample_rows].to(device)].cpu().clone()
+    model.held_out_inputs, model.held_out_targets = held_out_sample(x_test, y_test, settings.sample_rows, settings.seed)
     model.meta.training = {
         "settings": {**asdict(settings), "steps": settings.resolved_steps, "lr": settings.resolved_lr},
         "seed": settings.seed,
@@ -424,6 +426,14 @@ def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[i
     return result
 
 
+def held_out_sample(x_test: torch.Tensor, y_test: torch.Tensor, rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``rows`` of the held-out rows ``x_test [N, n_in]`` and their targets ``y_test [N, n_out]``, on
+    the CPU: kept in the checkpoint so that later analyses (``kanx interactions``) can test the network
+    against data it was not fitted to."""
+    keep = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 2), device="cpu")[:rows]
+    return x_test[keep.to(x_test.device)].cpu().clone(), y_test[keep.to(y_test.device)].cpu().clone()
+
+
 def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[bool], on_step: StepCallback | None) -> TrainResult:
     """:func:`train` of a fresh network on ``log|y|`` of the ``logs`` columns, then its ``exp``
     output layer; the metrics and the record describe ``y`` itself."""
@@ -436,6 +446,8 @@ def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[boo
         train_metrics = regression_metrics(model(dataset.x[train_idx]), dataset.y[train_idx])
         test_metrics = (regression_metrics(model(dataset.x[test_idx]), dataset.y[test_idx]) if len(test_idx)
                         else Metrics(float("nan"), float("nan")))
+    model.held_out_inputs, model.held_out_targets = held_out_sample(dataset.x[test_idx], dataset.y[test_idx],
+                                                                    settings.sample_rows, settings.seed)
     record = fitted.model.meta.training
     model.meta.training = {**record, "settings": {**record["settings"], "target_transform": settings.target_transform},
                            "target_transforms": transform_record(model, logs), "data_fingerprint": dataset.fingerprint(),

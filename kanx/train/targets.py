@@ -58,6 +58,7 @@ def with_output_edges(core: KAN, logs: list[bool], signs: list[float]) -> KAN:
             last.mask[k, k] = 1.0
             model.set_symbolic(len(widths) - 2, k, k, "exp" if log else "x", (1.0, 0.0, sign if log else 1.0, 0.0))
     model.sample_inputs = core.sample_inputs
+    model.held_out_inputs, model.held_out_targets = core.held_out_inputs, core.held_out_targets
     model.meta.provenance = core.meta.provenance
     return model
 

@@ -38,6 +38,9 @@ def kan_config(model: KAN) -> dict:
 def kan_state(model: KAN) -> dict[str, torch.Tensor]:
     state = {name: tensor.detach().clone().cpu() for name, tensor in model.state_dict().items()}
     state["sample_inputs"] = model.sample_inputs.detach().clone().cpu()
+    if len(model.held_out_inputs):
+        state["held_out_inputs"] = model.held_out_inputs.detach().clone().cpu()
+        state["held_out_targets"] = model.held_out_targets.detach().clone().cpu()
     return state
 
 
@@ -75,6 +78,7 @@ def expected_kan_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+DATA_TENSORS = {"sample_inputs", "held_out_inputs", "held_out_targets"}  # stored rows, not weights
 MAX_LAYERS = 256
 MAX_WIDTH = 1_000_000
 MAX_ARITY = 64
@@ -160,7 +164,12 @@ def validate_kan(config: dict, state: dict, where: str) -> None:
     table = config["symbolic_functions"]
     expected = expected_kan_shapes(config)
     expected["sample_inputs"] = (-1, widths[0])
+    if "held_out_inputs" in state or "held_out_targets" in state:  # optional, always as a pair
+        expected.update({"held_out_inputs": (-1, widths[0]), "held_out_targets": (-1, widths[-1])})
     checks.validate_tensors(state, expected, where)
+    if "held_out_inputs" in state and len(state["held_out_inputs"]) != len(state["held_out_targets"]):
+        raise KanxError(f"{where}: tensors held_out_inputs and held_out_targets hold {len(state['held_out_inputs'])} "
+                        f"and {len(state['held_out_targets'])} rows")
     for index in range(len(widths) - 1):
         prefix = f"layers.{index}."
         sym_index = state[prefix + "sym_index"]
@@ -194,9 +203,12 @@ def build_kan(config: dict, state: dict) -> KAN:
     model.custom_functions = dict(config["custom_functions"])
     model.symbolic_functions = list(config["symbolic_functions"])
     model._sync_symbolic_tables()
-    weights = {name: tensor for name, tensor in state.items() if name != "sample_inputs"}
+    weights = {name: tensor for name, tensor in state.items() if name not in DATA_TENSORS}
     model.load_state_dict({n: t.to(model.state_dict()[n].dtype) for n, t in weights.items()})
     model.sample_inputs = state["sample_inputs"].float().clone()
+    if "held_out_inputs" in state:
+        model.held_out_inputs = state["held_out_inputs"].float().clone()
+        model.held_out_targets = state["held_out_targets"].float().clone()
     model.meta.provenance = dict(config.get("provenance", {}))
     model.meta.training = dict(config.get("training", {}))
     return model

@@ -108,6 +108,9 @@ class KAN(nn.Module):
             input_ranges=[(float(lo), float(hi)) for lo, hi in ranges],
         )
         self.sample_inputs = torch.empty(0, n_in)
+        # held-out rows with their targets, kept by ``kanx train`` to test what the network claims against data
+        self.held_out_inputs = torch.empty(0, n_in)
+        self.held_out_targets = torch.empty(0, widths[-1])
         self.symbolic_functions: list[str] = []
         self.custom_functions: dict[str, str] = {}
         generator = torch.Generator().manual_seed(seed)
