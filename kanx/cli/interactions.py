@@ -53,10 +53,9 @@ def noise_line(noise) -> str:
     """How the sets of one output were decided: by held-out rows, or by the reporting floor."""
     if noise.held_out_rows:
         floor = f", own share > {noise.set_floor:.2g}" if noise.set_floor > 0 else ""
-        grown = "by any amount" if GROWN_SIGMAS == 0 else f"by {GROWN_SIGMAS:g} standard errors"
         return (f"reported: sets that {noise.held_out_rows} rows with targets ({noise.source}) support: removing the set "
-                f"from the network raises their error, by {NOISE_SIGMAS:g} standard errors for a pair, {grown} for a set "
-                f"grown from passing subsets{floor}; the network leaves {100 * noise.error_share:.3g}% of the variance "
+                f"from the network raises their error, by {NOISE_SIGMAS:g} standard errors for a pair, {GROWN_SIGMAS:g} for "
+                f"a set grown from passing subsets{floor}; the network leaves {100 * noise.error_share:.3g}% of the variance "
                 "unexplained on them")
     if noise.error_share is None:
         return f"reported: own share > {noise.floor:.2g} (the threshold; the network's error is unknown)"

@@ -6,8 +6,8 @@ Numerical analysis of the network itself (no formula needed), from mixed differe
   with its order, its own share of the output variance (the part no subset explains) and the
   interaction variance inside it. With held-out targets (the rows ``kanx train`` keeps in the checkpoint,
   or ``--data`` with the outputs) a set is reported when the data support it: removing it from the
-  network raises the error on those rows, by three standard errors for a pair and at all for a larger
-  set whose every subset passed (``kanx.interactions.sets.held_out_support``). Without targets, when
+  network raises the error on those rows, by three standard errors for a pair and 1.5 for a larger set
+  whose every subset passed (``kanx.interactions.sets.held_out_support``). Without targets, when
   its own share is above the noise: the threshold, a fraction ``ERROR_FRACTION`` of the variance the
   network itself does not explain (from the training record, else ``ASSUMED_ERROR_SHARE``), and three
   Monte Carlo standard errors;
