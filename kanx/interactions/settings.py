@@ -17,8 +17,8 @@ class InteractionSettings:
     ``threshold`` [--threshold]: the own share of the output (KAN) or score (KarSein) variance an
     interaction set must carry to be reported, beside the noise floor; ``None`` takes the family's
     default (KAN 3e-5: weak terms of a law matter, and none when held-out targets test the sets;
-    KarSein 0.05: only visible shares of a click score do); ``product_threshold`` [--product-threshold]: residual below which a KAN product split
-    is accepted; at most ``max_samples`` [--samples] rows are used; ``monte_carlo`` base points per
+    KarSein 0.05: only visible shares of a click score do); ``product_threshold`` [--product-threshold]:
+    residual below which a KAN product split is accepted; at most ``max_samples`` [--samples] rows are used; ``monte_carlo`` base points per
     functional-ANOVA estimate (KAN); ``max_order`` [--max-order]: the largest set tested; ``seed``
     [--seed] fixes subsampling, the partner rows and Monte Carlo draws.
     """
