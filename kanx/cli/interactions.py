@@ -12,7 +12,6 @@ from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_errors, print_json, read_data
 from kanx.core.choices import DEVICES, SOURCES
 from kanx.core.errors import KanxError
-from kanx.interactions.sets import GROWN_SIGMAS, NOISE_SIGMAS
 from kanx.interactions.settings import InteractionSettings
 from kanx.io.files import atomic_write, check_output_path
 
@@ -51,6 +50,8 @@ def render_unconfirmed(sets: list, floor: float, held_out: bool = False) -> None
 
 def noise_line(noise) -> str:
     """How the sets of one output were decided: by held-out rows, or by the reporting floor."""
+    from kanx.interactions.sets import GROWN_SIGMAS, NOISE_SIGMAS  # here: the CLI starts without torch
+
     if noise.held_out_rows:
         floor = f", own share > {noise.set_floor:.2g}" if noise.set_floor > 0 else ""
         return (f"reported: sets that {noise.held_out_rows} rows with targets ({noise.source}) support: removing the set "
