@@ -33,6 +33,7 @@ from kanx.interactions.sets import (
     held_out_support,
     interaction_sets,
     maximal_sets,
+    mixed_difference,
     pair_shares,
     superset_shares,
     unconfirmed_sets,
@@ -150,7 +151,7 @@ def test_held_out_targets_reject_the_network_s_own_error_where_no_floor_can() ->
     # the estimate itself: rows without a target (NaN) are left out, the others give the same number
     residual = search.residual.clone()
     residual[::2] = float("nan")
-    half, half_error = held_out_support(search.values, (0, 7), residual, search.variance)
+    half, half_error = held_out_support(mixed_difference(search.values, (0, 7)), 2, residual, search.variance)
     assert float(half[0]) == pytest.approx(error.support, abs=4 * float(half_error[0]))
 
 

@@ -170,20 +170,26 @@ def mixed_difference(values: SwappedValues, columns: Columns) -> torch.Tensor:
 
 def superset_shares(values: SwappedValues, columns: Columns, variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``U_S / Var f`` per output ``[m]`` and its standard error ``[m]``."""
-    squared = mixed_difference(values, columns).pow(2) / 2 ** len(columns)
+    return shares_of(mixed_difference(values, columns), len(columns), variance)
+
+
+def shares_of(delta: torch.Tensor, order: int, variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U_S / Var f`` ``[m]`` and its standard error ``[m]`` from the mixed differences ``delta [N, m]`` of
+    a set of ``order`` columns."""
+    squared = delta.pow(2) / 2**order
     scale = variance.clamp_min(1e-300)
     error = squared.std(dim=0) / math.sqrt(max(len(squared) - 1, 1))
     return squared.mean(dim=0) / scale, error / scale
 
 
-def held_out_support(values: SwappedValues, columns: Columns, residual: torch.Tensor,
+def held_out_support(delta: torch.Tensor, order: int, residual: torch.Tensor,
                      variance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """How much removing ``h_S`` (every component holding the column set ``S = columns``) from the function
-    raises its mean squared error on the rows with targets, per output ``[m]`` in units of ``Var f``, and
-    the standard error ``[m]``. ``residual [N, m]``: target − f at the rows ``values.x``, NaN where a row
-    has no target. The per-row estimate is ``Δ_S² / 2^|S| + 2 (−1)^|S| Δ_S · residual``."""
-    delta = mixed_difference(values, columns)
-    gain = delta.pow(2) / 2 ** len(columns) + 2 * (-1) ** len(columns) * delta * residual
+    """How much removing ``h_S`` (every component holding the set ``S`` of ``order`` columns whose mixed
+    differences are ``delta [N, m]``) from the function raises its mean squared error on the rows with
+    targets, per output ``[m]`` in units of ``Var f``, and the standard error ``[m]``. ``residual [N, m]``:
+    target − f at the same rows, NaN where a row has no target. The per-row estimate is
+    ``Δ_S² / 2^|S| + 2 (−1)^|S| Δ_S · residual``."""
+    gain = delta.pow(2) / 2**order + 2 * (-1) ** order * delta * residual
     known = torch.isfinite(gain)
     count = known.sum(dim=0).clamp_min(2)
     mean = torch.where(known, gain, 0.0).sum(dim=0) / count
@@ -266,10 +272,11 @@ class SetSearch:
         self.values.prefetch(s for c in candidates for s in subsets(c))
         passed = []
         for columns in candidates:
-            share, error = superset_shares(self.values, columns, self.variance)
+            delta = mixed_difference(self.values, columns)
+            share, error = shares_of(delta, len(columns), self.variance)
             support = support_error = None
             if self.residual is not None:
-                gain, gain_error = held_out_support(self.values, columns, self.residual, self.variance)
+                gain, gain_error = held_out_support(delta, len(columns), self.residual, self.variance)
                 support, support_error = float(gain[self.output]), float(gain_error[self.output])
             estimate = SetEstimate(columns, float(share[self.output]), float(error[self.output]), support, support_error)
             self.estimates[columns] = estimate
