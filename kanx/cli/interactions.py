@@ -28,7 +28,7 @@ def render_sets(sets: list, title: str, empty: str) -> None:
         console.print(empty, markup=False)
         return
     table = Table(title=title)
-    tested = any(getattr(term, "support", None) is not None for term in sets)
+    tested = any(term.support is not None for term in sets)
     columns = ("inputs", "order", "own share", "± error", "interaction variance") + (("held-out support", "± error") if tested else ())
     for column in columns:
         table.add_column(column, justify="left" if column == "inputs" else "right", no_wrap=column == "inputs")

@@ -627,18 +627,19 @@ def stored_rows(model: KAN, limit: int) -> tuple[torch.Tensor, torch.Tensor | No
     return torch.cat([held, fill]), torch.cat([model.held_out_targets[:limit].float(), unknown])
 
 
-def held_out_residual(values: SwappedValues, y: torch.Tensor | None, notes: list[str]) -> torch.Tensor | None:
-    """``y − f`` ``[N, m]`` at the rows of ``values`` (NaN where a row has no target), or ``None`` when fewer
-    than ``MIN_HELD_OUT_ROWS`` rows have targets (said in ``notes`` when some do)."""
+def held_out_residual(values: SwappedValues, y: torch.Tensor | None, notes: list[str]) -> tuple[torch.Tensor | None, int]:
+    """``y − f`` ``[N, m]`` at the rows of ``values`` (NaN where a row has no target) and the number of rows
+    with targets; ``(None, 0)`` when fewer than ``MIN_HELD_OUT_ROWS`` rows have them (said in ``notes``
+    when some do)."""
     if y is None:
-        return None
+        return None, 0
     known = int(torch.isfinite(y).all(dim=1).sum())
     if known < MIN_HELD_OUT_ROWS:
         if known:
             notes.append(f"only {known} rows with targets (the held-out test needs {MIN_HELD_OUT_ROWS}): sets answer to "
                          "the noise floor")
-        return None
-    return y.to(values(()).device).double() - values(())
+        return None, 0
+    return y.to(values(()).device).double() - values(()), known
 
 
 def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,
@@ -675,8 +676,7 @@ def interactions_of_kan(model: nn.Module, x: torch.Tensor | None = None, setting
     x, y = within_budget(x, y, model.row_bytes(), generator, notes)
     values = SwappedValues(model, x, x[random_rows(len(x), len(x), generator, x.device)], model.row_bytes())
     variance = values.variance()
-    residual = held_out_residual(values, y, notes)
-    held_out_rows = int(torch.isfinite(residual).all(dim=1).sum()) if residual is not None else 0
+    residual, held_out_rows = held_out_residual(values, y, notes)
     n = x.shape[1]
     values.prefetch([(i,) for i in range(n)])
     total = total_shares(values, n, variance)
