@@ -50,14 +50,15 @@ def render_unconfirmed(sets: list, floor: float, held_out: bool = False) -> None
 
 def noise_line(noise) -> str:
     """How the sets of one output were decided: by held-out rows, or by the reporting floor."""
-    from kanx.interactions.sets import GROWN_SIGMAS, NOISE_SIGMAS  # here: the CLI starts without torch
+    from kanx.interactions.sets import GROWN_SIGMAS, NOISE_SIGMAS, RETEST_BAND, RETEST_DRAWS  # here: the CLI starts without torch
 
     if noise.held_out_rows:
         floor = f", own share > {noise.set_floor:.2g}" if noise.set_floor > 0 else ""
         return (f"reported: sets that {noise.held_out_rows} rows with targets ({noise.source}) support: removing the set "
                 f"from the network raises their error, by {NOISE_SIGMAS:g} standard errors for a pair, {GROWN_SIGMAS:g} for "
-                f"a set grown from passing subsets{floor}; the network leaves {100 * noise.error_share:.3g}% of the variance "
-                "unexplained on them")
+                f"a set grown from passing subsets (a support within {RETEST_BAND:g} standard errors of its bar is estimated "
+                f"again over {RETEST_DRAWS} partner draws){floor}; the network leaves {100 * noise.error_share:.3g}% of the "
+                "variance unexplained on them")
     if noise.error_share is None:
         return f"reported: own share > {noise.floor:.2g} (the threshold; the network's error is unknown)"
     return (f"reported: own share > {noise.floor:.2g} (threshold {noise.threshold:.2g}; the network leaves "

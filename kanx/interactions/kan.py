@@ -433,7 +433,8 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
     x, names, n = values.x, model.meta.input_names, values.x.shape[1]
     f = CountingFunction(model, output)
     per_order = candidates_per_order(len(x), model.row_bytes(), settings.max_order, model.n_outputs)
-    search = SetSearch(values, output, variance, noise.set_floor, settings.max_order, per_order, residual)
+    search = SetSearch(values, output, variance, noise.set_floor, settings.max_order, per_order, residual,
+                       seed=settings.seed)
     pairs = search.test([(i, j) for i in range(n) for j in range(i + 1, n) if shares[i, j] > noise.set_floor])
     sets = interaction_sets(search, pairs, names)
     index = {name: i for i, name in enumerate(names)}
@@ -466,7 +467,7 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
         max_order=max((t.order for t in sets), default=1 if used else 0), notes=ctx.notes + search.notes,
         unconfirmed_sets=unconfirmed_sets(search, sets, names),
     )
-    return report, f.rows
+    return report, f.rows + (search.further_partners.rows if search.further_partners is not None else 0)
 
 
 # --------------------------------------------------------------------------- formula view
