@@ -57,7 +57,7 @@ def noise_line(noise) -> str:
         return (f"reported: sets that {noise.held_out_rows} rows with targets ({noise.source}) support: removing the set "
                 f"from the network raises their error, by {NOISE_SIGMAS:g} standard errors for a pair, {GROWN_SIGMAS:g} for "
                 f"a set grown from passing subsets (a support within {RETEST_BAND:g} standard errors of its bar is estimated "
-                f"again over {RETEST_DRAWS} partner draws){floor}; the network leaves {100 * noise.error_share:.3g}% of the "
+                f"again over up to {RETEST_DRAWS[-1]} partner draws){floor}; the network leaves {100 * noise.error_share:.3g}% of the "
                 "variance unexplained on them")
     if noise.error_share is None:
         return f"reported: own share > {noise.floor:.2g} (the threshold; the network's error is unknown)"

@@ -467,7 +467,7 @@ def analyse_output(model: nn.Module, output: int, values: SwappedValues, varianc
         max_order=max((t.order for t in sets), default=1 if used else 0), notes=ctx.notes + search.notes,
         unconfirmed_sets=unconfirmed_sets(search, sets, names),
     )
-    return report, f.rows + (search.further_partners.rows if search.further_partners is not None else 0)
+    return report, f.rows + search.rows_evaluated()
 
 
 # --------------------------------------------------------------------------- formula view

@@ -56,6 +56,7 @@ SETS_PER_ORDER = 1000  # candidate sets tested per order beyond pairs (each cost
 # MIN_CANDIDATES). A [10, 21, 1] KAN on 1,000 rows is far inside both.
 PAIR_WORK = 2e11
 SET_WORK = 2e11
+RETEST_WORK = 2e11  # re-estimating supports near their bar over more partner draws (``SetSearch.retest``)
 MIN_SET_ROWS = 64
 MIN_CANDIDATES = 20
 NOISE_SIGMAS = 3.0  # a set's own share (and a pair's held-out support) must exceed its standard error this many times
@@ -65,10 +66,11 @@ NOISE_SIGMAS = 3.0  # a set's own share (and a pair's held-out support) must exc
 GROWN_SIGMAS = 1.5
 # One partner per row leaves much of a held-out support's error in the partner draw (on the NID networks a
 # true pair measured 2.9 standard errors with one draw, 6.1 with eight): a set whose support lies within
-# RETEST_BAND standard errors of its bar is estimated again with RETEST_DRAWS independent partners per row
-# with a target, each row's h_S averaged over them. Every decision that changed when all sets were
-# re-estimated on our suites and the NID networks had its one-draw support inside this band.
-RETEST_DRAWS = 8
+# RETEST_BAND standard errors of its bar is estimated again with RETEST_DRAWS[0] independent partners per
+# row with a target, each row's h_S averaged over them, and again with the next count while it stays in
+# the band. Every decision that changed when all sets were re-estimated on our suites and the NID
+# networks had its one-draw support inside this band.
+RETEST_DRAWS = (8, 16, 32)
 RETEST_BAND = 2.0
 UNCONFIRMED_FRACTION = 0.01  # a possible term's own share is at least this fraction of the floor (not rounding)
 
@@ -243,7 +245,8 @@ class SetSearch:
     and ``share > NOISE_SIGMAS · error``, and, given ``residual [N, m]`` (target − f at the rows, NaN
     where unknown: held-out rows), when its held-out support exceeds ``NOISE_SIGMAS`` standard errors
     (pairs) or ``GROWN_SIGMAS`` (larger sets, whose subsets all passed). A support near its bar is
-    estimated again over ``retest_draws`` partner draws at the rows with targets (``retest``; the further
+    estimated again over more partner draws at the rows with targets, ``retest_draws`` in turn while it stays
+    near the bar and the work (rows × bytes per row) stays within ``retest_budget`` (``retest``; the further
     partners are drawn from the rows with ``seed``). At most ``per_order`` candidate sets are tested per
     order beyond pairs (each costs one new evaluation of the rows: its subsets were tested before it).
     ``estimates`` holds every set tested.
@@ -256,26 +259,37 @@ class SetSearch:
     max_order: int
     per_order: int = SETS_PER_ORDER
     residual: torch.Tensor | None = None
-    retest_draws: int = RETEST_DRAWS
+    retest_draws: tuple[int, ...] = RETEST_DRAWS
+    retest_budget: float = RETEST_WORK
     seed: int = 0
     estimates: dict[Columns, SetEstimate] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     retested: int = 0
-    further_partners: SwappedValues | None = field(default=None, init=False)
+    further_partners: list[SwappedValues] = field(default_factory=list, init=False)
     known: torch.Tensor | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        if self.residual is None or self.retest_draws < 2:
+        """One ``SwappedValues`` per re-estimate: the rows with targets once per draw it adds, ``[draws · K, n]``,
+        each against its own partner drawn (with ``seed``) from all the rows."""
+        if self.residual is None:
             return
         self.known = torch.isfinite(self.residual[:, self.output])
         rows = self.values.x[self.known]
         pool = self.values.x
         generator = torch.Generator().manual_seed(self.seed)
-        draws = self.retest_draws - 1
-        chosen = torch.randint(len(pool), (draws * len(rows),), generator=generator).to(pool.device)
-        # the rows with targets once per further draw, [draws · K, n], each against its own partner
-        self.further_partners = SwappedValues(self.values.function, rows.repeat(draws, 1), pool[chosen],
-                                              self.values.bytes_per_row)
+        previous = 1
+        for total in self.retest_draws:
+            added = total - previous
+            if added < 1:
+                raise ValueError(f"retest_draws must increase from 2: {self.retest_draws}")
+            chosen = torch.randint(len(pool), (added * len(rows),), generator=generator).to(pool.device)
+            self.further_partners.append(SwappedValues(self.values.function, rows.repeat(added, 1), pool[chosen],
+                                                       self.values.bytes_per_row))
+            previous = total
+
+    def rows_evaluated(self) -> int:
+        """Rows the re-estimates evaluated."""
+        return sum(partners.rows for partners in self.further_partners)
 
     def measurable(self, estimate: SetEstimate) -> bool:
         """The set's own share is above the floor and its Monte Carlo error."""
@@ -294,8 +308,8 @@ class SetSearch:
         return NOISE_SIGMAS if len(estimate.columns) == 2 else GROWN_SIGMAS
 
     def near_bar(self, estimate: SetEstimate) -> bool:
-        """A measurable set whose one-partner support is too close to its bar to decide on."""
-        if estimate.support is None or self.further_partners is None or not self.measurable(estimate):
+        """A measurable set whose support is too close to its bar to decide on."""
+        if estimate.support is None or not self.further_partners or not self.measurable(estimate):
             return False
         z = estimate.support / max(estimate.support_error, 1e-300)
         return abs(z - self.bar(estimate)) < RETEST_BAND
@@ -331,18 +345,30 @@ class SetSearch:
 
     def retest(self, first_draws: dict[Columns, torch.Tensor]) -> None:
         """Estimate the held-out support of each set of ``first_draws`` (its mixed differences at the rows
-        with targets, ``[K, m]``) again over every partner draw, and replace its estimate."""
-        if not first_draws or self.further_partners is None:
-            return
-        self.further_partners.prefetch(s for c in first_draws for s in subsets(c))
-        residual = self.residual[self.known]
-        for columns, first in first_draws.items():
-            further = mixed_difference(self.further_partners, columns).reshape(-1, *first.shape)
-            gain, gain_error = held_out_support(torch.cat([first[None], further]), len(columns), residual, self.variance)
-            estimate = self.estimates[columns]
-            self.estimates[columns] = SetEstimate(columns, estimate.share, estimate.error, float(gain[self.output]),
-                                                  float(gain_error[self.output]), 1 + len(further))
-        self.retested += len(first_draws)
+        with targets, ``[K, m]``) again over more partner draws, until it leaves the band around its bar or
+        every draw is used; replace its estimate."""
+        pending = {columns: first[None] for columns, first in first_draws.items()}  # [draws, K, m] each
+        residual = self.residual[self.known] if pending else None
+        self.retested += len(pending)
+        budget = self.retest_budget / max(self.values.bytes_per_row, 1)  # rows
+        for partners in self.further_partners:
+            if not pending:
+                return
+            needed = len({frozenset(s) for c in pending for s in subsets(c)} - partners.cache.keys()) * len(partners.x)
+            if self.rows_evaluated() + needed > budget:
+                self.notes.append(f"{len(pending)} held-out supports near their bar kept at {len(next(iter(pending.values())))} "
+                                  "partner draws (the work budget of re-estimates is spent)")
+                return
+            partners.prefetch(s for c in pending for s in subsets(c))
+            for columns in list(pending):
+                further = mixed_difference(partners, columns).reshape(-1, *pending[columns].shape[1:])
+                deltas = pending[columns] = torch.cat([pending[columns], further])
+                gain, gain_error = held_out_support(deltas, len(columns), residual, self.variance)
+                estimate = self.estimates[columns] = SetEstimate(
+                    columns, self.estimates[columns].share, self.estimates[columns].error, float(gain[self.output]),
+                    float(gain_error[self.output]), len(deltas))
+                if not self.near_bar(estimate):
+                    del pending[columns]
 
     def grow(self, pairs: list[Columns]) -> list[Columns]:
         """Every set that passes, grown from the passing ``pairs`` up to ``max_order`` inputs."""
@@ -402,7 +428,7 @@ def interaction_sets(search: SetSearch, pairs: list[Columns], names: list[str]) 
     terms = maximal_sets(search.grow(pairs))
     if search.retested:
         search.notes.append(f"held-out support of {search.retested} sets within {RETEST_BAND:g} standard errors of "
-                            f"their bar estimated again over {search.retest_draws} partner draws per row")
+                            f"their bar estimated again over more partner draws per row (up to {search.retest_draws[-1]})")
     return described(search, terms, names)
 
 
