@@ -29,6 +29,7 @@ from kanx.interactions.kan import DEFAULT_THRESHOLD, NoiseFloor, formula_report
 from kanx.interactions.karsein import field_interactions
 from kanx.interactions.sets import (
     RETEST_DRAWS,
+    SetEstimate,
     SetSearch,
     SwappedValues,
     auc,
@@ -203,6 +204,11 @@ def test_a_support_near_its_bar_is_estimated_again_over_more_partners() -> None:
     assert eight.share == one.share and eight.support_error < 0.75 * one.support_error
     assert eight.support == pytest.approx(one.support, abs=2 * one.support_error)
     assert retested.estimates[(0, 1)].support == single.estimates[(0, 1)].support  # far above its bar: one draw decides
+    # a support 2.5 errors up, bar 3: re-estimated when the share could clear the bar at the smallest error
+    # more draws give (1e-7 · √(1/32) · 3 = 5.3e-8), not when even that is out of reach
+    assert retested.near_bar(SetEstimate((0, 1), 1e-6, 1e-8, 2.5e-7, 1e-7))
+    assert not retested.near_bar(SetEstimate((0, 1), 4e-8, 1e-9, 2.5e-7, 1e-7))
+    assert not retested.near_bar(SetEstimate((0, 1), 1e-6, 1e-8, 5.5e-7, 1e-7))  # 5.5 errors: decided
     budget = SetSearch(values, 0, values.variance(), 0.0, 3, residual=noise, retest_budget=1.0)
     budget.test(pairs)
     assert budget.estimates[(2, 3)] == one and "work budget" in budget.notes[0]

@@ -308,11 +308,15 @@ class SetSearch:
         return NOISE_SIGMAS if len(estimate.columns) == 2 else GROWN_SIGMAS
 
     def near_bar(self, estimate: SetEstimate) -> bool:
-        """A measurable set whose support is too close to its bar to decide on."""
+        """A measurable set whose support is too close to its bar to decide on, and which more partner draws
+        could confirm: when the data hold what the network holds the support is the set's own share, and
+        the draws left shrink the error at most by the square root of their number (all of it partner
+        noise), so a share under the bar even at that error is left as it is."""
         if estimate.support is None or not self.further_partners or not self.measurable(estimate):
             return False
-        z = estimate.support / max(estimate.support_error, 1e-300)
-        return abs(z - self.bar(estimate)) < RETEST_BAND
+        bar, error = self.bar(estimate), max(estimate.support_error, 1e-300)
+        smallest_error = error * math.sqrt(estimate.draws / self.retest_draws[-1])
+        return abs(estimate.support / error - bar) < RETEST_BAND and estimate.share > bar * smallest_error
 
     def undecided(self, estimate: SetEstimate) -> bool:
         """A set that does not pass but may be a term: without targets, its own share is measurable but
