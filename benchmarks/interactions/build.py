@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +25,9 @@ SUITE = ROOT / "tests" / "fixtures" / "planted" / "suite.json"
 SAMPLES = 2000
 
 
-def train_command(function: dict, output: Path, seed: int = 0, samples: int = SAMPLES) -> list[str]:
-    """The ``kanx train`` command line of one suite function."""
+def train_command(function: dict, output: Path, seed: int = 0, samples: int = SAMPLES,
+                  extra: list[str] | None = None) -> list[str]:
+    """The ``kanx train`` command line of one suite function (``extra``: further options, none by default)."""
     ranges = function.get("ranges", {})
     command = [sys.executable, "-m", "kanx", "train", "--formula", function["formula"], "--quiet",
                "--samples", str(samples), "--seed", str(seed),
@@ -33,13 +35,14 @@ def train_command(function: dict, output: Path, seed: int = 0, samples: int = SA
     for index in range(1, function["inputs"] + 1):
         low, high = ranges.get(f"x{index}", [-1, 1])
         command += ["--var", f"x{index}={low}:{high}"]
-    return command
+    return command + list(extra or [])
 
 
-def build(function: dict, folder: Path, seed: int = 0, samples: int = SAMPLES) -> str:
+def build(function: dict, folder: Path, seed: int = 0, samples: int = SAMPLES, extra: list[str] | None = None) -> str:
     output = folder / f"{function['name']}.pt"
     one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # parallel jobs, one core each
-    done = subprocess.run(train_command(function, output, seed, samples), capture_output=True, text=True, check=False, env=one_thread)
+    done = subprocess.run(train_command(function, output, seed, samples, extra), capture_output=True, text=True, check=False,
+                          env=one_thread)
     if done.returncode != 0:
         return f"{function['name']}: failed: {done.stderr.strip()}"
     return f"{function['name']}: {done.stdout.strip().splitlines()[-1] if done.stdout.strip() else 'written'}"
@@ -54,11 +57,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="data and network seed (0 = the test fixtures)")
     parser.add_argument("--samples", type=int, default=SAMPLES,
                         help=f"rows sampled per function (default {SAMPLES} = the test fixtures)")
+    parser.add_argument("--train-options", default="",
+                        help="further kanx train options, e.g. '--optimizer lbfgs --steps 200' (default: none)")
     args = parser.parse_args()
+    extra = shlex.split(args.train_options)
     functions = [f for f in json.loads(args.suite.read_text())["functions"] if not args.only or f["name"] in args.only]
     args.out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.jobs) as pool:
-        for line in pool.map(lambda f: build(f, args.out, args.seed, args.samples), functions):
+        for line in pool.map(lambda f: build(f, args.out, args.seed, args.samples, extra), functions):
             print(line, flush=True)
 
 
