@@ -215,7 +215,7 @@ def test_a_support_near_its_bar_is_estimated_again_over_more_partners() -> None:
     half = noise.clone()
     half[::2] = float("nan")
     partial = SetSearch(values, 0, values.variance(), 0.0, 3, residual=half)
-    assert [p.x.shape for p in partial.further_partners] == [
+    assert [partial.partners_at(stage).x.shape for stage in range(len(RETEST_DRAWS))] == [
         (added * 500, 5) for added in np.diff([1, *RETEST_DRAWS])]
 
 

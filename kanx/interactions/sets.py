@@ -267,25 +267,30 @@ class SetSearch:
     retested: int = 0
     further_partners: list[SwappedValues] = field(default_factory=list, init=False)
     known: torch.Tensor | None = field(default=None, init=False)
+    generator: torch.Generator | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        """One ``SwappedValues`` per re-estimate: the rows with targets once per draw it adds, ``[draws · K, n]``,
-        each against its own partner drawn (with ``seed``) from all the rows."""
-        if self.residual is None:
-            return
-        self.known = torch.isfinite(self.residual[:, self.output])
-        rows = self.values.x[self.known]
-        pool = self.values.x
-        generator = torch.Generator().manual_seed(self.seed)
-        previous = 1
-        for total in self.retest_draws:
-            added = total - previous
-            if added < 1:
-                raise ValueError(f"retest_draws must increase from 2: {self.retest_draws}")
-            chosen = torch.randint(len(pool), (added * len(rows),), generator=generator).to(pool.device)
+        if any(b <= a for a, b in zip((1, *self.retest_draws), self.retest_draws)):
+            raise ValueError(f"retest_draws must increase from 2: {self.retest_draws}")
+        if self.residual is not None:
+            self.known = torch.isfinite(self.residual[:, self.output])
+            self.generator = torch.Generator().manual_seed(self.seed)
+
+    def draws_added(self, stage: int) -> int:
+        """Partner draws per row that re-estimate ``stage`` adds."""
+        return self.retest_draws[stage] - (self.retest_draws[stage - 1] if stage else 1)
+
+    def partners_at(self, stage: int) -> SwappedValues:
+        """The evaluations of re-estimate ``stage``, built on first use (in stage order, so the draws are fixed by
+        ``seed``): the rows with targets once per draw it adds, ``[draws · K, n]``, each against its own partner
+        drawn from all the rows."""
+        rows, pool = self.values.x[self.known], self.values.x
+        while len(self.further_partners) <= stage:
+            added = self.draws_added(len(self.further_partners))
+            chosen = torch.randint(len(pool), (added * len(rows),), generator=self.generator).to(pool.device)
             self.further_partners.append(SwappedValues(self.values.function, rows.repeat(added, 1), pool[chosen],
                                                        self.values.bytes_per_row))
-            previous = total
+        return self.further_partners[stage]
 
     def rows_evaluated(self) -> int:
         """Rows the re-estimates evaluated."""
@@ -312,7 +317,7 @@ class SetSearch:
         could confirm: when the data hold what the network holds the support is the set's own share, and
         the draws left shrink the error at most by the square root of their number (all of it partner
         noise), so a share under the bar even at that error is left as it is."""
-        if estimate.support is None or not self.further_partners or not self.measurable(estimate):
+        if estimate.support is None or self.known is None or not self.retest_draws or not self.measurable(estimate):
             return False
         bar, error = self.bar(estimate), max(estimate.support_error, 1e-300)
         smallest_error = error * math.sqrt(estimate.draws / self.retest_draws[-1])
@@ -353,16 +358,19 @@ class SetSearch:
         every draw is used; replace its estimate."""
         pending = {columns: first[None] for columns, first in first_draws.items()}  # [draws, K, m] each
         residual = self.residual[self.known] if pending else None
-        self.retested += len(pending)
         budget = self.retest_budget / max(self.values.bytes_per_row, 1)  # rows
-        for partners in self.further_partners:
+        for stage in range(len(self.retest_draws)):
             if not pending:
                 return
-            needed = len({frozenset(s) for c in pending for s in subsets(c)} - partners.cache.keys()) * len(partners.x)
+            cached = self.further_partners[stage].cache.keys() if stage < len(self.further_partners) else set()
+            needed = len({frozenset(s) for c in pending for s in subsets(c)} - cached) * self.draws_added(stage) * len(residual)
             if self.rows_evaluated() + needed > budget:
                 self.notes.append(f"{len(pending)} held-out supports near their bar kept at {len(next(iter(pending.values())))} "
                                   "partner draws (the work budget of re-estimates is spent)")
                 return
+            if stage == 0:
+                self.retested += len(pending)
+            partners = self.partners_at(stage)
             partners.prefetch(s for c in pending for s in subsets(c))
             for columns in list(pending):
                 further = mixed_difference(partners, columns).reshape(-1, *pending[columns].shape[1:])
