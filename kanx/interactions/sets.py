@@ -274,7 +274,7 @@ class SetSearch:
             raise ValueError(f"retest_draws must increase from 2: {self.retest_draws}")
         if self.residual is not None:
             self.known = torch.isfinite(self.residual[:, self.output])
-            self.generator = torch.Generator().manual_seed(self.seed)
+            self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
 
     def draws_added(self, stage: int) -> int:
         """Partner draws per row that re-estimate ``stage`` adds."""
@@ -287,7 +287,7 @@ class SetSearch:
         rows, pool = self.values.x[self.known], self.values.x
         while len(self.further_partners) <= stage:
             added = self.draws_added(len(self.further_partners))
-            chosen = torch.randint(len(pool), (added * len(rows),), generator=self.generator).to(pool.device)
+            chosen = torch.randint(len(pool), (added * len(rows),), generator=self.generator, device="cpu").to(pool.device)
             self.further_partners.append(SwappedValues(self.values.function, rows.repeat(added, 1), pool[chosen],
                                                        self.values.bytes_per_row))
         return self.further_partners[stage]
