@@ -56,7 +56,11 @@ SETS_PER_ORDER = 1000  # candidate sets tested per order beyond pairs (each cost
 # MIN_CANDIDATES). A [10, 21, 1] KAN on 1,000 rows is far inside both.
 PAIR_WORK = 2e11
 SET_WORK = 2e11
-RETEST_WORK = 2e11  # re-estimating supports near their bar over more partner draws (``SetSearch.retest``)
+# Re-estimating supports near their bar over more partner draws (``SetSearch.retest``) costs at most RETEST_WORK
+# and at most RETEST_FACTOR times the rows the analysis has evaluated so far (on a network's training rows, where
+# the test does not hold, dozens of sets sit near their bar).
+RETEST_WORK = 2e11
+RETEST_FACTOR = 4
 MIN_SET_ROWS = 64
 MIN_CANDIDATES = 20
 NOISE_SIGMAS = 3.0  # a set's own share (and a pair's held-out support) must exceed its standard error this many times
@@ -246,7 +250,8 @@ class SetSearch:
     where unknown: held-out rows), when its held-out support exceeds ``NOISE_SIGMAS`` standard errors
     (pairs) or ``GROWN_SIGMAS`` (larger sets, whose subsets all passed). A support near its bar is
     estimated again over more partner draws at the rows with targets, ``retest_draws`` in turn while it stays
-    near the bar and the work (rows × bytes per row) stays within ``retest_budget`` (``retest``; the further
+    near the bar and the work stays within ``retest_budget`` (rows × bytes per row) and ``RETEST_FACTOR`` times
+    the rows evaluated so far (``retest``; the further
     partners are drawn from the rows with ``seed``). At most ``per_order`` candidate sets are tested per
     order beyond pairs (each costs one new evaluation of the rows: its subsets were tested before it).
     ``estimates`` holds every set tested.
@@ -358,7 +363,7 @@ class SetSearch:
         every draw is used; replace its estimate."""
         pending = {columns: first[None] for columns, first in first_draws.items()}  # [draws, K, m] each
         residual = self.residual[self.known] if pending else None
-        budget = self.retest_budget / max(self.values.bytes_per_row, 1)  # rows
+        budget = min(self.retest_budget / max(self.values.bytes_per_row, 1), RETEST_FACTOR * self.values.rows)  # rows
         for stage in range(len(self.retest_draws)):
             if not pending:
                 return
