@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -249,11 +249,11 @@ class SetSearch:
     and ``share > NOISE_SIGMAS · error``, and, given ``residual [N, m]`` (target − f at the rows, NaN
     where unknown: held-out rows), when its held-out support exceeds ``NOISE_SIGMAS`` standard errors
     (pairs) or ``GROWN_SIGMAS`` (larger sets, whose subsets all passed). A support near its bar is
-    estimated again over more partner draws at the rows with targets, ``retest_draws`` in turn while it stays
-    near the bar and the work stays within ``retest_budget`` (rows × bytes per row) and ``RETEST_FACTOR`` times
-    the rows evaluated so far (``retest``; the further
-    partners are drawn from the rows with ``seed``). At most ``per_order`` candidate sets are tested per
-    order beyond pairs (each costs one new evaluation of the rows: its subsets were tested before it).
+    estimated again (``retest``) over ``retest_draws`` partners per row with a target in turn, drawn with
+    ``seed`` from all the rows, while it stays near the bar and the work stays within ``retest_budget``
+    (rows × bytes per row) and ``RETEST_FACTOR`` times the rows evaluated so far. At most ``per_order``
+    candidate sets are tested per order beyond pairs (each costs one new evaluation of the rows: its
+    subsets were tested before it).
     ``estimates`` holds every set tested.
     """
 
@@ -381,9 +381,8 @@ class SetSearch:
                 further = mixed_difference(partners, columns).reshape(-1, *pending[columns].shape[1:])
                 deltas = pending[columns] = torch.cat([pending[columns], further])
                 gain, gain_error = held_out_support(deltas, len(columns), residual, self.variance)
-                estimate = self.estimates[columns] = SetEstimate(
-                    columns, self.estimates[columns].share, self.estimates[columns].error, float(gain[self.output]),
-                    float(gain_error[self.output]), len(deltas))
+                estimate = self.estimates[columns] = replace(self.estimates[columns], support=float(gain[self.output]),
+                                                             support_error=float(gain_error[self.output]), draws=len(deltas))
                 if not self.near_bar(estimate):
                     del pending[columns]
 
