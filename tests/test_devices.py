@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from kanx.cli import app
 from kanx.core.errors import KanxError
-from kanx.core.resources import map_rows, memory_budget, parse_memory, resolve_device, rows_per_chunk
+from kanx.core.resources import made_on_cpu, map_rows, memory_budget, parse_memory, resolve_device, rows_per_chunk
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.functions.library import build_library
@@ -131,6 +131,18 @@ def off_device_audit(run) -> None:
     torch.set_default_device("meta")
     try:
         run()
+    finally:
+        torch.set_default_device(None)
+
+
+def test_tensors_made_on_cpu_whatever_the_default_device() -> None:
+    with made_on_cpu():
+        assert torch.zeros(2).device.type == "cpu"
+    torch.set_default_device("meta")
+    try:
+        with made_on_cpu():
+            assert torch.zeros(2).device.type == "cpu" and torch.tensor(1.0).device.type == "cpu"
+        assert torch.zeros(2).device.type == "meta"
     finally:
         torch.set_default_device(None)
 

@@ -62,7 +62,9 @@ def test_a_failed_network_is_not_presented_as_the_law(runner) -> None:
     assert result.exit_code == 1
     assert "formula of the failed network, NOT the law: y_1 = " in result.stdout
     assert "the network failed to learn the data" in result.stderr and "--refine N" in result.stderr
-    report = json.loads(invoke(runner, "symbolify", model, "--data", data, "--refine", "0", "--json").stdout)
+    # the verdict comes before extraction, so the edge strategy alone is enough for the JSON
+    report = json.loads(invoke(runner, "symbolify", model, "--data", data, "--refine", "0", "--strategy", "edges",
+                               "--json").stdout)
     assert report["oracle_quality"]["verdict"] == "failed" and report["oracle_quality"]["is_law"] is False
     assert report["oracle_quality"]["r2"][0] < 0.5
 
@@ -115,7 +117,7 @@ def test_chain_view_recovers_an_edge_the_library_missed() -> None:
 
 def test_every_edge_left_numeric_says_why() -> None:
     model = kanx.load_model(law_files("hello_untrained")[0])
-    result = kanx.symbolify(model, read_model_rows(model, law_files("hello_untrained")[1]), refine=0)
+    result = kanx.symbolify(model, read_model_rows(model, law_files("hello_untrained")[1]), refine=0, strategy="edges")
     assert result.flagged
     for edge in result.flagged:
         assert edge.note and "wider library: best" in edge.note and "end to end" in edge.note

@@ -18,7 +18,7 @@ from kanx.functions.library import BUILTIN_FUNCTIONS, build_library
 from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
 from kanx.symbolic import symbolify
-from kanx.symbolic.cleaning import nice_candidates, run_with_timeout
+from kanx.symbolic.cleaning import Evaluator, nice_candidates, parametrise, refit, rowwise_jacobian, run_with_timeout
 from kanx.symbolic.engines import builtin_candidates
 from kanx.symbolic.fit import fit_edges
 from kanx.symbolic.selection import select
@@ -118,6 +118,23 @@ def test_nice_numbers_and_timeouts() -> None:
     started = time.perf_counter()
     assert run_with_timeout(time.sleep, (30,), 0.5, "fallback") == "fallback"
     assert time.perf_counter() - started < 5
+
+
+def test_refit_jacobian_matches_forward_mode_and_recovers_the_constants() -> None:
+    x = sympy.Symbol("x")
+    samples = torch.linspace(-2, 2, 300, dtype=torch.float64)[:, None]
+    param = parametrise(sympy.Float(1.3) * sympy.atan(sympy.Float(0.7) * x + sympy.Float(0.2)) ** 2 + sympy.Float(0.5))
+    evaluator = Evaluator(param, [x], samples)
+
+    def residual(values: torch.Tensor) -> torch.Tensor:
+        return evaluator(values) - samples[:, 0]
+
+    jacobian = rowwise_jacobian(residual, param.values, len(samples))
+    assert jacobian.shape == (300, 4)
+    assert torch.allclose(jacobian, torch.func.jacfwd(residual)(param.values), rtol=1e-12, atol=1e-12)
+    truth = 2.0 * torch.atan(1.5 * samples[:, 0] - 0.4) ** 2 - 1.0
+    fitted = evaluator(refit(evaluator, param.values, truth, [0, 1, 2, 3]))
+    assert torch.allclose(fitted, truth, atol=1e-8)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -133,3 +133,13 @@ def rows_on(rows: object | None, device: torch.device) -> object | None:
         if isinstance(value, torch.Tensor):
             setattr(moved, name, value.to(device))
     return moved
+
+
+def made_on_cpu() -> AbstractContextManager:
+    """A context in which tensors created without a device are created on the CPU, whatever
+    default device the caller has set. ``torch.device("cpu")`` as a context sends every torch
+    call inside it through a Python mode (about a tenth of the symbolic layer's time), so it is
+    entered only when the default is not already the CPU."""
+    import torch
+
+    return nullcontext() if torch.get_default_device().type == "cpu" else torch.device("cpu")

@@ -27,7 +27,7 @@ import torch
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, split_rows
-from kanx.core.resources import rows_per_chunk
+from kanx.core.resources import made_on_cpu, rows_per_chunk
 from kanx.families.checks import recorded_number
 from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
@@ -272,7 +272,7 @@ def shrink(model: KAN, keep: list[torch.Tensor]) -> KAN:
         n_sum = model.widths[index] - len(model.mult[index])
         mult.append([a for a, kept in zip(model.mult[index], keep[index][n_sum:].tolist()) if kept])
     device = device_of(model)
-    with torch.device("cpu"):  # built where its seeded initialisation is defined, then moved
+    with made_on_cpu():  # built where its seeded initialisation is defined, then moved
         small = KAN(widths, model.basis, mult, model.base_fn, model.layer_norm, model.meta.input_ranges,
                     model.meta.input_names, model.meta.output_names)
     small.to(device)

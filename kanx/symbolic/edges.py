@@ -23,6 +23,7 @@ import torch
 
 from kanx.core.lambdify import mpmath_function, torch_function
 from kanx.core.numerics import r2, split_rows
+from kanx.core.resources import made_on_cpu
 from kanx.families.kan.compose import compose_with_hidden, input_symbols
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
@@ -193,7 +194,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     hidden = {name: round_floats(definition, digits) for name, definition in hidden.items()}
     x_fit_cpu, x_test_cpu, target_cpu = x_fit.double().cpu(), x_test.cpu(), target_fit.double().cpu()
     for k, raw in enumerate(composed):
-        with torch.device("cpu"):  # formulas are cleaned and evaluated on the CPU, whatever the device
+        with made_on_cpu():  # formulas are cleaned and evaluated on the CPU, whatever the device
             cleaned, log = Cleaner(symbols, x_fit_cpu, target_cpu[:, k], settings).run(raw)
             expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
             expr = prefer_shorter(expr, cleaned, symbols, x_test_cpu, model)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from kanx.core.numerics import r2
-from kanx.core.resources import map_rows
+from kanx.core.resources import made_on_cpu, map_rows
 from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction, build_library
@@ -202,7 +202,7 @@ def subnode_formulas(network: KAN, reports: list[EdgeReport], x: torch.Tensor, f
         if remaining <= 1.0:
             break
         settings = StructureSettings(accept_r2=SUBNODE_R2, budget=remaining)
-        with torch.device("cpu"):  # the search's samples live on the CPU; the oracle runs on the network's device
+        with made_on_cpu():  # the search's samples live on the CPU; the oracle runs on the network's device
             solutions = search_structure(subnode_oracle(network, layer, j), symbols, lo, hi, functions, settings, seed)
         best = max(solutions, key=lambda s: s.node.r2, default=None)
         fed = [r for r in numeric(reports) if (r.layer, r.j) == (layer, j)]

@@ -18,7 +18,7 @@ import torch
 from kanx.core.choices import BASES, OPTIMIZERS, TARGET_TRANSFORMS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
-from kanx.core.resources import check_resources, resolve_device
+from kanx.core.resources import check_resources, made_on_cpu, resolve_device
 from kanx.families.kan.network import KAN, EdgeTrace
 from kanx.io.data import Dataset
 from kanx.train.targets import core_view, fitted_targets, log_targets, output_logs, transform_record, with_output_edges
@@ -371,7 +371,7 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
     x_train, y_train = dataset.x[train_idx].to(device), dataset.y[train_idx].to(device)
     x_test, y_test = dataset.x[test_idx].to(device), dataset.y[test_idx].to(device)
-    with torch.device("cpu"):  # built where its seeded initialisation is defined, then moved
+    with made_on_cpu():  # built where its seeded initialisation is defined, then moved
         model = build_model(dataset, settings) if init is None else continued_model(init, dataset)
     model = model.to(device)
     stopping = EarlyStopping(settings.patience) if settings.patience and len(x_test) else None
@@ -439,7 +439,7 @@ def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[boo
     output layer; the metrics and the record describe ``y`` itself."""
     signs = [float(torch.sign(column[0])) for column in dataset.y.T]
     fitted = train(replace(dataset, y=fitted_targets(dataset.y, logs)), replace(settings, target_transform="none"), on_step)
-    with torch.device("cpu"):  # the trained core is on the CPU; so is its output layer
+    with made_on_cpu():  # the trained core is on the CPU; so is its output layer
         model = with_output_edges(fitted.model, logs, signs)
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
     with torch.no_grad():

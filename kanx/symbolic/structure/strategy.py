@@ -23,7 +23,7 @@ import sympy
 import torch
 
 from kanx.core.numerics import chance_loss, misfit_beyond_noise, noise_bounded_by_fit, r2_value
-from kanx.core.resources import map_rows
+from kanx.core.resources import made_on_cpu, map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
@@ -369,7 +369,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     data_noise = data_noise if y_data is not None and data_noise is not None else [0.0] * model.n_outputs
     noise = oracle_error(noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None), data_noise)
     settings = settings_for(noise, budget)
-    with torch.device("cpu"):
+    with made_on_cpu():
         formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed, noise,
                                             data_noise)
     timings["structure"] = time.perf_counter() - start
@@ -388,7 +388,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             began = time.perf_counter()
             fallback = edges()
             timings["edges"] = time.perf_counter() - began
-        with torch.device("cpu"):
+        with made_on_cpu():
             mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
         their_fidelity = fallback.fidelity[k]["data"] or fallback.fidelity[k]["network"]
         theirs = their_fidelity.r2  # numeric edges are evaluated through the symbolic network
@@ -398,7 +398,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             wins = expr is not None and theirs <= mine
         formulas[k] = expr if wins else fallback.expressions[k]
         used.append("structure-first" if wins else "edges")
-    with torch.device("cpu"):
+    with made_on_cpu():
         fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
                                       y_data[test_rows][:, k] if y_data is not None else None)
                       for k, expr in enumerate(formulas)]
