@@ -22,6 +22,7 @@ import kanx
 from kanx.core.errors import KanxError
 from kanx.io.data import read_model_rows
 from kanx.symbolic.oracle import OracleQuality
+from kanx.symbolic.settings import SymbolifySettings
 
 LAWS = FIXTURES / "pykan_laws"
 
@@ -88,6 +89,9 @@ def test_refine_options() -> None:
         kanx.symbolify(model, refine=10)
     with pytest.raises(KanxError, match="--refine -1"):
         kanx.symbolify(model, refine=-1)
+    with pytest.raises(KanxError, match="--refine 'lots': must be auto or a number"):
+        kanx.symbolify(model, refine="lots")
+    assert SymbolifySettings(refine="auto").refine is None  # as on the command line
 
 
 def test_refine_is_a_cli_option(runner) -> None:

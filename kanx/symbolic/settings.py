@@ -70,8 +70,11 @@ class SymbolifySettings:
             raise KanxError(f"--digits {self.digits}: must be between 1 and 15")
         if self.finetune_steps < 0:
             raise KanxError(f"--finetune {self.finetune_steps}: must be >= 0")
-        if self.refine is not None and not 0 <= self.refine <= 100_000:
-            raise KanxError(f"--refine {self.refine}: must be auto or a number of steps >= 0")
+        if self.refine == "auto":
+            object.__setattr__(self, "refine", None)
+        if self.refine is not None and (isinstance(self.refine, bool) or not isinstance(self.refine, int)
+                                        or not 0 <= self.refine <= 100_000):
+            raise KanxError(f"--refine {self.refine!r}: must be auto or a number of steps >= 0")
         if not self.budget > 0:
             raise KanxError(f"--budget {self.budget}: must be > 0 seconds")
         if not self.simplify_timeout > 0 or not self.snap_tolerance >= 0 or self.compose_limit < 1:
