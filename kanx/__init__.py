@@ -13,11 +13,15 @@ from kanx.core.lazy import lazy_exports
 from kanx.core.version import __version__
 
 __all__ = [
-    "KAN", "InteractionReport", "KanxError", "KanxFailure", "SymbolicResult", "TrainResult", "__version__", "from_module",
-    "interactions", "load_model", "plot_activations", "plot_network", "prune", "save_model", "symbolify", "train",
+    "KAN", "DiscoverSettings", "DiscoveryResult", "InteractionReport", "KanxError", "KanxFailure", "SymbolicResult",
+    "TrainResult", "__version__", "discover", "from_module", "interactions",
+    "load_model", "plot_activations", "plot_network", "prune", "save_model", "symbolify", "train",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "KAN": "kanx.families.kan.network",
+    "DiscoverSettings": "kanx.discover",
+    "DiscoveryResult": "kanx.discover",
+    "discover": "kanx.discover",
     "InteractionReport": "kanx.interactions.kan",
     "SymbolicResult": "kanx.symbolic.results",
     "TrainResult": "kanx.train.kan",
@@ -42,6 +46,7 @@ import kanx.train  # noqa: E402, F401
 del interactions, prune, train  # noqa: F821
 
 if TYPE_CHECKING:
+    from kanx.discover import DiscoverSettings, DiscoveryResult, discover
     from kanx.families.kan.network import KAN
     from kanx.interactions import InteractionReport, interactions
     from kanx.io.checkpoint import save_model

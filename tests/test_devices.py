@@ -157,7 +157,7 @@ def test_kan_stages_make_no_tensor_off_the_models_device(stage: str, kan_model: 
         "prune-threshold": lambda: prune(kan_model, edge_threshold=0.05),
         "interactions": lambda: interactions(kan_model),
         "symbolify": lambda: symbolify(kan_model),
-        "structure-first": lambda: symbolify(kan_model, strategy="structure-first", budget=5),
+        "structure-first": lambda: symbolify(kan_model, strategy="structure-first", budget=200_000),
         "predict": lambda: predict(kan_model, x),
         "plot": lambda: edge_sets(kan_model, None, False, None, None, "cpu", None),
         "train": lambda: train(Dataset(x, y, ["x1", "x2", "x3"], ["y"], "t"),

@@ -192,7 +192,7 @@ def test_local_cluster_runs_every_noise_and_seed_and_resumes(run, tmp_path):
     """Budgets of 1 s: every task is stopped inside its Dask task (status timeout), which exercises
     the cluster, the per-task budget, the streamed CSV, the per-noise summary and --resume."""
     path, out = write(tmp_path, TWO), tmp_path / "r.csv"
-    args = ["--equations", str(path), "--out", str(out), "--budget", "1", "--jobs", "2", "--noise", "0", "0.01", "--seeds", "2"]
+    args = ["--equations", str(path), "--out", str(out), "--timeout", "1", "--jobs", "2", "--noise", "0", "0.01", "--seeds", "2"]
     run_script(*args)
     rows = runner_rows(out)
     assert [(r["id"], float(r["noise"]), int(r["seed"])) for r in rows] == [
@@ -230,7 +230,7 @@ def test_tasks_go_to_a_running_scheduler_with_two_workers(run, tmp_path):
                                                "--scheduler-file", str(scheduler_file), "--no-dashboard"],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         path, out = write(tmp_path, TWO), tmp_path / "r.csv"
-        run_script("--equations", str(path), "--out", str(out), "--budget", "1", "--scheduler", address)
+        run_script("--equations", str(path), "--out", str(out), "--timeout", "1", "--scheduler", address)
         rows = runner_rows(out)
         assert [r["id"] for r in rows] == ["T.1", "T.2"] and {r["status"] for r in rows} == {"timeout"}
         assert run.json.loads(run.summary_path(out).read_text())["scheduler"] == address
@@ -239,3 +239,47 @@ def test_tasks_go_to_a_running_scheduler_with_two_workers(run, tmp_path):
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+def trajectory_system(ident: int = 7, points: int = 256) -> dict:
+    """An ODEBench-shaped system: x' = −x + x·y, y' = 1 − y, two Euler trajectories of ``points`` steps."""
+    trajectories = []
+    for start in ((0.5, 0.2), (1.5, 2.0)):
+        x, y, rows = *start, []
+        for _ in range(points):
+            rows.append((x, y))
+            x, y = x + 0.02 * (-x + x * y), y + 0.02 * (1 - y)
+        states = np.array(rows)
+        trajectories.append({"t": list(np.arange(points) * 0.02), "y": states.T.tolist()})
+    return {"id": ident, "substituted": [["-x_0 + x_0*x_1", "1 - x_1"]], "solutions": [trajectories]}
+
+
+def test_odebench_trajectories_become_one_problem_per_state(run, tmp_path):
+    import json
+
+    path = tmp_path / "ode.json"
+    path.write_text(json.dumps([trajectory_system()]))
+    first, second = run.load_equations(path)
+    assert (first.id, second.id) == ("ode7.x_0", "ode7.x_1") and first.names == ["x_0", "x_1"]
+    assert first.split == (300, 100) and first.rounding == "significant" and first.states.shape == (512, 2)
+    x, y = run.sample(first, 400, seed=3)
+    assert x.shape == (400, 2) and len({tuple(row) for row in x}) == 400  # chosen without replacement
+    np.testing.assert_allclose(y, -x[:, 0] + x[:, 0] * x[:, 1])
+    assert all(tuple(row) in {tuple(s) for s in first.states} for row in x[:20])
+    again, _ = run.sample(first, 400, seed=3)
+    np.testing.assert_array_equal(again, x)
+    bundled = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "odebench_trajectories.json"
+    assert len(run.load_equations(bundled)) == 105
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("{", "cannot read"),
+    ("{}", "list of ODEBench systems"),
+    ('[{"id": 1}]', "not an ODEBench system"),
+    ('[{"id": 1, "substituted": [["x_0"]], "solutions": [[{"y": [[1, 2]]}]]}]', "at least 400"),
+])
+def test_odebench_file_errors_name_the_file(run, tmp_path, content, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(run.BenchmarkError, match=fragment):
+        run.load_equations(path)

@@ -1,4 +1,5 @@
-"""Noisy data: the noise estimate, the clean-up and choices that read misfit against it, the
+"""Noisy data: the noise estimate (on uniform, trajectory, clustered and replicate rows, and
+unknown where the rows cannot tell it), the clean-up and choices that read misfit against it, the
 noise floor of data fidelity, and training that does not fit the noise (early stopping, the grid
 chosen by validation)."""
 
@@ -7,18 +8,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sympy
 import torch
 
 from kanx.cli import app
+from kanx.cli.symbolify import render_formulas
 from kanx.core.errors import KanxError
 from kanx.core.numerics import chance_loss, misfit_beyond_noise, noise_share
 from kanx.functions.parser import parse_expression
 from kanx.io.data import Dataset
 from kanx.symbolic.cleaning import Cleaner, CleanSettings
 from kanx.symbolic.engines import Candidate
+from kanx.symbolic.oracle import OracleQuality
 from kanx.symbolic.results import fidelity, with_noise_floors
 from kanx.symbolic.selection import select
 from kanx.train.kan import TrainSettings, train, train_choosing_grid
@@ -49,14 +53,94 @@ def test_the_noise_share_is_estimated_from_a_fit_that_misses_a_little(level: flo
 def test_a_smooth_misfit_is_not_counted_as_noise() -> None:
     x, law = law_rows(2000, 0)
     fit = law + 0.02 * float(law.std()) * torch.sin(x[:, 0])  # misses 2e-4 of the variance
-    share = float(noise_share(x, (law - fit)[:, None], law[:, None])[0])
-    assert share < 2e-5
+    # the residuals of the nearest rows differ by what the misfit's slope predicts: no noise shows
+    assert noise_share(x, (law - fit)[:, None], law[:, None]) == [None]
 
 
-def test_the_noise_estimate_of_too_few_rows_or_a_constant_target_is_zero() -> None:
-    assert noise_share(torch.ones(2, 1), torch.ones(2, 1), torch.ones(2, 1)).tolist() == [0.0]
+def test_the_noise_of_a_constant_target_is_zero_and_of_too_few_rows_unknown() -> None:
+    assert noise_share(torch.ones(2, 1), torch.ones(2, 1), torch.ones(2, 1)) == [0.0]
     x = torch.rand(50, 2, dtype=torch.float64)
-    assert noise_share(x, torch.randn(50, 1, dtype=torch.float64), torch.full((50, 1), 3.0)).tolist() == [0.0]
+    assert noise_share(x, torch.randn(50, 1, dtype=torch.float64), torch.full((50, 1), 3.0)) == [0.0]
+    few = torch.rand(12, 2, dtype=torch.float64)
+    assert noise_share(few, torch.randn(12, 1, dtype=torch.float64), torch.randn(12, 1, dtype=torch.float64)) == [None]
+
+
+def predator_prey_rows(steps: int = 80, dt: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """States ``[5·steps, 2]`` along five trajectories of dx = 3x − 2xy − x², dy = −y + xy (fixed-step
+    RK4 from five starts; they spiral into (1, 1), sparse far from it and dense near it) and the
+    exact rates dx ``[5·steps]``, float64."""
+
+    def rates(state: torch.Tensor) -> torch.Tensor:
+        x, y = state[:, 0], state[:, 1]
+        return torch.stack([3 * x - 2 * x * y - x**2, -y + x * y], dim=1)
+
+    state = torch.tensor([[0.5, 0.5], [2.0, 0.3], [0.3, 2.0], [2.5, 2.0], [1.5, 3.0]], dtype=torch.float64)
+    rows = []
+    for _ in range(steps):
+        rows.append(state)
+        k1 = rates(state)
+        k2 = rates(state + dt / 2 * k1)
+        k3 = rates(state + dt / 2 * k2)
+        k4 = rates(state + dt * k3)
+        state = state + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    x = torch.cat(rows)
+    return x, rates(x)[:, 0]
+
+
+def linear_fit_residual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``y [N]`` minus its least-squares plane in ``x [N, n]``: a smooth fit that misses much, ``[N, 1]``."""
+    design = torch.cat([torch.ones(len(x), 1, dtype=torch.float64), x], dim=1)
+    return y[:, None] - design @ torch.linalg.lstsq(design, y[:, None]).solution
+
+
+def test_exact_rows_along_trajectories_are_not_read_as_noise() -> None:
+    x, rate = predator_prey_rows()
+    residual = linear_fit_residual(x, rate)
+    assert float(residual.var() / rate.var()) > 0.25  # the plane misses over a quarter of the variance
+    # the far rows' neighbours differ by much of that misfit (nearest-neighbour differences read
+    # 3% of the variance as noise); the closest pairs show it growing with the distance
+    assert noise_share(x, residual, rate[:, None]) == [None]
+
+
+@pytest.mark.parametrize("level", [0.01, 0.05])
+def test_noise_on_trajectory_rows_is_read_from_the_closest_pairs(level: float) -> None:
+    x, rate = predator_prey_rows()
+    y = with_noise(rate, level, 1)
+    truth = float(((y - rate) ** 2).mean() / y.var())
+    share = noise_share(x, linear_fit_residual(x, y), y[:, None])[0]
+    assert share is not None and truth / 1.5 < share < 1.5 * truth
+
+
+def clustered_rows(level: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x [100, 2]``: five clusters of 20 rows (spread 0.1) far apart on [0, 4]², the law
+    ``sin(2x₀)·exp(0.4x₁)`` ``[100]`` and its targets with noise ``level``."""
+    generator = torch.Generator().manual_seed(1)
+    centres = torch.tensor([[0.5, 0.5], [3.5, 0.8], [1.0, 3.5], [3.2, 3.0], [2.0, 2.0]], dtype=torch.float64)
+    x = (centres[:, None, :] + 0.1 * torch.randn(5, 20, 2, generator=generator, dtype=torch.float64)).reshape(-1, 2)
+    law = torch.sin(2 * x[:, 0]) * torch.exp(0.4 * x[:, 1])
+    return x, law, with_noise(law, level, 3) if level > 0 else law
+
+
+def test_exact_clustered_rows_are_not_read_as_noise() -> None:
+    x, law, _ = clustered_rows(0.0)
+    assert noise_share(x, linear_fit_residual(x, law), law[:, None]) == [None]
+    _, law, y = clustered_rows(0.05)
+    truth = float(((y - law) ** 2).mean() / y.var())
+    share = noise_share(x, linear_fit_residual(x, y), y[:, None])[0]
+    assert share is None or truth / 2 < share < 2 * truth
+
+
+def test_noise_is_read_from_replicate_rows() -> None:
+    generator = torch.Generator().manual_seed(6)
+    x = (3 * torch.rand(100, 2, generator=generator, dtype=torch.float64)).repeat_interleave(4, dim=0)
+    law = x[:, 0] ** 2 + torch.sin(3 * x[:, 1])
+    y = with_noise(law, 0.05, 2)
+    residual = linear_fit_residual(x, y)  # misses a third of the variance, the same within each group
+    groups = residual.reshape(100, 4)
+    within = float(((groups - groups.mean(dim=1, keepdim=True)) ** 2).sum() / (100 * 3) / y.var())
+    share = noise_share(x, residual, y[:, None])[0]
+    assert share == pytest.approx(within, rel=1e-9)
+    assert share == pytest.approx(float(((y - law) ** 2).mean() / y.var()), rel=0.25)
 
 
 def test_misfit_beyond_noise_and_chance_loss() -> None:
@@ -127,6 +211,25 @@ def test_fidelity_at_the_noise_floor() -> None:
     assert worse.at_noise_floor is False
     assert fidelity(law, y).at_noise_floor is None
     assert data.to_dict()["at_noise_floor"] is True
+
+
+def test_an_unknown_noise_excuses_nothing(capsys) -> None:
+    _, y, law = gaussian_rows(0.01)
+    fidelities = [{"network": fidelity(law, law), "data": fidelity(law * 0.9, y)}]
+    with_noise_floors(fidelities, [None])
+    data = fidelities[0]["data"]
+    assert data.noise_floor is None and data.at_noise_floor is None
+    assert data.to_dict()["noise_floor"] is None and data.to_dict()["at_noise_floor"] is None
+    oracle = OracleQuality([0.5], 0.999, "failed", rows=300, noise=[None])
+    assert oracle.threshold_noise == [0.0]  # structure-first reads an unknown noise as none
+    assert "y unknown" in oracle.noise_text(["y"])
+    assert oracle.to_dict()["noise"] == [None]
+    result = SimpleNamespace(output_names=["y"], expressions=[sympy.Symbol("x")], fidelity=fidelities, oracle_quality=oracle,
+                             hidden={}, flagged=[], settings={})
+    render_formulas(result)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "noise unknown: no noise floor" in printed
+    assert "as good as the data allow" not in printed and "noise floor R²" not in printed
 
 
 def noisy_dataset(level: float, rows: int = 600) -> Dataset:

@@ -1,4 +1,4 @@
-"""Build ``tests/fixtures/noisy/``: a network trained by the benchmark's recipe on noisy
+"""Build ``tests/fixtures/noisy/``: a network trained by kanx's training recipe (``kanx.train.recipe``) on noisy
 measurements of a torque, τ = F·r·sin θ (2,000 rows, F, r on [1, 5], θ on [0, 5], SRBench
 target noise at level 0.01), with the rows it was trained on.
 
@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import noisy_targets, train_network  # noqa: E402
+from run import noisy_targets  # noqa: E402
 
 from kanx.io.checkpoint import save_model  # noqa: E402
 from kanx.io.data import Dataset  # noqa: E402
+from kanx.train.recipe import recipe_for, train_recipe  # noqa: E402
 
 NAMES = ["F", "r", "theta"]
 RANGES = [(1.0, 5.0), (1.0, 5.0), (0.0, 5.0)]
@@ -42,7 +43,7 @@ def main() -> int:
     y = noisy_targets(law, LEVEL, args.seed)
     data = Dataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y[:, None], dtype=torch.float32), NAMES, ["tau"],
                    "torque_1pct.csv", ranges=RANGES)
-    model = train_network(data, args.seed)
+    model = train_recipe(data, recipe_for(data, seed=args.seed)).model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     save_model(model, args.out / "torque_1pct.pt")
     rows = "\n".join(",".join(f"{v:.9g}" for v in row) for row in np.column_stack([x, y]))

@@ -1,19 +1,23 @@
-"""The AI Feynman benchmark for kanx: how often does train + symbolify recover the formula?
+"""The AI Feynman benchmark for kanx: how often does ``kanx.discover`` recover the formula?
 
 Run by hand (not a test)::
 
     python benchmarks/feynman/run.py [--equations CSV] [--ids ID ...] [--set NAME ...] [--dummy K]
-                                     [--jobs N] [--budget SECONDS] [--out results.csv] [--seed S] [--json]
+                                     [--jobs N] [--budget WORK] [--timeout SECONDS] [--out results.csv]
+                                     [--seed S] [--json]
 
-For each equation of ``--equations`` (default: ``../shared/benchmarks/feynman_equations.csv`` beside
-the repository; any CSV with the columns ``id, formula, n_vars, v1_name, v1_low, v1_high …`` works,
-and SRSD's ``set, vK_sampling, vK_sign`` columns are honoured): draw
-``RECIPE["train_rows"] + RECIPE["test_rows"]`` rows as each variable says (uniform on the
-published range for AI Feynman; log-uniform, integer, random signs for SRSD), optionally with
-``--dummy K`` irrelevant columns, train a KAN on the training rows, run
-``symbolify(strategy="structure-first")`` and judge the formula with the SRBench rule
-(``judge.py``; constants to 3 significant digits for SRSD). Each equation runs in its own process
-with ``--budget`` seconds of wall clock (killed after that plus a grace: status ``timeout``).
+For each equation of ``--equations`` (default: ``benchmarks/data/feynman_equations.csv``; any CSV
+with the columns ``id, formula, n_vars, v1_name, v1_low, v1_high …`` works, and SRSD's ``set,
+vK_sampling, vK_sign`` columns are honoured): draw ``BENCHMARK["train_rows"] +
+BENCHMARK["test_rows"]`` rows as each variable says (uniform on the published range for AI
+Feynman; log-uniform, integer, random signs for SRSD), optionally with ``--dummy K`` irrelevant
+columns, give the training rows to ``kanx.discover`` (the public function behind ``kanx
+discover``, with its defaults: the library's training recipe, structure-first extraction, a work
+budget), and judge its law with the SRBench rule (``judge.py``; constants to 3 significant digits
+for SRSD) and on the held-out rows. ``--budget`` is the work budget a user would give ``kanx
+discover --budget`` (default: its default). Each equation runs in its own process under a
+wall-clock safety cap (``--timeout``; killed after that plus a grace: status ``timeout``), which a
+run within its work budget does not reach.
 
 Writes ``--out`` (one row per equation, in CSV order) and its summary JSON in the same folder, and
 prints the symbolic-solution rate, the accuracy-solution rate (R² > 0.999 on the held-out rows of
@@ -48,37 +52,20 @@ from kanx.functions.parser import parse_expression
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge import is_symbolic_solution  # noqa: E402
 
-DEFAULT_EQUATIONS = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "feynman_equations.csv"
+DEFAULT_EQUATIONS = Path(__file__).resolve().parents[1] / "data" / "feynman_equations.csv"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.csv"
 
-# The one fixed recipe, identical for every equation.
-RECIPE: dict[str, float | int | str] = {
-    "train_rows": 2000,  # uniform samples the network and the structure search see
-    "test_rows": 500,  # held-out samples for the test R² of the recovered formula (and of the network)
-    "hidden_cap": 12,  # network [n_vars, hidden, 1] with hidden = min(2*n_vars + 1, hidden_cap)
-    "grid": 5,  # B-spline grid intervals per edge
-    "k": 3,  # B-spline order
-    "optimizer": "adam",  # first training phase
-    "steps": 1500,  # its steps (learning rate: kanx's default, 1e-2 for adam)
-    "lbfgs_steps": 100,  # second phase with LBFGS on the same rows: test R² 0.9993 → 0.9997 on I.8.14, 0.9995 → 0.9998 on I.9.18
-    "validation_fraction": 0.2,  # training rows held out for early stopping (seeded; the same rows in both phases)
-    "patience": 150,  # adam steps without a better held-out error before stopping (the best held-out network is kept)
-    "lbfgs_patience": 10,  # the same for the LBFGS phase
-    "lamb": 0.0,  # no sparsity penalty: the network is only an oracle for structure-first
-    "update_grid": 10,  # grid refreshes from the data over the first half of training
-    "target_transform": "auto",  # kanx train --target-transform: one-signed targets over two decades or more fitted as log|y|
-    "digits": 6,  # significant digits of the printed constants (the judge rounds to 3 decimals: 4 digits lose 15.708 → 15.71)
-    "fallback": "poly",  # edges no library function fits become cubics, so a fallback formula stays evaluable
-    "strategy": "structure-first",  # symbolify strategy (falls back to per-edge fits by itself)
-    "search_budget": 60.0,  # structure search seconds, further capped by what is left of --budget
-    "reserve_seconds": 30.0,  # kept back from the search for the fallback, clean-up and the judge
-    "judge_seconds": 30.0,  # time limit for sympy in the SRBench judge (timeout = not a solution)
+# How the benchmark draws and judges; how kanx trains and extracts is kanx.discover's (its defaults).
+BENCHMARK: dict[str, float | int] = {
+    "train_rows": 2000,  # rows given to kanx.discover
+    "test_rows": 500,  # held-out rows for the test R² of the recovered formula (and of the network)
+    "judge_seconds": 60.0,  # time limit for sympy in the SRBench judge (timeout = not a solution)
     "accuracy_r2": 0.999,  # accuracy solution: test R² of the formula above this
-    "grace_seconds": 5.0,  # a task kills its run at --budget plus this
+    "grace_seconds": 5.0,  # a task kills its run at --timeout plus this
 }
 
 COLUMNS = ["id", "set", "n_vars", "dummies", "noise", "seed", "solved", "accuracy_solved", "test_r2", "network_r2", "strategy",
-           "seconds", "train_seconds", "symbolify_seconds", "judge_seconds", "status", "true_formula", "formula", "structure"]
+           "seconds", "train_seconds", "symbolify_seconds", "judge_seconds", "work", "status", "true_formula", "formula", "structure"]
 
 
 class BenchmarkError(Exception):
@@ -107,6 +94,7 @@ class Equation:
     set: str = ""
     rounding: str = "decimals"
     dummies: int = 0
+    states: np.ndarray | None = None  # [points, n]: fixed rows to choose from (ODEBench trajectories) instead of sampling
 
     @property
     def symbols(self) -> list[sympy.Symbol]:
@@ -121,6 +109,13 @@ class Equation:
     def n_real(self) -> int:
         """The number of variables the formula uses (the dummies come after them)."""
         return len(self.names) - self.dummies
+
+    @property
+    def split(self) -> tuple[int, int]:
+        """Training and test rows: ``ODE_ROWS`` split 75/25 for trajectory rows, else the benchmark's."""
+        if self.states is not None:
+            return ODE_TRAIN_ROWS, ODE_ROWS - ODE_TRAIN_ROWS
+        return int(BENCHMARK["train_rows"]), int(BENCHMARK["test_rows"])
 
     def with_dummies(self, count: int) -> Equation:
         """The equation with ``count`` irrelevant inputs ``dummy1 …`` appended; dummy ``j`` is
@@ -145,7 +140,10 @@ class Equation:
 
 # --------------------------------------------------------------------------- equations file
 def load_equations(path: Path) -> list[Equation]:
-    """Read and validate an equations CSV; raise ``BenchmarkError`` naming the file and row."""
+    """Read and validate an equations CSV (or an ODEBench trajectories JSON, by its ``.json``
+    suffix); raise ``BenchmarkError`` naming the file and row."""
+    if path.suffix == ".json":
+        return load_trajectories(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -209,6 +207,44 @@ def parse_row(row: dict[str, str | None], where: str) -> Equation:
                     samplings, signs, difficulty, "significant" if srsd else "decimals")
 
 
+ODE_ROWS = 400  # SRBench's Strogatz problems: 400 rows of states along the trajectories, split 75/25
+ODE_TRAIN_ROWS = 300
+MAX_STATES = 10
+
+
+def load_trajectories(path: Path) -> list[Equation]:
+    """ODEBench systems as equations, one per state: inputs ``x_0 … x_{d-1}`` (the states at every
+    point of the stored trajectories of the first constant set), formula that state's right-hand
+    side. Raises ``BenchmarkError`` naming the file and system."""
+    try:
+        systems = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(f"{path}: cannot read ({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(systems, list) or not systems:
+        raise BenchmarkError(f"{path}: expected a list of ODEBench systems")
+    equations = []
+    for number, system in enumerate(systems, start=1):
+        where = f"{path}: system {number}"
+        try:
+            ident, formulas = system["id"], system["substituted"][0]
+            trajectories = system["solutions"][0]
+            states = np.concatenate([np.asarray(t["y"], dtype=np.float64).T for t in trajectories])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise BenchmarkError(f"{where}: not an ODEBench system ({exc.__class__.__name__}: {exc})") from None
+        if not (isinstance(formulas, list) and 1 <= len(formulas) <= MAX_STATES and states.ndim == 2
+                and states.shape[1] == len(formulas) and states.shape[0] >= ODE_ROWS and np.isfinite(states).all()):
+            raise BenchmarkError(f"{where}: needs 1..{MAX_STATES} right-hand sides and at least {ODE_ROWS} finite "
+                                 f"trajectory points of that many states")
+        names = [f"x_{k}" for k in range(len(formulas))]
+        lows, highs = states.min(axis=0), states.max(axis=0)
+        ranges = [(float(lo), float(hi) if hi > lo else float(lo) + 1.0) for lo, hi in zip(lows, highs)]
+        for k, text in enumerate(formulas):
+            expr = parse_formula(str(text), names, f"{where} (state {k})")
+            equations.append(Equation(f"ode{ident}.x_{k}", f"dx_{k}", str(text), list(names), list(ranges), expr,
+                                      ["uniform"] * len(names), ["both"] * len(names), "", "significant", states=states))
+    return equations
+
+
 def parse_formula(text: str, names: list[str], where: str) -> sympy.Expr:
     """Parse with kanx's safe parser, every variable a plain Symbol (so ``I``, ``E``, ``gamma``
     stay variables); the file's text is never evaluated."""
@@ -251,8 +287,13 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def sample(equation: Equation, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``rows`` samples drawn as :func:`draw` says whose target is finite (and within float32's
-    range, as SRSD requires); resamples the others."""
+    range, as SRSD requires); resamples the others. For an equation with fixed ``states`` (ODEBench),
+    a seeded choice of ``rows`` of its trajectory points instead (in random order), with the exact
+    right-hand side."""
     rng = np.random.default_rng(seed)
+    if equation.states is not None:
+        x = equation.states[rng.choice(equation.states.shape[0], size=rows, replace=False)]  # in random order: any prefix is a random split
+        return x, evaluate(equation.expr, [sympy.Symbol(n) for n in equation.names], x)
     xs, ys, have = [], [], 0
     for _ in range(20):
         x = draw(equation, rows, rng)
@@ -274,7 +315,8 @@ def r_squared(prediction: np.ndarray, target: np.ndarray) -> float:
 
 
 def judge(true: sympy.Expr, model: sympy.Expr, seconds: float, rounding: str = "decimals") -> bool:
-    """SRBench's rule under a SIGALRM time limit (worker processes only); timeout = no."""
+    """SRBench's rule under a SIGALRM time limit (worker processes only); a timeout, or sympy failing
+    on a number it cannot represent, is no."""
     def expire(signum, frame):
         raise TimeoutError
 
@@ -282,7 +324,7 @@ def judge(true: sympy.Expr, model: sympy.Expr, seconds: float, rounding: str = "
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.1))
     try:
         return bool(is_symbolic_solution(true, model, rounding))
-    except (TimeoutError, RecursionError):
+    except (TimeoutError, RecursionError, ArithmeticError):
         return False
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -295,35 +337,21 @@ def structure_text(log: dict | None) -> str:
     return "; ".join(map(str, text)) if isinstance(text, list | tuple) else str(text)
 
 
+def kanx_commit() -> str:
+    """The commit of the kanx checkout this runner belongs to (``unknown`` outside a git checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                              text=True, timeout=10, check=False)
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def equation_seed(seed: int, eq_id: str) -> int:
     """``--seed`` plus a stable offset per equation (data, network and search all use it)."""
     return seed + zlib.crc32(eq_id.encode()) % 100_000
-
-
-def hidden_width(n_vars: int) -> int:
-    """Hidden layer width of the recipe."""
-    return min(2 * n_vars + 1, int(RECIPE["hidden_cap"]))
-
-
-# --------------------------------------------------------------------------- one equation (worker)
-def train_network(data, seed: int):
-    """The recipe's network for a ``kanx.io.data.Dataset``: trained on all but the validation
-    rows, stopped early on those (both phases), so that noise is not learned."""
-    from kanx.train.kan import TrainSettings, train
-
-    n_vars = data.x.shape[1]
-    validation = float(RECIPE["validation_fraction"])
-    settings = TrainSettings(widths=[n_vars, hidden_width(n_vars), 1], grid=int(RECIPE["grid"]),
-                             k=int(RECIPE["k"]), optimizer=str(RECIPE["optimizer"]), steps=int(RECIPE["steps"]),
-                             lamb=float(RECIPE["lamb"]), update_grid=int(RECIPE["update_grid"]), seed=seed,
-                             test_fraction=validation, patience=int(RECIPE["patience"]),
-                             target_transform=str(RECIPE["target_transform"]))
-    model = train(data, settings).model
-    if int(RECIPE["lbfgs_steps"]) > 0:
-        polish = TrainSettings(widths=settings.widths, optimizer="lbfgs", steps=int(RECIPE["lbfgs_steps"]), update_grid=0, seed=seed,
-                               test_fraction=validation, patience=int(RECIPE["lbfgs_patience"]))
-        model = train(data, polish, init=model).model
-    return model.eval()
 
 
 def noisy_targets(y: np.ndarray, level: float, seed: int) -> np.ndarray:
@@ -334,60 +362,57 @@ def noisy_targets(y: np.ndarray, level: float, seed: int) -> np.ndarray:
     return y + rng.normal(0.0, level * float(np.std(y)), size=y.shape)
 
 
-def solve(equation: Equation, seed: int, budget: float, send, noise: float = 0.0) -> None:
-    """Train, symbolify and judge one equation with ``noise`` (SRBench level) on its training targets
-    only; ``send(dict)`` reports progress (merged into the row)."""
+def solve(equation: Equation, seed: int, send, noise: float = 0.0, budget: int | None = None) -> None:
+    """Discover and judge one equation with ``noise`` (SRBench level) on its training targets only;
+    ``send(dict)`` reports progress (merged into the row). ``budget``: ``kanx.discover``'s work
+    budget (``None``: its default)."""
     import torch
 
+    import kanx
     from kanx.io.data import Dataset
-    from kanx.symbolic import symbolify
 
     start = time.perf_counter()
     seed = equation_seed(seed, equation.id)
-    x, y = sample(equation, int(RECIPE["train_rows"]) + int(RECIPE["test_rows"]), seed)
-    n_train = int(RECIPE["train_rows"])
+    n_train, n_test = equation.split
+    x, y = sample(equation, n_train + n_test, seed)
     x_test, y_test = x[n_train:], y[n_train:]  # clean: formulas and networks are judged on the law itself
     y_train = noisy_targets(y[:n_train], noise, seed)
     data = Dataset(torch.tensor(x[:n_train], dtype=torch.float32), torch.tensor(y_train[:, None], dtype=torch.float32),
-                   list(equation.names), [equation.output], f"feynman:{equation.id}",
-                   ranges=[equation.data_range(k) for k in range(len(equation.names))])
-    model = train_network(data, seed)
+                   list(equation.names), [equation.output], f"feynman:{equation.id}")
+    options = {"budget": budget} if budget is not None else {}
+    result = kanx.discover(data, seed=seed, **options)
     with torch.no_grad():
-        network = model(torch.tensor(x_test, dtype=torch.float32)).double().numpy()[:, 0]
-    send({"network_r2": r_squared(network, y_test), "train_seconds": time.perf_counter() - start})
-
-    began = time.perf_counter()
-    search = min(float(RECIPE["search_budget"]), budget - (began - start) - float(RECIPE["reserve_seconds"]))
-    result = symbolify(model, strategy=str(RECIPE["strategy"]), budget=max(search, 1.0), data=data, seed=seed,
-                       digits=int(RECIPE["digits"]), fallback=str(RECIPE["fallback"]))
+        network = result.model(torch.tensor(x_test, dtype=torch.float32)).double().numpy()[:, 0]
+    law = result.laws[0]
+    send({"network_r2": r_squared(network, y_test), "train_seconds": result.seconds.get("train", float("nan")),
+          "symbolify_seconds": result.seconds.get("extract", float("nan"))})
     expr = result.expressions[0]
     symbols = equation.symbols
     expr = expr.xreplace({s: symbols[equation.names.index(s.name)] for s in expr.free_symbols if s.name in equation.names})
     closed = not expr.atoms(sympy.core.function.AppliedUndef)
     test_r2 = r_squared(evaluate(expr, symbols, x_test), y_test) if closed else float("-inf")
-    send({"symbolify_seconds": time.perf_counter() - began, "formula": sympy.sstr(expr), "test_r2": test_r2,
-          "strategy": ",".join(result.strategy_used), "structure": structure_text(result.log[0]),
-          "accuracy_solved": int(closed and test_r2 > float(RECIPE["accuracy_r2"]))})
+    send({"formula": sympy.sstr(expr), "test_r2": test_r2, "strategy": law.route, "structure": "; ".join(law.structure),
+          "accuracy_solved": int(closed and test_r2 > float(BENCHMARK["accuracy_r2"])), "work": law.work})
 
     began = time.perf_counter()
-    remaining = budget - (began - start)
-    solved = closed and judge(equation.truth(), expr, min(float(RECIPE["judge_seconds"]), remaining), equation.rounding)
-    send({"solved": int(solved), "judge_seconds": time.perf_counter() - began, "status": "ok"})
+    solved = closed and judge(equation.truth(), expr, float(BENCHMARK["judge_seconds"]), equation.rounding)
+    send({"solved": int(solved), "judge_seconds": time.perf_counter() - began, "status": "ok",
+          "discover_seconds": began - start})
 
 
 @dataclass(frozen=True)
 class Task:
     """One run of the benchmark: equation ``id`` of ``equations`` (with ``dummies`` extra columns) at
-    target ``noise`` level and ``seed``, within ``budget`` seconds; ``target_transform`` overrides the
-    recipe's when set. Plain data, so any Dask worker can run it."""
+    target ``noise`` level and ``seed``, with ``budget`` work units (``None``: kanx's default) and
+    a wall-clock safety cap of ``timeout`` seconds. Plain data, so any Dask worker can run it."""
 
     equations: str
     id: str
     noise: float
     seed: int
-    budget: float
+    timeout: float
     dummies: int = 0
-    target_transform: str | None = None
+    budget: int | None = None
 
     @property
     def key(self) -> tuple[str, float, int]:
@@ -396,7 +421,7 @@ class Task:
 
 def run_task(fields: dict) -> dict:
     """The Dask task, on a :class:`Task`'s fields (plain data): run it in a child process of its own
-    session and enforce its time budget here, inside the task (killed at ``budget`` + grace: status
+    session and enforce its wall-clock safety cap here, inside the task (killed at ``timeout`` + grace: status
     ``timeout``). The child streams each part of its row as one JSON line, so a killed run keeps what
     it had (its network R², say)."""
     import subprocess
@@ -406,7 +431,7 @@ def run_task(fields: dict) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--task", json.dumps(task.__dict__)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
-        out, _ = child.communicate(timeout=task.budget + float(RECIPE["grace_seconds"]))
+        out, _ = child.communicate(timeout=task.timeout + float(BENCHMARK["grace_seconds"]))
         timed_out = False
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
@@ -436,13 +461,13 @@ def task_main(text: str) -> int:
     import torch
 
     torch.set_num_threads(1)
-    if task.target_transform is not None:
-        RECIPE["target_transform"] = task.target_transform
     equation = next(e for e in load_equations(Path(task.equations)) if e.id == task.id)
+    if task.dummies and equation.states is not None:
+        raise BenchmarkError("--dummy: trajectory rows have no sampling to draw dummy columns from")
     equation = equation.with_dummies(task.dummies) if task.dummies else equation
     send(blank_row(equation, task))
     try:
-        solve(equation, task.seed, task.budget, send, task.noise)
+        solve(equation, task.seed, send, task.noise, task.budget)
     except Exception as exc:  # noqa: BLE001 - any failure is one row of the benchmark
         send({"status": "error: " + " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]})
     return 0
@@ -451,7 +476,7 @@ def task_main(text: str) -> int:
 def blank_row(equation: Equation, task: Task) -> dict:
     return {"id": equation.id, "set": equation.set, "n_vars": equation.n_real, "dummies": equation.dummies,
             "noise": task.noise, "seed": task.seed, "solved": 0, "accuracy_solved": 0, "test_r2": float("nan"),
-            "network_r2": float("nan"), "strategy": "", "seconds": float("nan"), "train_seconds": float("nan"),
+            "network_r2": float("nan"), "strategy": "", "seconds": float("nan"), "train_seconds": float("nan"), "work": 0,
             "symbolify_seconds": float("nan"), "judge_seconds": float("nan"), "status": "", "true_formula": equation.formula,
             "formula": "", "structure": ""}
 
@@ -496,11 +521,12 @@ def summarize(rows: list[dict], wall: float, args: argparse.Namespace) -> dict:
     seconds = [r["seconds"] for r in rows]
     summary = {
         "equations_file": str(args.equations), "runs": n, "equations": len({r["id"] for r in rows}), "seed": args.seed,
-        "seeds": args.seeds, "noise_levels": args.noise, "budget_seconds": args.budget, "jobs": args.jobs,
+        "seeds": args.seeds, "noise_levels": args.noise, "work_budget": args.budget, "timeout_seconds": args.timeout,
+        "jobs": args.jobs,
         "scheduler": args.scheduler or "LocalCluster", "dummy_inputs": args.dummy, **rates(rows),
         "timeouts": sum(r["status"] == "timeout" for r in rows), "errors": sum(r["status"].startswith("error") for r in rows),
         "median_seconds": statistics.median(seconds), "total_seconds": sum(seconds), "wall_seconds": wall,
-        "recipe": RECIPE,
+        "benchmark": BENCHMARK, "kanx_commit": kanx_commit(),
     }
     sets = sorted({r["set"] for r in rows if r["set"]})
     if sets:
@@ -537,7 +563,7 @@ def write_results(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, ",".join(COLUMNS) + "\n" + "".join(csv_line(row) for row in rows))
 
 
-NUMERIC = {"n_vars": int, "dummies": int, "seed": int, "solved": int, "accuracy_solved": int, "noise": float, "test_r2": float,
+NUMERIC = {"n_vars": int, "dummies": int, "seed": int, "solved": int, "accuracy_solved": int, "work": int, "noise": float, "test_r2": float,
            "network_r2": float, "seconds": float, "train_seconds": float, "symbolify_seconds": float, "judge_seconds": float}
 
 
@@ -620,14 +646,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="SRBench target noise levels: y + N(0, (LEVEL·std y)²) on the training rows only (default 0)")
     parser.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per equation and level: seeds --seed … --seed+N-1")
     parser.add_argument("--resume", action="store_true", help="keep the finished rows of --out and run only the others")
-    parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds per equation (default 120)")
+    parser.add_argument("--budget", type=int, default=None, metavar="WORK",
+                        help="work units of structure search per equation, as kanx discover --budget (default: kanx's)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="wall-clock safety cap per equation in seconds (default 900; a run that reaches it is 'timeout')")
     parser.add_argument("--out", type=Path, default=None,
                         help="per-equation results CSV (default: results.csv here; srsd_results.csv, or "
                              "srsd_dummyK_results.csv, for an equations file with a set column)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (progress goes to stderr)")
-    parser.add_argument("--target-transform", choices=("none", "log", "auto"), default=None,
-                        help=f"override the recipe's target transform (default {RECIPE['target_transform']})")
     parser.add_argument("--task", help=argparse.SUPPRESS)  # internal: run one task in this process
     return parser.parse_args(argv)
 
@@ -639,8 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.task is not None:
         return task_main(args.task)
     try:
-        if args.jobs < 1 or args.budget <= 0 or args.dummy < 0 or args.seeds < 1:
-            raise BenchmarkError("--jobs and --seeds must be >= 1, --budget > 0 and --dummy >= 0")
+        if args.jobs < 1 or (args.budget is not None and args.budget < 1) or args.timeout <= 0 or args.dummy < 0 or args.seeds < 1:
+            raise BenchmarkError("--jobs, --seeds and --budget must be >= 1, --timeout > 0 and --dummy >= 0")
         if any(not (math.isfinite(level) and level >= 0) for level in args.noise) or len(set(args.noise)) != len(args.noise):
             raise BenchmarkError(f"--noise {' '.join(map(str, args.noise))}: levels must be distinct, finite and >= 0")
         from kanx.io.files import check_output_path
@@ -648,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         equations = load_equations(args.equations)
         if args.out is None:
             srsd = any(e.set for e in equations)
-            args.out = DEFAULT_OUT.with_name(("srsd_" + (f"dummy{args.dummy}_" if args.dummy else "")) * srsd + "results.csv")
+            prefix = "odebench_" if args.equations.suffix == ".json" else ("srsd_" + (f"dummy{args.dummy}_" if args.dummy else "")) * srsd
+            args.out = DEFAULT_OUT.with_name(prefix + "results.csv")
         try:
             check_output_path(args.out, "--out", [args.equations])
         except KanxError as exc:
@@ -663,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             equations = [e for e in equations if e.set in set(args.sets)]
             if not equations:
                 raise BenchmarkError(f"--set {' '.join(args.sets)}: no such equations in {args.equations}")
-        tasks = [Task(str(args.equations.resolve()), e.id, level, args.seed + k, args.budget, args.dummy, args.target_transform)
+        tasks = [Task(str(args.equations.resolve()), e.id, level, args.seed + k, args.timeout, args.dummy, args.budget)
                  for level in args.noise for k in range(args.seeds) for e in equations]
         earlier = {(r["id"], r["noise"], r["seed"]): r for r in read_results(args.out)} if args.resume else {}
     except BenchmarkError as exc:
@@ -674,7 +702,8 @@ def main(argv: list[str] | None = None) -> int:
     todo = [t for t in tasks if t.key not in earlier]
     console.print(f"{len(equations)} equation(s) × {len(args.noise)} noise level(s) × {args.seeds} seed(s): {len(tasks)} runs"
                   + (f", {len(tasks) - len(todo)} already in {args.out}" if args.resume else "")
-                  + f"; budget {args.budget:g}s each, on {args.scheduler or f'a LocalCluster of {args.jobs} worker(s)'}")
+                  + f"; work budget {args.budget or 'default'}, safety cap {args.timeout:g}s each, on "
+                  + f"{args.scheduler or f'a LocalCluster of {args.jobs} worker(s)'}")
     if not args.resume and args.out.exists():
         args.out.unlink()
     done = []

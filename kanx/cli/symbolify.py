@@ -50,7 +50,11 @@ def symbolify_command(
                                  help="edges: fit every edge and compose; structure-first: decompose the network's function first "
                                  "(power laws, products, sums, transformed targets, variable combinations; docs/symbolify.md); "
                                  "auto: with targets in --data both, per output the formula that fits held-out rows better; else edges."),
-    budget: float = typer.Option(60.0, "--budget", help="structure-first: search time limit per output, in seconds."),
+    budget: float = typer.Option(1_000_000, "--budget", help="structure-first: search work per output, in work units (rows the "
+                                 "network is asked about, 1-D fits and refits counted): the same options give the same formula "
+                                 "on any machine."),
+    time_limit: float = typer.Option(None, "--time-limit", help="structure-first: optional wall-clock cap per output, in "
+                                     "seconds (results then depend on the machine; the report says when it cut a search)."),
     refine: str = typer.Option("auto", "--refine", metavar="auto|N",
                                help="Train the network N more LBFGS steps on --data before extraction; auto: only when its R² on "
                                "the data is below what the strategy needs; 0: never."),
@@ -71,7 +75,8 @@ def symbolify_command(
         strategy = "edges"  # a symbolic checkpoint holds edge formulas only
     settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
                                  negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
-                                 seed=seed, strategy=strategy, budget=budget, refine=parse_refine(refine),
+                                 seed=seed, strategy=strategy, budget=budget, time_limit=time_limit,
+                                 refine=parse_refine(refine),
                                  device=device, max_memory=max_memory)
     if out is not None:
         check_output_path(out, "--out", [model_path])
@@ -158,6 +163,9 @@ def render(result) -> None:
         if log.get("refitted_on_data"):
             console.print(f"  refitted to the data: the piece of {', '.join(log['refitted_on_data'])} in {name} "
                           f"(the form found on the network fits them worse)", markup=False, soft_wrap=True)
+        if any((log.get(part) or {}).get("cut_by_clock") for part in ("search_work", "refit_work")):
+            err_console.print(f"warning: --time-limit cut the search for {name} short: this formula depends on the machine",
+                              markup=False, soft_wrap=True)
         for match in log.get("physical_constants") or []:
             console.print(f"  constant {match['value']:.6g} in {name} taken as {match['constant']} = {match['exact']:.10g} "
                           f"({match['description']})", markup=False, soft_wrap=True)
@@ -195,6 +203,8 @@ def render_formulas(result) -> None:
             if d.noise_floor is not None:
                 line += f"  (noise floor R² {fmt(d.noise_floor, 6)}: " + ("at the floor, as good as the data allow)" if d.at_noise_floor
                                                                          else "above the floor)")
+            elif result.oracle_quality is not None and result.oracle_quality.noise is not None:
+                line += "  (noise unknown: no noise floor)"
         console.print(line, markup=False)
     hidden = list(getattr(result, "hidden", {}).items())
     if hidden:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -20,6 +20,7 @@ from kanx.io.files import check_output_path
 if TYPE_CHECKING:
     from kanx.io.data import Dataset
     from kanx.train.kan import TrainResult, TrainSettings
+    from kanx.train.recipe import Recipe
 
 
 @dataclass
@@ -82,10 +83,11 @@ def load_training_data(
     return load_csv(data, split_names(",".join(target)), split_names(inputs) or None)
 
 
-def resolve_widths(width: str | None, dataset: Dataset) -> list[int]:
+def resolve_widths(width: str | None, dataset: Dataset) -> list[int] | None:
+    """The widths ``--width`` gives, checked against the data (``None`` when not given: the recipe's)."""
     n_in, n_out = len(dataset.input_names), len(dataset.target_names)
     if width is None:
-        return [n_in, 2 * n_in + 1, n_out]
+        return None
     widths = parse_int_list(width, "--width")
     if len(widths) < 2:
         raise KanxError(f"--width {width!r}: need at least an input and an output layer")
@@ -113,9 +115,11 @@ def parse_grids(text: str | None) -> list[int]:
 
 
 def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, init=None,
-                      grids: list[int] | None = None) -> TrainResult:
-    """Train (one network per grid of ``grids`` when several, keeping the best held-out one) with a progress bar per run."""
+                      grids: list[int] | None = None, recipe: Recipe | None = None) -> TrainResult:
+    """Train (one network per grid of ``grids`` when several, keeping the best held-out one; then
+    ``recipe``'s polish when given) with a progress bar per run."""
     from kanx.train.kan import train, train_choosing_grid
+    from kanx.train.recipe import polish
 
     steps = settings.resolved_steps
     columns = [
@@ -134,7 +138,11 @@ def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, in
         if grids is None or init is not None:
             return train(dataset, settings, step_callback("training"), init=init)
         label = (lambda grid: f"training, grid {grid}") if len(grids) > 1 else (lambda grid: "training")
-        return train_choosing_grid(dataset, settings, grids, lambda grid: step_callback(label(grid)))
+        first = train_choosing_grid(dataset, settings, grids, lambda grid: step_callback(label(grid)))
+        if recipe is None or recipe.polish_steps == 0:
+            return first
+        steps = recipe.polish_steps
+        return polish(dataset, recipe, first, step_callback("polishing (LBFGS)"))
 
 
 @app.command("train")
@@ -161,13 +169,16 @@ def train_command(
     lamb_l1: float = typer.Option(1.0, "--lamb-l1", help="Weight of the edge L1 term inside the sparsity loss."),
     lamb_entropy: float = typer.Option(2.0, "--lamb-entropy", help="Weight of the node entropy term."),
     update_grid: int = typer.Option(10, "--update-grid", help="Grid refreshes over the first half of training (0 = none)."),
-    target_transform: Literal[TARGET_TRANSFORMS] = typer.Option(
-        "none", "--target-transform", help="none: fit y as it is; log: fit log|y| under an exp output layer (targets of one "
-        "sign; the checkpoint holds the layer); auto: log for targets of one sign spanning two decades or more."),
+    target_transform: Literal[TARGET_TRANSFORMS] | None = typer.Option(
+        None, "--target-transform", help="none: fit y as it is; log: fit log|y| under an exp output layer (targets of one "
+        "sign; the checkpoint holds the layer); auto (the default): log for targets of one sign spanning two decades or more."),
     seed: int = typer.Option(0, "--seed", help="Seed for data sampling, split and initialisation."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Held-out fraction for the test metrics."),
-    patience: int = typer.Option(0, "--patience", help="Early stopping: end training once the held-out error has not improved "
-                                 "for this many steps and keep the best held-out model (0 = off; for noisy data)."),
+    patience: int = typer.Option(None, "--patience", help="Early stopping: end training once the held-out error has not improved "
+                                 "for this many steps and keep the best held-out model (default 150 with at least 20 held-out "
+                                 "rows; 0 = off)."),
+    polish: int = typer.Option(None, "--polish", help="LBFGS steps polishing the network after the first phase, with early "
+                               "stopping (default 100 after adam, 0 after lbfgs)."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Checkpoint to write."),
     arch: Literal[ARCHITECTURES] = typer.Option("kan", "--arch", help="Model family (karsein: a CTR model over categorical --fields)."),
     fields: str = typer.Option(None, "--fields", help="KarSein: categorical field columns a,b,c."),
@@ -189,13 +200,14 @@ def train_command(
 
     if init is not None:
         architecture = {"--width": width, "--mult": mult, "--grid": grid, "--k": k, "--basis": basis, "--formula": formula,
-                        "--target-transform": target_transform if target_transform != "none" else None}
+                        "--target-transform": target_transform if target_transform not in (None, "none") else None,
+                        "--polish": polish}
         given = [option for option, value in architecture.items() if value is not None]
         if given or arch != "kan":
             raise KanxError(f"--init keeps the checkpoint's architecture; drop {', '.join(given) or '--arch karsein'}")
         continue_command(init, data, target, seed, test_fraction, output, as_json, quiet,
                          steps=steps, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-                         update_grid=update_grid, device=device, max_memory=max_memory, patience=patience)
+                         update_grid=update_grid, device=device, max_memory=max_memory, patience=patience or 0)
         return
     grids, k, basis = parse_grids(grid), k if k is not None else 3, basis or "bspline"
     if arch == "karsein":
@@ -213,22 +225,27 @@ def train_command(
     for size in grids:
         TrainSettings(widths=[1, 1], grid=size, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
                       lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction,
-                      patience=patience, device=device, max_memory=max_memory, target_transform=target_transform)
+                      patience=patience or 0, device=device, max_memory=max_memory, target_transform=target_transform or "none")
+    if polish is not None and polish < 0:
+        raise KanxError(f"--polish {polish}: must be >= 0")
     if samples < 10:
         raise KanxError(f"--samples {samples}: must be at least 10")
     check_output_path(output, "--output", [data] if data else [])
     dataset = load_training_data(data, target, inputs, formula, var, samples, seed)
     widths = resolve_widths(width, dataset)
-    settings = TrainSettings(
-        widths=widths, mult=parse_mult(mult, widths), grid=grids[0], k=k, basis=basis, steps=steps,
-        optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-        update_grid=update_grid, seed=seed, test_fraction=test_fraction, patience=patience, device=device,
-        max_memory=max_memory, target_transform=target_transform,
-    )
+    from kanx.train.recipe import recipe_for
     from kanx.train.targets import log_targets
 
+    recipe = recipe_for(dataset, widths=widths, grid=grids[0], k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr,
+                        lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed,
+                        test_fraction=test_fraction, patience=patience, device=device, max_memory=max_memory,
+                        target_transform=target_transform, polish_steps=polish)
+    settings = recipe.train
+    if mult:
+        settings = replace(settings, mult=parse_mult(mult, settings.widths))
+        recipe = replace(recipe, train=settings)
     log_targets(dataset.y, settings.target_transform)  # a target that has no logarithm is refused before training
-    result = run_with_progress(dataset, settings, quiet or as_json, grids=grids)
+    result = run_with_progress(dataset, settings, quiet or as_json, grids=grids, recipe=recipe)
     save_model(result.model, output)
     report(result, output, settings, as_json)
 
@@ -273,6 +290,7 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
         "data_fingerprint": result.model.meta.training["data_fingerprint"],
         "grid_selection": result.model.meta.training.get("grid_selection"),
         "early_stopping": result.model.meta.training.get("early_stopping"),
+        "recipe": result.model.meta.training.get("recipe"),
     }
     if as_json:
         print_json(summary)
@@ -290,4 +308,10 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
         stop = summary["early_stopping"]
         console.print(f"early stopping: kept step {stop['best_step']} (best held-out error), stopped at step {stop['stopped_at']} "
                       f"of {settings.resolved_steps}", markup=False)
+    recipe = summary["recipe"] or {}
+    if recipe.get("polish_steps"):
+        stop = result.model.meta.training.get("polish_early_stopping") or {}
+        ran = f", stopped at step {stop['stopped_at']}" if stop and recipe.get("polished") else ""
+        console.print(f"LBFGS polish of up to {recipe['polish_steps']} steps{ran}: "
+                      + ("kept" if recipe.get("polished") else "not kept (it raised the held-out error)"), markup=False)
     console.print(f"wrote {output}", markup=False)

@@ -12,10 +12,12 @@ before extraction: always for ``refine=N`` steps, or, by default (``None``), onl
 verdict is not ``good``. The judgement after refinement is what the result reports.
 
 The judgement also estimates how noisy the targets are (``OracleQuality.noise``: the share of
-each target's variance that is noise, from nearest-neighbour differences of the network's
-residuals, :func:`kanx.core.numerics.noise_share`). Structure-first sets its acceptance and
-"simplest within noise" margins from it, and fidelity against the data is read against the floor
-``1 − noise`` that no formula can beat on noisy rows.
+each target's variance that is noise, from replicate rows or from the differences of the
+network's residuals between nearby rows, :func:`kanx.core.numerics.noise_share`; ``None`` where
+the rows cannot tell noise from the network's own error). Structure-first sets its acceptance and
+"simplest within noise" margins from it (an unknown share counts as 0, the strict case), and
+fidelity against the data is read against the floor ``1 − noise`` that no formula can beat on
+noisy rows, only where the noise is known.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class OracleQuality:
     strategy needs; ``verdict``: ``good`` | ``poor`` | ``failed``; ``refine_steps``: LBFGS steps
     of refinement run (0 = none); ``rows``: held-out rows judged on; ``noise``: per output, the
     estimated share of the target's variance that is noise (``σ²/Var y``; the SRBench noise
-    level is its square root).
+    level is its square root), ``None`` where the rows cannot tell it (unknown).
     """
 
     r2: list[float]
@@ -53,14 +55,21 @@ class OracleQuality:
     before: list[float] | None = None
     refine_steps: int = 0
     rows: int = 0
-    noise: list[float] | None = None
+    noise: list[float | None] | None = None
+
+    @property
+    def threshold_noise(self) -> list[float] | None:
+        """``noise`` with an unknown share read as 0 (no noise excuses any misfit), per output:
+        what thresholds that allow for noise are set from; ``None`` without an estimate."""
+        return None if self.noise is None else [0.0 if share is None else share for share in self.noise]
 
     def noise_text(self, output_names: list[str]) -> str:
         """One line: per output, the estimated noise level (its standard deviation as a
-        percentage of the target's), e.g. ``… y 1.02%``; empty without an estimate."""
+        percentage of the target's), e.g. ``… y 1.02%``, or ``unknown``; empty without an estimate."""
         if self.noise is None:
             return ""
-        levels = ", ".join(f"{name} {100 * share ** 0.5:.3g}%" for name, share in zip(output_names, self.noise))
+        levels = ", ".join(f"{name} " + ("unknown (the rows cannot tell noise from the network's error)" if share is None
+                                         else f"{100 * share ** 0.5:.3g}%") for name, share in zip(output_names, self.noise))
         return f"estimated noise in the targets (standard deviation, as a share of the target's): {levels}"
 
     @property
@@ -137,9 +146,10 @@ def judge_and_refine(model: KAN, x: torch.Tensor, y: torch.Tensor, strategy: str
                                   target_noise(refined, x, y, seed))
 
 
-def target_noise(model: KAN, x: torch.Tensor, y: torch.Tensor, seed: int) -> list[float]:
+def target_noise(model: KAN, x: torch.Tensor, y: torch.Tensor, seed: int) -> list[float | None]:
     """Per output, the estimated noise share of ``y [N, n_out]``'s variance, from the residuals of
-    ``model`` on all rows ``x [N, n_in]`` (:func:`kanx.core.numerics.noise_share`)."""
+    ``model`` on all rows ``x [N, n_in]`` (:func:`kanx.core.numerics.noise_share`); ``None``
+    where it is unknown."""
     with torch.no_grad():
         residual = y.double() - model(x).double()
-    return [float(v) for v in noise_share(x, residual, y, seed)]
+    return noise_share(x, residual, y, seed)

@@ -48,7 +48,8 @@ class EdgeReport:
 class Fidelity:
     """Agreement of a formula with a reference on ``rows`` held-out samples. Against noisy data,
     ``noise_floor`` is the best R² any formula can reach there (``1 −`` the estimated noise
-    share of the target's variance)."""
+    share of the target's variance); ``None`` where the noise is not known, and then no fit is
+    read as at the floor."""
 
     r2: float
     rmse: float
@@ -160,9 +161,10 @@ def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> Fidelity:
     return Fidelity(r2_value(p, t), float((error**2).mean().sqrt()), float(error.abs().max()), int(t.numel()))
 
 
-def with_noise_floors(fidelities: list[dict], noise: list[float]) -> None:
+def with_noise_floors(fidelities: list[dict], noise: list[float | None]) -> None:
     """Set each output's data fidelity's ``noise_floor`` to ``1 − noise[k]`` (``noise``: the
-    estimated noise share of each target's variance, ``OracleQuality.noise``)."""
+    estimated noise share of each target's variance, ``OracleQuality.noise``), or to ``None``
+    where that share is unknown."""
     for fid, share in zip(fidelities, noise):
         if fid.get("data") is not None:
-            fid["data"].noise_floor = 1.0 - share
+            fid["data"].noise_floor = None if share is None else 1.0 - share

@@ -17,7 +17,7 @@ The per-edge fit judges each edge alone. An edge can fail that test while a form
 4. **Structure-first view** (``subnode_formulas``): for an edge still numeric beyond the first
    layer, the sum its subnode computes, as a function of the network's inputs, goes to the
    structure-first search (``kanx.symbolic.structure``) with the original network as the oracle,
-   within ``SUBNODE_BUDGET`` seconds in all. A formula that reproduces it to ``SUBNODE_R2`` stands
+   within ``SUBNODE_WORK`` work units in all (``kanx.core.budget``). A formula that reproduces it to ``SUBNODE_R2`` stands
    for that subnode when the output is composed; its edges are reported with status ``structure``.
 
 Every edge that stays numeric gets a ``note`` saying what was tried and how close it came.
@@ -26,11 +26,11 @@ Every edge that stays numeric gets a ``note`` saying what was tried and how clos
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 
 import torch
 
+from kanx.core.budget import WorkBudget
 from kanx.core.numerics import r2
 from kanx.core.resources import made_on_cpu, map_rows
 from kanx.families.kan.network import KAN
@@ -48,7 +48,7 @@ E2E_STEPS = 20
 E2E_MAX_EDGES = 16  # each try refits the whole model: the most important numeric edges only
 IDENTITY = Candidate("x", (1.0, 0.0, 1.0, 0.0), 1.0, 1.0)
 SUBNODE_R2 = 0.9999
-SUBNODE_BUDGET = 20.0  # seconds of structure search for all subnodes of one symbolify call
+SUBNODE_WORK = 300_000  # work units of structure search for all subnodes of one symbolify call
 MAX_SUBNODE_INPUTS = 12  # the search is built for laws of a few variables; wider networks skip this view
 
 Fitter = Callable[[torch.Tensor, torch.Tensor, list[LibraryFunction]], list[list[Candidate]]]
@@ -196,14 +196,14 @@ def subnode_formulas(network: KAN, reports: list[EdgeReport], x: torch.Tensor, f
     found: dict = {}
     # a first-layer subnode is a sum of 1-D functions of the inputs: the edge fits already are its view
     subnodes = sorted({(r.layer, r.j) for r in numeric(reports) if r.layer > 0})
-    deadline = time.perf_counter() + SUBNODE_BUDGET
+    budget = WorkBudget(SUBNODE_WORK)
     for layer, j in subnodes:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 1.0:
+        if budget.exhausted():
             break
-        settings = StructureSettings(accept_r2=SUBNODE_R2, budget=remaining)
+        settings = StructureSettings(accept_r2=SUBNODE_R2, budget=SUBNODE_WORK)
         with made_on_cpu():  # the search's samples live on the CPU; the oracle runs on the network's device
-            solutions = search_structure(subnode_oracle(network, layer, j), symbols, lo, hi, functions, settings, seed)
+            solutions = search_structure(subnode_oracle(network, layer, j), symbols, lo, hi, functions, settings, seed,
+                                         budget=budget)
         best = max(solutions, key=lambda s: s.node.r2, default=None)
         fed = [r for r in numeric(reports) if (r.layer, r.j) == (layer, j)]
         if best is not None and best.node.r2 >= SUBNODE_R2:

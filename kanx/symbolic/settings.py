@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from kanx.core.choices import ENGINES, FALLBACKS, STRATEGIES
 from kanx.core.errors import KanxError
 from kanx.core.resources import check_resources
 from kanx.functions.library import build_library
+
+DEFAULT_WORK = 1_000_000  # work units of structure search per output (kanx.core.budget)
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,9 @@ class SymbolifySettings:
     [--digits] significant digits and snap to simple values within ``snap_tolerance``;
     ``simplify_timeout`` bounds sympy in seconds. ``strategy`` [--strategy] auto | edges |
     structure-first (``auto``: for a KAN with targets in the data both, and per output the
-    formula that fits the held-out targets better), with ``budget`` [--budget] seconds of search per output; ``compose_limit``
+    formula that fits the held-out targets better), with ``budget`` [--budget] work units of search per output
+    (``kanx.core.budget``: oracle rows, 1-D fits and refits counted; the same options give the same formula on any machine)
+    and an optional wall-clock cap ``time_limit`` [--time-limit] in seconds per output (``None``: none); ``compose_limit``
     caps the terms a KarSein formula is expanded to, and the edge expressions one KAN subnode may
     inline (beyond it a layer's hidden nodes stay named, ``h1_1`` …, with their definitions). ``seed`` [--seed] fixes splits and engines.
     ``refine`` [--refine]: LBFGS steps of training on the data (which must hold the outputs)
@@ -45,7 +50,8 @@ class SymbolifySettings:
     simplify_timeout: float = 10.0
     seed: int = 0
     strategy: str = "auto"
-    budget: float = 60.0
+    budget: int = DEFAULT_WORK
+    time_limit: float | None = None
     compose_limit: int = 1500
     refine: int | None = None
     device: str = "cpu"
@@ -75,8 +81,12 @@ class SymbolifySettings:
         if self.refine is not None and (isinstance(self.refine, bool) or not isinstance(self.refine, int)
                                         or not 0 <= self.refine <= 100_000):
             raise KanxError(f"--refine {self.refine!r}: must be auto or a number of steps >= 0")
-        if not self.budget > 0:
-            raise KanxError(f"--budget {self.budget}: must be > 0 seconds")
+        if isinstance(self.budget, float) and math.isfinite(self.budget) and self.budget == int(self.budget):
+            object.__setattr__(self, "budget", int(self.budget))
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
+            raise KanxError(f"--budget {self.budget!r}: must be a whole number of work units >= 1")
+        if self.time_limit is not None and not (isinstance(self.time_limit, int | float) and self.time_limit > 0):
+            raise KanxError(f"--time-limit {self.time_limit!r}: must be > 0 seconds")
         if not self.simplify_timeout > 0 or not self.snap_tolerance >= 0 or self.compose_limit < 1:
             raise KanxError("symbolify: simplify_timeout and compose_limit must be positive, snap_tolerance >= 0")
         build_library(self.lib, list(self.lib_add))  # --lib / --lib-add names and formulas, checked now

@@ -45,11 +45,12 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     when they match the outputs, are what constants are refitted against and checked with).
     ``strategy="edges"`` fits every edge and composes; ``"structure-first"`` decomposes the
     network's function first (``kanx.symbolic.structure``), searching for at most ``budget``
-    seconds per output, and falls back to ``"edges"`` where that finds no accurate formula;
+    work units per output, and falls back to ``"edges"`` where that finds no accurate formula;
     ``"auto"`` (the default) fits every edge and, when the data hold the targets, decomposes too:
     per output, the formula with the smaller misfit beyond the noise on the held-out rows wins
     (the shorter one on a tie). An edge formula at the noise floor can still be a look-alike
-    (on noise-free rows the noise estimate reads part of the network's error as noise)."""
+    (a known noise estimate may still hold part of the network's error, up to the share
+    :func:`kanx.core.numerics.neighbour_variance` tolerates); an unknown one counts as 0."""
     s = settings
     functions, custom = build_library(s.lib, list(s.lib_add))
     oracle = None
@@ -64,9 +65,9 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
                                s.simplify_timeout, s.seed, s.compose_limit)
 
     def decomposed(edge_strategy: Callable[[], SymbolicResult], rival: bool) -> SymbolicResult:
-        return structure_first(model, functions, data, edge_strategy, budget=s.budget, digits=s.digits,
-                               simplify_timeout=s.simplify_timeout, seed=s.seed,
-                               data_noise=oracle.noise if oracle is not None else None, rival=rival)
+        return structure_first(model, functions, data, edge_strategy, budget=s.budget, time_limit=s.time_limit,
+                               digits=s.digits, simplify_timeout=s.simplify_timeout, seed=s.seed,
+                               data_noise=oracle.threshold_noise if oracle is not None else None, rival=rival)
 
     with single_thread():
         if s.strategy == "structure-first":

@@ -15,15 +15,15 @@ candidate, never a replacement by itself).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import sympy
 import torch
 
+from kanx.core.budget import WorkBudget
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
-from kanx.symbolic.structure.search import formula_values
+from kanx.symbolic.structure.search import FIT_WORK, POLISH_WORK, formula_values
 from kanx.symbolic.structure.univariate import fit_univariate
 
 DIVISOR_FLOOR = 1e-3  # rows where a divisor is below this share of its median magnitude are left out
@@ -90,7 +90,7 @@ def isolate(expr: sympy.Expr, variable: sympy.Symbol, symbols: list[sympy.Symbol
 
 
 def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: torch.Tensor,
-            functions: list[LibraryFunction], tolerance: float, seconds: float = math.inf) -> tuple[sympy.Expr, list[str]]:
+            functions: list[LibraryFunction], tolerance: float, budget: WorkBudget | None = None) -> tuple[sympy.Expr, list[str]]:
     """``expr`` (over ``symbols``, the columns of ``x [N, k]``) with the one-variable piece of each
     variable, in turn, replaced where the data ``y [N]`` ask for it; and the names of the
     variables whose piece changed.
@@ -103,8 +103,9 @@ def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: t
     the look-alike), so the joint refit, not the 1-D fit, decides; a variable whose piece is
     right gains nothing and keeps it. A piece that is its variable times a constant (a line
     through 0, the simplest law the network could show) is not refitted; no new variable or
-    option is tried after ``seconds``."""
-    deadline = time.perf_counter() + seconds
+    option is tried once ``budget`` (work units: ``FIT_WORK`` per 1-D fit, ``POLISH_WORK`` per refit) is spent
+    (``None``: no limit)."""
+    budget = budget if budget is not None else WorkBudget(2**62)
     x, y = x.double(), y.double()
     cleaner = Cleaner(symbols, x, y, CleanSettings())
     param, current = cleaner.fit(parametrise(expr))
@@ -113,20 +114,22 @@ def backfit(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, y: t
     expr = to_expr(param)
     changed = []
     for variable in symbols:
-        if variable not in expr.free_symbols or time.perf_counter() > deadline:
+        if variable not in expr.free_symbols or budget.exhausted():
             continue
         isolated = isolate(expr, variable, symbols, x, y)
         if isolated is None or isolated.piece.as_coeff_Mul()[1] == variable or not bool(torch.isfinite(isolated.target).all()):
             continue
         dummy = sympy.Dummy("t")
+        budget.charge(FIT_WORK)
         fit = fit_univariate(x[isolated.rows, symbols.index(variable)], isolated.target, dummy, functions, tolerance)
         if fit is None:
             continue
         best: tuple[sympy.Expr, float] | None = None
         for option in [fit.expr, *(e for e, _, _ in fit.alternatives)]:
             piece = option.xreplace({dummy: variable})
-            if piece.free_symbols != {variable} or time.perf_counter() > deadline:
+            if piece.free_symbols != {variable} or budget.exhausted():
                 continue
+            budget.charge(POLISH_WORK)
             param, r2 = cleaner.fit(parametrise(isolated.rebuild(piece)))
             if math.isfinite(r2) and (best is None or r2 > best[1]):
                 best = (to_expr(param), r2)

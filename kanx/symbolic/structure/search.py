@@ -3,7 +3,7 @@
 Instead of fitting every edge of a network and composing, the network is used as an
 *oracle* (values anywhere in the training box) and the function is split recursively:
 
-1. one variable → :func:`kanx.symbolic.univariate.fit_univariate`;
+1. one variable → :func:`kanx.symbolic.structure.univariate.fit_univariate`;
 2. a power law ``C·Π x_i^p_i`` (log-linear least squares on ``log|f|``; positive box);
 3. multiplicative separability ``f = Π g_k(group_k)`` (``separability.pair_shares``), each
    factor solved on a slice through a reference point; the same for additive separability;
@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from dataclasses import dataclass, field, replace
 
 import sympy
 import torch
 
+from kanx.core.budget import WorkBudget
 from kanx.core.lambdify import torch_function
 from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction
@@ -59,6 +59,10 @@ from kanx.symbolic.structure.univariate import fit_univariate, sign_definite
 LOOSE_SEPARABILITY = 5.0  # factor on the separability threshold when nothing separates at it
 MAX_PREFACTORS = 4  # prefactor choices tried per orientation of a scaling group
 NEAR_ZERO_BAND = 0.02  # power laws are fitted on points with every |x_i| above this share of its range's size
+# Work units (kanx.core.budget) charged per step, on top of one unit per oracle row: a 1-D fit refits a few dozen
+# candidate formulas, each compiled and fitted by Levenberg–Marquardt; a polish refits one formula's constants.
+FIT_WORK = 50_000
+POLISH_WORK = 1_000
 
 
 @dataclass
@@ -68,17 +72,21 @@ class StructureSettings:
     ``separability_threshold``: a pair share above it means "not separable";
     ``accept_r2``: R² (vs the sub-oracle) a sub-formula needs; ``settle_r2``: R² at which the
     search stops looking for a better formula (``None``: at ``accept_r2``); ``rows``: oracle
-    samples per test; ``max_depth``: recursion limit; ``budget``: seconds for the whole search."""
+    samples per test; ``max_depth``: recursion limit; ``budget``: work units for the whole search
+    (``kanx.core.budget``: one per oracle row, ``FIT_WORK`` per 1-D fit, ``POLISH_WORK`` per polish), so
+    the search ends at the same point on any machine; ``time_limit``: an optional wall-clock cap
+    in seconds on top of it (``None``: none)."""
 
     separability_threshold: float = 2e-3
     combination_threshold: float = 2e-3
     accept_r2: float = 0.999
     rows: int = 512
     max_depth: int = 8
-    budget: float = 60.0
+    budget: int = 1_000_000
     tolerance: float = 2e-3
     noise: float = 0.0  # R² gap within which 1-D candidates count as equal (the oracle's error share)
     settle_r2: float | None = None
+    time_limit: float | None = None
 
     @property
     def settled_r2(self) -> float:
@@ -144,17 +152,25 @@ class Solution:
 
 
 class StructureSearch:
-    """Recursive decomposition with a shared time budget and seeded sampling."""
+    """Recursive decomposition with a shared work budget and seeded sampling."""
 
-    def __init__(self, functions: list[LibraryFunction], settings: StructureSettings, seed: int) -> None:
+    def __init__(self, functions: list[LibraryFunction], settings: StructureSettings, seed: int,
+                 budget: WorkBudget | None = None) -> None:
         self.functions = functions
         self.settings = settings
         self.generator = torch.Generator().manual_seed(seed)
         self.signed_generator = torch.Generator().manual_seed(seed + 1)
-        self.deadline = time.perf_counter() + settings.budget
+        self.budget = budget if budget is not None else WorkBudget(settings.budget, settings.time_limit)
 
     def out_of_time(self) -> bool:
-        return time.perf_counter() > self.deadline
+        """Whether the work budget (or its optional clock cap) is spent."""
+        return self.budget.exhausted()
+
+    def fit_1d(self, x: torch.Tensor, y: torch.Tensor, symbol: sympy.Symbol):
+        """:func:`fit_univariate` of ``y [N]`` against ``x [N]`` with the search's library and
+        tolerances, charged ``FIT_WORK`` to the budget."""
+        self.budget.charge(FIT_WORK)
+        return fit_univariate(x, y, symbol, self.functions, self.settings.tolerance, self.settings.noise)
 
     # ------------------------------------------------------------------ checking
     def score(self, problem: Problem, expr: sympy.Expr) -> float:
@@ -206,7 +222,7 @@ class StructureSearch:
         floor = float(problem.floor[0]) if problem.floor is not None else 0.0
         x = grid_points(float(problem.lo[0]), float(problem.hi[0]), 256, floor)
         y = problem.oracle(x[:, None])
-        fit = fit_univariate(x, y, symbol, self.functions, self.settings.tolerance, self.settings.noise)
+        fit = self.fit_1d(x, y, symbol)
         if fit is None:
             return []
         options = []
@@ -312,7 +328,7 @@ class StructureSearch:
         y = problem.oracle(x) / monomial(x, prefactor)
         symbol = sympy.Dummy("u")
         finite = bool(torch.isfinite(y).all())
-        fit = fit_univariate(u, y, symbol, self.functions, self.settings.tolerance, self.settings.noise) if finite else None
+        fit = self.fit_1d(u, y, symbol) if finite else None
         if fit is None:
             return None
         name = f"({_monomial_text(problem.names, group)})"
@@ -461,8 +477,7 @@ class StructureSearch:
             return None
         simplest, closest = [], []
         for i, symbol in enumerate(problem.symbols):
-            fit = fit_univariate(profiles.grids[i], profiles.values[i], symbol, self.functions, self.settings.tolerance,
-                                 self.settings.noise)
+            fit = self.fit_1d(profiles.grids[i], profiles.values[i], symbol)
             if fit is None:
                 return None
             best = max([(fit.expr, fit.r2), *((e, r2) for e, r2, _ in fit.alternatives)], key=lambda option: option[1])[0]
@@ -481,7 +496,7 @@ class StructureSearch:
         if u is None or float(u.std()) == 0:
             return []
         symbol = sympy.Dummy("u")
-        fit = fit_univariate(u, problem.oracle(x), symbol, self.functions, self.settings.tolerance, self.settings.noise)
+        fit = self.fit_1d(u, problem.oracle(x), symbol)
         if fit is None:
             return []
         detail = f"f = g({' + '.join(f'h({name})' for name in problem.names)})"
@@ -495,6 +510,7 @@ class StructureSearch:
     def polish(self, problem: Problem, expr: sympy.Expr) -> sympy.Expr:
         """Refit the float constants of ``expr`` against the problem's oracle."""
         x = problem.sample(self.settings.rows, self.generator)
+        self.budget.charge(POLISH_WORK)
         try:
             cleaner = Cleaner(problem.symbols, x, problem.oracle(x), CleanSettings())
             param, score = cleaner.fit(parametrise(expr))
@@ -701,19 +717,29 @@ def formula_values(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tenso
     return out.double() if bool(torch.isfinite(out).all()) else None
 
 
+def counted(oracle: Oracle, budget: WorkBudget) -> Oracle:
+    """``oracle`` with every row it evaluates charged to ``budget``."""
+    def charged(x: torch.Tensor) -> torch.Tensor:
+        budget.charge(x.shape[0])
+        return oracle(x)
+
+    return charged
+
+
 def search_structure(oracle: Oracle, symbols: list[sympy.Symbol], lo: torch.Tensor, hi: torch.Tensor,
                      functions: list[LibraryFunction], settings: StructureSettings | None = None,
-                     seed: int = 0, floor: torch.Tensor | None = None) -> list[Solution]:
+                     seed: int = 0, floor: torch.Tensor | None = None, budget: WorkBudget | None = None) -> list[Solution]:
     """Decompose and fit ``oracle`` (``[N, k]`` → ``[N]``, float64) on the box ``[lo, hi]``;
     formulas over ``symbols``; ``floor`` (``[k]``, ``separability.spread_floor`` of the data):
     variables spread over decades are sampled log-uniformly in magnitude. Returns the top-level candidates (power law, then the steps up
     to the first one reaching ``settle_r2``, each with its alternatives; for one variable, its
     1-D fit and the alternatives the network does not tell apart from it), so a caller holding
-    data can pick among them; empty when no step produced a formula."""
+    data can pick among them; empty when no step produced a formula. ``budget``: the work budget
+    to spend (default: a fresh one from ``settings``); every oracle row is charged to it."""
     settings = settings or StructureSettings()
-    search = StructureSearch(functions, settings, seed)
+    search = StructureSearch(functions, settings, seed, budget)
     floor = floor.double() if floor is not None else None
-    problem = Problem(oracle, list(symbols), [str(s) for s in symbols], lo.double(), hi.double(), floor=floor)
+    problem = Problem(counted(oracle, search.budget), list(symbols), [str(s) for s in symbols], lo.double(), hi.double(), floor=floor)
     if len(symbols) == 1:
         return search.univariate_options(problem)
     return search.candidates(problem)

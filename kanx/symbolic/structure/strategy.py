@@ -22,6 +22,7 @@ import time
 import sympy
 import torch
 
+from kanx.core.budget import WorkBudget
 from kanx.core.numerics import chance_loss, misfit_beyond_noise, noise_bounded_by_fit, r2_value
 from kanx.core.resources import made_on_cpu, map_rows
 from kanx.families.kan.compose import input_symbols
@@ -94,10 +95,12 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         used = [symbols[i] for i in kept]
         log: dict = {"strategy": "structure-first", "units": units.to_dict(), "dropped_inputs": relevance.dropped(names),
                      "total_effects": dict(zip(names, relevance.shares))}
+        budget = WorkBudget(settings.budget, settings.time_limit)
         found = search_structure(oracle, used, *search_box(z_kept), functions, settings, seed,
-                                 floor=spread_floor(z_kept)) if kept else []
+                                 floor=spread_floor(z_kept), budget=budget) if kept else []
         direct = fit_power_law(used, z_kept, w_fit) if kept else None
         log["search_seconds"] = time.perf_counter() - start
+        log["search_work"] = budget.to_dict() if kept else None
         options: list[tuple[sympy.Expr, object]] = []
         for solution in contenders(found, noise):  # each formula once (alternatives can coincide after polishing)
             if all(solution.expr != expr for expr, _ in options):
@@ -114,9 +117,11 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
         index = int(chosen.name[1:]) if chosen is not None else 0
         expr, r2, clean_log = cleaned[index]
         node = options[index][1]
+        refit_budget = WorkBudget(max(int(REFIT_SHARE * settings.budget), 1), settings.time_limit)
         (expr, r2, clean_log), refitted = refitted_on_data((expr, r2, clean_log), used, z_kept, w_fit, functions, settings,
-                                                           digits, simplify_timeout, target_noise)
+                                                           digits, simplify_timeout, target_noise, refit_budget)
         log["refitted_on_data"] = refitted
+        log["refit_work"] = refit_budget.to_dict()
         best_search = max((s.node.r2 for s in found), default=None)
         expr, constants = in_data_units(expr, units, symbols, x_fit, target_fit[:, k], digits, target_noise)
         log |= {"structure": node.to_dict() if node else {"kind": "power-law", "detail": "fitted to the targets"},
@@ -130,7 +135,7 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     return formulas, logs
 
 
-REFIT_SHARE = 0.25  # the refit on the data takes at most this share of the search's budget (plus one clean-up)
+REFIT_SHARE = 0.25  # the refit on the data takes at most this share of the search's work budget (plus one clean-up)
 EXACT_MISFIT = 1e-10  # a formula this close to the targets (float32 rounding of them) has nothing to refit
 
 
@@ -146,18 +151,19 @@ def fitted_noise(cleaned: list[tuple[sympy.Expr, float, dict]], noise: float, ro
 
 def refitted_on_data(chosen: tuple[sympy.Expr, float, dict], used: list[sympy.Symbol], z: torch.Tensor, w: torch.Tensor,
                      functions: list[LibraryFunction], settings: StructureSettings, digits: int, simplify_timeout: float,
-                     noise: float) -> tuple[tuple[sympy.Expr, float, dict], list[str]]:
+                     noise: float, budget: WorkBudget | None = None) -> tuple[tuple[sympy.Expr, float, dict], list[str]]:
     """``chosen`` (a cleaned formula, its R² on the targets ``w [N]`` at rows ``z [N, k]``, its
     clean-up log) or, when it fits the targets better beyond their noise (or as well and is
     simpler), the same formula with its one-variable pieces refitted to the targets
     (:func:`kanx.symbolic.structure.backfit.backfit`), cleaned; with the names of the variables
     whose piece changed (empty when ``chosen`` stays). A formula within ``EXACT_MISFIT`` of the
     targets is their law to their own precision and stays as it is. The refit tries no new
-    piece after ``REFIT_SHARE`` of the search's budget."""
+    piece once ``budget`` is spent (default: ``REFIT_SHARE`` of the search's work budget)."""
     expr, r2, _ = chosen
     if expr is None or expr.atoms(sympy.core.function.AppliedUndef) or not math.isfinite(r2) or 1 - r2 <= EXACT_MISFIT:
         return chosen, []
-    candidate, changed = backfit(expr, used, z, w, functions, settings.tolerance, REFIT_SHARE * settings.budget)
+    budget = budget if budget is not None else WorkBudget(max(int(REFIT_SHARE * settings.budget), 1), settings.time_limit)
+    candidate, changed = backfit(expr, used, z, w, functions, settings.tolerance, budget)
     if not changed:
         return chosen, []
     refitted = clean_formula(candidate, used, z, w, digits, simplify_timeout, noise)
@@ -300,13 +306,14 @@ AGREEMENT = 2.0  # 1-D candidates within this many times the network's error sha
 SETTLE = 4.0  # a formula within this many times the oracle's error share of it ends the search
 
 
-def settings_for(noise: float, budget: float) -> StructureSettings:
+def settings_for(noise: float, budget: int, time_limit: float | None = None) -> StructureSettings:
     """Thresholds scaled to the oracle's error share ``noise``: tests ``10·noise``, acceptance
     ``1 − 20·noise``, the search settles at ``1 − SETTLE·noise``, 1-D candidates equal within
-    ``AGREEMENT·noise`` (the simpler wins)."""
+    ``AGREEMENT·noise`` (the simpler wins); ``budget`` work units per output, ``time_limit`` an
+    optional wall-clock cap in seconds."""
     test = min(max(10 * noise, 1e-7), 1e-2)
     return StructureSettings(separability_threshold=test, combination_threshold=test,
-                             accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget,
+                             accept_r2=1 - min(max(20 * noise, 1e-6), 1e-2), budget=budget, time_limit=time_limit,
                              noise=min(AGREEMENT * noise, 1e-3), settle_r2=1 - min(max(SETTLE * noise, 1e-7), 1e-3))
 
 
@@ -344,8 +351,9 @@ def decomposed_wins(mine: sympy.Expr, mine_r2: float, theirs: sympy.Expr, theirs
     return formula_cost(mine) < formula_cost(theirs)
 
 
-def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: float, digits: int,
-                    simplify_timeout: float, seed: int, data_noise: list[float] | None = None, rival: bool = False):
+def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: int, digits: int,
+                    simplify_timeout: float, seed: int, data_noise: list[float] | None = None, rival: bool = False,
+                    time_limit: float | None = None):
     """The structure-first pipeline; ``edges()`` runs the edge strategy (called at most once,
     only when some output needs the fallback). ``data_noise``: per output, the estimated share of
     the targets' variance that is noise (``OracleQuality.noise``; ignored without targets).
@@ -368,7 +376,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     target_test = y_data[test_rows].double() if y_data is not None else y_net_test
     data_noise = data_noise if y_data is not None and data_noise is not None else [0.0] * model.n_outputs
     noise = oracle_error(noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None), data_noise)
-    settings = settings_for(noise, budget)
+    settings = settings_for(noise, budget, time_limit)
     with made_on_cpu():
         formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed, noise,
                                             data_noise)
@@ -402,7 +410,8 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
         fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
                                       y_data[test_rows][:, k] if y_data is not None else None)
                       for k, expr in enumerate(formulas)]
-    settings_out = {"strategy": "auto" if rival else "structure-first", "budget": budget, "digits": digits, "seed": seed,
+    settings_out = {"strategy": "auto" if rival else "structure-first", "budget": budget, "time_limit": time_limit,
+                    "digits": digits, "seed": seed,
                     "separability_threshold": settings.separability_threshold, "accept_r2": settings.accept_r2,
                     "library": [f.name for f in functions], "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     reports = fallback.edges if fallback is not None else []

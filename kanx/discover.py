@@ -1,0 +1,326 @@
+"""``kanx discover``: from a data file to the law, in one call.
+
+1. A network is trained by the recipe (``kanx.train.recipe``), which is chosen from the data.
+   Its held-out rows (the recipe's validation split) are kept apart from everything that
+   follows except the report.
+2. Formulas are extracted on the training rows (``symbolify``, structure-first: the network as an
+   oracle of the law's structure, with the edge-by-edge route where that finds nothing accurate).
+3. The report: per target, the law and the route that gave it, its fidelity on the held-out rows
+   against the data and against the network, the oracle's verdict, the Pareto front of candidate
+   formulas (complexity against held-out error, the chosen one marked), and the interaction
+   summary. With an output folder, the network, the formulas, the figures and ``report.json`` are
+   written there.
+
+Every search counts work, not seconds (``budget``), so the same data, seed and options give the
+same law on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import sympy
+import torch
+
+from kanx.core.display import html_table
+from kanx.core.errors import KanxError
+from kanx.core.numerics import split_rows
+from kanx.families.kan.compose import input_symbols
+from kanx.functions.parser import parse_expression
+from kanx.interactions import interactions
+from kanx.io.checkpoint import save_model
+from kanx.io.data import Dataset
+from kanx.io.files import atomic_write, atomic_write_text, to_json
+from kanx.symbolic import SymbolifySettings, symbolify
+from kanx.symbolic.cleaning import formula_cost
+from kanx.symbolic.edges import evaluate_expression
+from kanx.symbolic.export import to_latex
+from kanx.symbolic.results import Fidelity, SymbolicResult, fidelity
+from kanx.symbolic.settings import DEFAULT_WORK
+from kanx.train.kan import StepCallback, TrainResult
+from kanx.train.recipe import Recipe, recipe_for, train_recipe
+
+EXTRACTION = {"strategy": "structure-first", "fallback": "poly", "digits": 6}
+MIN_FIT_ROWS = 10  # symbolify splits its rows again into fit and held-out parts
+MIN_HELD_OUT = 3
+
+
+@dataclass(frozen=True)
+class DiscoverSettings:
+    """Options of :func:`discover` (CLI flag in brackets): ``seed`` [--seed] for the split, the
+    network and the searches; ``budget`` [--budget] work units of structure search per target
+    (``kanx.core.budget``); ``time_limit`` [--time-limit] an optional wall-clock cap in seconds
+    per target; ``steps`` [--steps] first-phase training steps (``None``: the recipe's);
+    ``digits`` [--digits] significant digits of the printed constants; ``interactions`` whether
+    to analyse which inputs interact; ``device`` and ``max_memory`` as for every stage."""
+
+    seed: int = 0
+    budget: int = DEFAULT_WORK
+    time_limit: float | None = None
+    steps: int | None = None
+    digits: int = EXTRACTION["digits"]
+    interactions: bool = True
+    device: str = "cpu"
+    max_memory: str | int | None = None
+
+    def symbolify_settings(self) -> SymbolifySettings:
+        """The extraction's settings (validated there)."""
+        return SymbolifySettings(strategy=EXTRACTION["strategy"], fallback=EXTRACTION["fallback"], digits=self.digits,
+                                 seed=self.seed, budget=self.budget, time_limit=self.time_limit, device=self.device,
+                                 max_memory=self.max_memory)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CandidateFormula:
+    """One candidate law of a target: its text, complexity (``formula_cost``: nodes weighted by
+    kind) and error on the held-out rows; ``chosen`` marks the law the report gives."""
+
+    formula: str
+    complexity: int
+    held_out: Fidelity
+    route: str
+    chosen: bool = False
+
+    def to_dict(self) -> dict:
+        return {"formula": self.formula, "complexity": self.complexity, "route": self.route, "chosen": self.chosen,
+                "held_out": self.held_out.to_dict()}
+
+
+@dataclass
+class TargetLaw:
+    """What discover found for one target: the ``law`` (in the inputs), the ``route`` that gave it
+    (``structure-first`` or ``edges``), its fidelity on the held-out rows against the data and
+    the network, the network's own held-out R², the Pareto ``front`` and the interaction
+    summary (``None`` when not analysed); ``cut_by_clock``: the optional wall-clock cap, not the
+    work budget, ended a search (the law then depends on the machine); ``work``: the work units
+    the structure search and the refit spent."""
+
+    target: str
+    law: str
+    route: str
+    versus_data: Fidelity
+    versus_network: Fidelity
+    network_r2: float
+    front: list[CandidateFormula]
+    structure: list[str] = field(default_factory=list)
+    interactions: dict | None = None
+    cut_by_clock: bool = False
+    work: int = 0
+
+    @property
+    def exact(self) -> bool:
+        """Whether the law has no numeric (unfitted) parts."""
+        return math.isfinite(self.versus_data.r2)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "law": self.law, "route": self.route, "versus_data": self.versus_data.to_dict(),
+                "versus_network": self.versus_network.to_dict(), "network_r2": self.network_r2,
+                "front": [c.to_dict() for c in self.front], "structure": self.structure, "interactions": self.interactions,
+                "cut_by_clock": self.cut_by_clock, "work": self.work}
+
+
+@dataclass
+class DiscoveryResult:
+    """Outcome of :func:`discover`: per target a :class:`TargetLaw`; the trained network
+    (``model``); the extraction's full result (``symbolic``); the oracle's verdict; the rows
+    used (``train_rows``, ``held_out_rows``); the files written (``files``); ``seconds``: the wall
+    clock each part took (``train``, ``extract``, ``interactions``; reported, never used)."""
+
+    laws: list[TargetLaw]
+    model: torch.nn.Module
+    symbolic: SymbolicResult
+    oracle: dict | None
+    settings: DiscoverSettings
+    recipe: dict
+    train_rows: int
+    held_out_rows: int
+    files: list[str] = field(default_factory=list)
+    interaction_report: object | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def expressions(self) -> list[sympy.Expr]:
+        """The laws as sympy expressions (one per target, in the input symbols)."""
+        return list(self.symbolic.expressions)
+
+    def to_dict(self) -> dict:
+        return {"laws": [law.to_dict() for law in self.laws], "oracle": self.oracle, "settings": self.settings.to_dict(),
+                "recipe": self.recipe, "train_rows": self.train_rows, "held_out_rows": self.held_out_rows,
+                "files": self.files, "seconds": self.seconds}
+
+    def __repr__(self) -> str:
+        laws = "; ".join(f"{law.target} = {law.law}" for law in self.laws)
+        return f"DiscoveryResult({laws})"
+
+    def _repr_html_(self) -> str:
+        rows = [(law.target, law.law, law.route, f"{law.versus_data.r2:.6g}", f"{law.network_r2:.6g}") for law in self.laws]
+        return html_table(("target", "law", "route", "held-out R² (data)", "network R²"), rows, "kanx discover")
+
+
+def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path | str | None = None,
+             on_step: StepCallback | None = None, on_polish_step: StepCallback | None = None,
+             **options) -> DiscoveryResult:
+    """The law behind ``data`` (a ``kanx.io.data.Dataset``: inputs ``[N, n]``, targets ``[N, m]``).
+
+    ``settings`` (or its fields as keyword ``options``) as in :class:`DiscoverSettings`. With
+    ``out``, a folder (created if missing), the network (``model.pt``), the report
+    (``report.json``), the formulas (``formula.tex``) and the figures are written there.
+    ``on_step`` / ``on_polish_step``: progress callbacks of the two training phases."""
+    settings = settings if settings is not None else DiscoverSettings(**options)
+    extraction = settings.symbolify_settings()
+    out = Path(out) if out is not None else None
+    if out is not None:
+        check_folder(out)
+    recipe = recipe_for(data, seed=settings.seed, steps=settings.steps, device=settings.device,
+                        max_memory=settings.max_memory)
+    fit_rows, held_rows = split_rows(data.x.shape[0], recipe.train.test_fraction, recipe.train.seed)
+    if len(held_rows) < MIN_HELD_OUT or len(fit_rows) < MIN_FIT_ROWS:
+        raise KanxError(f"{data.source}: {data.x.shape[0]} rows are too few to train, extract and check a law "
+                        f"(at least {MIN_FIT_ROWS + MIN_HELD_OUT} are needed)")
+    clock = time.perf_counter()
+    trained = train_recipe(data, recipe, on_step, on_polish_step)
+    seconds = {"train": time.perf_counter() - clock}
+    model = trained.model.eval()
+    fit_data = subset(data, fit_rows)
+    held = subset(data, held_rows)
+    clock = time.perf_counter()
+    result = symbolify(model, fit_data, extraction)
+    laws = [target_law(result, model, held, k) for k in range(model.n_outputs)]
+    seconds["extract"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    found = summarise_interactions(model, fit_data, laws, settings) if settings.interactions else None
+    seconds["interactions"] = time.perf_counter() - clock
+    report = DiscoveryResult(laws, model, result, result.oracle_quality.to_dict() if result.oracle_quality else None,
+                             settings, recipe_record(recipe, trained), len(fit_rows), len(held_rows), interaction_report=found,
+                             seconds=seconds)
+    if out is not None:
+        report.files = write_outputs(report, out)
+    return report
+
+
+def subset(data: Dataset, rows: torch.Tensor) -> Dataset:
+    """The rows ``rows`` of ``data`` as a dataset of their own."""
+    return Dataset(data.x[rows], data.y[rows], list(data.input_names), list(data.target_names), data.source)
+
+
+def check_folder(out: Path) -> None:
+    """``out`` must be a folder or not exist yet, inside an existing folder."""
+    if out.exists() and not out.is_dir():
+        raise KanxError(f"--out {out}: exists and is not a folder")
+    if not out.parent.exists():
+        raise KanxError(f"--out {out}: folder {out.parent} does not exist")
+
+
+def recipe_record(recipe: Recipe, trained: TrainResult) -> dict:
+    """The recipe as run: its settings, and the network's train and held-out metrics."""
+    return {"settings": trained.model.meta.training.get("settings"), **recipe.to_dict(),
+            "polished": trained.model.meta.training.get("recipe", {}).get("polished"),
+            "train": asdict(trained.train), "held_out": asdict(trained.test)}
+
+
+def target_law(result: SymbolicResult, model, held: Dataset, k: int) -> TargetLaw:
+    """Target ``k``'s law, fidelity and Pareto front on the held-out rows ``held``."""
+    symbols = input_symbols(model)
+    with torch.no_grad():
+        network = model(held.x.float()).double()[:, k]
+    truth = held.y.double()[:, k]
+    law = result.in_inputs(result.expressions[k])
+    predicted = values_on(law, symbols, held.x)
+    route = result.strategy_used[k] if k < len(result.strategy_used) else "edges"
+    versus_data = fidelity(predicted, truth) if predicted is not None else unevaluable(len(truth))
+    versus_network = fidelity(predicted, network) if predicted is not None else unevaluable(len(truth))
+    front = pareto_front(candidates(result, k, law, route, symbols), symbols, held.x, truth)
+    log = result.log[k] if k < len(result.log) and result.log[k] else {}
+    budgets = [log.get(part) or {} for part in ("search_work", "refit_work")]
+    return TargetLaw(held.target_names[k], sympy.sstr(law), route, versus_data, versus_network,
+                     fidelity(network, truth).r2, front, list(log.get("structure_text") or []),
+                     cut_by_clock=any(b.get("cut_by_clock") for b in budgets), work=sum(b.get("work_spent", 0) for b in budgets))
+
+
+def unevaluable(rows: int) -> Fidelity:
+    """The fidelity of a formula that does not evaluate (numeric parts left)."""
+    return Fidelity(float("-inf"), float("inf"), float("inf"), rows)
+
+
+def values_on(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor) -> torch.Tensor | None:
+    """``expr`` on the rows ``x [N, n]`` → ``[N]`` float64, ``None`` where it does not evaluate."""
+    try:
+        return evaluate_expression(expr, symbols, x, None)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+
+
+def candidates(result: SymbolicResult, k: int, law: sympy.Expr, route: str,
+               symbols: list[sympy.Symbol]) -> list[tuple[sympy.Expr, str, bool]]:
+    """Target ``k``'s candidate formulas ``(formula, route, chosen)``: the law, and every formula
+    the structure search cleaned against the targets (parsed back with the safe parser)."""
+    found = [(law, route, True)]
+    names = {str(s): s for s in symbols}
+    log = result.log[k] if k < len(result.log) and result.log[k] else {}
+    for item in log.get("candidates") or []:
+        try:
+            expr = parse_expression(item["formula"], names, "structure candidate")
+        except KanxError:
+            continue
+        if all(expr != other for other, _, _ in found):
+            found.append((expr, "structure-first", False))
+    return found
+
+
+def pareto_front(options: list[tuple[sympy.Expr, str, bool]], symbols: list[sympy.Symbol], x: torch.Tensor,
+                 y: torch.Tensor) -> list[CandidateFormula]:
+    """The candidates ``(formula, route, chosen)`` that no other one beats on both complexity and
+    held-out RMSE on rows ``x [N, n]`` against ``y [N]``, simplest first. The chosen one is always
+    listed (marked), even where another dominates it."""
+    scored = []
+    for expr, route, chosen in options:
+        predicted = values_on(expr, symbols, x)
+        held_out = fidelity(predicted, y) if predicted is not None else unevaluable(len(y))
+        scored.append(CandidateFormula(sympy.sstr(expr), int(formula_cost(expr)), held_out, route, chosen))
+    scored.sort(key=lambda c: (c.complexity, c.held_out.rmse))
+    front, best = [], math.inf
+    for candidate in scored:
+        if candidate.held_out.rmse < best or candidate.chosen:
+            front.append(candidate)
+            best = min(best, candidate.held_out.rmse)
+    return front
+
+
+def summarise_interactions(model, data: Dataset, laws: list[TargetLaw], settings: DiscoverSettings):
+    """Set each law's ``interactions``: the additive blocks of inputs, the interaction tree and
+    the largest interaction order the network shows on the training rows; returns the full
+    ``InteractionReport``."""
+    report = interactions(model, data.x.float(), y=data.y.float(), seed=settings.seed, device=settings.device,
+                          max_memory=settings.max_memory)
+    for law, output in zip(laws, report.outputs):
+        law.interactions = {"structure": output.tree.describe(), "max_order": output.max_order,
+                            "groups": [{"inputs": g.variables, "order": g.order, "variance_share": g.variance_share}
+                                       for g in output.groups],
+                            "unused_inputs": list(output.unused)}
+    return report
+
+
+def write_outputs(report: DiscoveryResult, out: Path) -> list[str]:
+    """The network, the report, the formulas and the figures in the folder ``out``; returns the
+    files' names."""
+    from kanx.plot import render
+
+    out.mkdir(exist_ok=True)
+    written = [save_model(report.model, out / "model.pt")]
+    written.append(atomic_write_text(out / "formula.tex", to_latex(report.symbolic)))
+    written += render(report.model, out / "activations", "png", 100)
+    if report.interaction_report is not None:
+        from kanx.interactions.figure import interaction_figure
+
+        figure = interaction_figure(report.interaction_report)
+        written.append(atomic_write(out / "interactions.png",
+                                    lambda tmp: figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})))
+    report.files = [path.name for path in written] + ["report.json"]
+    written.append(atomic_write_text(out / "report.json", to_json(report.to_dict()) + "\n"))
+    return [Path(path).name for path in written]
