@@ -194,7 +194,7 @@ def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path 
     laws = [target_law(result, model, held, k) for k in range(model.n_outputs)]
     seconds["extract"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    found = summarise_interactions(model, fit_data, laws, settings) if settings.interactions else None
+    found = summarise_interactions(model, laws, settings) if settings.interactions else None
     seconds["interactions"] = time.perf_counter() - clock
     report = DiscoveryResult(laws, model, result, result.oracle_quality.to_dict() if result.oracle_quality else None,
                              settings, recipe_record(recipe, trained), len(fit_rows), len(held_rows), interaction_report=found,
@@ -292,12 +292,13 @@ def pareto_front(options: list[tuple[sympy.Expr, str, bool]], symbols: list[symp
     return front
 
 
-def summarise_interactions(model, data: Dataset, laws: list[TargetLaw], settings: DiscoverSettings):
+def summarise_interactions(model, laws: list[TargetLaw], settings: DiscoverSettings):
     """Set each law's ``interactions``: the additive blocks of inputs, the interaction tree and
-    the largest interaction order the network shows on the training rows; returns the full
-    ``InteractionReport``."""
-    report = interactions(model, data.x.float(), y=data.y.float(), seed=settings.seed, device=settings.device,
-                          max_memory=settings.max_memory)
+    the largest interaction order of the network, each interaction tested against the held-out
+    rows the checkpoint keeps (as ``kanx interactions MODEL`` does: on the training rows the
+    support test cannot tell a term from what the network learned of their noise); returns the
+    full ``InteractionReport``."""
+    report = interactions(model, seed=settings.seed, device=settings.device, max_memory=settings.max_memory)
     for law, output in zip(laws, report.outputs):
         law.interactions = {"structure": output.tree.describe(), "max_order": output.max_order,
                             "groups": [{"inputs": g.variables, "order": g.order, "variance_share": g.variance_share}

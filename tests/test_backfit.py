@@ -114,7 +114,7 @@ def test_structure_first_takes_the_data_s_factor_over_the_network_s_look_alike()
     x = torch.stack([10 ** (2 * u[:, 0] - 1), 1.3 * u[:, 1]], 1)
     target = (x[:, 0] / torch.sqrt(1 - x[:, 1] ** 2 / 9))[:, None]
     network = LookAlikeNetwork()
-    formulas, logs = structure_formulas(network, FUNCTIONS, x, target, settings_for(1e-6, 20.0), digits=6,
+    formulas, logs = structure_formulas(network, FUNCTIONS, x, target, settings_for(1e-6, 1_000_000), digits=6,
                                         simplify_timeout=5.0, seed=0, noise=1e-6, data_noise=[0.0])
     m, v = sympy.symbols("m v", real=True)
     assert logs[0]["refitted_on_data"] == ["v"]

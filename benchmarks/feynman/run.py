@@ -437,7 +437,7 @@ def run_task(fields: dict) -> dict:
         os.killpg(child.pid, signal.SIGKILL)
         out, _ = child.communicate()
         timed_out = True
-    row = {"id": task.id, "noise": task.noise, "seed": task.seed, "status": ""}
+    row = {**empty_row(), "id": task.id, "noise": task.noise, "seed": task.seed, "dummies": task.dummies, "status": ""}
     for line in out.splitlines():
         try:
             row.update(json.loads(line))
@@ -471,6 +471,12 @@ def task_main(text: str) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure is one row of the benchmark
         send({"status": "error: " + " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]})
     return 0
+
+
+def empty_row() -> dict:
+    """A row with every column: NaN for the measured numbers, 0 for counts and flags, empty text
+    (what a run killed before it reported anything keeps)."""
+    return {column: (float("nan") if NUMERIC.get(column) is float else 0 if column in NUMERIC else "") for column in COLUMNS}
 
 
 def blank_row(equation: Equation, task: Task) -> dict:

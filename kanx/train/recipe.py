@@ -17,7 +17,8 @@ benchmark:
 - an **LBFGS polish** of ``POLISH_STEPS`` steps on the same rows (with its own early stopping)
   after the Adam phase.
 
-Measured effects of each choice are in benchmarks/README.md ("The training recipe").
+The measurements behind these choices (early stopping on noisy rows, the polish, the target
+transform on SRSD) are recorded in benchmarks/feynman/README.md.
 """
 
 from __future__ import annotations
