@@ -198,6 +198,23 @@ def number_columns(columns: dict[str, list[str]], names: list[str], where: str) 
     return [list(row) for row in zip(*parsed)] if parsed else []
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def float32_columns(values: object, names: list[str], where: str) -> torch.Tensor:
+    """Data ``values`` (rows ``[N][len(names)]`` of finite float64 numbers) as the float32 tensor
+    ``[N, len(names)]`` the networks compute with. A value beyond float32's range (about 3.4e+38)
+    would become infinite there: an error naming its column (and how large it is)."""
+    array = torch.as_tensor(values, dtype=torch.float64).reshape(-1, len(names))
+    if array.numel():
+        largest = array.abs().amax(dim=0)
+        for name, size in zip(names, largest.tolist()):
+            if size > FLOAT32_MAX:
+                raise KanxError(f"{where}: column {name!r} reaches {size:.3g}, beyond float32 (the networks' numbers, up to "
+                                f"{FLOAT32_MAX:.3g}); express it in larger units")
+    return array.float()
+
+
 def choice(value: object, what: str, where: str, allowed: Iterable[str]) -> str:
     options = tuple(allowed)
     if not isinstance(value, str) or value not in options:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from kanx.core.errors import KanxError
-from kanx.families.checks import number_columns
+from kanx.families.checks import float32_columns, number_columns
 from kanx.families.kan import codec as kan_codec
 from kanx.families.kan.network import KAN
 from kanx.families.karsein import codec as karsein_codec
@@ -62,7 +62,7 @@ def numeric_targets(model: KAN, columns: Columns, where: str) -> torch.Tensor:
 
 
 def numeric_tensor(columns: Columns, names: list[str], where: str) -> torch.Tensor:
-    return torch.tensor(number_columns(columns, names, where), dtype=torch.float64).reshape(-1, len(names)).float()
+    return float32_columns(number_columns(columns, names, where), names, where)
 
 
 def encode_tokens(model: KarSein, columns: Columns, where: str) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
-from kanx.families.checks import number_columns
+from kanx.families.checks import float32_columns, number_columns
 from kanx.families.registry import family_of
 from kanx.functions.parser import parse_expression, parse_number
 
@@ -106,7 +106,8 @@ def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = No
         raise KanxError(f"{path}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
     x = values[:, [header.index(n) for n in input_names]]
     y = values[:, [header.index(n) for n in targets]]
-    return Dataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), input_names, list(targets), str(path))
+    return Dataset(float32_columns(x, input_names, str(path)), float32_columns(y, list(targets), str(path)), input_names,
+                   list(targets), str(path))
 
 
 _VAR_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^:]+):([^:]+)\s*$")
@@ -148,8 +149,8 @@ def formula_dataset(formula: str, var_specs: list[str], samples: int, seed: int,
     if not np.all(np.isfinite(y)):
         raise KanxError(f"--formula {formula!r}: not finite everywhere on the --var ranges")
     return Dataset(
-        torch.tensor(x, dtype=torch.float32),
-        torch.tensor(y.reshape(-1, 1), dtype=torch.float32),
+        float32_columns(x, names, "--var"),
+        float32_columns(y.reshape(-1, 1), [target], f"--formula {formula!r}"),
         names,
         [target],
         f"formula:{formula}",
@@ -269,7 +270,7 @@ def load_input_array(path: str | Path, input_names: list[str]) -> torch.Tensor:
         raise KanxError(f"{source}: expected an array of shape [rows, {len(input_names)}], got {list(array.shape)}")
     if not np.all(np.isfinite(array)):
         raise KanxError(f"{source}: inputs hold NaN or Inf")
-    return torch.tensor(array, dtype=torch.float32)
+    return float32_columns(array, input_names, str(source))
 
 
 def read_npy(path: Path) -> np.ndarray:

@@ -95,7 +95,7 @@ def _number(value: sympy.Expr) -> sympy.Expr:
     rest is a float."""
     if isinstance(value, sympy.Float) or not _is_simple_exact(value):
         as_float = float(value)
-        if not math.isfinite(as_float):
+        if not math.isfinite(as_float) or (as_float == 0 and value != 0):  # beyond float64: 1e+400, or 1e-400 (not 0)
             return value
         exact = simple_number(as_float)
         return exact if exact is not None else sympy.Float(as_float)
@@ -270,3 +270,44 @@ def _merge_radicals(node: sympy.Mul, positive: set[sympy.Symbol]) -> sympy.Expr:
         inside = sympy.Mul(*[base**power for base, power in members])
         rest.append(sympy.Pow(inside, sympy.Rational(1, root), evaluate=False))
     return sympy.Mul(*rest)
+
+
+# --------------------------------------------------------------------------- numbers float64 can hold
+def beyond_float64(number: sympy.Expr) -> bool:
+    """Whether the sympy number ``number`` has no float64 value: it overflows to infinity or a
+    non-zero number underflows to 0 (sympy's floats have an unbounded exponent)."""
+    try:
+        value = float(number)
+    except (TypeError, ValueError, OverflowError):
+        return True
+    return not math.isfinite(value) or (value == 0 and number != 0)
+
+
+def representable(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Float]]:
+    """``expr`` with its numbers brought into float64's range where exact algebra allows, and the
+    numbers still beyond it (none, almost always).
+
+    sympy pulls a float out of an ``exp``: ``exp(u + 55026.7)`` becomes ``1.2e+23897·exp(u)``, a
+    number no float64 (and so no printed formula a reader, or ``kanx.functions.parser``, can use)
+    holds, while ``u`` is near −55026 on the data and the product is moderate. A factor ``c``
+    beyond float64 beside an ``exp`` goes back into its exponent as the integer ``n`` nearest
+    ``log|c|``: ``c·exp(u)`` → ``±(c/eⁿ)·exp(u + n)``. sympy leaves an integer inside ``exp`` (it
+    only pulls out floats), so the form survives every later rebuild of the expression."""
+    if not any(beyond_float64(f) for f in expr.atoms(sympy.Float)):
+        return expr, []
+
+    def absorbs(node: sympy.Basic) -> bool:
+        return (isinstance(node, sympy.Mul) and any(isinstance(a, sympy.exp) for a in node.args)
+                and any(isinstance(a, sympy.Float) and beyond_float64(a) for a in node.args))
+
+    def absorb(node: sympy.Mul) -> sympy.Expr:
+        huge = [a for a in node.args if isinstance(a, sympy.Float) and beyond_float64(a)]
+        power = next(a for a in node.args if isinstance(a, sympy.exp))
+        rest = [a for a in node.args if a is not power and not any(a is h for h in huge)]
+        coefficient = sympy.Mul(*huge)
+        shift = sympy.Integer(int(sympy.floor(sympy.log(abs(coefficient)) + sympy.Rational(1, 2))))
+        remainder = sympy.Float((coefficient * sympy.exp(-shift)).evalf(30), 15)
+        return sympy.Mul(remainder, *rest, sympy.exp(power.args[0] + shift))
+
+    fixed = expr.replace(absorbs, absorb)
+    return fixed, sorted((f for f in fixed.atoms(sympy.Float) if beyond_float64(f)), key=sympy.default_sort_key)

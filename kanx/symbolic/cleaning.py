@@ -253,10 +253,10 @@ def taylor_polynomial(node: sympy.Expr, argument: tuple[float, float]) -> sympy.
     narrow range (lines about the midpoint)."""
     low, high = argument
     u = node.args[0] if node.args else None
-    if u is None:
+    if u is None or not (math.isfinite(low) and math.isfinite(high)):
         return None
     if isinstance(node, (sympy.sin, sympy.cos)):
-        quarter = round((low + high) / 2 / (math.pi / 2))
+        quarter = round((low / 2 + high / 2) / (math.pi / 2))  # halves first: low + high of 1e+308 overflows
         centre = quarter * math.pi / 2
         if max(abs(low - centre), abs(high - centre)) > TAYLOR_WIDTH:
             return None
@@ -265,22 +265,36 @@ def taylor_polynomial(node: sympy.Expr, argument: tuple[float, float]) -> sympy.
         # sin about kπ/2: phase 0 → δ, 1 → 1 − δ²/2, 2 → −δ, 3 → −(1 − δ²/2); cos is sin shifted by π/2
         return (delta, 1 - delta**2 / 2, -delta, -(1 - delta**2 / 2))[phase]
     if isinstance(node, sympy.tan):  # period π: about the multiple of π nearest the range
-        turns = round((low + high) / 2 / math.pi)
+        turns = round((low / 2 + high / 2) / math.pi)
         centre = turns * math.pi
         return u - turns * sympy.pi if max(abs(low - centre), abs(high - centre)) <= TAYLOR_WIDTH else None
     if isinstance(node, ODD_AT_ZERO) and max(abs(low), abs(high)) <= TAYLOR_WIDTH:
         return u
     if isinstance(node, sympy.cosh) and max(abs(low), abs(high)) <= TAYLOR_WIDTH:
         return 1 + u**2 / 2
-    middle = (low + high) / 2
+    middle = low / 2 + high / 2
     if isinstance(node, sympy.exp) and high - low <= TAYLOR_WIDTH:
-        return sympy.Float(math.exp(middle)) * (1 + u - sympy.Float(middle))
+        value = finite_value(math.exp, middle)  # exp(800) has no float64: the function stays
+        return None if value is None else sympy.Float(value) * (1 + u - sympy.Float(middle))
     if isinstance(node, sympy.log) and low > 0 and high / low <= 1 + TAYLOR_WIDTH:
         return sympy.Float(math.log(middle)) + (u - sympy.Float(middle)) / sympy.Float(middle)
     if isinstance(node, sympy.Pow) and narrow_power(node, low, high):
         power = float(node.exp)
-        return sympy.Float(middle**power) * (1 + sympy.Float(power) * (u - sympy.Float(middle)) / sympy.Float(middle))
+        value = finite_value(math.pow, middle, power)  # (1e+26)**12 has no float64: the power stays
+        if value is None or value == 0:
+            return None
+        return sympy.Float(value) * (1 + sympy.Float(power) * (u - sympy.Float(middle)) / sympy.Float(middle))
     return None
+
+
+def finite_value(function: Callable[..., float], *args: float) -> float | None:
+    """``function(*args)`` (a float function such as ``math.exp`` or ``math.pow``) when it is a
+    finite float64, else ``None``: an overflow, a domain error or a non-finite result."""
+    try:
+        value = float(function(*args))
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def narrow_power(node: sympy.Pow, low: float, high: float) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import sympy
@@ -74,29 +75,43 @@ def refit_constants(model: KAN, x: torch.Tensor, y: torch.Tensor, steps: int) ->
         p.requires_grad_(True)
     backup = [p.detach().clone() for p in params]
     optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-    scale = y.var(dim=0).clamp_min(1e-12)
+    scale = target_scale(y)
+
+    def loss_of() -> torch.Tensor:  # errors divided by the targets' spread before squaring: 1e+20² overflows float32
+        return (((model(x) - y) / scale) ** 2).mean(dim=0).sum()
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = (((model(x) - y) ** 2).mean(dim=0) / scale).sum()
+        loss = loss_of()
         if torch.isfinite(loss):
             loss.backward()
         return loss
 
     with torch.no_grad():
-        before = float((((model(x) - y) ** 2).mean(dim=0) / scale).sum())
+        before = float(loss_of())
     with torch.enable_grad():
         try:
             optimizer.step(closure)
         except (IndexError, RuntimeError):  # torch's strong-Wolfe search fails on a non-finite first step
             pass
     with torch.no_grad():
-        after = float((((model(x) - y) ** 2).mean(dim=0) / scale).sum())
+        after = float(loss_of())
         if not math.isfinite(after) or after > before:
             for p, b in zip(params, backup):
                 p.copy_(b)
     for p, flag in frozen.items():
         p.requires_grad_(flag)
+
+
+def target_scale(y: torch.Tensor) -> torch.Tensor:
+    """``[n_out]`` the standard deviation of each target column of ``y [N, n_out]`` (computed in
+    float64: targets of 1e+20 have a variance beyond float32), at least 1e-6 of the column's
+    largest magnitude (a column of zeros: 1), in ``y``'s dtype."""
+    values = y.double()
+    spread = values.std(dim=0) if len(values) > 1 else torch.zeros(values.shape[1], dtype=torch.float64, device=y.device)
+    size = values.abs().amax(dim=0) if len(values) else torch.ones(values.shape[1], dtype=torch.float64, device=y.device)
+    scale = torch.where(spread > 1e-6 * size, spread, 1e-6 * size)
+    return torch.where(scale > 0, scale, torch.ones_like(scale)).to(y.dtype)
 
 
 def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor, model: KAN) -> torch.Tensor:
@@ -116,8 +131,18 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
     if not bool(torch.isfinite(out).all()):  # huge intermediate constants: arbitrary precision
         slow = mpmath_function(symbols, expr)
         rows = x.double().tolist()
-        out = torch.tensor([float(slow(*row)) for row in rows], dtype=torch.float64, device="cpu")
+        out = torch.tensor([real_value(slow, row) for row in rows], dtype=torch.float64, device="cpu")
     return out
+
+
+def real_value(function: Callable, row: list[float]) -> float:
+    """``function(*row)`` (an mpmath function) as a float: NaN where the formula has no real value
+    there (``sqrt`` or ``log`` of a negative number give mpmath's complex numbers) or none at all,
+    ±inf beyond float64."""
+    try:
+        return float(function(*row))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return math.nan
 
 
 def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, negligible_threshold, fallback, data,

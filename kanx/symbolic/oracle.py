@@ -138,7 +138,7 @@ def judge_and_refine(model: KAN, x: torch.Tensor, y: torch.Tensor, strategy: str
         fit(refined, x[fit_rows].float(), y[fit_rows].float(), settings)
     refined.eval()
     after = network_r2(refined, x[test_rows], y[test_rows])
-    if sum(after) < sum(scores):  # refinement made it worse on held-out rows: keep the original
+    if not sum(after) >= sum(scores):  # worse on held-out rows (or NaN: it diverged): keep the original
         return model, OracleQuality(scores, needed, verdict(scores, needed), scores, steps, len(test_rows),
                                     target_noise(model, x, y, seed))
     refined.provenance = {**refined.provenance, "refined": {"steps": steps, "r2_before": scores, "r2_after": after}}

@@ -10,7 +10,9 @@ import sympy
 import torch
 
 from kanx.core.display import html_table
+from kanx.core.errors import KanxFailure
 from kanx.core.numerics import misfit_beyond_noise, r2_value
+from kanx.symbolic.canonical import representable
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.export import fidelity_text, formula_function, formula_module
 from kanx.symbolic.oracle import OracleQuality
@@ -94,6 +96,21 @@ class SymbolicResult:
     strategy_used: list[str] = field(default_factory=list)
     oracle_quality: OracleQuality | None = None
     hidden: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Every number of the formulas within float64 (:func:`kanx.symbolic.canonical.representable`);
+        one that cannot be brought there is a failure naming it, not a formula nobody can evaluate."""
+        names = [*self.output_names, *(str(name) for name in self.hidden)]
+        fixed = []
+        for name, expr in zip(names, [*self.expressions, *self.hidden.values()]):
+            if isinstance(expr, sympy.Expr):
+                expr, beyond = representable(expr)
+                if beyond:
+                    raise KanxFailure(f"the formula of {name} needs the constant {sympy.sstr(sympy.Float(beyond[0], 4))}, "
+                                      "beyond float64 (the inputs' or the target's units are too far apart; rescale them)")
+            fixed.append(expr)
+        self.expressions = fixed[: len(self.expressions)]
+        self.hidden = dict(zip(self.hidden, fixed[len(self.expressions):]))
 
     def in_inputs(self, expr: sympy.Expr) -> sympy.Expr:
         """``expr`` with the named hidden nodes (``hidden``: a wide network's formulas are written

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from kanx.core.choices import BASES, OPTIMIZERS, TARGET_TRANSFORMS
-from kanx.core.errors import KanxError
+from kanx.core.errors import KanxError, KanxFailure
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.core.resources import check_resources, made_on_cpu, resolve_device
 from kanx.families.kan.network import KAN, EdgeTrace
@@ -26,6 +26,12 @@ from kanx.train.targets import core_view, fitted_targets, log_targets, output_lo
 StepCallback = Callable[[int, float, float], None]
 
 DEFAULT_STEPS = {"adam": 1500, "lbfgs": 100}
+# The range of a data column's largest magnitude that a network can train on. It computes in
+# float32 (1e-38..3e+38) and needs about three decades of room on either side: an input's knots,
+# their spacings and inverse spacings are numbers of its size and of its inverse (over the grid;
+# at 1e+38 the extended knots overflow, at 1e-39 the inverse spacings do), a target's scale and
+# its inverse enter every gradient (at 1e-40 the inverse overflows).
+MAGNITUDE = (1e-35, 1e35)
 
 
 def check_training_options(test_fraction: float, lr: float | None, lamb: float, lamb_l1: float, lamb_entropy: float) -> None:
@@ -296,11 +302,11 @@ def optimise(model: KAN, x: torch.Tensor, y: torch.Tensor, settings: TrainSettin
             loss, mse = objective()
             loss.backward()
             optimizer.step()
-        train_mse = float(mse.detach()) * float((scale**2).mean())
+        train_mse = float(mse.detach()) * float((scale.double() ** 2).mean())  # float64: a scale of 1e+20 squares past float32
         test_mse = float("nan")
         if x_test is not None and y_test is not None and len(x_test):
             with torch.no_grad():
-                test_mse = float(((model(x_test) - y_test) ** 2).mean())
+                test_mse = float(((model(x_test).double() - y_test.double()) ** 2).mean())
         history.append((step, train_mse, test_mse))
         if on_step is not None:
             on_step(step, train_mse, test_mse)
@@ -363,6 +369,7 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
 
     A fresh model fits the targets that ``settings.target_transform`` picks as ``log|y|`` under
     an ``exp`` output layer (``kanx.train.targets``); the metrics are those of ``y``."""
+    check_magnitudes(dataset)
     logs = log_targets(dataset.y, settings.target_transform) if init is None else [False] * dataset.y.shape[1]
     if any(logs):
         return train_through_logs(dataset, settings, logs, on_step)
@@ -377,6 +384,7 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     stopping = EarlyStopping(settings.patience) if settings.patience and len(x_test) else None
     history = fit(model, x_train, y_train, settings, x_test, y_test, on_step, stopping)
     model.eval()
+    check_finite_parameters(model, dataset.source)
     with torch.no_grad():
         train_metrics = regression_metrics(model(x_train), y_train)
         test_metrics = regression_metrics(model(x_test), y_test) if len(x_test) else Metrics(float("nan"), float("nan"))
@@ -424,6 +432,30 @@ def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[i
     result = results[chosen]
     result.model.meta.training["grid_selection"] = {"chosen": chosen, "held_out_r2": {str(g): r.test.r2 for g, r in results.items()}}
     return result
+
+
+def check_magnitudes(dataset: Dataset) -> None:
+    """Refuse an input or target column whose largest magnitude lies outside ``MAGNITUDE`` (a
+    column of zeros is fine): a float32 network could not represent what training needs."""
+    if not len(dataset.x):
+        return
+    low, high = MAGNITUDE
+    for kind, values, names in (("input", dataset.x, dataset.input_names), ("target", dataset.y, dataset.target_names)):
+        for name, size in zip(names, values.double().abs().amax(dim=0).tolist()):
+            if size > high or 0 < size < low:
+                raise KanxError(f"{dataset.source}: {kind} {name!r} has magnitudes up to {size:.3g}; a network computes in float32 "
+                                f"and trains on columns whose largest magnitude is between {low:g} and {high:g}: express it "
+                                "in other units")
+
+
+def check_finite_parameters(model: KAN, source: str) -> None:
+    """A trained network whose parameters left float32's range (NaN or infinite) is a failed
+    training, not a checkpoint."""
+    bad = [name for name, value in model.state_dict().items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise KanxFailure(f"{source}: training diverged: the network's {bad[0]} holds NaN or Inf (try a smaller --lr, or data in "
+                          "units closer to 1)")
 
 
 def held_out_sample(x_test: torch.Tensor, y_test: torch.Tensor, rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kanx.core.errors import KanxError
+import torch
+
+from kanx.core.errors import KanxError, KanxFailure
 from kanx.io.data import Dataset
 from kanx.train.kan import StepCallback, TrainResult, TrainSettings, settings_for, train
 
@@ -94,10 +96,15 @@ def train_recipe(dataset: Dataset, recipe: Recipe, on_step: StepCallback | None 
 
 def polish(dataset: Dataset, recipe: Recipe, first: TrainResult, on_step: StepCallback | None = None) -> TrainResult:
     """``recipe``'s LBFGS polish of the network ``first`` gave (kept only where it does not
-    raise the held-out error). The checkpoint's record gains ``recipe``."""
+    raise the held-out error and did not diverge). The checkpoint's record gains ``recipe``."""
     result = first
+    polished = None
     if recipe.polish_steps > 0:
-        polished = train(dataset, recipe.polish_settings(first.model), on_step, init=first.model)
+        try:
+            polished = train(dataset, recipe.polish_settings(first.model), on_step, init=first.model)
+        except KanxFailure:  # the polish diverged: the first phase's network stands
+            polished = None
+    if polished is not None and all(torch.isfinite(p).all() for p in polished.model.parameters()):
         if not (polished.test.rmse > first.test.rmse):  # NaN (no held-out rows) keeps the polish
             result = polished
             record = result.model.meta.training
