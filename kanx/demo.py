@@ -20,7 +20,7 @@ from kanx.interactions import interactions
 from kanx.interactions.figure import interaction_figure
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, load_csv
-from kanx.io.files import atomic_write, atomic_write_text, to_json
+from kanx.io.files import atomic_write, atomic_write_text, check_output_folder, to_json
 from kanx.io.load import load_model
 from kanx.plot import render
 from kanx.prune import prune
@@ -128,10 +128,7 @@ STAGES: list[tuple[str, Stage]] = [
 
 def prepare(out: Path) -> DemoContext:
     """Create ``out`` and copy the bundled checkpoint and data into it."""
-    if out.exists() and not out.is_dir():
-        raise KanxError(f"--out {out}: exists and is not a folder")
-    if not out.parent.exists():
-        raise KanxError(f"--out {out}: folder {out.parent} does not exist")
+    check_output_folder(out, "--out")
     out.mkdir(exist_ok=True)
     model_path = out / "model.pt"
     shutil.copyfile(sample_path(f"{SAMPLE_NAME}.pt"), model_path)

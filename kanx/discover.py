@@ -33,13 +33,14 @@ from kanx.functions.parser import parse_expression
 from kanx.interactions import interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset
-from kanx.io.files import atomic_write, atomic_write_text, to_json
+from kanx.io.files import atomic_write, atomic_write_text, check_output_folder, to_json
 from kanx.symbolic import SymbolifySettings, symbolify
 from kanx.symbolic.cleaning import formula_cost
 from kanx.symbolic.edges import evaluate_expression
 from kanx.symbolic.export import to_latex
 from kanx.symbolic.results import Fidelity, SymbolicResult, fidelity
 from kanx.symbolic.settings import DEFAULT_WORK
+from kanx.symbolic.structure.strategy import cut_by_clock, work_spent
 from kanx.train.kan import StepCallback, TrainResult
 from kanx.train.recipe import Recipe, recipe_for, train_recipe
 
@@ -176,7 +177,7 @@ def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path 
     extraction = settings.symbolify_settings()
     out = Path(out) if out is not None else None
     if out is not None:
-        check_folder(out)
+        check_output_folder(out, "--out")
     recipe = recipe_for(data, seed=settings.seed, steps=settings.steps, device=settings.device,
                         max_memory=settings.max_memory)
     fit_rows, held_rows = split_rows(data.x.shape[0], recipe.train.test_fraction, recipe.train.seed)
@@ -200,21 +201,13 @@ def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path 
                              settings, recipe_record(recipe, trained), len(fit_rows), len(held_rows), interaction_report=found,
                              seconds=seconds)
     if out is not None:
-        report.files = write_outputs(report, out)
+        write_outputs(report, out)
     return report
 
 
 def subset(data: Dataset, rows: torch.Tensor) -> Dataset:
     """The rows ``rows`` of ``data`` as a dataset of their own."""
     return Dataset(data.x[rows], data.y[rows], list(data.input_names), list(data.target_names), data.source)
-
-
-def check_folder(out: Path) -> None:
-    """``out`` must be a folder or not exist yet, inside an existing folder."""
-    if out.exists() and not out.is_dir():
-        raise KanxError(f"--out {out}: exists and is not a folder")
-    if not out.parent.exists():
-        raise KanxError(f"--out {out}: folder {out.parent} does not exist")
 
 
 def recipe_record(recipe: Recipe, trained: TrainResult) -> dict:
@@ -231,16 +224,14 @@ def target_law(result: SymbolicResult, model, held: Dataset, k: int) -> TargetLa
         network = model(held.x.float()).double()[:, k]
     truth = held.y.double()[:, k]
     law = result.in_inputs(result.expressions[k])
-    predicted = values_on(law, symbols, held.x)
     route = result.strategy_used[k] if k < len(result.strategy_used) else "edges"
-    versus_data = fidelity(predicted, truth) if predicted is not None else unevaluable(len(truth))
-    versus_network = fidelity(predicted, network) if predicted is not None else unevaluable(len(truth))
     front = pareto_front(candidates(result, k, law, route, symbols), symbols, held.x, truth)
+    predicted = values_on(law, symbols, held.x)
+    versus_network = fidelity(predicted, network) if predicted is not None else unevaluable(len(truth))
     log = result.log[k] if k < len(result.log) and result.log[k] else {}
-    budgets = [log.get(part) or {} for part in ("search_work", "refit_work")]
-    return TargetLaw(held.target_names[k], sympy.sstr(law), route, versus_data, versus_network,
+    return TargetLaw(held.target_names[k], sympy.sstr(law), route, next(c.held_out for c in front if c.chosen), versus_network,
                      fidelity(network, truth).r2, front, list(log.get("structure_text") or []),
-                     cut_by_clock=any(b.get("cut_by_clock") for b in budgets), work=sum(b.get("work_spent", 0) for b in budgets))
+                     cut_by_clock=cut_by_clock(log), work=work_spent(log))
 
 
 def unevaluable(rows: int) -> Fidelity:
@@ -307,9 +298,9 @@ def summarise_interactions(model, laws: list[TargetLaw], settings: DiscoverSetti
     return report
 
 
-def write_outputs(report: DiscoveryResult, out: Path) -> list[str]:
-    """The network, the report, the formulas and the figures in the folder ``out``; returns the
-    files' names."""
+def write_outputs(report: DiscoveryResult, out: Path) -> None:
+    """The network, the report, the formulas and the figures in the folder ``out``; their names
+    go to ``report.files`` (``report.json`` lists itself too)."""
     from kanx.plot import render
 
     out.mkdir(exist_ok=True)
@@ -323,5 +314,4 @@ def write_outputs(report: DiscoveryResult, out: Path) -> list[str]:
         written.append(atomic_write(out / "interactions.png",
                                     lambda tmp: figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})))
     report.files = [path.name for path in written] + ["report.json"]
-    written.append(atomic_write_text(out / "report.json", to_json(report.to_dict()) + "\n"))
-    return [Path(path).name for path in written]
+    atomic_write_text(out / "report.json", to_json(report.to_dict()) + "\n")

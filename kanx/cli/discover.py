@@ -41,9 +41,9 @@ def discover_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """From a data file to the law: train by the recipe, extract, and report (law, held-out fidelity, Pareto front)."""
-    from kanx.discover import DiscoverSettings, check_folder, discover
+    from kanx.discover import DiscoverSettings, discover
     from kanx.io.data import load_csv, split_names
-    from kanx.io.files import check_output_path
+    from kanx.io.files import check_output_folder, check_output_path
 
     options = {"seed": seed, "steps": steps, "digits": digits, "interactions": not no_interactions, "device": device,
                "max_memory": max_memory, "time_limit": time_limit}
@@ -51,7 +51,7 @@ def discover_command(
         options["budget"] = budget
     settings = DiscoverSettings(**options)
     settings.symbolify_settings()  # options checked before the data is read
-    check_folder(out)
+    check_output_folder(out, "--out")
     if out.exists():
         check_output_path(out / "model.pt", "--out", [data])
     dataset = load_csv(data, split_names(",".join(target)), split_names(inputs) or None)

@@ -144,6 +144,8 @@ def oracle_failed(result) -> bool:
 
 def render(result) -> None:
     """Rich tables: the network's quality on the data, live edges, then the formulas with their fidelity."""
+    from kanx.symbolic.structure.strategy import cut_by_clock
+
     oracle = result.oracle_quality
     if oracle is not None:
         line = oracle.message(result.output_names)
@@ -163,7 +165,7 @@ def render(result) -> None:
         if log.get("refitted_on_data"):
             console.print(f"  refitted to the data: the piece of {', '.join(log['refitted_on_data'])} in {name} "
                           f"(the form found on the network fits them worse)", markup=False, soft_wrap=True)
-        if any((log.get(part) or {}).get("cut_by_clock") for part in ("search_work", "refit_work")):
+        if cut_by_clock(log):
             err_console.print(f"warning: --time-limit cut the search for {name} short: this formula depends on the machine",
                               markup=False, soft_wrap=True)
         for match in log.get("physical_constants") or []:

@@ -31,6 +31,17 @@ def check_output_path(path: str | os.PathLike, option: str, inputs: Iterable[str
     return out
 
 
+def check_output_folder(path: str | os.PathLike, option: str) -> Path:
+    """Validate an output folder before any work is done: it is a folder or does not exist
+    yet, inside an existing folder. ``option`` names the CLI option in error messages."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise KanxError(f"{option} {out}: exists and is not a folder")
+    if not out.parent.exists():
+        raise KanxError(f"{option} {out}: folder {out.parent} does not exist")
+    return out
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path`` and rename it into place,
     so a crash never leaves a half-written output."""

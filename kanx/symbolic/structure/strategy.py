@@ -135,6 +135,20 @@ def structure_formulas(model, functions: list[LibraryFunction], x_fit: torch.Ten
     return formulas, logs
 
 
+BUDGETED_PARTS = ("search_work", "refit_work")  # the log entries of an output's work budgets (WorkBudget.to_dict)
+
+
+def cut_by_clock(log: dict) -> bool:
+    """Whether the optional wall-clock cap, not the work budget, ended a search of the output
+    whose log is ``log`` (its formula then depends on the machine)."""
+    return any((log.get(part) or {}).get("cut_by_clock", False) for part in BUDGETED_PARTS)
+
+
+def work_spent(log: dict) -> int:
+    """The work units the search and the refit of the output whose log is ``log`` spent."""
+    return sum((log.get(part) or {}).get("work_spent", 0) for part in BUDGETED_PARTS)
+
+
 REFIT_SHARE = 0.25  # the refit on the data takes at most this share of the search's work budget (plus one clean-up)
 EXACT_MISFIT = 1e-10  # a formula this close to the targets (float32 rounding of them) has nothing to refit
 
