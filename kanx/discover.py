@@ -4,7 +4,8 @@
    Its held-out rows (the recipe's validation split) are kept apart from everything that
    follows except the report.
 2. Formulas are extracted on the training rows (``symbolify``, structure-first: the network as an
-   oracle of the law's structure, with the edge-by-edge route where that finds nothing accurate).
+   oracle of the law's structure, with the edge-by-edge route where that finds nothing accurate,
+   and a sparse regression on the rows themselves competing with both on held-out rows).
 3. The report: per target, the law and the route that gave it, its fidelity on the held-out rows
    against the data and against the network, the oracle's verdict, the Pareto front of candidate
    formulas (complexity against held-out error, the chosen one marked), and the interaction
@@ -25,6 +26,7 @@ from pathlib import Path
 import sympy
 import torch
 
+from kanx.core.choices import SPARSE_ROUTE
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import split_rows
@@ -96,11 +98,12 @@ class CandidateFormula:
 @dataclass
 class TargetLaw:
     """What discover found for one target: the ``law`` (in the inputs), the ``route`` that gave it
-    (``structure-first`` or ``edges``), its fidelity on the held-out rows against the data and
-    the network, the network's own held-out R², the Pareto ``front`` and the interaction
-    summary (``None`` when not analysed); ``cut_by_clock``: the optional wall-clock cap, not the
-    work budget, ended a search (the law then depends on the machine); ``work``: the work units
-    the structure search and the refit spent."""
+    (``kanx.core.choices.ROUTES``: ``structure-first``, ``edges`` or ``sparse-regression``), its
+    fidelity on the held-out rows against the data and the network, the network's own held-out
+    R², the Pareto ``front`` and the interaction summary (``None`` when not analysed);
+    ``cut_by_clock``: the optional wall-clock cap, not the work budget, ended a search (the law
+    then depends on the machine); ``work``: the work units the structure search and the refit
+    spent."""
 
     target: str
     law: str
@@ -249,18 +252,21 @@ def values_on(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor) ->
 
 def candidates(result: SymbolicResult, k: int, law: sympy.Expr, route: str,
                symbols: list[sympy.Symbol]) -> list[tuple[sympy.Expr, str, bool]]:
-    """Target ``k``'s candidate formulas ``(formula, route, chosen)``: the law, and every formula
-    the structure search cleaned against the targets (parsed back with the safe parser)."""
+    """Target ``k``'s candidate formulas ``(formula, route, chosen)``: the law, every formula the
+    structure search cleaned against the targets, and the sparse regression's law on the rows
+    (parsed back with the safe parser)."""
     found = [(law, route, True)]
     names = {str(s): s for s in symbols}
     log = result.log[k] if k < len(result.log) and result.log[k] else {}
-    for item in log.get("candidates") or []:
+    logged = [(item["formula"], "structure-first") for item in log.get("candidates") or []]
+    logged += [(log["rows_route"]["formula"], SPARSE_ROUTE)] if log.get("rows_route") else []
+    for text, origin in logged:
         try:
-            expr = parse_expression(item["formula"], names, "structure candidate")
+            expr = parse_expression(text, names, f"{origin} candidate")
         except KanxError:
             continue
         if all(expr != other for other, _, _ in found):
-            found.append((expr, "structure-first", False))
+            found.append((expr, origin, False))
     return found
 
 

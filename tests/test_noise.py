@@ -225,7 +225,7 @@ def test_an_unknown_noise_excuses_nothing(capsys) -> None:
     assert "y unknown" in oracle.noise_text(["y"])
     assert oracle.to_dict()["noise"] == [None]
     result = SimpleNamespace(output_names=["y"], expressions=[sympy.Symbol("x")], fidelity=fidelities, oracle_quality=oracle,
-                             hidden={}, flagged=[], settings={})
+                             hidden={}, flagged=[], settings={}, strategy_used=["structure-first"])
     render_formulas(result)
     printed = " ".join(capsys.readouterr().out.split())
     assert "noise unknown: no noise floor" in printed

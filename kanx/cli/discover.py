@@ -11,7 +11,7 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, print_json
-from kanx.core.choices import DEVICES
+from kanx.core.choices import DEVICES, SPARSE_ROUTE
 from kanx.core.errors import KanxFailure
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ def render(result: DiscoveryResult, out: Path, as_json: bool) -> None:
         console.print(table)
     if oracle:
         verdict = oracle.get("verdict")
-        note = "" if verdict == "good" else " — the network is a poor oracle: the law may be wrong"
+        from_rows = [law.target for law in result.laws if law.route == SPARSE_ROUTE]
+        note = "" if verdict == "good" else (" — the network is a poor oracle: a law it gave may be wrong" + (
+            f" ({', '.join(from_rows)} fitted on the rows, not read from the network)" if from_rows else ""))
         console.print(f"oracle: {verdict}, network R² on the extraction's held-out rows "
                       + ", ".join(fmt(v, 6) for v in oracle.get("r2", [])) + note, markup=False)
     clocked = [law.target for law in result.laws if law.cut_by_clock]

@@ -13,7 +13,7 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_symbolify
-from kanx.core.choices import DEVICES, ENGINES, EXPORT_LANGUAGES, FALLBACKS, STRATEGIES
+from kanx.core.choices import DEVICES, ENGINES, EXPORT_LANGUAGES, FALLBACKS, SPARSE_ROUTE, STRATEGIES
 from kanx.core.errors import KanxError
 from kanx.io.files import atomic_write_text, check_output_path
 
@@ -194,9 +194,11 @@ def render_edges(result) -> None:
 def render_formulas(result) -> None:
     """One line per output formula and its fidelity, then warnings about flagged edges."""
     not_law = result.oracle_quality is not None and not result.oracle_quality.is_law
-    for name, expr, fid in zip(result.output_names, result.expressions, result.fidelity):
+    routes = list(result.strategy_used) + [""] * len(result.expressions)
+    for name, expr, fid, route in zip(result.output_names, result.expressions, result.fidelity, routes):
         net = fid["network"]
-        label = "formula of the failed network, NOT the law: " if not_law else ""
+        label = ("fitted on the rows (sparse regression), not read from the network: " if route == SPARSE_ROUTE
+                 else "formula of the failed network, NOT the law: " if not_law else "")
         console.print(f"{label}{name} = {expr}", markup=False, soft_wrap=True)
         line = f"  vs network (held out): R² {fmt(net.r2, 6)}  RMSE {fmt(net.rmse)}  max|err| {fmt(net.max_abs)}"
         if fid.get("data") is not None:

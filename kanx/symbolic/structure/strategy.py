@@ -11,7 +11,11 @@ Per output ``k``:
    network), pruned and snapped to simple numbers while R² stays within a noise-scaled
    tolerance, and simplified;
 4. if the structure search finds nothing that reaches ``StructureSettings.accept_r2`` on the
-   network, the edge-by-edge strategy also runs and the better formula on the held-out rows wins.
+   network, the edge-by-edge strategy also runs and the better formula on the held-out rows wins;
+5. with targets, the rows' own route (:mod:`kanx.symbolic.sparse`: a sparse regression over a
+   library of terms, which does not need the network to have learned the law) competes with the
+   formula of steps 1-4 on the held-out rows, and replaces it when it fits them better beyond
+   their noise, or as well and more simply (:func:`decomposed_wins`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sympy
 import torch
 
 from kanx.core.budget import WorkBudget
+from kanx.core.choices import SPARSE_ROUTE
 from kanx.core.numerics import chance_loss, misfit_beyond_noise, noise_bounded_by_fit, r2_value
 from kanx.core.resources import made_on_cpu, map_rows
 from kanx.families.kan.compose import input_symbols
@@ -34,6 +39,7 @@ from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_f
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import SymbolicResult
 from kanx.symbolic.selection import select
+from kanx.symbolic.sparse import best_sparse_law, sparse_laws
 from kanx.symbolic.structure.backfit import backfit
 from kanx.symbolic.structure.relevance import relevant_inputs
 from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
@@ -365,6 +371,30 @@ def decomposed_wins(mine: sympy.Expr, mine_r2: float, theirs: sympy.Expr, theirs
     return formula_cost(mine) < formula_cost(theirs)
 
 
+def law_from_rows(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch.Tensor, x_test: torch.Tensor,
+                  y_test: torch.Tensor, digits: int, simplify_timeout: float,
+                  noise: float) -> tuple[sympy.Expr, float, dict] | None:
+    """The rows' own law for targets ``y_fit [N]`` at inputs ``x_fit [N, n]``
+    (:mod:`kanx.symbolic.sparse`, in working units): the sparse regression's choice on the
+    held-out rows ``x_test``/``y_test``, cleaned like the structure search's formulas and
+    written in the data's units; with its R² on the held-out rows and a log. ``None`` when the
+    route stands aside (too many inputs) or finds nothing that evaluates."""
+    units = WorkingUnits.of(x_fit, y_fit)
+    z_fit, z_test = units.to_working(x_fit.double()), units.to_working(x_test.double())
+    w_fit, w_test = units.target_to_working(y_fit.double()), units.target_to_working(y_test.double())
+    laws = sparse_laws(symbols, z_fit, w_fit, z_test, w_test)
+    best = best_sparse_law(laws, noise, len(w_test))
+    if best is None:
+        return None
+    raw = best.formula
+    cleaned = clean_formula(raw, symbols, z_fit, w_fit, digits, simplify_timeout, noise)[0]
+    cleaned_r2 = held_out_r2(cleaned, symbols, z_test, w_test)
+    expr = cleaned if decomposed_wins(cleaned, cleaned_r2, raw, best.held_out_r2, noise, len(w_test)) else raw
+    expr, _ = in_data_units(expr, units, symbols, x_fit, y_fit, digits, noise)
+    r2 = held_out_r2(expr, symbols, x_test, y_test)
+    return expr, r2, {"formula": sympy.sstr(expr), "held_out_r2": r2, "terms": best.size, "candidates": len(laws)}
+
+
 def structure_first(model, functions: list[LibraryFunction], data, edges, *, budget: int, digits: int,
                     simplify_timeout: float, seed: int, data_noise: list[float] | None = None, rival: bool = False,
                     time_limit: float | None = None):
@@ -397,7 +427,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     timings["structure"] = time.perf_counter() - start
     symbols = input_symbols(model)
     fallback = None
-    used = []
+    used, route_r2 = [], []
     for k, (expr, log) in enumerate(zip(formulas, logs)):
         log |= {"noise": noise, "data_noise": data_noise[k]}
         # on noisy targets the formula is judged by its misfit beyond the noise
@@ -405,6 +435,8 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
         on_targets = 1 - misfit_beyond_noise(target_r2, data_noise[k], len(fit_rows)) if target_r2 is not None else float("-inf")
         if not rival and expr is not None and max(log.get("search_r2") or float("-inf"), on_targets) >= settings.accept_r2:
             used.append("structure-first")
+            with made_on_cpu():
+                route_r2.append(held_out_r2(expr, symbols, x_test, target_test[:, k]))
             continue
         if fallback is None:
             began = time.perf_counter()
@@ -420,6 +452,19 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             wins = expr is not None and theirs <= mine
         formulas[k] = expr if wins else fallback.expressions[k]
         used.append("structure-first" if wins else "edges")
+        route_r2.append(mine if wins else theirs)
+    if y_data is not None:
+        timings["rows"] = time.perf_counter()
+        with made_on_cpu():
+            for k in range(model.n_outputs):
+                found = law_from_rows(symbols, x_fit, target_fit[:, k], x_test, target_test[:, k], digits, simplify_timeout,
+                                      data_noise[k])
+                if found is None:
+                    continue
+                expr, r2, logs[k]["rows_route"] = found
+                if decomposed_wins(expr, r2, formulas[k], route_r2[k], data_noise[k], len(test_rows)):
+                    formulas[k], used[k] = expr, SPARSE_ROUTE
+        timings["rows"] = time.perf_counter() - timings["rows"]
     with made_on_cpu():
         fidelities = [output_fidelity(expr, symbols, x_test, model, k, y_net_test[:, k],
                                       y_data[test_rows][:, k] if y_data is not None else None)

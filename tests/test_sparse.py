@@ -1,0 +1,113 @@
+"""The rows' own route (``kanx.symbolic.sparse``): a sparse regression over a library of terms,
+on rows along trajectories, where a network learns least."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+import torch
+
+from kanx.core.choices import SPARSE_ROUTE
+from kanx.core.numerics import split_rows
+from kanx.io.data import Dataset
+from kanx.symbolic.sparse import best_sparse_law, sparse_laws, term_library
+from kanx.symbolic.structure.strategy import law_from_rows
+
+X0, X1 = sympy.symbols("x_0 x_1", real=True)
+
+
+def van_der_pol(states: torch.Tensor, damping: float = 0.43) -> torch.Tensor:
+    """The van der Pol field ``[N, 2]`` at ``states [N, 2]``: ``(x₁, −x₀ − μ·x₁·(x₀² − 1))``."""
+    x, v = states[:, 0], states[:, 1]
+    return torch.stack([v, -x - damping * v * (x**2 - 1)], dim=1)
+
+
+def trajectories(starts: list[tuple[float, float]], steps: int = 150, dt: float = 0.05) -> torch.Tensor:
+    """States ``[len(starts)·steps, 2]`` along van der Pol trajectories (classical RK4, float64):
+    clustered rows, dense near the limit cycle and sparse in the transients."""
+    state = torch.tensor(starts, dtype=torch.float64)
+    rows = []
+    for _ in range(steps):
+        rows.append(state)
+        k1 = van_der_pol(state)
+        k2 = van_der_pol(state + dt / 2 * k1)
+        k3 = van_der_pol(state + dt / 2 * k2)
+        k4 = van_der_pol(state + dt * k3)
+        state = state + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return torch.cat(rows)
+
+
+def trajectory_rows() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fit and held-out rows of the velocity's rate along two trajectories."""
+    x = trajectories([(0.1, 0.0), (3.0, -2.0)])
+    y = van_der_pol(x)[:, 1]
+    fit, held = split_rows(len(x), 0.25, 0)
+    return x[fit], y[fit], x[held], y[held]
+
+
+def same_terms(found: sympy.Expr, truth: sympy.Expr, rel: float) -> bool:
+    """Whether the expanded formulas have the same terms with constants within ``rel``."""
+    found_terms, true_terms = sympy.expand(found).as_coefficients_dict(), sympy.expand(truth).as_coefficients_dict()
+    return set(found_terms) == set(true_terms) and all(
+        float(found_terms[t]) == pytest.approx(float(true_terms[t]), rel=rel) for t in true_terms)
+
+
+def test_library_keeps_defined_distinct_terms() -> None:
+    """``log`` and ``sqrt`` only of positive inputs, ``1/x`` only of one-signed ones, and a term
+    equal to an earlier one on every row (``|x|`` of a positive input) left out."""
+    x = torch.tensor([[1.0, -2.0], [2.0, 0.5], [3.0, 1.5], [4.0, -1.0]], dtype=torch.float64)
+    formulas, values = term_library(x, [X0, X1])
+    assert values.shape == (4, len(formulas)) and bool(torch.isfinite(values).all())
+    assert sympy.log(X0) in formulas and sympy.sqrt(X0) in formulas and 1 / X0 in formulas
+    assert sympy.log(X1) not in formulas and 1 / X1 not in formulas and sympy.Abs(X0) not in formulas
+    assert sympy.Abs(X1) in formulas and X1 * sympy.Abs(X1) in formulas and sympy.sin(X0) * sympy.cos(X1) in formulas
+
+
+def test_sparse_regression_recovers_a_law_on_trajectories() -> None:
+    """``−x₀ − 0.43·x₁·(x₀² − 1)`` from 225 rows along two trajectories: three terms with their
+    exact constants, on the held-out rows to float64 rounding."""
+    x_fit, y_fit, x_test, y_test = trajectory_rows()
+    laws = sparse_laws([X0, X1], x_fit, y_fit, x_test, y_test)
+    best = best_sparse_law(laws, noise=0.0, rows=len(y_test))
+    assert best is not None and set(best.terms) == {X0, X1, X0**2 * X1}
+    coefficients = dict(zip(best.terms, best.coefficients))
+    assert coefficients[X0] == pytest.approx(-1, abs=1e-9) and coefficients[X1] == pytest.approx(0.43, abs=1e-9)
+    assert coefficients[X0**2 * X1] == pytest.approx(-0.43, abs=1e-9)
+    assert best.held_out_r2 > 1 - 1e-12
+
+
+def test_law_from_rows_is_cleaned_and_in_the_data_units() -> None:
+    """The same law with the target in units of 1e+20 and the inputs in units of 1e-6: the
+    constants snap back to ``0.43`` and ``1`` and the law is written in the data's units."""
+    x_fit, y_fit, x_test, y_test = trajectory_rows()
+    scale_x, scale_y = 1e-6, 1e20
+    found = law_from_rows([X0, X1], x_fit * scale_x, y_fit * scale_y, x_test * scale_x, y_test * scale_y, 6, 10.0, 0.0)
+    assert found is not None
+    expr, r2, log = found
+    truth = scale_y * (-(X0 / scale_x) - 0.43 * (X1 / scale_x) * ((X0 / scale_x) ** 2 - 1))
+    assert r2 > 1 - 1e-10 and log["terms"] == 3
+    assert same_terms(expr, truth, rel=1e-5)
+
+
+def test_no_rows_route_beyond_its_inputs() -> None:
+    """Six inputs: the library would grow past its size, so the route stands aside."""
+    x = torch.rand(50, 6, dtype=torch.float64)
+    assert sparse_laws(list(sympy.symbols("a:f")), x[:40], x[:40, 0], x[40:], x[40:, 0]) == []
+
+
+@pytest.mark.slow
+def test_symbolify_takes_the_rows_law_where_the_network_is_poor() -> None:
+    """A network trained for a few steps on the trajectory rows is a poor oracle; symbolify still
+    gives the law, from the sparse regression, and says which route gave it."""
+    from kanx.symbolic import symbolify
+    from kanx.train import TrainSettings, train
+
+    x = trajectories([(0.1, 0.0), (3.0, -2.0)])
+    data = Dataset(x.float(), van_der_pol(x)[:, 1:].float(), ["x_0", "x_1"], ["dv"], "test")
+    model = train(data, TrainSettings(widths=[2, 3, 1], steps=15, seed=0, test_fraction=0.0)).model
+    result = symbolify(model, data=data, strategy="structure-first", budget=50_000, seed=0)
+    assert result.strategy_used == [SPARSE_ROUTE]
+    expanded = sympy.expand(result.in_inputs(result.expressions[0]))
+    assert expanded.free_symbols == {X0, X1}
+    assert same_terms(expanded, -X0 - 0.43 * X1 * (X0**2 - 1), rel=1e-5)
+    assert result.log[0]["rows_route"]["terms"] == 3
