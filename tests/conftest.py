@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,23 @@ FIXTURES = REPO / "tests" / "fixtures"  # third-party checkpoints (copied from t
 # anything else, torch's OpenMP workers spin-wait for each other and some tests ran 5-30x slower
 # (the full suite from ~3 to over 11 minutes). One thread keeps the run time independent of load.
 torch.set_num_threads(1)
+
+
+def rk4_states(rates: Callable[[torch.Tensor], torch.Tensor], starts: list[tuple[float, ...]], steps: int,
+               dt: float) -> torch.Tensor:
+    """States ``[len(starts)·steps, n]`` along the trajectories of ds/dt = ``rates(s)`` (``[k, n]``
+    → ``[k, n]``) from ``starts``, by fixed-step classical RK4 in float64, step by step for all
+    starts together: the clustered rows of simulated dynamics."""
+    state = torch.tensor(starts, dtype=torch.float64)
+    rows = []
+    for _ in range(steps):
+        rows.append(state)
+        k1 = rates(state)
+        k2 = rates(state + dt / 2 * k1)
+        k3 = rates(state + dt / 2 * k2)
+        k4 = rates(state + dt * k3)
+        state = state + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return torch.cat(rows)
 
 
 def invoke(runner: CliRunner, *args: object):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import sympy
 import torch
+from conftest import rk4_states
 
 from kanx.cli import app
 from kanx.cli.symbolify import render_formulas
@@ -74,16 +75,7 @@ def predator_prey_rows(steps: int = 80, dt: float = 0.1) -> tuple[torch.Tensor, 
         x, y = state[:, 0], state[:, 1]
         return torch.stack([3 * x - 2 * x * y - x**2, -y + x * y], dim=1)
 
-    state = torch.tensor([[0.5, 0.5], [2.0, 0.3], [0.3, 2.0], [2.5, 2.0], [1.5, 3.0]], dtype=torch.float64)
-    rows = []
-    for _ in range(steps):
-        rows.append(state)
-        k1 = rates(state)
-        k2 = rates(state + dt / 2 * k1)
-        k3 = rates(state + dt / 2 * k2)
-        k4 = rates(state + dt * k3)
-        state = state + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    x = torch.cat(rows)
+    x = rk4_states(rates, [(0.5, 0.5), (2.0, 0.3), (0.3, 2.0), (2.5, 2.0), (1.5, 3.0)], steps, dt)
     return x, rates(x)[:, 0]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import sympy
 import torch
+from conftest import rk4_states
 
 from kanx.core.choices import SPARSE_ROUTE
 from kanx.core.numerics import split_rows
@@ -25,16 +26,7 @@ def van_der_pol(states: torch.Tensor, damping: float = 0.43) -> torch.Tensor:
 def trajectories(starts: list[tuple[float, float]], steps: int = 150, dt: float = 0.05) -> torch.Tensor:
     """States ``[len(starts)·steps, 2]`` along van der Pol trajectories (classical RK4, float64):
     clustered rows, dense near the limit cycle and sparse in the transients."""
-    state = torch.tensor(starts, dtype=torch.float64)
-    rows = []
-    for _ in range(steps):
-        rows.append(state)
-        k1 = van_der_pol(state)
-        k2 = van_der_pol(state + dt / 2 * k1)
-        k3 = van_der_pol(state + dt / 2 * k2)
-        k4 = van_der_pol(state + dt * k3)
-        state = state + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return torch.cat(rows)
+    return rk4_states(van_der_pol, starts, steps, dt)
 
 
 def trajectory_rows() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -96,9 +88,10 @@ def test_no_rows_route_beyond_its_inputs() -> None:
 
 
 @pytest.mark.slow
-def test_symbolify_takes_the_rows_law_where_the_network_is_poor() -> None:
+def test_symbolify_takes_the_rows_law_where_the_network_is_poor(capsys) -> None:
     """A network trained for a few steps on the trajectory rows is a poor oracle; symbolify still
     gives the law, from the sparse regression, and says which route gave it."""
+    from kanx.cli.symbolify import render_formulas
     from kanx.symbolic import symbolify
     from kanx.train import TrainSettings, train
 
@@ -111,3 +104,6 @@ def test_symbolify_takes_the_rows_law_where_the_network_is_poor() -> None:
     assert expanded.free_symbols == {X0, X1}
     assert same_terms(expanded, -X0 - 0.43 * X1 * (X0**2 - 1), rel=1e-5)
     assert result.log[0]["rows_route"]["terms"] == 3
+    render_formulas(result)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "fitted on the rows (sparse regression), not read from the network: dv =" in printed
