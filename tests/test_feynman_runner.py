@@ -141,6 +141,21 @@ def test_srsd_judge_rounds_to_significant_digits(run, tmp_path):
     assert judge.is_symbolic_solution(sympy.Float("4.427e-12") * x0**2, sympy.Float("4.42712e-12") * x0**2, "significant")
 
 
+def test_the_same_law_with_other_constants_is_told_apart_from_another_law(run):
+    import judge
+
+    x, y = sympy.symbols("x_0 x_1", real=True)
+    logistic = sympy.Float(0.79) * x * (1 - x / sympy.Float(74.3))
+    factored = sympy.Float(-0.0106326) * x * (x - sympy.Rational(743, 10))
+    assert not judge.is_symbolic_solution(logistic, factored, "significant")  # the rounding hides it
+    assert judge.same_expanded_law(logistic, factored)
+    gompertz = sympy.Float(0.032) * x * sympy.log(sympy.Float(2.29) * x)
+    assert judge.same_expanded_law(gompertz, sympy.Float(0.0265137) * x * (sympy.Float(1.20692) * sympy.log(x) + 1))
+    assert not judge.same_expanded_law(logistic, sympy.Float(-0.0107) * x * (x - sympy.Rational(743, 10)))  # 0.6% off
+    assert not judge.same_expanded_law(x * y, x * y + x / 2)
+    assert not judge.same_expanded_law(x, x * y)
+
+
 def test_bundled_srsd_csv_loads(run):
     path = run.DEFAULT_EQUATIONS.with_name("srsd_feynman_equations.csv")
     if not path.exists():

@@ -6,6 +6,10 @@ is a *symbolic solution* when ``simplify(true − model)`` is a constant (for SR
 floats rounded), or
 ``simplify(model / true)`` is a non-zero constant. Exact numbers (integers, rationals, π) are not
 rounded. An *accuracy solution* has R² > 0.999 on held-out samples.
+
+:func:`same_expanded_law` is a second, stricter-in-form reading used only to describe results
+(``rejudge.py``), never for the rates: whether the model is the true law written with other
+constants, which the rounding of the rule above can hide.
 """
 
 from __future__ import annotations
@@ -48,3 +52,32 @@ def is_symbolic_solution(true: sympy.Expr, model: sympy.Expr, rounding: str = "d
         return False
     ratio = sympy.simplify(model / true)
     return _is_constant(ratio) and ratio != 0
+
+
+def expanded_terms(expr: sympy.Expr) -> dict[sympy.Expr, float]:
+    """``expr`` expanded (products, powers and logarithms of products split) into
+    ``{term without its numeric factor: summed factor}``, with the floats left inside a term
+    rounded to 3 significant digits."""
+    expanded = sympy.expand(sympy.expand_log(sympy.expand(expr), force=True))
+    terms: dict[sympy.Expr, float] = {}
+    for part in sympy.Add.make_args(expanded):
+        factor, rest = part.as_coeff_Mul()
+        key = round_constants(rest, "significant")
+        terms[key] = terms.get(key, 0.0) + float(factor)
+    return terms
+
+
+def same_expanded_law(true: sympy.Expr, model: sympy.Expr, rel: float = 1e-3) -> bool:
+    """Whether ``model`` expands to the terms of ``true`` with every numeric factor within
+    ``rel`` of the true one (terms whose factor is below ``rel`` of the largest are ignored on
+    both sides): the same law in another parameterisation (``−0.0106·x·(x − 74.3)`` for
+    ``0.79·x·(1 − x/74.3)``), which SRBench's rounding before ``simplify`` can reject."""
+    if model.free_symbols - true.free_symbols:
+        return False
+    wanted, found = expanded_terms(true), expanded_terms(model)
+    scale = max([abs(c) for c in [*wanted.values(), *found.values()]] + [0.0])
+    wanted = {k: c for k, c in wanted.items() if abs(c) > rel * scale}
+    found = {k: c for k, c in found.items() if abs(c) > rel * scale}
+    if set(wanted) != set(found) or not wanted:
+        return False
+    return all(abs(found[k] - c) <= rel * abs(c) for k, c in wanted.items())
