@@ -218,3 +218,17 @@ def test_cli_bad_options_fail_cleanly(tmp_path: Path) -> None:
     assert_clean_failure(runner.invoke(app, ["symbolify", str(tmp_path / "missing.pt")]), "missing.pt")
     assert_clean_failure(runner.invoke(app, ["symbolify", model, "--engine", "magic"]), "--engine")
     assert_clean_failure(runner.invoke(app, ["symbolify", model, "-o", model]), "--output")
+
+
+def test_a_simplification_is_compared_only_where_the_formulas_are_defined() -> None:
+    """A formula undefined on some rows (NaN there) is a numeric fact, not an internal error: the
+    same formula keeps its simplification, one defined on other rows does not."""
+    from kanx.symbolic.edges import prefer_shorter
+
+    x0 = sympy.Symbol("x0", real=True)
+    rows = torch.tensor([[-1.0], [1.0], [4.0]], dtype=torch.float64)
+    undefined_below_two = sympy.sqrt(x0 - 2) + 1
+    assert prefer_shorter(undefined_below_two, undefined_below_two, [x0], rows, None) == undefined_below_two
+    assert prefer_shorter(sympy.sqrt(x0), sympy.sqrt(sympy.Abs(x0)), [x0], rows, None) == sympy.sqrt(sympy.Abs(x0))
+    nowhere = sympy.sqrt(x0 - 10)
+    assert prefer_shorter(nowhere, nowhere, [x0], rows, None) == nowhere

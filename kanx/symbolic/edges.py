@@ -283,7 +283,8 @@ def output_r2(model: KAN, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torch.Tensor, model: KAN) -> sympy.Expr:
-    """Keep sympy's simplification only if it is no longer and numerically the same."""
+    """Keep sympy's simplification only if it is no longer and numerically the same on the rows
+    ``x`` (defined on the same rows: a formula undefined on some rows compares only where it is)."""
     if sympy.count_ops(simplified) > sympy.count_ops(cleaned):
         return cleaned
     try:
@@ -291,7 +292,11 @@ def prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torc
         b = evaluate_expression(cleaned, symbols, x, model)
     except Exception:  # noqa: BLE001 - anything unevaluable keeps the cleaned form
         return cleaned
-    close = torch.allclose(a, b, rtol=1e-6, atol=1e-9 * float(b.abs().max().clamp_min(1)))
+    finite = torch.isfinite(b)
+    if not bool(torch.equal(finite, torch.isfinite(a))) or not bool(finite.any()):
+        return cleaned  # undefined on other rows, or nowhere comparable
+    scale = float(b[finite].abs().max().clamp_min(1))
+    close = torch.allclose(a[finite], b[finite], rtol=1e-6, atol=1e-9 * scale)
     return simplified if close else cleaned
 
 

@@ -21,7 +21,7 @@ level); an accepted formula short of that may be a look-alike of the law, so the
 tried too and every formula goes on to the targets. A sub-problem stops at its first accepted
 formula; of those it found, the best-fitting accepted one is kept (the simplest one where they
 agree within the noise). The composed formula's constants are then
-refitted to the data, pruned and snapped to simple numbers (``compose.Cleaner``).
+refitted to the data, pruned and snapped to simple numbers (``kanx.symbolic.cleaning.Cleaner``).
 A :class:`StructureNode` tree records what was found.
 """
 
