@@ -139,6 +139,9 @@ def test_srsd_judge_rounds_to_significant_digits(run, tmp_path):
     assert not judge.is_symbolic_solution(true, close, "decimals")  # 3 decimals turn 1.1e-17 into 0
     assert not judge.is_symbolic_solution(true, x0 / sympy.sqrt(1 - sympy.Float("1.2e-17") * x1**2), "significant")
     assert judge.is_symbolic_solution(sympy.Float("4.427e-12") * x0**2, sympy.Float("4.42712e-12") * x0**2, "significant")
+    exact = x0 * x1 - sympy.Rational(8, 3) * x0  # an exact fraction meets the file's written float
+    assert judge.is_symbolic_solution(x0 * x1 - sympy.Float("2.66666666666667") * x0, exact, "significant")
+    assert not judge.is_symbolic_solution(x0 * x1 - sympy.Float("2.66666666666667") * x0, x0 * x1 - 5 * x0 / 2, "significant")
 
 
 def test_the_same_law_with_other_constants_is_told_apart_from_another_law(run):

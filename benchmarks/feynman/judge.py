@@ -19,14 +19,18 @@ import sympy
 
 def round_constants(expr: sympy.Expr, rounding: str = "decimals") -> sympy.Expr:
     """SRBench rounding (``decimals``): floats below 1e-4 in magnitude become 0, the rest 3
-    decimals; ``significant``: every float to 3 significant digits."""
+    decimals; ``significant``: every float and every fraction that is not an integer to 3
+    significant digits (on both sides, so an exact ``x/3`` meets a written ``0.333333·x``)."""
     mapping = {}
+    if rounding == "significant":  # exact fractions too: 8/3 and 2.66666666666667 both become 2.67
+        numbers = expr.atoms(sympy.Float) | {q for q in expr.atoms(sympy.Rational) if not q.is_Integer}
+        for number in numbers:
+            value = float(number)
+            mapping[number] = sympy.Float(float(f"{value:.3g}")) if value != 0 else sympy.Integer(0)
+        return expr.xreplace(mapping)
     for number in expr.atoms(sympy.Float):
         value = float(number)
-        if rounding == "significant":
-            mapping[number] = sympy.Float(float(f"{value:.3g}")) if value != 0 else sympy.Integer(0)
-        else:
-            mapping[number] = sympy.Integer(0) if abs(value) < 1e-4 else sympy.Float(round(value, 3))
+        mapping[number] = sympy.Integer(0) if abs(value) < 1e-4 else sympy.Float(round(value, 3))
     return expr.xreplace(mapping)
 
 
