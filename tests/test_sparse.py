@@ -11,7 +11,8 @@ from conftest import rk4_states
 from kanx.core.choices import SPARSE_ROUTE
 from kanx.core.numerics import split_rows
 from kanx.io.data import Dataset
-from kanx.symbolic.sparse import best_sparse_law, sparse_laws, term_library
+from kanx.symbolic.canonical import constant_digits, shortest_constants
+from kanx.symbolic.sparse import Saturating, best_sparse_law, saturating_library, sparse_laws, term_library
 from kanx.symbolic.structure.strategy import law_from_rows
 
 X0, X1 = sympy.symbols("x_0 x_1", real=True)
@@ -79,6 +80,68 @@ def test_law_from_rows_is_cleaned_and_in_the_data_units() -> None:
     truth = scale_y * (-(X0 / scale_x) - 0.43 * (X1 / scale_x) * ((X0 / scale_x) ** 2 - 1))
     assert r2 > 1 - 1e-10 and log["terms"] == 3
     assert same_terms(expr, truth, rel=1e-5)
+
+
+def test_saturating_term_is_found_with_its_half_saturation_point() -> None:
+    """A logistic growth with a Michaelis–Menten loss, ``0.4·x·(1 − x/100) − 0.24·x/(x + 50)``, on
+    120 rows over [21, 97]: three terms, the saturating one at ``K = 50`` to 1e-4 (the library's
+    point searched beside the monomials and refined beside the law's other terms), and the law
+    written as a ratio with that pole)."""
+    x = torch.linspace(21, 97, 120, dtype=torch.float64).unsqueeze(1)
+    y = 0.4 * x[:, 0] * (1 - 0.01 * x[:, 0]) - 0.24 * x[:, 0] / (x[:, 0] + 50)
+    fit, held = split_rows(len(x), 0.25, 0)
+    library = saturating_library(x[fit], y[fit])
+    assert {(term.power, term.factor) for term in library} == {(m, None) for m in range(1, 6)}
+    assert next(term for term in library if term.power == 1).half == pytest.approx(50, rel=1e-3)
+    best = best_sparse_law(sparse_laws([X0], x[fit], y[fit], x[held], y[held]), noise=0.0, rows=len(held))
+    assert best is not None and best.size == 3 and best.held_out_r2 > 1 - 1e-10
+    found = law_from_rows([X0], x[fit], y[fit], x[held], y[held], 6, 10.0, 0.0)
+    assert found is not None and found[1] > 1 - 1e-10
+    poles = [sympy.Poly(term.base, X0).all_roots() for term in found[0].atoms(sympy.Pow) if term.exp == -1]
+    assert len(poles) == 1 and len(poles[0]) == 1 and float(poles[0][0]) == pytest.approx(-50, rel=1e-4)
+
+
+def test_saturating_term_values_match_its_formula() -> None:
+    """``x₀·x₁²/(x₁² + h²)``: the values at one point and at a batch of points equal the formula's."""
+    term = Saturating(1, 2, 0.7, factor=0)
+    x = torch.tensor([[2.0, 0.5], [-1.0, 3.0]], dtype=torch.float64)
+    expected = torch.tensor([2.0 * 0.25 / (0.25 + 0.49), -9.0 / (9.0 + 0.49)], dtype=torch.float64)
+    assert torch.allclose(term.values(x), expected)
+    assert torch.allclose(term.values(x, torch.tensor([0.7, 0.7], dtype=torch.float64)), expected.expand(2, -1))
+    formula = term.formula([X0, X1])
+    assert formula.free_symbols == {X0, X1}
+    assert float(formula.subs({X0: 2.0, X1: 0.5})) == pytest.approx(float(expected[0]), rel=1e-12)
+
+
+def test_a_product_of_two_inputs_and_a_cosine_is_in_the_library() -> None:
+    """``−x₀·x₁·cos x₂`` from 300 random rows of three inputs: one term of the library."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 4 - 2
+    y = -x[:, 0] * x[:, 1] * torch.cos(x[:, 2])
+    symbols = list(sympy.symbols("x_0 x_1 x_2", real=True))
+    best = best_sparse_law(sparse_laws(symbols, x[:225], y[:225], x[225:], y[225:]), noise=0.0, rows=75)
+    assert best is not None and best.terms == [symbols[0] * symbols[1] * sympy.cos(symbols[2])]
+    assert best.coefficients[0] == pytest.approx(-1, abs=1e-9)
+
+
+def test_constants_are_written_in_the_form_with_fewest_digits() -> None:
+    """A sum of fitted terms keeps its fitted coefficients (``1.84·x₀ − 1.45·x₀x₁``, not
+    ``1.84·x₀·(1 − 0.788044·x₁)``), an offset goes into a logarithm where that is shorter, a
+    saturating denominator keeps its half-saturation constant, and a product whose constant
+    would repeat stays factored."""
+    folded = 1.84 * X0 * (1 - sympy.Float(0.788043478) * X1)
+    spread = shortest_constants(folded, 6)
+    assert isinstance(spread, sympy.Add) and same_terms(spread, 1.84 * X0 - 1.45 * X0 * X1, rel=1e-5)
+    assert constant_digits(spread, 5) == 6
+    logarithm = shortest_constants(0.032 * X0 * sympy.log(X0) + 0.0265137 * X0, 6)
+    assert sorted(float(c) for c in logarithm.atoms(sympy.Float)) == pytest.approx([0.032, 2.29], rel=1e-5)
+    assert logarithm.atoms(sympy.log) and not isinstance(logarithm, sympy.Add)
+    saturating = shortest_constants(-0.00200249 * X0**2 / (0.00222499 * X0**2 + 1), 6)
+    (denominator,) = saturating.atoms(sympy.Add)
+    assert denominator.coeff(X0, 2) == 1 and float(denominator.subs(X0, 0)) == pytest.approx(449.44, rel=1e-5)
+    assert float(saturating.subs(X0, 10)) == pytest.approx(-90 / 549.44, rel=1e-5)
+    factored = 3.2 * X0 * (X0 + X1)
+    assert shortest_constants(factored, 6).atoms(sympy.Add) == {X0 + X1}
 
 
 def test_no_rows_route_beyond_its_inputs() -> None:

@@ -16,6 +16,11 @@ A fitted formula often carries constants that only matter together: ``2.29183·(
 Folding is exact algebra (the formula's values do not change beyond rounding), so it can run
 before snapping, which then sees one parameter per independent constant.
 
+:func:`shortest_constants` writes a finished formula in whichever of two exact forms needs fewer
+significant digits for its constants: the folded one, or the one with each product distributed
+over its sums (``1.84·x₀·(1 − 0.788044·x₁)`` → ``1.84·x₀ − 1.45·x₀·x₁``), so a law fitted as a sum
+of terms keeps the coefficients it was fitted with rather than their ratios.
+
 :func:`match_physical_constants` replaces a float that equals a known physical constant (or its
 square or inverse) to 4 significant digits by the constant's value and reports the match.
 """
@@ -102,9 +107,10 @@ def _number(value: sympy.Expr) -> sympy.Expr:
     return value
 
 
-def _split(expr: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+def _split(expr: sympy.Expr, constant_pivot: bool = True) -> tuple[sympy.Expr, sympy.Expr]:
     """``expr`` = ``coefficient · rest`` with a numeric coefficient pulled out as far as exact
-    algebra allows (see the module docstring); ``rest`` is itself canonical."""
+    algebra allows (see the module docstring); ``rest`` is itself canonical. ``constant_pivot``:
+    a sum's constant term may be its unit (else only its other terms are)."""
     if expr.is_number:
         return _number(expr), sympy.Integer(1)
     if expr.is_Symbol:
@@ -112,33 +118,34 @@ def _split(expr: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
     if isinstance(expr, sympy.Mul):
         coefficient, rest = sympy.Integer(1), sympy.Integer(1)
         for factor in expr.args:
-            c, r = _split(factor)
+            c, r = _split(factor, constant_pivot)
             coefficient, rest = coefficient * c, rest * r
         return _number(coefficient), rest
     if isinstance(expr, sympy.Add):
-        return _split_sum(expr)
+        return _split_sum(expr, constant_pivot)
     if isinstance(expr, sympy.Pow) and expr.exp.is_number:
-        c, base = _split(expr.base)
+        c, base = _split(expr.base, constant_pivot)
         positive = bool(c.is_positive)
         if expr.exp.is_integer or positive:
             return _number(c**expr.exp), base**expr.exp
         return sympy.Integer(1), (c * base) ** expr.exp
     if isinstance(expr, sympy.Abs):
-        c, inner = _split(expr.args[0])
+        c, inner = _split(expr.args[0], constant_pivot)
         return _number(abs(c)), sympy.Abs(inner)
     if expr.args:
-        return sympy.Integer(1), expr.func(*[_joined(a) for a in expr.args])
+        return sympy.Integer(1), expr.func(*[_joined(a, constant_pivot) for a in expr.args])
     return sympy.Integer(1), expr
 
 
-def _joined(expr: sympy.Expr) -> sympy.Expr:
-    coefficient, rest = _split(expr)
+def _joined(expr: sympy.Expr, constant_pivot: bool = True) -> sympy.Expr:
+    coefficient, rest = _split(expr, constant_pivot)
     return coefficient * rest
 
 
-def _split_sum(expr: sympy.Add) -> tuple[sympy.Expr, sympy.Expr]:
-    """A sum as ``pivot coefficient · Σ (c_i / c_pivot) · r_i``."""
-    parts = [_split(term) for term in expr.args]
+def _split_sum(expr: sympy.Add, constant_pivot: bool = True) -> tuple[sympy.Expr, sympy.Expr]:
+    """A sum as ``pivot coefficient · Σ (c_i / c_pivot) · r_i`` (the pivot not its constant term
+    unless ``constant_pivot``, or the sum has no other term)."""
+    parts = [_split(term, constant_pivot) for term in expr.args]
     values = [float(c) for c, _ in parts]
     if any(not math.isfinite(v) or v == 0 for v in values):
         return sympy.Integer(1), sympy.Add(*[c * r for c, r in parts])
@@ -150,6 +157,8 @@ def _split_sum(expr: sympy.Add) -> tuple[sympy.Expr, sympy.Expr]:
         # a constant term that is not negligible, then the largest coefficient: a negligible
         # offset must stay a prunable coefficient, not become the sum's unit
         constant = int(parts[p][1] == 1 and abs(values[p]) >= NEGLIGIBLE * largest)
+        if not constant_pivot:
+            return int(parts[p][1] != 1), simple, abs(values[p])
         return simple, constant, abs(values[p])
 
     pivot = max(range(len(parts)), key=preference)
@@ -168,6 +177,90 @@ def fold_constants(expr: sympy.Expr, digits: int | None = None) -> sympy.Expr:
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):  # a number without a float value (zoo, nan)
         folded = expr
     return round_floats(folded, digits) if digits is not None else folded
+
+
+def number_digits(number: sympy.Expr, digits: int) -> int:
+    """The significant digits it takes to write ``number`` to ``digits`` digits: a float's
+    mantissa without trailing zeros, a fraction's numerator, denominator and bar (or its decimal's
+    digits where that is shorter), an integer's digits without trailing zeros (0 for ±1 and 0)."""
+    if isinstance(number, sympy.Float):
+        value = float(number)
+        if value == 0 or not math.isfinite(value):
+            return 0
+        mantissa = f"{abs(value):.{digits - 1}e}".split("e")[0].replace(".", "").rstrip("0")
+        return len(mantissa)
+    if isinstance(number, sympy.Rational):
+        numerator = str(abs(number.p)).rstrip("0") if abs(number.p) != 1 else ""
+        denominator = str(number.q).rstrip("0") if number.q != 1 else ""
+        as_fraction = len(numerator) + len(denominator) + (number.q != 1)  # the bar counts, so 1/11 is not "shorter" than 0.1
+        if number.q != 1 and 10**digits % number.q == 0:  # a short decimal (159/20 = 7.95) counts as one
+            return min(as_fraction, number_digits(sympy.Float(float(number)), digits))
+        return as_fraction
+    return 0
+
+
+def constant_digits(expr: sympy.Expr, digits: int) -> int:
+    """The significant digits of all of ``expr``'s constants at ``digits`` digits
+    (:func:`number_digits`); rational exponents are structure, not constants, and do not count."""
+    if expr.is_Number:
+        return number_digits(expr, digits)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Rational:
+        return constant_digits(expr.base, digits)
+    return sum(constant_digits(argument, digits) for argument in expr.args if isinstance(argument, sympy.Expr))
+
+
+def distributed(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with its numerator and its denominator each multiplied out (products over sums),
+    the quotient itself kept."""
+    numerator, denominator = sympy.fraction(expr)
+    return sympy.expand_mul(numerator) / sympy.expand_mul(denominator)
+
+
+def absorbed_logs(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with each pair of terms ``a·g·log(h) + b·g`` of a sum (numbers ``a``, ``b``; the
+    same factor ``g``) written ``a·g·log(e^{b/a}·h)``: exact wherever ``log(h)`` is real."""
+    def absorb(node: sympy.Add) -> sympy.Expr:
+        terms = list(node.args)
+        for i, term in enumerate(terms):
+            a, body = term.as_coeff_Mul()
+            logs = [f for f in sympy.Mul.make_args(body) if isinstance(f, sympy.log)]
+            if len(logs) != 1 or a == 0:
+                continue
+            rest = body / logs[0]
+            for j, other in enumerate(terms):
+                b, other_body = other.as_coeff_Mul()
+                if j != i and other_body == rest and b != 0:
+                    inside = sympy.Float(math.exp(float(b) / float(a)), 15) * logs[0].args[0]
+                    kept = [t for k, t in enumerate(terms) if k not in (i, j)]
+                    return sympy.Add(*kept, a * rest * sympy.log(inside))
+        return node
+
+    return expr.replace(lambda node: isinstance(node, sympy.Add), absorb)
+
+
+def shortest_constants(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """``expr`` folded (:func:`fold_constants`) and rounded to ``digits``, or in another exact
+    form whose constants take fewer significant digits to write: multiplied out
+    (:func:`distributed`), with offsets taken into logarithms (:func:`absorbed_logs`), or both,
+    or with sums written relative to a term that is not their constant (``x²/(x² + 449.44)``
+    rather than ``0.00222·x²/(1 + 0.00222·x²)``), multiplied out or not.
+    The other forms' constants are products of rounded ones, good to one digit less, so both
+    forms are counted, and another form written, at ``digits − 1``."""
+    folded = fold_constants(expr)
+    shortest = round_floats(folded, digits)
+    if not isinstance(folded, sympy.Expr) or folded.atoms(sympy.core.function.AppliedUndef) or digits < 2:
+        return shortest
+    least = constant_digits(round_floats(folded, digits - 1), digits - 1)
+    forms = [lambda e: _joined(distributed(e)), absorbed_logs, lambda e: absorbed_logs(_joined(distributed(e))),
+             lambda e: _joined(e, constant_pivot=False), lambda e: _joined(distributed(_joined(e, constant_pivot=False)), False)]
+    for form in forms:
+        try:
+            other = round_floats(form(folded), digits - 1)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):  # a number without a float value
+            continue
+        if (length := constant_digits(other, digits - 1)) < least:
+            shortest, least = other, length
+    return shortest
 
 
 def match_physical_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[dict]]:

@@ -2,9 +2,9 @@
 
 The network is one oracle of the law; where it has not learned it (a few hundred rows along
 trajectories, clustered rows) the rows may still hold it. This route regresses the targets on a
-library of terms of the inputs (monomials, one-variable functions, and products of an input or a
-sine or cosine with one-variable functions, and ratios of them, see :func:`sparse_laws`) and
-keeps few of them, along two paths:
+library of terms of the inputs (monomials, one-variable functions, products of one or two inputs
+or a sine or cosine with one-variable functions, saturating terms ``xᵐ/(xᵐ + K)`` of positive
+inputs, and ratios of them, see :func:`sparse_laws`) and keeps few of them, along two paths:
 
 - sequentially thresholded least squares over a range of thresholds (the SINDy idea: Brunton,
   Proctor and Kutz, PNAS 2016);
@@ -15,8 +15,10 @@ and from each set either path finds, backward elimination, dropping each time th
 loss raises the residual least.
 
 Every set of terms either path visits is refitted by least squares on the fit rows and becomes a
-candidate formula; the candidates are compared on held-out rows by the caller, together with
-the network's. Everything is torch float64 on the CPU; the formulas are sympy.
+candidate formula; a saturating term's ``K`` is searched on the fit rows with the other constants
+refitted at each value (variable projection), once beside the monomials for the library and again
+beside the candidate's other terms. The candidates are compared on held-out rows by the caller,
+together with the network's. Everything is torch float64 on the CPU; the formulas are sympy.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ THRESHOLD_ROUNDS = 12
 RIDGE = 1e-12  # relative to the rows: keeps collinear libraries solvable without moving exact fits
 SAME_COLUMN = 1e-12  # terms whose unit columns agree this closely on every row are one term
 SELECTION_TOLERANCE = 1e-3  # as the structure search's choice among its cleaned formulas
+MAX_WIDE_INPUTS = 3  # saturating terms, and products of two inputs with a function, up to this many inputs
+HALF_SEARCH_POINTS = 65  # values of the half-saturation point tried in each refinement round
+HALF_ROUNDS = 5
+MAX_REFINED = 3  # laws with more saturating terms (or more than MAX_SELECTED terms) keep the grid's points
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,30 @@ UNARY = (
     UnaryFunction("inverse", torch.reciprocal, lambda s: 1 / s, "one-sign"),
 )
 PERIODIC = ("sin", "cos")  # their products with each other are in the library (sin·cos, sin(x)·cos(y))
+
+
+@dataclass(frozen=True)
+class Saturating:
+    """A saturating term ``x_iᵐ/(x_iᵐ + hᵐ)`` of a positive input (times ``x_j`` when ``factor``
+    is ``j``), with half-saturation point ``half`` (> 0, in the input's units)."""
+
+    input: int
+    power: int
+    half: float
+    factor: int | None = None
+
+    def values(self, x: torch.Tensor, half: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Values ``[N]`` on rows ``x [N, n]``, or ``[Q, N]`` for ``Q`` half-saturation points
+        ``half [Q]``."""
+        h = torch.as_tensor(self.half if half is None else half, dtype=x.dtype).pow(self.power)
+        power = x[:, self.input].pow(self.power)
+        out = power / (power + (h.unsqueeze(-1) if h.dim() else h))
+        return out * x[:, self.factor] if self.factor is not None else out
+
+    def formula(self, symbols: list[sympy.Symbol], half: float | None = None) -> sympy.Expr:
+        power = symbols[self.input] ** self.power
+        term = power / (power + sympy.Float((self.half if half is None else half) ** self.power, 15))
+        return term * symbols[self.factor] if self.factor is not None else term
 
 
 @dataclass
@@ -148,8 +178,75 @@ def term_library(x: torch.Tensor, symbols: list[sympy.Symbol]) -> tuple[list[sym
     for (first, first_values, _), (second, second_values, _) in itertools.combinations(periodic, 2):
         formulas.append(first * second)
         columns.append(first_values * second_values)
+    if n <= MAX_WIDE_INPUTS:
+        for f, i in itertools.product(UNARY, range(n)):
+            if applies(f, x[:, i]):
+                for j, k in itertools.combinations([m for m in range(n) if m != i], 2):
+                    formulas.append(symbols[j] * symbols[k] * f.formula(symbols[i]))
+                    columns.append(x[:, j] * x[:, k] * f.values(x[:, i]))
     values = torch.stack(columns[:MAX_TERMS], dim=1)
     return distinct_terms(formulas[:MAX_TERMS], values)
+
+
+def saturating_library(x: torch.Tensor, y: torch.Tensor) -> list[Saturating]:
+    """The saturating terms of the library for targets ``y [N]`` on rows ``x [N, n]``: for each
+    input positive on every row, powers 1 to 5 (one input) or 1 to 2, alone and times each other
+    input; each at the half-saturation point that fits ``y`` best together with the library's
+    monomials (:func:`best_half`). None beyond ``MAX_WIDE_INPUTS`` inputs."""
+    n = x.shape[1]
+    if n > MAX_WIDE_INPUTS:
+        return []
+    positive = [i for i in range(n) if bool((x[:, i] > 0).all())]
+    powers = range(1, 6) if n == 1 else range(1, 3)
+    monomials = torch.stack([torch.prod(x[:, list(p)], dim=1) if p else torch.ones(x.shape[0], dtype=x.dtype)
+                             for d in range(monomial_degree(n) + 1)
+                             for p in itertools.combinations_with_replacement(range(n), d)], dim=1)
+    terms = []
+    for i in positive:
+        for m, j in itertools.product(powers, [None, *(k for k in range(n) if k != i)]):
+            shape = Saturating(i, m, 1.0, j)
+            half, _ = best_half(shape, x, monomials, y)
+            if half is not None:
+                terms.append(Saturating(i, m, half, j))
+    return terms
+
+
+def residual_after(others: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Residual sums of squares ``[Q]`` of the least-squares fits of ``y [N]`` on the columns
+    ``others [N, T]`` and each one of ``columns [Q, N]``: by projecting out an orthonormal basis of
+    ``others`` (QR), which stays exact where the columns are nearly collinear."""
+    scale = others.pow(2).mean(dim=0).sqrt().clamp_min(torch.finfo(others.dtype).tiny)
+    basis, triangle = torch.linalg.qr(others / scale)
+    basis = basis[:, triangle.diagonal().abs() > 1e-12 * max(float(triangle.diagonal().abs().max()), 1e-300)] \
+        if others.shape[1] else basis
+    rest_y = y - basis @ (basis.T @ y)
+    rest = columns - (columns @ basis) @ basis.T  # [Q, N]
+    norms = rest.pow(2).sum(dim=1)
+    gain = torch.where(norms > 0, (rest @ rest_y).pow(2) / norms.clamp_min(torch.finfo(y.dtype).tiny), 0.0)
+    error = rest_y.pow(2).sum() - gain
+    return torch.where(torch.isfinite(error), error, torch.inf)
+
+
+def best_half(term: Saturating, x: torch.Tensor, others: torch.Tensor, y: torch.Tensor) -> tuple[float | None, float]:
+    """The half-saturation point of ``term`` that fits ``y [N]`` best on rows ``x [N, n]`` beside
+    the columns ``others [N, T]``, each constant refitted by least squares (variable projection),
+    and its residual sum of squares: ``HALF_SEARCH_POINTS`` points log-spaced from a fifth of the
+    input's least value to five times its largest, then ``HALF_ROUNDS − 1`` finer searches around
+    the best. ``(None, inf)`` when no point fits."""
+    column = x[:, term.input]
+    trial = torch.linspace(math.log(float(column.min()) / 5), math.log(float(column.max()) * 5), HALF_SEARCH_POINTS,
+                           dtype=torch.float64)
+    half, least = None, math.inf
+    for _ in range(HALF_ROUNDS):
+        errors = residual_after(others, y, term.values(x, trial.exp()))
+        pick = int(errors.argmin())
+        if float(errors[pick]) < least:
+            half, least = float(trial[pick].exp()), float(errors[pick])
+        if half is None:
+            break
+        step = float(trial[1] - trial[0])
+        trial = torch.linspace(math.log(half) - step, math.log(half) + step, 17, dtype=torch.float64)
+    return half, least
 
 
 def distinct_terms(formulas: list[sympy.Expr], values: torch.Tensor) -> tuple[list[sympy.Expr], torch.Tensor]:
@@ -168,15 +265,17 @@ def distinct_terms(formulas: list[sympy.Expr], values: torch.Tensor) -> tuple[li
 
 
 def least_squares(columns: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Coefficients ``[T]`` of ``columns [N, T]`` that best fit ``y [N]`` (each column scaled to
-    unit RMS and a tiny ridge for collinear libraries; returned in the columns' own units)."""
-    scale = columns.pow(2).mean(dim=0).sqrt().clamp_min(torch.finfo(columns.dtype).tiny)
+    """Coefficients ``[..., T]`` of ``columns [..., N, T]`` (a batch of designs) that best fit
+    ``y [N]`` (each column scaled to unit RMS and a tiny ridge for collinear libraries; returned
+    in the columns' own units)."""
+    scale = columns.pow(2).mean(dim=-2, keepdim=True).sqrt().clamp_min(torch.finfo(columns.dtype).tiny)
     unit = columns / scale
-    ridge = math.sqrt(RIDGE * columns.shape[0])
-    stacked = torch.cat([unit, ridge * torch.eye(unit.shape[1], dtype=unit.dtype)])
-    target = torch.cat([y, torch.zeros(unit.shape[1], dtype=y.dtype)])
-    solution = torch.linalg.lstsq(stacked, target.unsqueeze(1), driver="gelsd").solution.squeeze(1)
-    return solution / scale
+    terms = unit.shape[-1]
+    ridge = math.sqrt(RIDGE * columns.shape[-2]) * torch.eye(terms, dtype=unit.dtype).expand(*unit.shape[:-2], terms, terms)
+    stacked = torch.cat([unit, ridge], dim=-2)
+    target = torch.cat([y, torch.zeros(terms, dtype=y.dtype)]).expand(*unit.shape[:-2], -1).unsqueeze(-1)
+    solution = torch.linalg.lstsq(stacked, target, driver="gelsd").solution.squeeze(-1)
+    return solution / scale.squeeze(-2)
 
 
 def gram_solution(gram: torch.Tensor, moments: torch.Tensor, support: list[int]) -> torch.Tensor | None:
@@ -306,6 +405,11 @@ def sparse_laws(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch.T
     rows = x_fit.shape[0]
     x_all = torch.cat([x_fit, x_test]).double()
     formulas, values = term_library(x_all, symbols)
+    saturating = saturating_library(x_all[:rows], y_fit.double())
+    if saturating:
+        formulas, values = distinct_terms(formulas + [term.formula(symbols) for term in saturating],
+                                          torch.cat([values, torch.stack([term.values(x_all) for term in saturating], dim=1)], dim=1))
+    shapes = {term.formula(symbols): term for term in saturating}
     below, below_values = denominator_library(x_all, symbols)
     y_fit, y_test = y_fit.double(), y_test.double()
     columns = torch.cat([values[:rows], -y_fit.unsqueeze(1) * below_values[:rows]], dim=1)
@@ -340,8 +444,47 @@ def sparse_laws(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch.T
                               y_fit)
         law.held_out_r2 = r2_value(law.values(values[rows:], below_values[rows:], [t for t, _ in upper],
                                               [t for t, _ in lower]), y_test)
+        if law.size <= MAX_SELECTED and 0 < sum(formula in shapes for formula in law.terms) <= MAX_REFINED:
+            law = refined_halves(law, symbols, shapes, (x_all, values, below_values, y_fit, y_test),
+                                 [t for t, _ in upper], [t for t, _ in lower])
         laws.append(law)
     return laws
+
+
+def refined_halves(law: SparseLaw, symbols: list[sympy.Symbol], shapes: dict[sympy.Expr, Saturating],
+                   rows: tuple[torch.Tensor, ...], upper: list[int], lower: list[int]) -> SparseLaw:
+    """``law`` with the half-saturation point of each of its saturating terms (``shapes``: the
+    library's, by formula) refitted beside the law's other terms (:func:`best_half`, twice over
+    the terms in turn). ``rows`` holds the inputs of the fit and held-out rows ``[N+M, n]``, the
+    library's values there ``[N+M, T]`` and ``[N+M, D]`` (denominator), and the targets ``[N]``
+    and ``[M]``; ``upper``/``lower`` index the law's terms in them. Returns a new law, or
+    ``law`` when refining does not fit the rows better."""
+    x_all, values, below_values, y_fit, y_test = rows
+    n_fit = len(y_fit)
+    upper_columns = values[:, upper].clone()
+    lower_columns = below_values[:, lower]
+    fixed_lower = -y_fit.unsqueeze(1) * lower_columns[:n_fit]
+    positions = [p for p, formula in enumerate(law.terms) if formula in shapes]
+    halves = {p: shapes[law.terms[p]].half for p in positions}
+    others = torch.cat([upper_columns[:n_fit, 1:], fixed_lower], dim=1)
+    start = float(residual_after(others, y_fit, upper_columns[:n_fit, :1].T)[0])
+    best = start
+    for p in positions * 2:
+        others = torch.cat([upper_columns[:n_fit, :p], upper_columns[:n_fit, p + 1:], fixed_lower], dim=1)
+        half, error = best_half(shapes[law.terms[p]], x_all[:n_fit], others, y_fit)
+        if half is not None and error < best:
+            best, halves[p] = error, half
+            upper_columns[:, p] = shapes[law.terms[p]].values(x_all, half)
+    if not best < start:
+        return law
+    coefficients = least_squares(torch.cat([upper_columns[:n_fit], fixed_lower], dim=1), y_fit).tolist()
+    terms = [shapes[f].formula(symbols, halves[p]) if p in halves else f for p, f in enumerate(law.terms)]
+    refined = SparseLaw(terms, coefficients[:len(upper)], 0.0, 0.0, list(law.denominator), coefficients[len(upper):])
+    numerator = upper_columns @ torch.tensor(refined.coefficients, dtype=torch.float64)
+    if lower:
+        numerator = numerator / (1 + lower_columns @ torch.tensor(refined.denominator_coefficients, dtype=torch.float64))
+    refined.fit_r2, refined.held_out_r2 = r2_value(numerator[:n_fit], y_fit), r2_value(numerator[n_fit:], y_test)
+    return refined
 
 
 def best_sparse_law(laws: list[SparseLaw], noise: float, rows: int) -> SparseLaw | None:

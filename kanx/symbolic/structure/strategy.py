@@ -33,7 +33,7 @@ from kanx.core.resources import made_on_cpu, map_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms
+from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms, shortest_constants
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, resolve_inverse_pairs, run_with_timeout, simplify
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
 from kanx.symbolic.engines import Candidate
@@ -227,16 +227,18 @@ def restricted_oracle(oracle, kept: list[int], reference: torch.Tensor):
 
 
 def in_data_units(expr: sympy.Expr, units: WorkingUnits, symbols: list[sympy.Symbol], x: torch.Tensor, target: torch.Tensor,
-                  digits: int, noise: float = 0.0) -> tuple[sympy.Expr, list[dict]]:
+                  digits: int, noise: float = 0.0, fewest_digits: bool = False) -> tuple[sympy.Expr, list[dict]]:
     """A formula found in working units written in the data's units: powers of ten folded into
-    its constants (one constant per product), radicals and logarithms of inputs that are
+    its constants (one constant per product; with ``fewest_digits``, whichever exact form takes
+    fewest digits: :func:`~kanx.symbolic.canonical.shortest_constants`), radicals and logarithms of inputs that are
     positive on every row merged (``√a·√b`` → ``√(a·b)``) and what the rows' signs settle written
     out (:func:`sign_resolved`), then constants that match a physical constant
     to 4 significant digits replaced by its exact value while R² on ``x``/``target`` stays
     within a noise-scaled margin (``noise``: the targets' noise share). Returns the formula and
     the matches made."""
     positive = {s for i, s in enumerate(symbols) if bool((x[:, i] > 0).all())}
-    restored = positive_forms(fold_constants(units.restore(expr, symbols), digits), positive)
+    restored = units.restore(expr, symbols)
+    restored = positive_forms(shortest_constants(restored, digits) if fewest_digits else fold_constants(restored, digits), positive)
     restored = sign_resolved(restored, symbols, x)
     reference = held_out_r2(restored, symbols, x, target)
     margin = min(5e-4, SNAP_NOISE_RATIO * misfit_beyond_noise(reference, noise, len(target)) + chance_loss(noise, len(target)) + 1e-12)
@@ -390,7 +392,7 @@ def law_from_rows(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch
     cleaned = clean_formula(raw, symbols, z_fit, w_fit, digits, simplify_timeout, noise)[0]
     cleaned_r2 = held_out_r2(cleaned, symbols, z_test, w_test)
     expr = cleaned if decomposed_wins(cleaned, cleaned_r2, raw, best.held_out_r2, noise, len(w_test)) else raw
-    expr, _ = in_data_units(expr, units, symbols, x_fit, y_fit, digits, noise)
+    expr, _ = in_data_units(expr, units, symbols, x_fit, y_fit, digits, noise, fewest_digits=True)
     r2 = held_out_r2(expr, symbols, x_test, y_test)
     return expr, r2, {"formula": sympy.sstr(expr), "held_out_r2": r2, "terms": best.size, "candidates": len(laws)}
 
