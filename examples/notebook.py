@@ -25,7 +25,7 @@ def main(workdir: Path) -> dict:
 
     dataset = create_dataset(law, n_var=2, train_num=500, test_num=200, seed=0)
     model = KAN(width=[2, 5, 1], grid=5, k=3, seed=0, auto_save=False, ckpt_path=str(workdir / "pykan"))
-    model.fit(dataset, opt="LBFGS", steps=20, lamb=0.001, log=1000)
+    model.fit(dataset, opt="LBFGS", steps=20, lamb=0.001, log=1000, update_grid=False)
 
     # --- cell 2: the formula, straight from the live object
     import kanx
