@@ -251,13 +251,20 @@ def shortest_constants(expr: sympy.Expr, digits: int) -> sympy.Expr:
     if not isinstance(folded, sympy.Expr) or folded.atoms(sympy.core.function.AppliedUndef) or digits < 2:
         return shortest
     least = constant_digits(round_floats(folded, digits - 1), digits - 1)
-    forms = [lambda e: _joined(distributed(e)), absorbed_logs, lambda e: absorbed_logs(_joined(distributed(e))),
-             lambda e: _joined(e, constant_pivot=False), lambda e: _joined(distributed(_joined(e, constant_pivot=False)), False)]
-    for form in forms:
+    def made(rewrite, *args) -> sympy.Expr | None:
         try:
-            other = round_floats(form(folded), digits - 1)
+            return rewrite(*args) if all(a is not None for a in args) else None
         except (TypeError, ValueError, ZeroDivisionError, OverflowError):  # a number without a float value
+            return None
+
+    spread = made(lambda e: _joined(distributed(e)), folded)
+    unit_terms = made(_joined, folded, False)
+    forms = [spread, made(absorbed_logs, folded), made(absorbed_logs, spread), unit_terms,
+             made(lambda e: _joined(distributed(e), False), unit_terms)]
+    for form in forms:
+        if form is None:
             continue
+        other = round_floats(form, digits - 1)
         if (length := constant_digits(other, digits - 1)) < least:
             shortest, least = other, length
     return shortest

@@ -155,35 +155,38 @@ def applies(function: UnaryFunction, column: torch.Tensor) -> bool:
     return True
 
 
+def monomials(x: torch.Tensor, degrees: range) -> list[tuple[tuple[int, ...], torch.Tensor]]:
+    """Each monomial of the inputs of ``x [N, n]`` with a total degree in ``degrees`` (by degree,
+    then in ``combinations_with_replacement`` order): its inputs' indices and its values ``[N]``."""
+    return [(powers, torch.prod(x[:, list(powers)], dim=1) if powers else torch.ones(x.shape[0], dtype=x.dtype))
+            for degree in degrees for powers in itertools.combinations_with_replacement(range(x.shape[1]), degree)]
+
+
 def term_library(x: torch.Tensor, symbols: list[sympy.Symbol]) -> tuple[list[sympy.Expr], torch.Tensor]:
     """The library's terms on the rows ``x [N, n]`` (float64): their formulas (``T``, simplest
     first) and values ``[N, T]``. Terms that are not finite on every row are left out, and so is
     a term whose values are a multiple of an earlier term's on every row (``|x|`` of a positive
     input is ``x``)."""
     n = x.shape[1]
-    formulas: list[sympy.Expr] = []
-    columns: list[torch.Tensor] = []
-    for degree in range(monomial_degree(n) + 1):
-        for powers in itertools.combinations_with_replacement(range(n), degree):
-            formulas.append(sympy.Mul(*[symbols[i] for i in powers]))
-            columns.append(torch.prod(x[:, list(powers)], dim=1) if powers else torch.ones(x.shape[0], dtype=x.dtype))
-    unary = [(f.formula(symbols[i]), f.values(x[:, i]), f.name) for f in UNARY for i in range(n) if applies(f, x[:, i])]
-    for formula, values, _ in unary:
+    polynomial = monomials(x, range(monomial_degree(n) + 1))
+    formulas: list[sympy.Expr] = [sympy.Mul(*[symbols[i] for i in powers]) for powers, _ in polynomial]
+    columns: list[torch.Tensor] = [values for _, values in polynomial]
+    unary = [(f.formula(symbols[i]), f.values(x[:, i]), f.name, i) for f in UNARY for i in range(n) if applies(f, x[:, i])]
+    for formula, values, _, _ in unary:
         formulas.append(formula)
         columns.append(values)
-    for (formula, values, _), j in itertools.product(unary, range(n)):
+    for (formula, values, _, _), j in itertools.product(unary, range(n)):
         formulas.append(symbols[j] * formula)
         columns.append(x[:, j] * values)
     periodic = [item for item in unary if item[2] in PERIODIC]
-    for (first, first_values, _), (second, second_values, _) in itertools.combinations(periodic, 2):
+    for (first, first_values, _, _), (second, second_values, _, _) in itertools.combinations(periodic, 2):
         formulas.append(first * second)
         columns.append(first_values * second_values)
     if n <= MAX_WIDE_INPUTS:
-        for f, i in itertools.product(UNARY, range(n)):
-            if applies(f, x[:, i]):
-                for j, k in itertools.combinations([m for m in range(n) if m != i], 2):
-                    formulas.append(symbols[j] * symbols[k] * f.formula(symbols[i]))
-                    columns.append(x[:, j] * x[:, k] * f.values(x[:, i]))
+        for formula, values, _, i in unary:
+            for j, k in itertools.combinations([m for m in range(n) if m != i], 2):
+                formulas.append(symbols[j] * symbols[k] * formula)
+                columns.append(x[:, j] * x[:, k] * values)
     values = torch.stack(columns[:MAX_TERMS], dim=1)
     return distinct_terms(formulas[:MAX_TERMS], values)
 
@@ -198,14 +201,12 @@ def saturating_library(x: torch.Tensor, y: torch.Tensor) -> list[Saturating]:
         return []
     positive = [i for i in range(n) if bool((x[:, i] > 0).all())]
     powers = range(1, 6) if n == 1 else range(1, 3)
-    monomials = torch.stack([torch.prod(x[:, list(p)], dim=1) if p else torch.ones(x.shape[0], dtype=x.dtype)
-                             for d in range(monomial_degree(n) + 1)
-                             for p in itertools.combinations_with_replacement(range(n), d)], dim=1)
+    polynomial = torch.stack([values for _, values in monomials(x, range(monomial_degree(n) + 1))], dim=1)
     terms = []
     for i in positive:
         for m, j in itertools.product(powers, [None, *(k for k in range(n) if k != i)]):
             shape = Saturating(i, m, 1.0, j)
-            half, _ = best_half(shape, x, monomials, y)
+            half, _ = best_half(shape, x, polynomial, y)
             if half is not None:
                 terms.append(Saturating(i, m, half, j))
     return terms
@@ -265,17 +266,15 @@ def distinct_terms(formulas: list[sympy.Expr], values: torch.Tensor) -> tuple[li
 
 
 def least_squares(columns: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Coefficients ``[..., T]`` of ``columns [..., N, T]`` (a batch of designs) that best fit
-    ``y [N]`` (each column scaled to unit RMS and a tiny ridge for collinear libraries; returned
-    in the columns' own units)."""
-    scale = columns.pow(2).mean(dim=-2, keepdim=True).sqrt().clamp_min(torch.finfo(columns.dtype).tiny)
+    """Coefficients ``[T]`` of ``columns [N, T]`` that best fit ``y [N]`` (each column scaled to
+    unit RMS and a tiny ridge for collinear libraries; returned in the columns' own units)."""
+    scale = columns.pow(2).mean(dim=0).sqrt().clamp_min(torch.finfo(columns.dtype).tiny)
     unit = columns / scale
-    terms = unit.shape[-1]
-    ridge = math.sqrt(RIDGE * columns.shape[-2]) * torch.eye(terms, dtype=unit.dtype).expand(*unit.shape[:-2], terms, terms)
-    stacked = torch.cat([unit, ridge], dim=-2)
-    target = torch.cat([y, torch.zeros(terms, dtype=y.dtype)]).expand(*unit.shape[:-2], -1).unsqueeze(-1)
-    solution = torch.linalg.lstsq(stacked, target, driver="gelsd").solution.squeeze(-1)
-    return solution / scale.squeeze(-2)
+    ridge = math.sqrt(RIDGE * columns.shape[0])
+    stacked = torch.cat([unit, ridge * torch.eye(unit.shape[1], dtype=unit.dtype)])
+    target = torch.cat([y, torch.zeros(unit.shape[1], dtype=y.dtype)])
+    solution = torch.linalg.lstsq(stacked, target.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    return solution / scale
 
 
 def gram_solution(gram: torch.Tensor, moments: torch.Tensor, support: list[int]) -> torch.Tensor | None:
@@ -368,13 +367,9 @@ def backward_supports(gram: torch.Tensor, moments: torch.Tensor, start: tuple[in
 def denominator_library(x: torch.Tensor, symbols: list[sympy.Symbol]) -> tuple[list[sympy.Expr], torch.Tensor]:
     """The terms a law's denominator ``1 + Σ b_t·θ_t`` may hold on the rows ``x [N, n]``: the
     monomials of degree 1 to 5 of a single input, 1 to 2 of several; formulas and values ``[N, D]``."""
-    n = x.shape[1]
-    formulas, columns = [], []
-    for degree in range(1, (5 if n == 1 else 2) + 1):
-        for powers in itertools.combinations_with_replacement(range(n), degree):
-            formulas.append(sympy.Mul(*[symbols[i] for i in powers]))
-            columns.append(torch.prod(x[:, list(powers)], dim=1))
-    values = torch.stack(columns, dim=1)
+    terms = monomials(x, range(1, (5 if x.shape[1] == 1 else 2) + 1))
+    formulas = [sympy.Mul(*[symbols[i] for i in powers]) for powers, _ in terms]
+    values = torch.stack([column for _, column in terms], dim=1)
     finite = torch.isfinite(values).all(dim=0).tolist()
     return [f for f, keep in zip(formulas, finite) if keep], values[:, finite]
 
@@ -405,11 +400,10 @@ def sparse_laws(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch.T
     rows = x_fit.shape[0]
     x_all = torch.cat([x_fit, x_test]).double()
     formulas, values = term_library(x_all, symbols)
-    saturating = saturating_library(x_all[:rows], y_fit.double())
-    if saturating:
-        formulas, values = distinct_terms(formulas + [term.formula(symbols) for term in saturating],
-                                          torch.cat([values, torch.stack([term.values(x_all) for term in saturating], dim=1)], dim=1))
-    shapes = {term.formula(symbols): term for term in saturating}
+    shapes = {term.formula(symbols): term for term in saturating_library(x_all[:rows], y_fit.double())}
+    if shapes:
+        formulas, values = distinct_terms(formulas + list(shapes),
+                                          torch.cat([values, torch.stack([term.values(x_all) for term in shapes.values()], dim=1)], dim=1))
     below, below_values = denominator_library(x_all, symbols)
     y_fit, y_test = y_fit.double(), y_test.double()
     columns = torch.cat([values[:rows], -y_fit.unsqueeze(1) * below_values[:rows]], dim=1)
@@ -480,10 +474,8 @@ def refined_halves(law: SparseLaw, symbols: list[sympy.Symbol], shapes: dict[sym
     coefficients = least_squares(torch.cat([upper_columns[:n_fit], fixed_lower], dim=1), y_fit).tolist()
     terms = [shapes[f].formula(symbols, halves[p]) if p in halves else f for p, f in enumerate(law.terms)]
     refined = SparseLaw(terms, coefficients[:len(upper)], 0.0, 0.0, list(law.denominator), coefficients[len(upper):])
-    numerator = upper_columns @ torch.tensor(refined.coefficients, dtype=torch.float64)
-    if lower:
-        numerator = numerator / (1 + lower_columns @ torch.tensor(refined.denominator_coefficients, dtype=torch.float64))
-    refined.fit_r2, refined.held_out_r2 = r2_value(numerator[:n_fit], y_fit), r2_value(numerator[n_fit:], y_test)
+    predicted = refined.values(upper_columns, lower_columns, list(range(len(upper))), list(range(len(lower))))
+    refined.fit_r2, refined.held_out_r2 = r2_value(predicted[:n_fit], y_fit), r2_value(predicted[n_fit:], y_test)
     return refined
 
 
