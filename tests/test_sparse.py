@@ -12,7 +12,7 @@ from kanx.core.choices import SPARSE_ROUTE
 from kanx.core.numerics import split_rows
 from kanx.io.data import Dataset
 from kanx.symbolic.canonical import constant_digits, shortest_constants
-from kanx.symbolic.sparse import Saturating, best_sparse_law, saturating_library, sparse_laws, term_library
+from kanx.symbolic.sparse import Logistic, Saturating, best_sparse_law, nonlinear_library, sparse_laws, term_library
 from kanx.symbolic.structure.strategy import law_from_rows
 
 X0, X1 = sympy.symbols("x_0 x_1", real=True)
@@ -90,9 +90,9 @@ def test_saturating_term_is_found_with_its_half_saturation_point() -> None:
     x = torch.linspace(21, 97, 120, dtype=torch.float64).unsqueeze(1)
     y = 0.4 * x[:, 0] * (1 - 0.01 * x[:, 0]) - 0.24 * x[:, 0] / (x[:, 0] + 50)
     fit, held = split_rows(len(x), 0.25, 0)
-    library = saturating_library(x[fit], y[fit])
+    library = [term for term in nonlinear_library(x[fit], y[fit]) if isinstance(term, Saturating)]
     assert {(term.power, term.factor) for term in library} == {(m, None) for m in range(1, 6)}
-    assert next(term for term in library if term.power == 1).half == pytest.approx(50, rel=1e-3)
+    assert next(term for term in library if term.power == 1).half == pytest.approx(50, rel=1e-8)
     best = best_sparse_law(sparse_laws([X0], x[fit], y[fit], x[held], y[held]), noise=0.0, rows=len(held))
     assert best is not None and best.size == 3 and best.held_out_r2 > 1 - 1e-10
     found = law_from_rows([X0], x[fit], y[fit], x[held], y[held], 6, 10.0, 0.0)
@@ -107,7 +107,8 @@ def test_saturating_term_values_match_its_formula() -> None:
     x = torch.tensor([[2.0, 0.5], [-1.0, 3.0]], dtype=torch.float64)
     expected = torch.tensor([2.0 * 0.25 / (0.25 + 0.49), -9.0 / (9.0 + 0.49)], dtype=torch.float64)
     assert torch.allclose(term.values(x), expected)
-    assert torch.allclose(term.values(x, torch.tensor([0.7, 0.7], dtype=torch.float64)), expected.expand(2, -1))
+    halves = torch.tensor([[0.7], [0.7]], dtype=torch.float64).log()
+    assert torch.allclose(term.batch_values(x, halves), expected.expand(2, -1))
     formula = term.formula([X0, X1])
     assert formula.free_symbols == {X0, X1}
     assert float(formula.subs({X0: 2.0, X1: 0.5})) == pytest.approx(float(expected[0]), rel=1e-12)
@@ -170,3 +171,49 @@ def test_symbolify_takes_the_rows_law_where_the_network_is_poor(capsys) -> None:
     render_formulas(result)
     printed = " ".join(capsys.readouterr().out.split())
     assert "fitted on the rows (sparse regression), not read from the network: dv =" in printed
+
+
+def test_logistic_step_values_match_its_formula_and_its_mirror() -> None:
+    """A step of two inputs: its values equal its formula's, and its mirror is one minus it."""
+    x = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.5, -0.7], [-2.0, 0.1, 0.4]], dtype=torch.float64)
+    step = Logistic.of((0, 2), x).with_parameters(torch.tensor([0.8, 0.4, 0.3], dtype=torch.float64))
+    formula = step.formula([X0, X1, sympy.Symbol("x_2", real=True)])
+    for row, value in zip(x.tolist(), step.values(x).tolist()):
+        assert float(formula.subs({X0: row[0], sympy.Symbol("x_2", real=True): row[2]})) == pytest.approx(value, rel=1e-12)
+    assert torch.allclose(step.mirrored().values(x), 1 - step.values(x))
+
+
+def test_a_logistic_step_of_two_inputs_is_found_with_exact_constants() -> None:
+    """``−x₀ + 1/(1 + 0.25·exp(0.4·x₁ + 0.89·x₂))`` (binocular rivalry with adaptation) on 200
+    random rows: two terms, the step's constants to 1e-6 (a grid finds the basin, a
+    Levenberg–Marquardt polish the bottom)."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(200, 3, generator=generator, dtype=torch.float64) * 3 - 0.5
+    y = -x[:, 0] + 1 / (1 + 0.25 * torch.exp(0.4 * x[:, 1] + 0.89 * x[:, 2]))
+    symbols = list(sympy.symbols("x_0 x_1 x_2", real=True))
+    best = best_sparse_law(sparse_laws(symbols, x[:150], y[:150], x[150:], y[150:]), noise=0.0, rows=50)
+    assert best is not None and best.size == 2 and best.held_out_r2 > 1 - 1e-12
+    (step,) = [term for term in best.terms if term.has(sympy.exp)]
+    argument = next(iter(step.atoms(sympy.exp))).args[0]
+    assert float(argument.coeff(symbols[1])) == pytest.approx(0.4, rel=1e-6)
+    assert float(argument.coeff(symbols[2])) == pytest.approx(0.89, rel=1e-6)
+    assert float(step.subs({symbols[1]: 0, symbols[2]: 0})) == pytest.approx(1 / 1.25, rel=1e-6)
+
+
+def test_a_ratio_without_a_constant_below_and_a_root_are_found_when_nothing_else_fits() -> None:
+    """Resistors in parallel ``x₀x₁/(x₀ + x₁)`` (a denominator without a constant) and a
+    hypotenuse ``√(x₀² + 3·x₁²)`` (the library fits its square), each on 120 random rows of two
+    inputs: the exact law, which no law of the plain library reaches."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.rand(120, 2, generator=generator, dtype=torch.float64) * 2 + 0.5
+    y_parallel = x[:, 0] * x[:, 1] / (x[:, 0] + x[:, 1])
+    y_root = torch.sqrt(x[:, 0] ** 2 + 3 * x[:, 1] ** 2)
+    for y, truth in [(y_parallel, X0 * X1 / (X0 + X1)), (y_root, sympy.sqrt(X0**2 + 3 * X1**2))]:
+        laws = sparse_laws([X0, X1], x[:90], y[:90], x[90:], y[90:])
+        best = best_sparse_law(laws, noise=0.0, rows=30)
+        assert best is not None and best.held_out_r2 > 1 - 1e-12 and (best.pivot != 1 or best.outer)
+        assert max(law.held_out_r2 for law in laws if law.pivot == 1 and not law.outer) < 1 - 1e-12
+        rows = torch.rand(20, 2, generator=generator, dtype=torch.float64) * 2 + 0.5
+        found = sympy.lambdify([X0, X1], best.formula)(*rows.T.numpy())
+        expected = sympy.lambdify([X0, X1], truth)(*rows.T.numpy())
+        assert found == pytest.approx(expected, rel=1e-9)

@@ -4,7 +4,8 @@ The network is one oracle of the law; where it has not learned it (a few hundred
 trajectories, clustered rows) the rows may still hold it. This route regresses the targets on a
 library of terms of the inputs (monomials, one-variable functions, products of one or two inputs
 or a sine or cosine with one-variable functions, saturating terms ``xᵐ/(xᵐ + K)`` of positive
-inputs, and ratios of them, see :func:`sparse_laws`) and keeps few of them, along two paths:
+inputs, logistic steps ``1/(1 + exp(w·x − b))`` of one input or two, and ratios of them, see
+:func:`sparse_laws`) and keeps few of them, along two paths:
 
 - sequentially thresholded least squares over a range of thresholds (the SINDy idea: Brunton,
   Proctor and Kutz, PNAS 2016);
@@ -15,9 +16,10 @@ and from each set either path finds, backward elimination, dropping each time th
 loss raises the residual least.
 
 Every set of terms either path visits is refitted by least squares on the fit rows and becomes a
-candidate formula; a saturating term's ``K`` is searched on the fit rows with the other constants
-refitted at each value (variable projection), once beside the monomials for the library and again
-beside the candidate's other terms. The candidates are compared on held-out rows by the caller,
+candidate formula; the nonlinear constants of a saturating term (``K``) or a step (``w``, ``b``)
+are searched on the fit rows with the other constants refitted at each value (variable
+projection: a grid, then a Levenberg–Marquardt polish), once beside monomials for the library and
+again beside the candidate's other terms. The candidates are compared on held-out rows by the caller,
 together with the network's. Everything is torch float64 on the CPU; the formulas are sympy.
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 import torch
@@ -46,11 +48,15 @@ THRESHOLDS = torch.logspace(-7, 0, 29, dtype=torch.float64)  # on coefficients o
 THRESHOLD_ROUNDS = 12
 RIDGE = 1e-12  # relative to the rows: keeps collinear libraries solvable without moving exact fits
 SAME_COLUMN = 1e-12  # terms whose unit columns agree this closely on every row are one term
+EXACT_SHARE = 1e-12  # of the targets' variance left unexplained: a law this close needs no further family
 SELECTION_TOLERANCE = 1e-3  # as the structure search's choice among its cleaned formulas
 MAX_WIDE_INPUTS = 3  # saturating terms, and products of two inputs with a function, up to this many inputs
-HALF_SEARCH_POINTS = 65  # values of the half-saturation point tried in each refinement round
+HALF_SEARCH_POINTS = 65  # half-saturation points of the coarse grid
 HALF_ROUNDS = 5
-MAX_REFINED = 3  # laws with more saturating terms (or more than MAX_SELECTED terms) keep the grid's points
+POLISH_ITERATIONS = 40
+MOVES_PER_ROUND = 3  # a parameter search takes at most this many grids per narrowing
+REFINED_PER_SIZE = 2  # of each size, the laws best on the fit rows have their nonlinear constants refined
+MAX_REFINED = 3  # laws with more nonlinear terms (or more than MAX_SELECTED terms) keep the library's constants
 
 
 @dataclass(frozen=True)
@@ -80,32 +86,137 @@ PERIODIC = ("sin", "cos")  # their products with each other are in the library (
 @dataclass(frozen=True)
 class Saturating:
     """A saturating term ``x_iᵐ/(x_iᵐ + hᵐ)`` of a positive input (times ``x_j`` when ``factor``
-    is ``j``), with half-saturation point ``half`` (> 0, in the input's units)."""
+    is ``j``), with half-saturation point ``half`` (> 0, in the input's units). Its one nonlinear
+    parameter is ``log half``."""
 
     input: int
     power: int
     half: float
     factor: int | None = None
+    refine_points = 17  # per round of :func:`best_parameters`, each round 8 times finer
+    refine_rounds = HALF_ROUNDS - 1
+    library_degree = None  # fitted for the library beside every monomial of the library
+    regrid_in_laws = True  # a law's other terms may move K far: its search starts from the coarse grid again
 
-    def values(self, x: torch.Tensor, half: torch.Tensor | float | None = None) -> torch.Tensor:
-        """Values ``[N]`` on rows ``x [N, n]``, or ``[Q, N]`` for ``Q`` half-saturation points
-        ``half [Q]``."""
-        h = torch.as_tensor(self.half if half is None else half, dtype=x.dtype).pow(self.power)
+    @property
+    def parameters(self) -> tuple[float, ...]:
+        return (math.log(self.half),)
+
+    def with_parameters(self, parameters: torch.Tensor) -> Saturating:
+        return replace(self, half=float(parameters[0].exp()))
+
+    def batch_values(self, x: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+        """Values ``[Q, N]`` on rows ``x [N, n]`` at ``Q`` parameter vectors ``parameters [Q, 1]``."""
+        h = parameters[:, :1].exp().pow(self.power)
         power = x[:, self.input].pow(self.power)
-        out = power / (power + (h.unsqueeze(-1) if h.dim() else h))
+        out = power / (power + h)
         return out * x[:, self.factor] if self.factor is not None else out
 
-    def formula(self, symbols: list[sympy.Symbol], half: float | None = None) -> sympy.Expr:
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """Values ``[N]`` on rows ``x [N, n]``."""
+        return self.batch_values(x, torch.tensor([self.parameters], dtype=x.dtype))[0]
+
+    def coarse_grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``HALF_SEARCH_POINTS`` half-saturation points ``[Q, 1]``, log-spaced from a fifth of the
+        input's least value to five times its largest, and their spacing ``[1]``."""
+        column = x[:, self.input]
+        grid = torch.linspace(math.log(float(column.min()) / 5), math.log(float(column.max()) * 5), HALF_SEARCH_POINTS,
+                              dtype=torch.float64)
+        return grid.unsqueeze(1), (grid[1:2] - grid[:1])
+
+    def formula(self, symbols: list[sympy.Symbol]) -> sympy.Expr:
         power = symbols[self.input] ** self.power
-        term = power / (power + sympy.Float((self.half if half is None else half) ** self.power, 15))
+        term = power / (power + sympy.Float(self.half ** self.power, 15))
         return term * symbols[self.factor] if self.factor is not None else term
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A logistic step ``1/(1 + exp(a·(p − m)))`` of one input, or of a direction in the plane of
+    two, where ``p = cos θ·u_i + sin θ·u_j`` and ``u = (x − center)/spread`` are the inputs
+    standardised on the fit rows (one input: ``θ`` is 0 or π). Nonlinear parameters ``(θ, log a,
+    m)``; written as ``1/(1 + exp(w_i·x_i + w_j·x_j − b))`` in the inputs' units."""
+
+    inputs: tuple[int, ...]
+    centers: tuple[float, ...]
+    spreads: tuple[float, ...]
+    angle: float = 0.0
+    log_rate: float = 0.0
+    middle: float = 0.0
+    refine_points = 9
+    refine_rounds = 10
+    library_degree = 1  # a step beside a linear trend: higher monomials mimic a gentle step
+    regrid_in_laws = False  # thousands of grid points: a law's refit starts where the library's fit ended
+
+    @staticmethod
+    def of(inputs: tuple[int, ...], x: torch.Tensor) -> Logistic:
+        """The step of ``inputs`` standardised on the rows ``x [N, n]``."""
+        columns = x[:, list(inputs)]
+        spreads = columns.std(dim=0).clamp_min(torch.finfo(x.dtype).tiny)
+        return Logistic(inputs, tuple(columns.mean(dim=0).tolist()), tuple(spreads.tolist()))
+
+    @property
+    def parameters(self) -> tuple[float, ...]:
+        return (self.angle, self.log_rate, self.middle)
+
+    def with_parameters(self, parameters: torch.Tensor) -> Logistic:
+        angle, log_rate, middle = (float(v) for v in parameters)
+        return replace(self, angle=angle, log_rate=log_rate, middle=middle)
+
+    def batch_values(self, x: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+        """Values ``[Q, N]`` on rows ``x [N, n]`` at ``Q`` parameter vectors ``parameters [Q, 3]``."""
+        u = (x[:, list(self.inputs)] - torch.tensor(self.centers, dtype=x.dtype)) / torch.tensor(self.spreads, dtype=x.dtype)
+        angle = parameters[:, 0:1]
+        projection = torch.cos(angle) * u[:, 0]
+        if len(self.inputs) == 2:
+            projection = projection + torch.sin(angle) * u[:, 1]
+        return torch.sigmoid(-parameters[:, 1:2].exp() * (projection - parameters[:, 2:3]))
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """Values ``[N]`` on rows ``x [N, n]``."""
+        return self.batch_values(x, torch.tensor([self.parameters], dtype=x.dtype))[0]
+
+    def coarse_grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameter vectors ``[Q, 3]`` to start from (rates from 0.3 to 30 per spread, middles
+        from −3 to 3 spreads; one input: both directions, two: 32 angles) and the grid's
+        spacing ``[3]`` (0 for the angle of one input, which refinement keeps)."""
+        angles = torch.tensor([0.0, math.pi], dtype=torch.float64) if len(self.inputs) == 1 else \
+            torch.arange(32, dtype=torch.float64) * (2 * math.pi / 32)
+        rates = torch.linspace(math.log(0.3), math.log(30.0), 12 if len(self.inputs) == 1 else 10, dtype=torch.float64)
+        middles = torch.linspace(-3.0, 3.0, 25 if len(self.inputs) == 1 else 21, dtype=torch.float64)
+        grid = torch.cartesian_prod(angles, rates, middles)
+        angle_step = 0.0 if len(self.inputs) == 1 else float(angles[1] - angles[0])
+        return grid, torch.tensor([angle_step, float(rates[1] - rates[0]), float(middles[1] - middles[0])],
+                                  dtype=torch.float64)
+
+    def mirrored(self) -> Logistic:
+        """The step ``1 − self``: the other direction through the same middle."""
+        return replace(self, angle=self.angle + math.pi, middle=-self.middle)
+
+    def weights(self) -> tuple[list[float], float]:
+        """``(w, b)`` of ``1/(1 + exp(Σ w_k·x_k − b))`` in the inputs' units."""
+        rate = math.exp(self.log_rate)
+        directions = [math.cos(self.angle), math.sin(self.angle)][:len(self.inputs)]
+        w = [rate * d / s for d, s in zip(directions, self.spreads)]
+        b = rate * self.middle + sum(wk * c for wk, c in zip(w, self.centers))
+        return w, b
+
+    def formula(self, symbols: list[sympy.Symbol]) -> sympy.Expr:
+        w, b = self.weights()
+        argument = sympy.Add(*[sympy.Float(wk, 15) * symbols[i] for wk, i in zip(w, self.inputs)]) - sympy.Float(b, 15)
+        return 1 / (1 + sympy.exp(argument))
+
+
+NonlinearTerm = Saturating | Logistic
 
 
 @dataclass
 class SparseLaw:
     """One candidate of the route: its ``terms`` (formulas of the library's terms) and their
-    fitted ``coefficients``, over ``1 + Σ denominator_coefficients·denominator`` when it is a
-    ratio; its R² on the fit rows and on the held-out rows."""
+    fitted ``coefficients``, over ``pivot + Σ denominator_coefficients·denominator`` when it is
+    a ratio (``pivot``: 1 or a monomial), under ``outer`` (``""``; ``"sqrt"``/``"-sqrt"``: the
+    law is ± the root of that; ``"1/"``: its reciprocal); its R² on the fit rows and on the
+    held-out rows."""
 
     terms: list[sympy.Expr]
     coefficients: list[float]
@@ -113,32 +224,48 @@ class SparseLaw:
     held_out_r2: float
     denominator: list[sympy.Expr] = field(default_factory=list)
     denominator_coefficients: list[float] = field(default_factory=list)
+    pivot: sympy.Expr = sympy.Integer(1)
+    outer: str = ""
 
     @property
     def size(self) -> int:
-        """The number of terms, numerator and denominator together."""
-        return len(self.terms) + len(self.denominator)
+        """The number of terms, numerator and denominator together (a monomial pivot and an
+        outer root or reciprocal count as one each)."""
+        return len(self.terms) + len(self.denominator) + (self.pivot != 1) + bool(self.outer)
 
     @property
     def formula(self) -> sympy.Expr:
         """The law, its constants as floats."""
-        upper = sympy.Add(*[sympy.Float(c, 15) * term for c, term in zip(self.coefficients, self.terms)])
-        if not self.denominator:
-            return upper
-        return upper / (1 + sympy.Add(*[sympy.Float(c, 15) * term
-                                        for c, term in zip(self.denominator_coefficients, self.denominator)]))
+        law = sympy.Add(*[sympy.Float(c, 15) * term for c, term in zip(self.coefficients, self.terms)])
+        if self.denominator or self.pivot != 1:
+            law = law / (self.pivot + sympy.Add(*[sympy.Float(c, 15) * term
+                                                  for c, term in zip(self.denominator_coefficients, self.denominator)]))
+        return OUTER_FORMULAS[self.outer](law)
 
     @property
     def complexity(self) -> float:
         return float(formula_cost(self.formula))
 
-    def values(self, upper: torch.Tensor, lower: torch.Tensor, upper_terms: list[int], lower_terms: list[int]) -> torch.Tensor:
+    def values(self, upper: torch.Tensor, lower: torch.Tensor, upper_terms: list[int], lower_terms: list[int],
+               pivot: torch.Tensor | None = None) -> torch.Tensor:
         """The law's values ``[N]`` from the library's values on ``N`` rows (``upper [N, T]``,
-        ``lower [N, D]``) and the indices of its terms there."""
-        numerator = upper[:, upper_terms] @ torch.tensor(self.coefficients, dtype=upper.dtype)
-        if not lower_terms:
-            return numerator
-        return numerator / (1 + lower[:, lower_terms] @ torch.tensor(self.denominator_coefficients, dtype=lower.dtype))
+        ``lower [N, D]``), the indices of its terms there, and its pivot's values ``[N]``
+        (``None``: the pivot is 1)."""
+        law = upper[:, upper_terms] @ torch.tensor(self.coefficients, dtype=upper.dtype)
+        if lower_terms or pivot is not None:
+            below = (pivot if pivot is not None else torch.ones_like(law))
+            if lower_terms:
+                below = below + lower[:, lower_terms] @ torch.tensor(self.denominator_coefficients, dtype=lower.dtype)
+            law = law / below
+        return OUTER_VALUES[self.outer](law)
+
+
+OUTER_FORMULAS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
+    "": lambda law: law, "sqrt": sympy.sqrt, "-sqrt": lambda law: -sympy.sqrt(law), "1/": lambda law: 1 / law}
+INNER_TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {  # what the library fits under each outer form
+    "": lambda y: y, "sqrt": torch.square, "-sqrt": torch.square, "1/": torch.reciprocal}
+OUTER_VALUES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "": lambda law: law, "sqrt": torch.sqrt, "-sqrt": lambda law: -torch.sqrt(law), "1/": torch.reciprocal}
 
 
 def monomial_degree(inputs: int) -> int:
@@ -191,35 +318,57 @@ def term_library(x: torch.Tensor, symbols: list[sympy.Symbol]) -> tuple[list[sym
     return distinct_terms(formulas[:MAX_TERMS], values)
 
 
-def saturating_library(x: torch.Tensor, y: torch.Tensor) -> list[Saturating]:
-    """The saturating terms of the library for targets ``y [N]`` on rows ``x [N, n]``: for each
-    input positive on every row, powers 1 to 5 (one input) or 1 to 2, alone and times each other
-    input; each at the half-saturation point that fits ``y`` best together with the library's
-    monomials (:func:`best_half`). None beyond ``MAX_WIDE_INPUTS`` inputs."""
+def nonlinear_library(x: torch.Tensor, y: torch.Tensor) -> list[NonlinearTerm]:
+    """The library's terms with nonlinear parameters, for targets ``y [N]`` on rows ``x [N, n]``,
+    each at the parameters that fit ``y`` best beside monomials (:func:`best_parameters`; those
+    up to the term's ``library_degree``, else all of the library's):
+
+    - saturating terms of each input positive on every row: powers 1 to 5 (one input) or 1 to 2,
+      alone and times each other input; none beyond ``MAX_WIDE_INPUTS`` inputs;
+    - a logistic step of each input, and of each pair of inputs up to ``MAX_WIDE_INPUTS + 1``
+      inputs."""
     n = x.shape[1]
-    if n > MAX_WIDE_INPUTS:
-        return []
-    positive = [i for i in range(n) if bool((x[:, i] > 0).all())]
-    powers = range(1, 6) if n == 1 else range(1, 3)
-    polynomial = torch.stack([values for _, values in monomials(x, range(monomial_degree(n) + 1))], dim=1)
-    terms = []
-    for i in positive:
-        for m, j in itertools.product(powers, [None, *(k for k in range(n) if k != i)]):
-            shape = Saturating(i, m, 1.0, j)
-            half, _ = best_half(shape, x, polynomial, y)
-            if half is not None:
-                terms.append(Saturating(i, m, half, j))
-    return terms
+    beside = {degree: torch.stack([values for _, values in monomials(x, range(degree + 1))], dim=1)
+              for degree in (1, monomial_degree(n))}
+    shapes: list[NonlinearTerm] = []
+    if n <= MAX_WIDE_INPUTS:
+        positive = [i for i in range(n) if bool((x[:, i] > 0).all())]
+        powers = range(1, 6) if n == 1 else range(1, 3)
+        shapes += [Saturating(i, m, 1.0, j) for i in positive
+                   for m, j in itertools.product(powers, [None, *(k for k in range(n) if k != i)])]
+    steps = [(i,) for i in range(n)] + (list(itertools.combinations(range(n), 2)) if n <= MAX_WIDE_INPUTS + 1 else [])
+    shapes += [Logistic.of(inputs, x) for inputs in steps if all(bool(x[:, i].std() > 0) for i in inputs)]
+    fitted = [best_parameters(shape, x, beside[shape.library_degree or monomial_degree(n)], y)[0] for shape in shapes]
+    # a step and its mirror differ by a constant, which a law may not hold: both enter the library
+    mirrored = [term.mirrored() for term in fitted if isinstance(term, Logistic)]
+    return [term for term in fitted + mirrored if term is not None]
+
+
+def orthonormal_basis(others: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis ``[N, r]`` of the span of the columns ``others [N, T]`` (QR of the
+    columns scaled to unit RMS; directions below 1e-12 of the largest dropped)."""
+    scale = others.pow(2).mean(dim=0).sqrt().clamp_min(torch.finfo(others.dtype).tiny)
+    basis, triangle = torch.linalg.qr(others / scale)
+    if not others.shape[1]:
+        return basis
+    return basis[:, triangle.diagonal().abs() > 1e-12 * max(float(triangle.diagonal().abs().max()), 1e-300)]
+
+
+def residuals_after(basis: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Residuals ``[Q, N]`` of the least-squares fits of ``y [N]`` on the orthonormal ``basis
+    [N, r]`` and each one of ``columns [Q, N]``."""
+    rest_y = y - basis @ (basis.T @ y)
+    rest = columns - (columns @ basis) @ basis.T
+    norms = rest.pow(2).sum(dim=1, keepdim=True)
+    share = torch.where(norms > 0, (rest @ rest_y).unsqueeze(1) / norms.clamp_min(torch.finfo(y.dtype).tiny), 0.0)
+    return rest_y - share * rest
 
 
 def residual_after(others: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """Residual sums of squares ``[Q]`` of the least-squares fits of ``y [N]`` on the columns
     ``others [N, T]`` and each one of ``columns [Q, N]``: by projecting out an orthonormal basis of
     ``others`` (QR), which stays exact where the columns are nearly collinear."""
-    scale = others.pow(2).mean(dim=0).sqrt().clamp_min(torch.finfo(others.dtype).tiny)
-    basis, triangle = torch.linalg.qr(others / scale)
-    basis = basis[:, triangle.diagonal().abs() > 1e-12 * max(float(triangle.diagonal().abs().max()), 1e-300)] \
-        if others.shape[1] else basis
+    basis = orthonormal_basis(others)
     rest_y = y - basis @ (basis.T @ y)
     rest = columns - (columns @ basis) @ basis.T  # [Q, N]
     norms = rest.pow(2).sum(dim=1)
@@ -228,26 +377,96 @@ def residual_after(others: torch.Tensor, y: torch.Tensor, columns: torch.Tensor)
     return torch.where(torch.isfinite(error), error, torch.inf)
 
 
-def best_half(term: Saturating, x: torch.Tensor, others: torch.Tensor, y: torch.Tensor) -> tuple[float | None, float]:
-    """The half-saturation point of ``term`` that fits ``y [N]`` best on rows ``x [N, n]`` beside
-    the columns ``others [N, T]``, each constant refitted by least squares (variable projection),
-    and its residual sum of squares: ``HALF_SEARCH_POINTS`` points log-spaced from a fifth of the
-    input's least value to five times its largest, then ``HALF_ROUNDS − 1`` finer searches around
-    the best. ``(None, inf)`` when no point fits."""
-    column = x[:, term.input]
-    trial = torch.linspace(math.log(float(column.min()) / 5), math.log(float(column.max()) * 5), HALF_SEARCH_POINTS,
-                           dtype=torch.float64)
-    half, least = None, math.inf
-    for _ in range(HALF_ROUNDS):
-        errors = residual_after(others, y, term.values(x, trial.exp()))
+def polished_parameters(term: NonlinearTerm, x: torch.Tensor, others: torch.Tensor, y: torch.Tensor,
+                        start: torch.Tensor, active: torch.Tensor,
+                        box: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, float]:
+    """The nonlinear parameters ``[k]`` of ``term`` from ``start [k]`` (only those where ``active
+    [k]`` is true move, each within ``box``: lower and upper bounds ``[k]``) by Levenberg–Marquardt on
+    the residuals left after the least-squares fit of ``y [N]`` on ``others [N, T]`` and the
+    term (variable projection; forward-difference Jacobian), and their residual sum of squares.
+    A grid finds the basin; this finds the bottom, where a law's constants must be exact."""
+    basis = orthonormal_basis(others)
+    free = active.nonzero().flatten()
+    steps = 1e-6 * start[free].abs().clamp_min(1.0)
+    moves = torch.zeros(len(free) + 1, len(start), dtype=start.dtype)
+    moves[torch.arange(1, len(free) + 1), free] = steps
+    parameters, damping = start.clone(), 1e-3
+    residual = residuals_after(basis, y, term.batch_values(x, parameters.unsqueeze(0)))[0]
+    error = float(residual.pow(2).sum())
+    exact = 1e-26 * float(y.pow(2).sum())  # the rounding floor of float64 fits
+    for _ in range(POLISH_ITERATIONS):
+        batch = residuals_after(basis, y, term.batch_values(x, parameters + moves))
+        jacobian = ((batch[1:] - batch[0]) / steps.unsqueeze(1)).T  # [N, k]
+        normal = jacobian.T @ jacobian
+        gradient = jacobian.T @ batch[0]
+        if not bool(torch.isfinite(normal).all() and torch.isfinite(gradient).all()):
+            break
+        improved = False
+        while damping < 1e10:
+            system = normal + damping * torch.diag(normal.diagonal().clamp_min(1e-300))
+            try:
+                step = torch.linalg.solve(system, -gradient)
+            except RuntimeError:  # a singular system: more damping
+                damping *= 4
+                continue
+            trial = parameters.clone()
+            trial[free] += step
+            trial = torch.minimum(torch.maximum(trial, box[0]), box[1])
+            trial_error = float(residuals_after(basis, y, term.batch_values(x, trial.unsqueeze(0)))[0].pow(2).sum())
+            if math.isfinite(trial_error) and trial_error < error:
+                gain = error - trial_error
+                parameters, error, damping, improved = trial, trial_error, max(damping / 3, 1e-12), True
+                break
+            damping *= 4
+        if not improved or gain <= 1e-14 * error or error <= exact:
+            break
+    return parameters, error
+
+
+def best_parameters(term: NonlinearTerm, x: torch.Tensor, others: torch.Tensor, y: torch.Tensor,
+                    regrid: bool = True) -> tuple[NonlinearTerm | None, float]:
+    """``term`` at the nonlinear parameters that fit ``y [N]`` best on rows ``x [N, n]`` beside
+    the columns ``others [N, T]``, each linear constant refitted by least squares at every
+    point (variable projection), and its residual sum of squares. With ``regrid``: the term's
+    coarse grid, then grids of ``term.refine_points`` per parameter around the best so far, each
+    spanning one spacing of the one before on either side (``term.refine_rounds`` narrowings; a
+    best on a grid's edge moves it instead), then :func:`polished_parameters`; without, the
+    polish alone from the term's own parameters. ``(None, inf)`` when no point fits."""
+    grid, half_width = term.coarse_grid(x)
+    span = grid.amax(dim=0) - grid.amin(dim=0)
+    box = (grid.amin(dim=0) - span, grid.amax(dim=0) + span)
+    if not regrid:
+        start = torch.tensor(term.parameters, dtype=torch.float64)
+        error = float(residual_after(others, y, term.batch_values(x, start.unsqueeze(0)))[0])
+        if not math.isfinite(error):
+            return None, math.inf
+        best, error = polished_parameters(term, x, others, y, start, half_width > 0, box)
+        return term.with_parameters(best), error
+    offsets = torch.linspace(-1.0, 1.0, term.refine_points, dtype=torch.float64)
+    shrink = 2.0 / (term.refine_points - 1)
+    active = half_width > 0
+    finest = half_width * shrink ** (term.refine_rounds - 1) * (1 - 1e-9)
+    best, least, center = None, math.inf, None
+    for _ in range(MOVES_PER_ROUND * term.refine_rounds + 1):
+        errors = residual_after(others, y, term.batch_values(x, grid))
         pick = int(errors.argmin())
         if float(errors[pick]) < least:
-            half, least = float(trial[pick].exp()), float(errors[pick])
-        if half is None:
+            best, least = grid[pick], float(errors[pick])
+        if best is None:
             break
-        step = float(trial[1] - trial[0])
-        trial = torch.linspace(math.log(half) - step, math.log(half) + step, 17, dtype=torch.float64)
-    return half, least
+        if center is not None:  # a best on the edge of the last grid moves it at the same width; else it narrows
+            at_edge = (best - center).abs() >= half_width * (1 - 1e-9)
+            half_width = torch.where(at_edge, half_width, half_width * shrink)
+            if not bool((half_width[active] >= finest[active]).any()):
+                break
+        center = best
+        axes = [best[k] + half_width[k] * offsets if active[k] else best[k:k + 1] for k in range(len(half_width))]
+        grid = torch.cartesian_prod(*axes).reshape(-1, len(half_width))
+    if best is None:
+        return None, math.inf
+    if math.isfinite(least) and bool(active.any()):
+        best, least = polished_parameters(term, x, others, y, best, active, box)
+    return term.with_parameters(best), least
 
 
 def distinct_terms(formulas: list[sympy.Expr], values: torch.Tensor) -> tuple[list[sympy.Expr], torch.Tensor]:
@@ -385,8 +604,32 @@ def polynomial_starts(formulas: list[sympy.Expr], symbols: list[sympy.Symbol], d
     return [polynomial] + [polynomial + (lower + s,) for s in range(denominators)]
 
 
+@dataclass
+class Library:
+    """The route's terms on the fit rows followed by the held-out rows: numerator ``formulas``
+    and ``values [N+M, T]``, the nonlinear terms among them (``shapes``, by formula), and the
+    denominator's ``below`` formulas and ``below_values [N+M, D]``."""
+
+    x: torch.Tensor
+    formulas: list[sympy.Expr]
+    values: torch.Tensor
+    shapes: dict[sympy.Expr, NonlinearTerm]
+    below: list[sympy.Expr]
+    below_values: torch.Tensor
+
+
+def outer_forms(y: torch.Tensor) -> list[str]:
+    """The outer functions a law of targets ``y [N]`` may be tried under: a root where ``y`` has
+    one strict sign (the library then fits ``y²``), a reciprocal likewise (it fits ``1/y``)."""
+    if bool((y > 0).all()):
+        return ["sqrt", "1/"]
+    if bool((y < 0).all()):
+        return ["-sqrt", "1/"]
+    return []
+
+
 def sparse_laws(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch.Tensor, x_test: torch.Tensor,
-                y_test: torch.Tensor) -> list[SparseLaw]:
+                y_test: torch.Tensor, noise: float = 0.0) -> list[SparseLaw]:
     """The route's candidate formulas for targets ``y_fit [N]`` on rows ``x_fit [N, n]``, each
     refitted on those rows, with its R² on the held-out rows ``x_test [M, n]``/``y_test [M]``;
     empty with more than ``MAX_INPUTS`` inputs or too few rows to fit a term.
@@ -394,87 +637,130 @@ def sparse_laws(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch.T
     A law may be a ratio ``Σ a_t·θ_t / (1 + Σ b_s·φ_s)``: written as ``y = Σ a_t·θ_t − Σ b_s·y·φ_s``
     it is linear in its constants, so the columns ``−y·φ_s`` (``denominator_library``) join the
     library on the fit rows (the implicit form of sparse regression); a candidate is always
-    judged by the ratio's own values on the held-out rows."""
+    judged by the ratio's own values on the held-out rows. When no candidate fits the held-out
+    rows within their noise (``noise``: its share of the targets' variance), two more families
+    are searched the same way: ratios whose denominator has no constant (``π + Σ b_s·φ_s`` for
+    ``π`` each input and each input's square, ``y·π`` regressed), and a root or reciprocal of a law of the library
+    (:func:`outer_forms`)."""
     if x_fit.shape[1] > MAX_INPUTS or x_fit.shape[0] < 3 or not len(x_test) or not bool(torch.isfinite(y_fit).all()):
         return []
-    rows = x_fit.shape[0]
-    x_all = torch.cat([x_fit, x_test]).double()
+    y_fit, y_test = y_fit.double(), y_test.double()
+    library = route_library(symbols, torch.cat([x_fit, x_test]).double(), y_fit)
+    laws = implicit_laws(symbols, library, y_fit, y_test, None, "")
+    if max((law.held_out_r2 for law in laws), default=-math.inf) >= 1 - 2 * noise - EXACT_SHARE:
+        return laws
+    for pivot, formula in enumerate(library.below):
+        if formula.is_Symbol or (formula.is_Pow and formula.exp == 2):
+            laws += implicit_laws(symbols, library, y_fit, y_test, pivot, "")
+    for outer in outer_forms(torch.cat([y_fit, y_test])):
+        laws += implicit_laws(symbols, library, y_fit, y_test, None, outer)
+    return laws
+
+
+def route_library(symbols: list[sympy.Symbol], x_all: torch.Tensor, y_fit: torch.Tensor) -> Library:
+    """The route's library on the rows ``x_all [N+M, n]`` (fit rows first), its nonlinear terms
+    fitted to the targets ``y_fit [N]``."""
+    rows = len(y_fit)
     formulas, values = term_library(x_all, symbols)
-    shapes = {term.formula(symbols): term for term in saturating_library(x_all[:rows], y_fit.double())}
+    shapes = {term.formula(symbols): term for term in nonlinear_library(x_all[:rows], y_fit)}
     if shapes:
         formulas, values = distinct_terms(formulas + list(shapes),
                                           torch.cat([values, torch.stack([term.values(x_all) for term in shapes.values()], dim=1)], dim=1))
     below, below_values = denominator_library(x_all, symbols)
-    y_fit, y_test = y_fit.double(), y_test.double()
-    columns = torch.cat([values[:rows], -y_fit.unsqueeze(1) * below_values[:rows]], dim=1)
+    return Library(x_all, formulas, values, shapes, below, below_values)
+
+
+def implicit_laws(symbols: list[sympy.Symbol], library: Library, y_fit: torch.Tensor, y_test: torch.Tensor,
+                  pivot: int | None, outer: str) -> list[SparseLaw]:
+    """The candidates of one family: laws ``outer(Σ a_t·θ_t / (π + Σ b_s·φ_s))`` where ``π`` is 1
+    (``pivot`` None) or the denominator term ``pivot``, whose place among the ``φ_s`` a constant
+    takes. ``g = outer⁻¹(y)`` is regressed implicitly: ``g·π = Σ a_t·θ_t − Σ b_s·g·φ_s``."""
+    rows = len(y_fit)
+    inner = INNER_TARGETS[outer](y_fit)
+    below, below_values = list(library.below), library.below_values
+    pivot_values = None
+    if pivot is not None:
+        pivot_values = below_values[:, pivot]
+        below[pivot] = sympy.Integer(1)
+        below_values = below_values.clone()
+        below_values[:, pivot] = 1.0
+    target = inner * pivot_values[:rows] if pivot_values is not None else inner
+    columns = torch.cat([library.values[:rows], -inner.unsqueeze(1) * below_values[:rows]], dim=1)
     finite = torch.isfinite(columns).all(dim=0)
+    if not bool(torch.isfinite(target).all()):
+        return []
     columns = torch.where(finite, columns, 0.0)
     scale = columns.pow(2).mean(dim=0).sqrt().clamp_min(torch.finfo(torch.float64).tiny)
-    y_scale = max(float(y_fit.pow(2).mean().sqrt()), torch.finfo(torch.float64).tiny)
-    unit, y_unit = columns / scale, y_fit / y_scale
+    y_scale = max(float(target.pow(2).mean().sqrt()), torch.finfo(torch.float64).tiny)
+    unit, y_unit = columns / scale, target / y_scale
     gram, moments = unit.T @ unit / rows, unit.T @ y_unit / rows
     usable = finite.tolist()
     gram[~finite], gram[:, ~finite], moments[~finite] = 0.0, 0.0, 0.0
-    terms = len(formulas)
+    terms = len(library.formulas)
     found = thresholded_supports(gram, moments) + beam_supports(gram, moments)
     supports = dict.fromkeys(found)
     for start in dict.fromkeys(found):
         if len(start) <= MAX_ELIMINATED:
             supports.update(dict.fromkeys(backward_supports(gram, moments, start)))
-    for start in polynomial_starts(formulas, symbols, len(below)):
+    for start in polynomial_starts(library.formulas, symbols, len(below)):
         supports.update(dict.fromkeys(backward_supports(gram, moments, start)))
-    laws = []
+    laws: list[tuple[SparseLaw, list[int], list[int]]] = []
     for support in supports:
         if len(support) >= rows or not all(usable[t] for t in support):
             continue
-        coefficients = least_squares(columns[:, support], y_fit).tolist()
+        coefficients = least_squares(columns[:, support], target).tolist()
         upper = [(t, c) for t, c in zip(support, coefficients) if t < terms]
         lower = [(t - terms, c) for t, c in zip(support, coefficients) if t >= terms]
         if not upper:
             continue
-        law = SparseLaw([formulas[t] for t, _ in upper], [c for _, c in upper], 0.0, 0.0,
-                        [below[t] for t, _ in lower], [c for _, c in lower])
-        law.fit_r2 = r2_value(law.values(values[:rows], below_values[:rows], [t for t, _ in upper], [t for t, _ in lower]),
-                              y_fit)
-        law.held_out_r2 = r2_value(law.values(values[rows:], below_values[rows:], [t for t, _ in upper],
-                                              [t for t, _ in lower]), y_test)
-        if law.size <= MAX_SELECTED and 0 < sum(formula in shapes for formula in law.terms) <= MAX_REFINED:
-            law = refined_halves(law, symbols, shapes, (x_all, values, below_values, y_fit, y_test),
-                                 [t for t, _ in upper], [t for t, _ in lower])
-        laws.append(law)
-    return laws
+        law = SparseLaw([library.formulas[t] for t, _ in upper], [c for _, c in upper], 0.0, 0.0,
+                        [below[t] for t, _ in lower], [c for _, c in lower],
+                        library.below[pivot] if pivot is not None else sympy.Integer(1), outer)
+        upper_terms, lower_terms = [t for t, _ in upper], [t for t, _ in lower]
+        with torch.no_grad():
+            predicted = law.values(library.values, below_values, upper_terms, lower_terms, pivot_values)
+        law.fit_r2, law.held_out_r2 = r2_value(predicted[:rows], y_fit), r2_value(predicted[rows:], y_test)
+        laws.append((law, upper_terms, lower_terms))
+    refinable = [(law.size, -law.fit_r2, i) for i, (law, _, _) in enumerate(laws)
+                 if law.size <= MAX_SELECTED and 0 < sum(formula in library.shapes for formula in law.terms) <= MAX_REFINED]
+    chosen = {i for size in {size for size, _, _ in refinable}
+              for _, _, i in sorted(item for item in refinable if item[0] == size)[:REFINED_PER_SIZE]}
+    return [refined_terms(law, symbols, library, (below_values, pivot_values, inner, y_fit, y_test), upper_terms, lower_terms)
+            if i in chosen else law for i, (law, upper_terms, lower_terms) in enumerate(laws)]
 
 
-def refined_halves(law: SparseLaw, symbols: list[sympy.Symbol], shapes: dict[sympy.Expr, Saturating],
-                   rows: tuple[torch.Tensor, ...], upper: list[int], lower: list[int]) -> SparseLaw:
-    """``law`` with the half-saturation point of each of its saturating terms (``shapes``: the
-    library's, by formula) refitted beside the law's other terms (:func:`best_half`, twice over
-    the terms in turn). ``rows`` holds the inputs of the fit and held-out rows ``[N+M, n]``, the
-    library's values there ``[N+M, T]`` and ``[N+M, D]`` (denominator), and the targets ``[N]``
-    and ``[M]``; ``upper``/``lower`` index the law's terms in them. Returns a new law, or
-    ``law`` when refining does not fit the rows better."""
-    x_all, values, below_values, y_fit, y_test = rows
+def refined_terms(law: SparseLaw, symbols: list[sympy.Symbol], library: Library, rows: tuple,
+                  upper: list[int], lower: list[int]) -> SparseLaw:
+    """``law`` with the nonlinear parameters of each of its terms that has them (the library's
+    ``shapes``) refitted beside the law's other terms (:func:`best_parameters`, twice over the
+    terms in turn when there are several). ``rows`` holds the denominator's values ``[N+M, D]`` and the pivot's ``[N+M]``
+    (or ``None``) of the law's family, its implicit target ``outer⁻¹(y) [N]``, and the targets
+    ``[N]`` and ``[M]``; ``upper``/``lower`` index the law's terms in the library. Returns a new
+    law, or ``law`` when refining does not fit the rows better."""
+    below_values, pivot_values, inner, y_fit, y_test = rows
     n_fit = len(y_fit)
-    upper_columns = values[:, upper].clone()
+    upper_columns = library.values[:, upper].clone()
     lower_columns = below_values[:, lower]
-    fixed_lower = -y_fit.unsqueeze(1) * lower_columns[:n_fit]
-    positions = [p for p, formula in enumerate(law.terms) if formula in shapes]
-    halves = {p: shapes[law.terms[p]].half for p in positions}
+    fixed_lower = -inner.unsqueeze(1) * lower_columns[:n_fit]
+    target = inner * pivot_values[:n_fit] if pivot_values is not None else inner
+    refined_shapes = {p: library.shapes[formula] for p, formula in enumerate(law.terms) if formula in library.shapes}
     others = torch.cat([upper_columns[:n_fit, 1:], fixed_lower], dim=1)
-    start = float(residual_after(others, y_fit, upper_columns[:n_fit, :1].T)[0])
+    start = float(residual_after(others, target, upper_columns[:n_fit, :1].T)[0])
     best = start
-    for p in positions * 2:
+    for p in list(refined_shapes) * (2 if len(refined_shapes) > 1 else 1):  # a second pass once the others moved
         others = torch.cat([upper_columns[:n_fit, :p], upper_columns[:n_fit, p + 1:], fixed_lower], dim=1)
-        half, error = best_half(shapes[law.terms[p]], x_all[:n_fit], others, y_fit)
-        if half is not None and error < best:
-            best, halves[p] = error, half
-            upper_columns[:, p] = shapes[law.terms[p]].values(x_all, half)
+        term, error = best_parameters(refined_shapes[p], library.x[:n_fit], others, target,
+                                      refined_shapes[p].regrid_in_laws)
+        if term is not None and error < best:
+            best, refined_shapes[p] = error, term
+            upper_columns[:, p] = term.values(library.x)
     if not best < start:
         return law
-    coefficients = least_squares(torch.cat([upper_columns[:n_fit], fixed_lower], dim=1), y_fit).tolist()
-    terms = [shapes[f].formula(symbols, halves[p]) if p in halves else f for p, f in enumerate(law.terms)]
-    refined = SparseLaw(terms, coefficients[:len(upper)], 0.0, 0.0, list(law.denominator), coefficients[len(upper):])
-    predicted = refined.values(upper_columns, lower_columns, list(range(len(upper))), list(range(len(lower))))
+    coefficients = least_squares(torch.cat([upper_columns[:n_fit], fixed_lower], dim=1), target).tolist()
+    terms = [refined_shapes[p].formula(symbols) if p in refined_shapes else f for p, f in enumerate(law.terms)]
+    refined = SparseLaw(terms, coefficients[:len(upper)], 0.0, 0.0, list(law.denominator), coefficients[len(upper):],
+                        law.pivot, law.outer)
+    predicted = refined.values(upper_columns, lower_columns, list(range(len(upper))), list(range(len(lower))), pivot_values)
     refined.fit_r2, refined.held_out_r2 = r2_value(predicted[:n_fit], y_fit), r2_value(predicted[n_fit:], y_test)
     return refined
 

@@ -384,7 +384,7 @@ def law_from_rows(symbols: list[sympy.Symbol], x_fit: torch.Tensor, y_fit: torch
     units = WorkingUnits.of(x_fit, y_fit)
     z_fit, z_test = units.to_working(x_fit.double()), units.to_working(x_test.double())
     w_fit, w_test = units.target_to_working(y_fit.double()), units.target_to_working(y_test.double())
-    laws = sparse_laws(symbols, z_fit, w_fit, z_test, w_test)
+    laws = sparse_laws(symbols, z_fit, w_fit, z_test, w_test, noise)
     best = best_sparse_law(laws, noise, len(w_test))
     if best is None:
         return None
