@@ -25,7 +25,7 @@ from kanx.io.checkpoint import save_model
 from kanx.io.ctr import generate_ctr, read_columns, write_ctr_csv
 from kanx.io.data import formula_dataset
 from kanx.plot.kan import edge_sets
-from kanx.predict import predict
+from kanx.prediction import predict
 from kanx.prune import prune
 from kanx.symbolic import symbolify
 from kanx.train.kan import TrainSettings, train

@@ -13,9 +13,10 @@ from kanx.core.lazy import lazy_exports
 from kanx.core.version import __version__
 
 __all__ = [
-    "KAN", "DiscoverSettings", "DiscoveryResult", "InteractionReport", "KanxError", "KanxFailure", "SymbolicResult",
-    "TrainResult", "__version__", "discover", "from_module", "interactions",
-    "load_model", "plot_activations", "plot_network", "prune", "save_model", "symbolify", "train",
+    "KAN", "DiscoverSettings", "DiscoveryResult", "InteractionReport", "InteractionSettings", "KarSeinSettings",
+    "KanxError", "KanxFailure", "PruneSettings", "SymbolicResult", "SymbolifySettings", "TrainResult", "TrainSettings",
+    "__version__", "describe", "discover", "from_module", "interactions", "load_model", "plot_activations",
+    "plot_network", "predict", "prune", "save_model", "symbolify", "train", "train_karsein",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "KAN": "kanx.families.kan.network",
@@ -23,6 +24,14 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "DiscoveryResult": "kanx.discover",
     "discover": "kanx.discover",
     "InteractionReport": "kanx.interactions.kan",
+    "InteractionSettings": "kanx.interactions.settings",
+    "KarSeinSettings": "kanx.train.karsein",
+    "PruneSettings": "kanx.prune.settings",
+    "SymbolifySettings": "kanx.symbolic.settings",
+    "TrainSettings": "kanx.train.kan",
+    "describe": "kanx.summary",
+    "predict": "kanx.prediction",
+    "train_karsein": "kanx.train.karsein",
     "SymbolicResult": "kanx.symbolic.results",
     "TrainResult": "kanx.train.kan",
     "from_module": "kanx.io.modules",
@@ -49,10 +58,17 @@ if TYPE_CHECKING:
     from kanx.discover import DiscoverSettings, DiscoveryResult, discover
     from kanx.families.kan.network import KAN
     from kanx.interactions import InteractionReport, interactions
+    from kanx.interactions.settings import InteractionSettings
     from kanx.io.checkpoint import save_model
     from kanx.io.load import load_model
     from kanx.io.modules import from_module
     from kanx.plot import plot_activations, plot_network
+    from kanx.prediction import predict
     from kanx.prune import prune
+    from kanx.prune.settings import PruneSettings
+    from kanx.summary import describe
     from kanx.symbolic import SymbolicResult, symbolify
+    from kanx.symbolic.settings import SymbolifySettings
     from kanx.train import TrainResult, train
+    from kanx.train.kan import TrainSettings
+    from kanx.train.karsein import KarSeinSettings, train_karsein

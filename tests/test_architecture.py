@@ -43,6 +43,18 @@ def test_cli_has_no_family_switch() -> None:
         assert not re.search(r"isinstance\([^)]*(KarSein|KAN)\b", text), path.name
 
 
+def test_no_family_name_is_compared_outside_the_families() -> None:
+    """Stages and the CLI dispatch on a model's family through tables keyed by its name; only
+    ``kanx/families`` may compare one (an import's source library or ``--arch``, which share the
+    names, are options, not a model's family)."""
+    names = "|".join(f.name for f in FAMILIES)
+    compared = re.compile(rf"""family.*?(==|!=|\bnot in|\bin)\s*\(?["']({names})["']|["']({names})["']\s*(==|!=).*family""")
+    offenders = [f"{path.relative_to(PACKAGE)}:{number}" for path in PACKAGE.rglob("*.py")
+                 if "families" not in path.relative_to(PACKAGE).parts
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if compared.search(line)]
+    assert not offenders, offenders
+
+
 def test_no_private_name_crosses_a_module_boundary() -> None:
     offenders = []
     for path in PACKAGE.rglob("*.py"):

@@ -28,7 +28,7 @@ from kanx.io.checkpoint import save_model
 from kanx.io.ctr import generate_ctr, write_ctr_csv
 from kanx.io.data import Dataset
 from kanx.plot.kan import MAX_PANELS, edge_sets, plot_activations
-from kanx.predict import predict
+from kanx.prediction import predict
 from kanx.prune import prune
 from kanx.symbolic import symbolify
 from kanx.symbolic.fit import fit_edges

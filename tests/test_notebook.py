@@ -19,8 +19,10 @@ from torch import nn
 
 import kanx
 from kanx.core.errors import KanxError
+from kanx.io.data import Dataset
 from kanx.io.importers import reference_difference
 from kanx.io.modules import module_options
+from kanx.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
@@ -282,6 +284,22 @@ def test_results_render_in_jupyter(exp_sin_result) -> None:
     page = report._repr_html_()
     assert "<td>x, y</td><td>2</td>" in page and "<td>z</td><td>1</td>" in page
     assert "<td>{x, y}</td><td>2</td>" in page and "interaction sets of f" in page
+
+
+def test_results_and_networks_have_short_reprs_and_tables(exp_sin_result) -> None:
+    """Every stage's result names what it found in one line (never the whole network), and shows
+    a table in a notebook."""
+    text = repr(exp_sin_result)
+    assert text.startswith("SymbolicResult(f = exp(y**2 + sin(pi*x))") and len(text) < 200
+    model = kanx.load_model(ROOT / "samples" / "exp_sin.pt")
+    assert f"widths={model.widths}, basis=bspline(" in repr(model)
+    _, report = kanx.prune(model)
+    assert repr(report).startswith(f"PruneReport(widths {model.widths} → ") and "fidelity R² " in repr(report)
+    assert "<caption>kanx prune" in report._repr_html_() and "<td>edges</td>" in report._repr_html_()
+    x = torch.linspace(-1, 1, 64).unsqueeze(1)
+    trained = kanx.train(Dataset(x, 2 * x, ["x"], ["y"], "line"), TrainSettings(widths=[1, 1], steps=20))
+    assert repr(trained).startswith("TrainResult(widths=[1, 1], train R² ") and "held-out R² " in repr(trained)
+    assert "<td>held out</td>" in trained._repr_html_() and trained.to_dict()["widths"] == [1, 1]
 
 
 def test_plot_activations_keeps_the_matplotlib_backend() -> None:

@@ -142,6 +142,9 @@ def test_train_init_continues_an_imported_checkpoint(runner, tmp_path: Path) -> 
     assert model.with_name("model_state").read_bytes() == before
     assert_clean_failure(invoke(runner, "train", data, "--init", model, "--width", "2,3,1", "-o", out), "--init", "--width")
     assert_clean_failure(invoke(runner, "train", "--init", model, "-o", tmp_path / "x.pt"), "--init", "DATA")
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    assert_clean_failure(invoke(runner, "train", samples / "karsein_ctr.csv", "--init", samples / "karsein_ctr.pt",
+                                "-o", tmp_path / "x.pt"), "--init", "KAN checkpoints, not KarSein")
 
 
 def test_train_init_on_a_kanx_checkpoint_keeps_improving(runner, tmp_path: Path) -> None:

@@ -39,8 +39,9 @@ import sympy
 import torch
 
 from kanx.core.lambdify import torch_function
+from kanx.core.numerics import roc_auc
 from kanx.functions.parser import parse_expression
-from kanx.interactions.sets import Columns, SwappedValues, auc, subsets, superset_shares
+from kanx.interactions.sets import Columns, SwappedValues, subsets, superset_shares
 from kanx.io.load import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,8 +147,8 @@ def score(function: dict, models: Path, bound: bool = False) -> dict:
     return {**bounded,
         "name": function["name"], "inputs": n, "network_r2": model.meta.training["metrics"]["test"]["r2"],
         "weakest_planted_share": min(own), "reachable": min(own) > floor,
-        "auc": auc(np.array([shares[i, j] for i, j in pairs]), truth),
-        "hessian_auc": auc(np.array([hessian[i, j] for i, j in pairs]), truth),
+        "auc": roc_auc(np.array([shares[i, j] for i, j in pairs]), truth),
+        "hessian_auc": roc_auc(np.array([hessian[i, j] for i, j in pairs]), truth),
         "exact": found == planted, "exact_with_unconfirmed": with_doubtful == planted,
         "missing": sorted(sorted(s) for s in planted - found),
         "extra": sorted(sorted(s) for s in found - planted), "floor": floor,

@@ -41,9 +41,10 @@ def render_karsein_info(info: dict, source: Path) -> None:
 
 
 def render_info(info: dict, source: Path) -> None:
-    if info["family"] == "karsein":
-        render_karsein_info(info, source)
-        return
+    INFO_RENDERERS[info["family"]](info, source)
+
+
+def render_kan_info(info: dict, source: Path) -> None:
     basis = ", ".join(f"{k}={v}" for k, v in info["basis"].items())
     widths = " → ".join(str(w) for w in info["widths"])
     console.print(f"[bold]{source}[/bold]  family {info['family']}  widths {widths}")
@@ -86,6 +87,9 @@ def render_info(info: dict, source: Path) -> None:
             provenance["test R²"] = fmt(recorded(training, "metrics", "test", "r2"), 6)
     for key, value in provenance.items():
         console.print(f"{key}: {value}", markup=False)
+
+
+INFO_RENDERERS = {"kan": render_kan_info, "karsein": render_karsein_info}  # by family name (kanx.families.registry)
 
 
 @app.command("info")

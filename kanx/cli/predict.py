@@ -31,7 +31,7 @@ def predict_command(
     from kanx.families.registry import family_of
     from kanx.io.data import read_model_rows
     from kanx.io.load import load_model
-    from kanx.predict import predict, predictions_csv
+    from kanx.prediction import predict, predictions_csv
 
     check_resources(device, max_memory)
     if output is not None:

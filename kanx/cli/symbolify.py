@@ -37,7 +37,8 @@ def symbolify_command(
     lib_add: list[str] = typer.Option([], "--lib-add", help="Add a function of x in sympy syntax, e.g. 'x*exp(-x)'; repeatable."),
     r2_threshold: float = typer.Option(0.99, "--r2-threshold", help="Minimum R² for an edge to become symbolic."),
     tolerance: float = typer.Option(2e-3, "--tolerance", help="Pick the simplest fit within this R² of the best."),
-    prune_threshold: float = typer.Option(1e-2, "--prune-threshold", help="Edges with attribution below this become constants."),
+    negligible_threshold: float = typer.Option(1e-2, "--negligible-threshold", "--prune-threshold",
+                                               help="Edges with attribution below this become constants."),
     fallback: Literal[FALLBACKS] = typer.Option("numeric", "--fallback",
                                  help="What an edge no library function fits becomes."),
     data: Path = typer.Option(None, "--data", help="CSV of model inputs (+ outputs if known), or a .npy/.pt input array."),
@@ -74,7 +75,7 @@ def symbolify_command(
     if output is not None and strategy == "auto":
         strategy = "edges"  # a symbolic checkpoint holds edge formulas only
     settings = SymbolifySettings(engine=engine, lib=lib, lib_add=tuple(lib_add), r2_threshold=r2_threshold, tolerance=tolerance,
-                                 negligible_threshold=prune_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
+                                 negligible_threshold=negligible_threshold, fallback=fallback, finetune_steps=finetune, digits=digits,
                                  seed=seed, strategy=strategy, budget=budget, time_limit=time_limit,
                                  refine=parse_refine(refine),
                                  device=device, max_memory=max_memory)

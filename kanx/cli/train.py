@@ -254,18 +254,16 @@ def continue_command(init: Path, data: Path | None, target: list[str], seed: int
                      as_json: bool, quiet: bool, **options) -> None:
     """``kanx train DATA --init MODEL``: more training of an existing (or imported) KAN on DATA."""
     from kanx.cli.common import read_data
-    from kanx.families.registry import family_of
     from kanx.io.checkpoint import save_model
     from kanx.io.data import Dataset
     from kanx.io.load import load_model
-    from kanx.train.kan import settings_for
+    from kanx.train.kan import check_continuable, settings_for
 
     if data is None:
         raise KanxError("--init: give the DATA csv to continue training on")
     check_output_path(output, "--output", [data, init])
     model = load_model(init)
-    if family_of(model).name != "kan":
-        raise KanxError(f"--init {init}: continuing training is supported for KAN checkpoints, not {family_of(model).name}")
+    check_continuable(model, f"--init {init}")
     settings = settings_for(model, seed=seed, test_fraction=test_fraction, **options)
     rows = read_data(model, data, target)
     if rows.y is None:

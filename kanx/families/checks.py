@@ -205,7 +205,7 @@ def float32_columns(values: object, names: list[str], where: str) -> torch.Tenso
     """Data ``values`` (rows ``[N][len(names)]`` of finite float64 numbers) as the float32 tensor
     ``[N, len(names)]`` the networks compute with. A value beyond float32's range (about 3.4e+38)
     would become infinite there: an error naming its column (and how large it is)."""
-    array = torch.as_tensor(values, dtype=torch.float64).reshape(-1, len(names))
+    array = torch.tensor(values, dtype=torch.float64).reshape(-1, len(names))  # a copy: the values may be read-only
     if array.numel():
         largest = array.abs().amax(dim=0)
         for name, size in zip(names, largest.tolist()):

@@ -65,15 +65,11 @@ MIN_SET_ROWS = 64
 MIN_CANDIDATES = 20
 NOISE_SIGMAS = 3.0  # a set's own share (and a pair's held-out support) must exceed its standard error this many times
 # Held-out support, in standard errors, of a set of 3+ inputs whose every subset one smaller passed: fewer
-# candidates, each backed by its subsets. A triple a network adds to three true pairs (x1x2 + x2x3 + x1x3)
-# has support −U_S, but on 400 rows its estimate reached +1.1 standard errors (16 partner draws).
+# candidates, each backed by its subsets (benchmarks/README.md, "Interaction sets", for the measurements).
 GROWN_SIGMAS = 1.5
-# One partner per row leaves much of a held-out support's error in the partner draw (on the NID networks a
-# true pair measured 2.9 standard errors with one draw, 6.1 with eight): a set whose support lies within
-# RETEST_BAND standard errors of its bar is estimated again with RETEST_DRAWS[0] independent partners per
-# row with a target, each row's h_S averaged over them, and again with the next count while it stays in
-# the band. Every decision that changed when all sets were re-estimated on our suites and the NID
-# networks had its one-draw support inside this band.
+# A set whose support lies within RETEST_BAND standard errors of its bar is estimated again with
+# RETEST_DRAWS[0] independent partners per row with a target, each row's h_S averaged over them, and again
+# with the next count while it stays in the band (one partner per row leaves much of the error in the draw).
 RETEST_DRAWS = (8, 16, 32)
 RETEST_BAND = 2.0
 UNCONFIRMED_FRACTION = 0.01  # a possible term's own share is at least this fraction of the floor (not rounding)
@@ -485,14 +481,3 @@ def closed_shares(values: SwappedValues, n: int, sets: list[Columns], variance: 
     values.prefetch(everything - set(t) for t in sets)
     base, scale = values(()), variance.clamp_min(1e-300)
     return {t: (variance - 0.5 * (base - values(everything - set(t))).pow(2).mean(dim=0)) / scale for t in sets}
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Probability that a random positive scores above a random negative (ties count half);
-    ``nan`` without both kinds."""
-    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    above = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(above / (len(pos) * len(neg)))

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, split_rows
 from kanx.core.resources import made_on_cpu, rows_per_chunk
@@ -71,6 +72,18 @@ class PruneReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __repr__(self) -> str:
+        return (f"PruneReport(widths {self.widths_before} → {self.widths_after}, edges {self.edges_before} → "
+                f"{self.edges_after}, fidelity R² {self.fidelity:.6g})")
+
+    def _repr_html_(self) -> str:
+        rows = [("widths", self.widths_before, self.widths_after), ("edges", self.edges_before, self.edges_after),
+                ("parameters", self.parameters_before, self.parameters_after)]
+        if self.target_r2 is not None:
+            rows.append(("held-out R² (targets)", f"{self.target_r2[0]:.6g}", f"{self.target_r2[1]:.6g}"))
+        rows.append(("R² against the original", "", f"{self.fidelity:.6g}"))
+        return html_table(("", "before", "after"), rows, f"kanx prune ({self.mode})")
 
 
 # --------------------------------------------------------------------------- structure helpers

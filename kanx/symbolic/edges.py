@@ -230,7 +230,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     timings["compose"] = time.perf_counter() - start
     flagged = [r for r in reports if r.status in ("numeric", "poly")]
     settings_out = {"engine": engine, "library": [f.name for f in functions], "r2_threshold": r2_threshold,
-                    "tolerance": tolerance, "prune_threshold": negligible_threshold, "fallback": fallback,
+                    "tolerance": tolerance, "negligible_threshold": negligible_threshold, "fallback": fallback,
                     "finetune": finetune_steps, "digits": digits, "seed": seed,
                     "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,

@@ -429,7 +429,7 @@ def fit_and_compose(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, 
                                           x_fit, x_test, custom, namespace, options)
     timings["compose"] = time.perf_counter() - start
     total, auc = total_fidelity(model, branches, x_test, None if y is None else y[test_rows], namespace)
-    settings = {"engine": engine, "library": [f.name for f in functions], **options, "prune_threshold": options["negligible_threshold"],
+    settings = {"engine": engine, "library": [f.name for f in functions], **options,
                 "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows)), "custom_functions": dict(custom)}
     return KarSeinSymbolicResult(flat, branches["vec"], branches["bit"], total, auc, model.combine, settings, timings)
 

@@ -155,6 +155,11 @@ class SymbolicResult:
         """Python source of a module with one function per output (``kanx symbolify --export``)."""
         return formula_module(self, language, source)
 
+    def __repr__(self) -> str:
+        laws = "; ".join(f"{name} = {sympy.sstr(expr)}" for name, expr in zip(self.output_names, self.expressions))
+        routes = f", route={'/'.join(self.strategy_used)}" if self.strategy_used else ""
+        return f"SymbolicResult({laws}{routes})"
+
     def _repr_latex_(self) -> str:
         """Jupyter: every output's formula with its fidelity against the network."""
         rows = []

@@ -21,7 +21,7 @@ class SymbolifySettings:
     (comma text or names; all by default) and ``lib_add`` [--lib-add] functions of ``x`` to add;
     an edge becomes symbolic when a fit reaches ``r2_threshold`` [--r2-threshold], the simplest
     within ``tolerance`` [--tolerance] of the best winning; edges whose attribution is below
-    ``negligible_threshold`` [--prune-threshold] become constants; edges nothing fits stay
+    ``negligible_threshold`` [--negligible-threshold] become constants; edges nothing fits stay
     ``fallback`` [--fallback] numeric or become a cubic (poly). ``finetune_steps`` [--finetune]
     LBFGS steps refit the formula's constants end to end; constants print with ``digits``
     [--digits] significant digits and snap to simple values within ``snap_tolerance``;
@@ -71,7 +71,7 @@ class SymbolifySettings:
         if not 0 <= self.tolerance < 1:
             raise KanxError(f"--tolerance {self.tolerance}: must be in [0, 1)")
         if not self.negligible_threshold >= 0:
-            raise KanxError(f"--prune-threshold {self.negligible_threshold}: must be >= 0")
+            raise KanxError(f"--negligible-threshold {self.negligible_threshold}: must be >= 0")
         if not 1 <= self.digits <= 15:
             raise KanxError(f"--digits {self.digits}: must be between 1 and 15")
         if self.finetune_steps < 0:

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
+from torch import nn
 
 from kanx.core.choices import BASES, OPTIMIZERS, TARGET_TRANSFORMS
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.core.resources import check_resources, made_on_cpu, resolve_device
@@ -117,10 +119,26 @@ class Metrics:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` gives: the trained ``model``, its metrics on the training and held-out
+    rows, and ``history``: ``(step, train loss, held-out loss)`` at each logged step."""
+
     model: KAN
     train: Metrics
     test: Metrics
     history: list[tuple[int, float, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"widths": list(self.model.widths), "train": asdict(self.train), "test": asdict(self.test),
+                "history": [list(entry) for entry in self.history]}
+
+    def __repr__(self) -> str:
+        return (f"TrainResult(widths={self.model.widths}, train R² {self.train.r2:.6g}, "
+                f"held-out R² {self.test.r2:.6g}, RMSE {self.test.rmse:.4g})")
+
+    def _repr_html_(self) -> str:
+        rows = [("training", f"{self.train.r2:.6g}", f"{self.train.rmse:.6g}"),
+                ("held out", f"{self.test.r2:.6g}", f"{self.test.rmse:.6g}")]
+        return html_table(("rows", "R²", "RMSE"), rows, f"kanx train: KAN {self.model.widths}")
 
 
 def sparsity_penalty(traces: list[EdgeTrace], lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
@@ -499,6 +517,13 @@ def continued_model(init: KAN, dataset: Dataset) -> KAN:
     low, high = dataset.x.min(dim=0).values.tolist(), dataset.x.max(dim=0).values.tolist()
     model.meta.input_ranges = [(min(a, lo), max(b, hi)) for (a, b), lo, hi in zip(model.meta.input_ranges, low, high)]
     return model
+
+
+def check_continuable(model: nn.Module, where: str) -> None:
+    """``KanxError`` naming ``where`` unless ``train(..., init=model)`` can continue ``model``'s
+    training (a KAN's)."""
+    if not isinstance(model, KAN):
+        raise KanxError(f"{where}: continuing training is supported for KAN checkpoints, not {type(model).__name__}")
 
 
 def settings_for(model: KAN, **options) -> TrainSettings:

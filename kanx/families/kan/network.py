@@ -125,6 +125,17 @@ class KAN(nn.Module):
             )
         self.layers = nn.ModuleList(layers)
 
+    def extra_repr(self) -> str:
+        """``widths=[2, 5, 1], basis=bspline(grid=5, k=3), inputs=x1,x2, outputs=y``
+        (multiplication nodes when there are any)."""
+        settings = ", ".join(f"{key}={value}" for key, value in self.basis.items() if key != "kind")
+        parts = [f"widths={self.widths}"]
+        if any(self.mult):
+            parts.append(f"mult={self.mult}")
+        parts += [f"basis={self.basis.get('kind')}({settings})", f"inputs={','.join(self.meta.input_names)}",
+                  f"outputs={','.join(self.meta.output_names)}"]
+        return ", ".join(parts)
+
     # ----------------------------------------------------------------- evaluation
     @property
     def n_inputs(self) -> int:

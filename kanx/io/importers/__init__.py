@@ -142,13 +142,18 @@ def _check_options(options: dict) -> None:
         raise KanxError(f"--base-fn {base_fn}: must be silu, identity or zero")
 
 
+# families whose reference inputs may come in another layout than one tensor (KarSein: the authors' dict)
+REFERENCE_INPUTS = {"karsein": karsein.reference_inputs}
+
+
 def reference_difference(model: KAN | KarSein, inputs: object, outputs: object, strict: bool) -> float | None:
     """Largest ``|model(inputs) - outputs|`` over a reference pair read from files: inputs
     ``[N, n_in]``, outputs ``[N, n_out]`` (KarSein inputs may also be the authors' ``{"dense",
     "sparse", "varsparse"}`` dict). A pair that does not fit is an error when ``strict``, else
     skipped (``None``)."""
-    if family_of(model).name == "karsein" and not isinstance(inputs, torch.Tensor):
-        inputs = karsein.reference_inputs(inputs, model)
+    converter = REFERENCE_INPUTS.get(family_of(model).name)
+    if converter is not None and not isinstance(inputs, torch.Tensor):
+        inputs = converter(inputs, model)
     fits = isinstance(inputs, torch.Tensor) and inputs.dim() == 2 and inputs.shape[1] == model.n_inputs
     fits = fits and isinstance(outputs, torch.Tensor) and tuple(outputs.shape) == (inputs.shape[0], model.n_outputs)
     if not fits:
