@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from kanx.interactions import interactions
+from kanx.interaction import interactions
 from kanx.io.data import formula_dataset
-from kanx.train.kan import TrainSettings, train
+from kanx.training.kan import TrainSettings, train
 
 FORMULA = "x1*x2 + x3*x4 + sin(x6) + x7**2 + exp(x8)"
 

@@ -18,7 +18,7 @@ import time
 import torch
 
 from kanx.families.kan.network import KAN
-from kanx.train.kan import sparsity_penalty
+from kanx.training.kan import sparsity_penalty
 
 WIDTHS = [4, 8, 8, 1]
 SAMPLES = 1000

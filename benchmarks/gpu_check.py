@@ -20,16 +20,16 @@ import time
 import torch
 
 from kanx.families.kan.importance import importance
-from kanx.interactions import interactions
+from kanx.interaction import interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.ctr import generate_ctr, read_columns, write_ctr_csv
 from kanx.io.data import formula_dataset
 from kanx.plot.kan import edge_sets
 from kanx.prediction import predict
-from kanx.prune import prune
+from kanx.pruning import prune
 from kanx.symbolic import symbolify
-from kanx.train.kan import TrainSettings, train
-from kanx.train.karsein import KarSeinSettings, train_karsein
+from kanx.training.kan import TrainSettings, train
+from kanx.training.karsein import KarSeinSettings, train_karsein
 
 FORMULA = "x1*x2 + sin(x3)"
 RESULTS: list[tuple[str, bool, str]] = []

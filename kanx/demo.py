@@ -16,18 +16,18 @@ from pathlib import Path
 import torch
 
 from kanx.core.errors import KanxError
-from kanx.interactions import interactions
-from kanx.interactions.figure import interaction_figure
+from kanx.interaction import interactions
+from kanx.interaction.figure import interaction_figure
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, load_csv
 from kanx.io.files import atomic_write, atomic_write_text, check_output_folder, to_json
 from kanx.io.load import load_model
 from kanx.plot import render
-from kanx.prune import prune
+from kanx.pruning import prune
 from kanx.summary import describe
 from kanx.symbolic import symbolify
 from kanx.symbolic.export import to_latex
-from kanx.train.kan import regression_metrics
+from kanx.training.kan import regression_metrics
 
 SAMPLE_NAME = "exp_sin"
 

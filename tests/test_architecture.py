@@ -15,13 +15,13 @@ import kanx
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, r2_value, split_rows
 from kanx.families.registry import FAMILIES, family_named, family_of
-from kanx.interactions import InteractionSettings
+from kanx.interaction import InteractionSettings
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.data import read_model_rows
 from kanx.io.load import load_model
-from kanx.prune import PruneSettings
+from kanx.pruning import PruneSettings
 from kanx.symbolic import SymbolifySettings
-from kanx.train import KarSeinSettings, TrainSettings
+from kanx.training import KarSeinSettings, TrainSettings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kanx"
 

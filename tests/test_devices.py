@@ -23,16 +23,16 @@ from kanx.core.resources import made_on_cpu, map_rows, memory_budget, parse_memo
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.functions.library import build_library
-from kanx.interactions import InteractionSettings, interactions
+from kanx.interaction import InteractionSettings, interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.ctr import generate_ctr, write_ctr_csv
 from kanx.io.data import Dataset
 from kanx.plot.kan import MAX_PANELS, edge_sets, plot_activations
 from kanx.prediction import predict
-from kanx.prune import prune
+from kanx.pruning import prune
 from kanx.symbolic import symbolify
 from kanx.symbolic.fit import fit_edges
-from kanx.train.kan import TrainSettings, train
+from kanx.training.kan import TrainSettings, train
 
 NO_GPU = not torch.cuda.is_available()
 SMALL = "16MiB"
@@ -56,7 +56,7 @@ def kan_model() -> KAN:
 @pytest.fixture(scope="module")
 def karsein_model(tmp_path_factory: pytest.TempPathFactory):
     from kanx.io.ctr import read_columns
-    from kanx.train.karsein import KarSeinSettings, train_karsein
+    from kanx.training.karsein import KarSeinSettings, train_karsein
 
     path = tmp_path_factory.mktemp("ctr") / "ctr.csv"
     write_ctr_csv(generate_ctr(600, seed=1), path)

@@ -18,7 +18,7 @@ from kanx.core.budget import WorkBudget
 from kanx.functions.library import build_library
 from kanx.io.data import Dataset
 from kanx.symbolic.structure.search import StructureSettings, search_structure
-from kanx.train.recipe import HIDDEN_CAP, MIN_VALIDATION_ROWS, recipe_for, recipe_width
+from kanx.training.recipe import HIDDEN_CAP, MIN_VALIDATION_ROWS, recipe_for, recipe_width
 
 FUNCTIONS, _ = build_library(None, [])
 

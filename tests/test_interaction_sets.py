@@ -24,10 +24,10 @@ from kanx.cli import app
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.functions.parser import parse_expression
-from kanx.interactions import InteractionSettings, interactions
-from kanx.interactions.kan import DEFAULT_THRESHOLD, NoiseFloor, formula_report
-from kanx.interactions.karsein import field_interactions
-from kanx.interactions.sets import (
+from kanx.interaction import InteractionSettings, interactions
+from kanx.interaction.kan import DEFAULT_THRESHOLD, NoiseFloor, formula_report
+from kanx.interaction.karsein import field_interactions
+from kanx.interaction.sets import (
     RETEST_DRAWS,
     SetEstimate,
     SetSearch,
@@ -43,7 +43,7 @@ from kanx.interactions.sets import (
 )
 from kanx.io.data import formula_dataset
 from kanx.io.load import load_model
-from kanx.train.karsein import KarSeinSettings, train_karsein
+from kanx.training.karsein import KarSeinSettings, train_karsein
 
 PLANTED = Path(__file__).parent / "fixtures" / "planted"
 SUITE = json.loads((PLANTED / "suite.json").read_text())["functions"]
@@ -252,7 +252,7 @@ def test_pairwise_auc_on_the_trained_suite() -> None:
 def test_variance_shares_of_overlapping_sets() -> None:
     """x1 x2 + x2 x3 on U(-1, 1): each pair carries 1/2 of the variance, and the shares are its own."""
     data = formula_dataset("x1*x2 + x2*x3", ["x1=-1:1", "x2=-1:1", "x3=-1:1"], 2000, seed=0)
-    from kanx.train.kan import TrainSettings, train
+    from kanx.training.kan import TrainSettings, train
 
     model = train(data, TrainSettings(widths=[3, 7, 1], seed=0)).model
     output = interactions(model, data.x, y=data.y).outputs[0]

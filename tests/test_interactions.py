@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from kanx.cli import app
 from kanx.families.kan.network import KAN
-from kanx.interactions import interactions
-from kanx.interactions.kan import formula_report, structural_bound
+from kanx.interaction import interactions
+from kanx.interaction.kan import formula_report, structural_bound
 from kanx.io.data import formula_dataset
 from kanx.io.load import load_model
-from kanx.train.kan import TrainSettings, train
+from kanx.training.kan import TrainSettings, train
 
 
 def trained(formula: str, n: int, widths: list[int], lamb: float = 1e-3, steps: int = 1000, seed: int = 0) -> KAN:

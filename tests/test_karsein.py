@@ -18,13 +18,13 @@ from kanx.core.errors import KanxError
 from kanx.core.numerics import roc_auc, split_rows
 from kanx.families.karsein.codec import karsein_config, karsein_state
 from kanx.families.karsein.model import KarSein
-from kanx.interactions.karsein import field_interactions, order_bound, polynomial_degree
-from kanx.interactions.settings import InteractionSettings
+from kanx.interaction.karsein import field_interactions, order_bound, polynomial_degree
+from kanx.interaction.settings import InteractionSettings
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.ctr import PLANTED_GROUPS, ctr_columns, generate_ctr, write_ctr_csv
 from kanx.io.importers import detect, import_checkpoint
 from kanx.io.load import load_model
-from kanx.train.karsein import sparsity_penalty
+from kanx.training.karsein import sparsity_penalty
 
 FIXTURE = FIXTURES / "karsein"
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "karsein_ctr.pt"

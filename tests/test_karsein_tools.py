@@ -21,7 +21,7 @@ from kanx.families.karsein.model import KarSein
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.load import load_model
 from kanx.plot.karsein import figure_names, plot_karsein, render_karsein
-from kanx.prune.karsein import batched_logits, prune_karsein
+from kanx.pruning.karsein import batched_logits, prune_karsein
 from kanx.symbolic.karsein import karsein_latex, symbolify_karsein
 
 SAMPLE = SAMPLES / "karsein_ctr.pt"

@@ -21,7 +21,7 @@ from kanx.symbolic.structure.search import StructureSettings, fit_power_law, sea
 from kanx.symbolic.structure.separability import grid_points, sample_box, spread_floor
 from kanx.symbolic.structure.units import WorkingUnits
 from kanx.symbolic.structure.univariate import fit_univariate, in_taylor_regime
-from kanx.train.kan import TrainSettings, target_standardisation, train, unit_scale_inputs
+from kanx.training.kan import TrainSettings, target_standardisation, train, unit_scale_inputs
 
 FUNCTIONS, _ = build_library(None, [])
 EXACT = StructureSettings(separability_threshold=1e-7, combination_threshold=1e-7, accept_r2=1 - 1e-8)
@@ -336,7 +336,7 @@ def test_huge_constants_are_cleaned_without_overflow() -> None:
 # --------------------------------------------------------------------------- targets over decades
 def test_log_targets_are_chosen_for_one_signed_columns_spanning_decades() -> None:
     from kanx.core.errors import KanxError
-    from kanx.train.targets import log_targets
+    from kanx.training.targets import log_targets
 
     generator = torch.Generator().manual_seed(0)
     wide = log_uniform(500, 1e-3, 1e2, False, generator)
@@ -355,7 +355,7 @@ def test_a_target_over_decades_fitted_through_its_logarithm(tmp_path) -> None:
     training (``train --init``) keeps fitting the logarithm."""
     from kanx.io.checkpoint import save_model
     from kanx.io.load import load_model
-    from kanx.train.targets import output_logs
+    from kanx.training.targets import output_logs
 
     generator = torch.Generator().manual_seed(0)
     x = torch.stack([log_uniform(1500, 0.1, 10, False, generator), log_uniform(1500, 0.1, 10, False, generator)], 1)

@@ -22,7 +22,7 @@ from kanx.core.errors import KanxError
 from kanx.io.data import Dataset
 from kanx.io.importers import reference_difference
 from kanx.io.modules import module_options
-from kanx.train import TrainSettings
+from kanx.training import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
@@ -334,9 +334,17 @@ def test_cli_start_up_imports_no_numerics() -> None:
 
 
 def test_lazy_names_are_the_functions() -> None:
-    import kanx.prune.kan  # noqa: F401 - importing the subpackage must not rebind kanx.prune
+    """No module of kanx is named like one of its public names, so importing modules in any
+    order leaves every public function a function (``import kanx.discovery`` once made
+    ``kanx.discover`` a module)."""
+    import kanx.discovery
+    import kanx.interaction
+    import kanx.pruning.kan
+    import kanx.training  # noqa: F401
 
-    assert callable(kanx.prune) and kanx.prune.__module__ == "kanx.prune.dispatch"
+    assert not [name for name in kanx.__all__ if importlib.util.find_spec(f"kanx.{name}") is not None]
+    assert callable(kanx.prune) and kanx.prune.__module__ == "kanx.pruning.dispatch"
+    assert callable(kanx.discover) and kanx.pruning.PruneSettings is kanx.PruneSettings
     assert callable(kanx.train) and callable(kanx.interactions) and callable(kanx.from_module)
     assert {"symbolify", "from_module", "KAN"} <= set(dir(kanx))
     with pytest.raises(AttributeError):

@@ -18,8 +18,8 @@ from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
-from kanx.prune.kan import fold_constants, kept_nodes, shrink, threshold_masks, with_masks
-from kanx.prune.search import Candidates, greedy, longest_prefix, remove_candidates
+from kanx.pruning.kan import fold_constants, kept_nodes, shrink, threshold_masks, with_masks
+from kanx.pruning.search import Candidates, greedy, longest_prefix, remove_candidates
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -361,8 +361,8 @@ def test_demo_stage(tmp_path: Path) -> None:
 
 
 def test_fit_gives_masked_edges_no_gradient(auto_pruned) -> None:
-    from kanx.prune.kan import zero_masked
-    from kanx.train.kan import TrainSettings, fit
+    from kanx.pruning.kan import zero_masked
+    from kanx.training.kan import TrainSettings, fit
 
     pruned = copy.deepcopy(auto_pruned("xy_sinz")[0])  # trained below: a private copy
     zero_masked(pruned)

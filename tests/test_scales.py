@@ -1,6 +1,6 @@
 """Extreme scales: `kanx train` then `kanx symbolify` on laws whose inputs and targets lie anywhere
 from 1e-40 to 1e+40 (representable in float64, often beyond float32; networks train on columns of
-1e-35..1e+35, kanx.train.kan.MAGNITUDE, and refuse the rest in one line).
+1e-35..1e+35, kanx.training.kan.MAGNITUDE, and refuse the rest in one line).
 
 Every numeric step (fits, refits, noise estimates, constant snapping, sympy evaluation, judging)
 must handle overflow and underflow: the run ends with a formula (exit 0, or 1 when the network is
@@ -92,11 +92,11 @@ class Run:
     refine: str = "0"
     target_transform: str = "none"
     steps: int = 30
-    polish: int = 0  # LBFGS steps after Adam (kanx.train.recipe)
+    polish: int = 0  # LBFGS steps after Adam (kanx.training.recipe)
     finetune: int = 0  # symbolify: LBFGS steps on the symbolic constants
 
 
-TRAINABLE = st.integers(-34, 34)  # decades a float32 network trains on (kanx.train.kan.MAGNITUDE)
+TRAINABLE = st.integers(-34, 34)  # decades a float32 network trains on (kanx.training.kan.MAGNITUDE)
 ANY = st.one_of(TRAINABLE, st.integers(-40, 40))  # and beyond: refused in one line
 
 

@@ -157,7 +157,7 @@ def test_symbolify_takes_the_rows_law_where_the_network_is_poor(capsys) -> None:
     gives the law, from the sparse regression, and says which route gave it."""
     from kanx.cli.symbolify import render_formulas
     from kanx.symbolic import symbolify
-    from kanx.train import TrainSettings, train
+    from kanx.training import TrainSettings, train
 
     x = trajectories([(0.1, 0.0), (3.0, -2.0)])
     data = Dataset(x.float(), van_der_pol(x)[:, 1:].float(), ["x_0", "x_1"], ["dv"], "test")

@@ -8,7 +8,7 @@ import torch
 
 from kanx.families.kan.network import KAN
 from kanx.io.data import formula_dataset
-from kanx.train.kan import TrainSettings, grid_refresh_steps, regression_metrics, sparsity_penalty, train
+from kanx.training.kan import TrainSettings, grid_refresh_steps, regression_metrics, sparsity_penalty, train
 
 
 def test_recovers_1d_function() -> None:

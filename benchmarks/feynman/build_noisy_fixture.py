@@ -1,4 +1,4 @@
-"""Build ``tests/fixtures/noisy/``: a network trained by kanx's training recipe (``kanx.train.recipe``) on noisy
+"""Build ``tests/fixtures/noisy/``: a network trained by kanx's training recipe (``kanx.training.recipe``) on noisy
 measurements of a torque, τ = F·r·sin θ (2,000 rows, F, r on [1, 5], θ on [0, 5], SRBench
 target noise at level 0.01), with the rows it was trained on.
 
@@ -24,7 +24,7 @@ from run import noisy_targets  # noqa: E402
 
 from kanx.io.checkpoint import save_model  # noqa: E402
 from kanx.io.data import Dataset  # noqa: E402
-from kanx.train.recipe import recipe_for, train_recipe  # noqa: E402
+from kanx.training.recipe import recipe_for, train_recipe  # noqa: E402
 
 NAMES = ["F", "r", "theta"]
 RANGES = [(1.0, 5.0), (1.0, 5.0), (0.0, 5.0)]

@@ -55,9 +55,9 @@ from judge import is_symbolic_solution  # noqa: E402
 DEFAULT_EQUATIONS = Path(__file__).resolve().parents[1] / "data" / "feynman_equations.csv"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.csv"
 
-# How the benchmark draws and judges; how kanx trains and extracts is kanx.discover's (its defaults).
+# How the benchmark draws and judges; how kanx trains and extracts is kanx.discovery's (its defaults).
 BENCHMARK: dict[str, float | int] = {
-    "train_rows": 2000,  # rows given to kanx.discover
+    "train_rows": 2000,  # rows given to kanx.discovery
     "test_rows": 500,  # held-out rows for the test R² of the recovered formula (and of the network)
     "judge_seconds": 60.0,  # time limit for sympy in the SRBench judge (timeout = not a solution)
     "accuracy_r2": 0.999,  # accuracy solution: test R² of the formula above this

@@ -41,7 +41,7 @@ import torch
 from kanx.core.lambdify import torch_function
 from kanx.core.numerics import roc_auc
 from kanx.functions.parser import parse_expression
-from kanx.interactions.sets import Columns, SwappedValues, subsets, superset_shares
+from kanx.interaction.sets import Columns, SwappedValues, subsets, superset_shares
 from kanx.io.load import load_model
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from kanx.core.choices import DEVICES, SPARSE_ROUTE
 from kanx.core.errors import KanxFailure
 
 if TYPE_CHECKING:
-    from kanx.discover import DiscoveryResult
+    from kanx.discovery import DiscoveryResult
 
 WORK_HELP = ("Structure-search work per target, in work units (rows the network is asked about, and rows fitted); "
              "the same options give the same law on any machine.")
@@ -41,7 +41,7 @@ def discover_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """From a data file to the law: train by the recipe, extract, and report (law, held-out fidelity, Pareto front)."""
-    from kanx.discover import DiscoverSettings, discover
+    from kanx.discovery import DiscoverSettings, discover
     from kanx.io.data import load_csv, split_names
     from kanx.io.files import check_output_folder, check_output_path
 

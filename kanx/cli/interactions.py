@@ -12,12 +12,12 @@ from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_errors, print_json, read_data
 from kanx.core.choices import DEVICES, SOURCES
 from kanx.core.errors import KanxError
-from kanx.interactions.settings import InteractionSettings
+from kanx.interaction.settings import InteractionSettings
 from kanx.io.files import atomic_write, check_output_path
 
 if TYPE_CHECKING:
-    from kanx.interactions.kan import InteractionReport
-    from kanx.interactions.karsein import KarSeinInteractionReport
+    from kanx.interaction.kan import InteractionReport
+    from kanx.interaction.karsein import KarSeinInteractionReport
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
@@ -50,7 +50,7 @@ def render_unconfirmed(sets: list, floor: float, held_out: bool = False) -> None
 
 def noise_line(noise) -> str:
     """How the sets of one output were decided: by held-out rows, or by the reporting floor."""
-    from kanx.interactions.sets import GROWN_SIGMAS, NOISE_SIGMAS, RETEST_BAND, RETEST_DRAWS  # here: the CLI starts without torch
+    from kanx.interaction.sets import GROWN_SIGMAS, NOISE_SIGMAS, RETEST_BAND, RETEST_DRAWS  # here: the CLI starts without torch
 
     if noise.held_out_rows:
         floor = f", own share > {noise.set_floor:.2g}" if noise.set_floor > 0 else ""
@@ -126,7 +126,7 @@ def render_formula(formula: dict) -> None:
 
 def write_plot(report: InteractionReport | KarSeinInteractionReport, path: Path) -> list[Path]:
     """One figure per KAN output (``stem_<output>.ext`` when there are several); one for a KarSein model."""
-    from kanx.interactions.figure import field_figure, interaction_figure
+    from kanx.interaction.figure import field_figure, interaction_figure
 
     if not hasattr(report, "outputs"):
         figures = [(path, field_figure(report))]
@@ -194,7 +194,7 @@ def interactions_command(
     """Which inputs interact, at what order, and their share of the output variance."""
     from kanx.families.registry import family_of
     from kanx.functions.parser import parse_expression
-    from kanx.interactions import interactions
+    from kanx.interaction import interactions
     from kanx.io.load import load_model
 
     settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed,

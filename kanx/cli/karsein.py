@@ -1,5 +1,5 @@
 """Rendering of KarSein reports for ``kanx prune`` and ``kanx symbolify`` (the command modules
-pick these through their per-family tables; the work is in ``kanx.prune.karsein`` and
+pick these through their per-family tables; the work is in ``kanx.pruning.karsein`` and
 ``kanx.symbolic.karsein``)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.table import Table
 from kanx.cli.common import console, err_console, fmt
 
 if TYPE_CHECKING:
-    from kanx.prune.karsein import KarSeinPruneReport
+    from kanx.pruning.karsein import KarSeinPruneReport
     from kanx.symbolic.karsein import BranchFormula, KarSeinSymbolicResult
 
 TOP = 10

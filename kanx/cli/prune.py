@@ -16,7 +16,7 @@ from kanx.core.choices import DEVICES
 from kanx.io.files import check_output_path
 
 if TYPE_CHECKING:
-    from kanx.prune import PruneReport
+    from kanx.pruning import PruneReport
 
 TOP = 10
 
@@ -101,7 +101,7 @@ def prune_command(
     from kanx.families.registry import family_of
     from kanx.io.checkpoint import save_model
     from kanx.io.load import load_model
-    from kanx.prune import PruneSettings, prune
+    from kanx.pruning import PruneSettings, prune
 
     out = output if output is not None else default_output(model)
     check_output_path(out, "--output", [model] + ([data] if data else []))

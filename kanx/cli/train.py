@@ -19,8 +19,8 @@ from kanx.io.files import check_output_path
 
 if TYPE_CHECKING:
     from kanx.io.data import Dataset
-    from kanx.train.kan import TrainResult, TrainSettings
-    from kanx.train.recipe import Recipe
+    from kanx.training.kan import TrainResult, TrainSettings
+    from kanx.training.recipe import Recipe
 
 
 @dataclass
@@ -118,8 +118,8 @@ def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, in
                       grids: list[int] | None = None, recipe: Recipe | None = None) -> TrainResult:
     """Train (one network per grid of ``grids`` when several, keeping the best held-out one; then
     ``recipe``'s polish when given) with a progress bar per run."""
-    from kanx.train.kan import train, train_choosing_grid
-    from kanx.train.recipe import polish
+    from kanx.training.kan import train, train_choosing_grid
+    from kanx.training.recipe import polish
 
     steps = settings.resolved_steps
     columns = [
@@ -196,7 +196,7 @@ def train_command(
 ) -> None:
     """Fit a KAN to a CSV or to a formula (or, with --arch karsein, a KarSein CTR model) and write a checkpoint."""
     from kanx.io.checkpoint import save_model
-    from kanx.train.kan import TrainSettings
+    from kanx.training.kan import TrainSettings
 
     if init is not None:
         architecture = {"--width": width, "--mult": mult, "--grid": grid, "--k": k, "--basis": basis, "--formula": formula,
@@ -233,8 +233,8 @@ def train_command(
     check_output_path(output, "--output", [data] if data else [])
     dataset = load_training_data(data, target, inputs, formula, var, samples, seed)
     widths = resolve_widths(width, dataset)
-    from kanx.train.recipe import recipe_for
-    from kanx.train.targets import log_targets
+    from kanx.training.recipe import recipe_for
+    from kanx.training.targets import log_targets
 
     recipe = recipe_for(dataset, widths=widths, grid=grids[0], k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr,
                         lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed,
@@ -257,7 +257,7 @@ def continue_command(init: Path, data: Path | None, target: list[str], seed: int
     from kanx.io.checkpoint import save_model
     from kanx.io.data import Dataset
     from kanx.io.load import load_model
-    from kanx.train.kan import check_continuable, settings_for
+    from kanx.training.kan import check_continuable, settings_for
 
     if data is None:
         raise KanxError("--init: give the DATA csv to continue training on")

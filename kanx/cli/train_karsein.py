@@ -1,4 +1,4 @@
-"""``kanx train --arch karsein``: option checks, progress bar and summary (logic in kanx.train.karsein)."""
+"""``kanx train --arch karsein``: option checks, progress bar and summary (logic in kanx.training.karsein)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kanx.io.checkpoint import save_model
 from kanx.io.ctr import read_columns
 from kanx.io.data import split_names
 from kanx.io.files import check_output_path
-from kanx.train.karsein import KarSeinResult, KarSeinSettings, train_karsein
+from kanx.training.karsein import KarSeinResult, KarSeinSettings, train_karsein
 
 
 def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, lamb_l1: float,

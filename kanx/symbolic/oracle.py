@@ -29,7 +29,7 @@ import torch
 
 from kanx.core.numerics import noise_share, r2, split_rows
 from kanx.families.kan.network import KAN
-from kanx.train.kan import fit, settings_for
+from kanx.training.kan import fit, settings_for
 
 NEEDED_R2 = {"edges": 0.99, "structure-first": 0.999, "auto": 0.999}
 FAILED_BELOW = 0.9

@@ -34,9 +34,9 @@ from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
 from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of
-from kanx.prune.search import FidelityGuard, grouped, remove_candidates, single_units
-from kanx.prune.settings import PruneSettings
-from kanx.train.kan import TrainSettings, fit
+from kanx.pruning.search import FidelityGuard, grouped, remove_candidates, single_units
+from kanx.pruning.settings import PruneSettings
+from kanx.training.kan import TrainSettings, fit
 
 EDGE_TENSORS = ("coef", "w_base", "w_sp", "mask", "sym_active", "sym_index", "sym_affine")
 INPUT_TENSORS = ("knots", "centers", "norm_weight", "norm_bias")

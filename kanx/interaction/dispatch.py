@@ -13,9 +13,9 @@ from torch import nn
 from kanx.core.errors import KanxError
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.families.registry import family_of, placed
-from kanx.interactions.kan import InteractionReport, interactions_of_kan
-from kanx.interactions.karsein import KarSeinInteractionReport, field_interactions
-from kanx.interactions.settings import InteractionSettings
+from kanx.interaction.kan import InteractionReport, interactions_of_kan
+from kanx.interaction.karsein import KarSeinInteractionReport, field_interactions
+from kanx.interaction.settings import InteractionSettings
 
 
 def interactions(model: nn.Module, x: torch.Tensor | None = None, settings: InteractionSettings | None = None,

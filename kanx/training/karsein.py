@@ -23,7 +23,7 @@ from kanx.core.errors import KanxError
 from kanx.core.numerics import log_loss, magnitude_penalty, roc_auc, split_rows
 from kanx.core.resources import check_resources, resolve_device
 from kanx.families.karsein.model import KarSein, labels_from, normalise_token
-from kanx.train.kan import check_training_options
+from kanx.training.kan import check_training_options
 
 StepCallback = Callable[[int, float, float], None]
 

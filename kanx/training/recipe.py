@@ -7,7 +7,7 @@ benchmark:
 - **width** ``[n, min(2n + 1, HIDDEN_CAP), m]`` from the number of inputs ``n`` and targets
   ``m``: the Kolmogorov–Arnold width, capped so that laws of many inputs stay cheap;
 - **targets over decades**: one-signed targets whose 1st..99th percentile spans two decades or
-  more are fitted as ``log|y|`` (``target_transform="auto"``, ``kanx.train.targets``);
+  more are fitted as ``log|y|`` (``target_transform="auto"``, ``kanx.training.targets``);
 - **inputs in any units**: handled by the network itself (knots relative to each input's size,
   no ``silu`` branch for inputs outside ``[1e-2, 1e2]``);
 - **early stopping** on held-out rows (``VALIDATION_FRACTION`` of the rows; ``PATIENCE`` steps)
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.io.data import Dataset
-from kanx.train.kan import StepCallback, TrainResult, TrainSettings, settings_for, train
+from kanx.training.kan import StepCallback, TrainResult, TrainSettings, settings_for, train
 
 HIDDEN_CAP = 12
 VALIDATION_FRACTION = 0.2

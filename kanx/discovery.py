@@ -1,6 +1,6 @@
 """``kanx discover``: from a data file to the law, in one call.
 
-1. A network is trained by the recipe (``kanx.train.recipe``), which is chosen from the data.
+1. A network is trained by the recipe (``kanx.training.recipe``), which is chosen from the data.
    Its held-out rows (the recipe's validation split) are kept apart from everything that
    follows except the report.
 2. Formulas are extracted on the training rows (``symbolify``, structure-first: the network as an
@@ -32,7 +32,7 @@ from kanx.core.errors import KanxError
 from kanx.core.numerics import split_rows
 from kanx.families.kan.compose import input_symbols
 from kanx.functions.parser import parse_expression
-from kanx.interactions import interactions
+from kanx.interaction import interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset
 from kanx.io.files import atomic_write, atomic_write_text, check_output_folder, to_json
@@ -43,8 +43,8 @@ from kanx.symbolic.export import to_latex
 from kanx.symbolic.results import Fidelity, SymbolicResult, fidelity
 from kanx.symbolic.settings import DEFAULT_WORK
 from kanx.symbolic.structure.strategy import cut_by_clock, work_spent
-from kanx.train.kan import StepCallback, TrainResult
-from kanx.train.recipe import Recipe, recipe_for, train_recipe
+from kanx.training.kan import StepCallback, TrainResult
+from kanx.training.recipe import Recipe, recipe_for, train_recipe
 
 EXTRACTION = {"strategy": "structure-first", "fallback": "poly", "digits": 6}
 MIN_FIT_ROWS = 10  # symbolify splits its rows again into fit and held-out parts
@@ -314,7 +314,7 @@ def write_outputs(report: DiscoveryResult, out: Path) -> None:
     written.append(atomic_write_text(out / "formula.tex", to_latex(report.symbolic)))
     written += render(report.model, out / "activations", "png", 100)
     if report.interaction_report is not None:
-        from kanx.interactions.figure import interaction_figure
+        from kanx.interaction.figure import interaction_figure
 
         figure = interaction_figure(report.interaction_report)
         written.append(atomic_write(out / "interactions.png",

@@ -2,7 +2,7 @@
 
 ``prune(model, x, y, settings)`` works on every model family: the family's pruner chooses the
 units (KAN edges and hidden nodes, KarSein features and fields) and the shared search
-(``kanx.prune.search``) removes as many as the guard allows.
+(``kanx.pruning.search``) removes as many as the guard allows.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch import nn
 
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.families.registry import device_of, family_of, placed
-from kanx.prune.kan import PruneReport, prune_kan
-from kanx.prune.karsein import KarSeinPruneReport, prune_karsein
-from kanx.prune.settings import PruneSettings
+from kanx.pruning.kan import PruneReport, prune_kan
+from kanx.pruning.karsein import KarSeinPruneReport, prune_karsein
+from kanx.pruning.settings import PruneSettings
 
 PRUNERS: dict[str, Callable] = {"kan": prune_kan, "karsein": prune_karsein}
 

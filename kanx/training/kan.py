@@ -23,7 +23,7 @@ from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.core.resources import check_resources, made_on_cpu, resolve_device
 from kanx.families.kan.network import KAN, EdgeTrace
 from kanx.io.data import Dataset
-from kanx.train.targets import core_view, fitted_targets, log_targets, output_logs, transform_record, with_output_edges
+from kanx.training.targets import core_view, fitted_targets, log_targets, output_logs, transform_record, with_output_edges
 
 StepCallback = Callable[[int, float, float], None]
 
@@ -232,7 +232,7 @@ def fit(
     Returns the history ``(step, train_mse, test_mse)``; ``on_step`` sees the same values.
     ``settings.patience`` with ``x_test``/``y_test`` stops early (``stopping``, when given, is
     the :class:`EarlyStopping` used, to read what happened). A
-    model whose outputs are ``exp`` of a fitted ``log|y|`` (``kanx.train.targets``) trains the
+    model whose outputs are ``exp`` of a fitted ``log|y|`` (``kanx.training.targets``) trains the
     layers below its output layer on ``log|y|`` (and reports those errors).
     """
     logs = output_logs(model)
@@ -386,7 +386,7 @@ def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | Non
     ``sample_rows`` training inputs, and up to ``sample_rows`` held-out rows with their targets).
 
     A fresh model fits the targets that ``settings.target_transform`` picks as ``log|y|`` under
-    an ``exp`` output layer (``kanx.train.targets``); the metrics are those of ``y``."""
+    an ``exp`` output layer (``kanx.training.targets``); the metrics are those of ``y``."""
     check_magnitudes(dataset)
     logs = log_targets(dataset.y, settings.target_transform) if init is None else [False] * dataset.y.shape[1]
     if any(logs):

@@ -1,13 +1,13 @@
 """Which inputs act together, at what order, and how much of the output each interaction carries.
 
 Numerical analysis of the network itself (no formula needed), from mixed differences of its outputs
-(``kanx.interactions.sets``: no derivatives, so kinks such as ``|x|`` and ``max`` are measured too):
+(``kanx.interaction.sets``: no derivatives, so kinks such as ``|x|`` and ``max`` are measured too):
 - interaction sets, the headline: each set of inputs that enters a term together (sets may overlap),
   with its order, its own share of the output variance (the part no subset explains) and the
   interaction variance inside it. With held-out targets (the rows ``kanx train`` keeps in the checkpoint,
   or ``--data`` with the outputs) a set is reported when the data support it: removing it from the
   network raises the error on those rows, by three standard errors for a pair and 1.5 for a larger set
-  whose every subset passed (``kanx.interactions.sets.held_out_support``). Without targets, when
+  whose every subset passed (``kanx.interaction.sets.held_out_support``). Without targets, when
   its own share is above the noise: the threshold, a fraction ``ERROR_FRACTION`` of the variance the
   network itself does not explain (from the training record, else ``ASSUMED_ERROR_SHARE``), and three
   Monte Carlo standard errors;
@@ -44,7 +44,7 @@ from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.families.kan.compose import compose_with_hidden
 from kanx.families.kan.network import KAN
-from kanx.interactions.sets import (
+from kanx.interaction.sets import (
     NOISE_SIGMAS,
     InteractionSet,
     SetSearch,
@@ -60,7 +60,7 @@ from kanx.interactions.sets import (
     total_shares,
     unconfirmed_sets,
 )
-from kanx.interactions.settings import InteractionSettings
+from kanx.interaction.settings import InteractionSettings
 
 # Own share of the output variance below which no set is reported (InteractionSettings.threshold=None).
 # It guards nearly perfect networks, where 0.3·(1 − R²) is tiny: on the planted suites the largest spurious

@@ -1,7 +1,7 @@
 """Which FIELDS of a KarSein model interact, and what order its architecture allows.
 
 Numerical analysis on the score ``f = model.logit`` (pre-sigmoid), with each field's embedding
-lookup as one input, by the mixed differences of ``kanx.interactions.sets`` (field values swapped
+lookup as one input, by the mixed differences of ``kanx.interaction.sets`` (field values swapped
 with those of partner rows): each field set ``S`` has a superset importance ``U_S``, the variance of
 the score carried by terms involving all of ``S``; ``share(S) = U_S / Var f``. Sets are grown level
 by level from the pairs (a set is tested only when all its subsets one smaller passed), and the
@@ -30,7 +30,7 @@ from kanx.core.display import html_table
 from kanx.core.numerics import r2
 from kanx.families.karsein.features import branch_inputs, default_rows
 from kanx.families.karsein.model import KarSein, KarSeinLayer
-from kanx.interactions.sets import (
+from kanx.interaction.sets import (
     InteractionSet,
     SetSearch,
     SwappedValues,
@@ -40,7 +40,7 @@ from kanx.interactions.sets import (
     set_components,
     unconfirmed_sets,
 )
-from kanx.interactions.settings import InteractionSettings
+from kanx.interaction.settings import InteractionSettings
 
 DEFAULT_SHARE_THRESHOLD = 0.05
 R2_TARGET = 0.999

@@ -11,14 +11,14 @@ from kanx.core.lazy import lazy_exports
 
 __all__ = ["KarSeinResult", "KarSeinSettings", "TrainResult", "TrainSettings", "train", "train_karsein"]
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "KarSeinResult": "kanx.train.karsein",
-    "KarSeinSettings": "kanx.train.karsein",
-    "TrainResult": "kanx.train.kan",
-    "TrainSettings": "kanx.train.kan",
-    "train": "kanx.train.kan",
-    "train_karsein": "kanx.train.karsein",
+    "KarSeinResult": "kanx.training.karsein",
+    "KarSeinSettings": "kanx.training.karsein",
+    "TrainResult": "kanx.training.kan",
+    "TrainSettings": "kanx.training.kan",
+    "train": "kanx.training.kan",
+    "train_karsein": "kanx.training.karsein",
 })
 
 if TYPE_CHECKING:
-    from kanx.train.kan import TrainResult, TrainSettings, train
-    from kanx.train.karsein import KarSeinResult, KarSeinSettings, train_karsein
+    from kanx.training.kan import TrainResult, TrainSettings, train
+    from kanx.training.karsein import KarSeinResult, KarSeinSettings, train_karsein

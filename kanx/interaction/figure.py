@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kanx.interactions.kan import InteractionReport, TreeNode
-from kanx.interactions.karsein import KarSeinInteractionReport
-from kanx.interactions.sets import InteractionSet
+from kanx.interaction.kan import InteractionReport, TreeNode
+from kanx.interaction.karsein import KarSeinInteractionReport
+from kanx.interaction.sets import InteractionSet
 
 NODE_LABELS = {"sum": "+", "product": "×"}
 

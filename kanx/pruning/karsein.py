@@ -8,7 +8,7 @@ A feature (one input of one layer, see ``kanx.families.karsein.features``) is dr
 * auto mode: drop whole fields first (least attributed first), then single features (attribution
   recomputed on the field-pruned model), each removal kept only while a guard passes on held-out
   rows: R² of the pruned logit against the original >= ``min_fidelity`` and, when labels are given,
-  AUC at most ``max_auc_drop`` below the original's. Candidates are tried as in ``kanx.prune.kan``: a
+  AUC at most ``max_auc_drop`` below the original's. Candidates are tried as in ``kanx.pruning.kan``: a
   batched search for the longest passing prefix, then a batched sequential greedy pass.
 
 Afterwards features that can no longer reach the logit are switched off too (exact), and the
@@ -42,9 +42,9 @@ from kanx.families.karsein.features import (
     split_flat,
 )
 from kanx.families.karsein.model import KarSein, KarSeinLayer, pairwise_inputs
-from kanx.prune.search import FidelityGuard, grouped, remove_candidates, single_units
-from kanx.prune.settings import PruneSettings
-from kanx.train.karsein import KarSeinSettings, fit_karsein
+from kanx.pruning.search import FidelityGuard, grouped, remove_candidates, single_units
+from kanx.pruning.settings import PruneSettings
+from kanx.training.karsein import KarSeinSettings, fit_karsein
 
 MAX_ELEMENTS = 1 << 24
 MIN_ROWS = 10
