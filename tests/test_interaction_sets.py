@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from kanx.cli import app
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
+from kanx.core.numerics import roc_auc
 from kanx.functions.parser import parse_expression
 from kanx.interaction import InteractionSettings, interactions
 from kanx.interaction.kan import DEFAULT_THRESHOLD, NoiseFloor, formula_report
@@ -32,7 +33,6 @@ from kanx.interaction.sets import (
     SetEstimate,
     SetSearch,
     SwappedValues,
-    auc,
     held_out_support,
     interaction_sets,
     maximal_sets,
@@ -245,7 +245,7 @@ def test_pairwise_auc_on_the_trained_suite() -> None:
         n = function["inputs"]
         pairs = list(itertools.combinations(range(n), 2))
         truth = [any({f"x{i + 1}", f"x{j + 1}"} <= s for s in planted(function)) for i, j in pairs]
-        scores.append(auc(np.array([output.pairwise[i][j] for i, j in pairs]), np.array(truth)))
+        scores.append(roc_auc(np.array([output.pairwise[i][j] for i, j in pairs]), np.array(truth)))
     assert np.mean(scores) >= 0.98 and min(scores) >= 0.95
 
 
