@@ -54,6 +54,7 @@ MAX_WIDE_INPUTS = 3  # saturating terms, and products of two inputs with a funct
 HALF_SEARCH_POINTS = 65  # half-saturation points of the coarse grid
 HALF_ROUNDS = 5
 POLISH_ITERATIONS = 40
+BASIN_CANDIDATES = 200  # coarse-grid points, by residual, scanned for distinct starts
 MOVES_PER_ROUND = 3  # a parameter search takes at most this many grids per narrowing
 REFINED_PER_SIZE = 2  # of each size, the laws best on the fit rows have their nonlinear constants refined
 MAX_REFINED = 3  # laws with more nonlinear terms (or more than MAX_SELECTED terms) keep the library's constants
@@ -95,6 +96,8 @@ class Saturating:
     factor: int | None = None
     refine_points = 17  # per round of :func:`best_parameters`, each round 8 times finer
     refine_rounds = HALF_ROUNDS - 1
+    narrowed = True  # finer grids before the polish (cheap in one parameter)
+    starts = 1  # one basin: the residual is smooth in log K
     library_degree = None  # fitted for the library beside every monomial of the library
     regrid_in_laws = True  # a law's other terms may move K far: its search starts from the coarse grid again
 
@@ -143,8 +146,8 @@ class Logistic:
     angle: float = 0.0
     log_rate: float = 0.0
     middle: float = 0.0
-    refine_points = 9
-    refine_rounds = 10
+    narrowed = False  # the polish alone from each start: grids in three parameters cost thousands of points
+    starts = 12  # the residual has several basins in (direction, rate, middle), more on few rows
     library_degree = 1  # a step beside a linear trend: higher monomials mimic a gentle step
     regrid_in_laws = False  # thousands of grid points: a law's refit starts where the library's fit ended
 
@@ -428,45 +431,71 @@ def best_parameters(term: NonlinearTerm, x: torch.Tensor, others: torch.Tensor, 
     """``term`` at the nonlinear parameters that fit ``y [N]`` best on rows ``x [N, n]`` beside
     the columns ``others [N, T]``, each linear constant refitted by least squares at every
     point (variable projection), and its residual sum of squares. With ``regrid``: the term's
-    coarse grid, then grids of ``term.refine_points`` per parameter around the best so far, each
-    spanning one spacing of the one before on either side (``term.refine_rounds`` narrowings; a
-    best on a grid's edge moves it instead), then :func:`polished_parameters`; without, the
-    polish alone from the term's own parameters. ``(None, inf)`` when no point fits."""
+    coarse grid, then from each of its ``term.starts`` best points that are not neighbours of a
+    better one, :func:`narrowed_parameters` (where ``term.narrowed``) and
+    :func:`polished_parameters`; without, the polish
+    alone from the term's own parameters. ``(None, inf)`` when no point fits."""
     grid, half_width = term.coarse_grid(x)
     span = grid.amax(dim=0) - grid.amin(dim=0)
     box = (grid.amin(dim=0) - span, grid.amax(dim=0) + span)
+    active = half_width > 0
     if not regrid:
         start = torch.tensor(term.parameters, dtype=torch.float64)
         error = float(residual_after(others, y, term.batch_values(x, start.unsqueeze(0)))[0])
         if not math.isfinite(error):
             return None, math.inf
-        best, error = polished_parameters(term, x, others, y, start, half_width > 0, box)
+        best, error = polished_parameters(term, x, others, y, start, active, box)
         return term.with_parameters(best), error
+    errors = residual_after(others, y, term.batch_values(x, grid))
+    best, least = None, math.inf
+    for index in basin_starts(grid, errors, half_width, term.starts):
+        point, error = (narrowed_parameters(term, x, others, y, grid[index], float(errors[index]), half_width)
+                        if term.narrowed else (grid[index], float(errors[index])))
+        if bool(active.any()):
+            point, error = polished_parameters(term, x, others, y, point, active, box)
+        if error < least:
+            best, least = point, error
+    return (term.with_parameters(best), least) if best is not None else (None, math.inf)
+
+
+def basin_starts(grid: torch.Tensor, errors: torch.Tensor, spacing: torch.Tensor, count: int) -> list[int]:
+    """Indices of up to ``count`` points of ``grid [Q, k]`` to search from: by least finite
+    ``errors [Q]``, each more than one ``spacing [k]`` from every point taken before it in some
+    parameter (a neighbour of a better point lies in its basin)."""
+    taken: list[int] = []
+    for index in torch.argsort(errors, stable=True)[:BASIN_CANDIDATES].tolist():
+        if len(taken) == count or not math.isfinite(float(errors[index])):
+            break
+        apart = [bool(((grid[index] - grid[other]).abs() > spacing * 1.5)[spacing > 0].any()) for other in taken]
+        if all(apart):
+            taken.append(index)
+    return taken
+
+
+def narrowed_parameters(term: NonlinearTerm, x: torch.Tensor, others: torch.Tensor, y: torch.Tensor,
+                        start: torch.Tensor, error: float, half_width: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """From the grid point ``start [k]`` (residual ``error``), grids of ``term.refine_points``
+    per parameter around the best so far, each spanning ``half_width [k]`` on either side, then
+    one spacing of the grid before (``term.refine_rounds`` narrowings; a best on a grid's edge
+    moves the grid instead); the best point and its residual sum of squares."""
     offsets = torch.linspace(-1.0, 1.0, term.refine_points, dtype=torch.float64)
     shrink = 2.0 / (term.refine_points - 1)
     active = half_width > 0
     finest = half_width * shrink ** (term.refine_rounds - 1) * (1 - 1e-9)
-    best, least, center = None, math.inf, None
-    for _ in range(MOVES_PER_ROUND * term.refine_rounds + 1):
+    best, least, center = start, error, start
+    for _ in range(MOVES_PER_ROUND * term.refine_rounds):
+        axes = [best[k] + half_width[k] * offsets if active[k] else best[k:k + 1] for k in range(len(half_width))]
+        grid = torch.cartesian_prod(*axes).reshape(-1, len(half_width))
         errors = residual_after(others, y, term.batch_values(x, grid))
         pick = int(errors.argmin())
         if float(errors[pick]) < least:
             best, least = grid[pick], float(errors[pick])
-        if best is None:
+        at_edge = (best - center).abs() >= half_width * (1 - 1e-9)
+        half_width = torch.where(at_edge, half_width, half_width * shrink)
+        if not bool((half_width[active] >= finest[active]).any()):
             break
-        if center is not None:  # a best on the edge of the last grid moves it at the same width; else it narrows
-            at_edge = (best - center).abs() >= half_width * (1 - 1e-9)
-            half_width = torch.where(at_edge, half_width, half_width * shrink)
-            if not bool((half_width[active] >= finest[active]).any()):
-                break
         center = best
-        axes = [best[k] + half_width[k] * offsets if active[k] else best[k:k + 1] for k in range(len(half_width))]
-        grid = torch.cartesian_prod(*axes).reshape(-1, len(half_width))
-    if best is None:
-        return None, math.inf
-    if math.isfinite(least) and bool(active.any()):
-        best, least = polished_parameters(term, x, others, y, best, active, box)
-    return term.with_parameters(best), least
+    return best, least
 
 
 def distinct_terms(formulas: list[sympy.Expr], values: torch.Tensor) -> tuple[list[sympy.Expr], torch.Tensor]:
