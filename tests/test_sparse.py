@@ -12,7 +12,7 @@ from kanx.core.choices import SPARSE_ROUTE
 from kanx.core.numerics import split_rows
 from kanx.io.data import Dataset
 from kanx.symbolic.canonical import constant_digits, shortest_constants
-from kanx.symbolic.sparse import Logistic, Saturating, best_sparse_law, nonlinear_library, sparse_laws, term_library
+from kanx.symbolic.sparse import Logistic, Saturating, basin_starts, best_sparse_law, nonlinear_library, sparse_laws, term_library
 from kanx.symbolic.structure.strategy import law_from_rows
 
 X0, X1 = sympy.symbols("x_0 x_1", real=True)
@@ -217,3 +217,14 @@ def test_a_ratio_without_a_constant_below_and_a_root_are_found_when_nothing_else
         found = sympy.lambdify([X0, X1], best.formula)(*rows.T.numpy())
         expected = sympy.lambdify([X0, X1], truth)(*rows.T.numpy())
         assert found == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_search_starts_from_distinct_basins_of_its_grid() -> None:
+    """The starts of a step's polish: by residual, skipping points within one spacing of a better
+    start (its own basin), up to the count asked."""
+    grid = torch.tensor([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [0.0, 0.5], [9.0, 0.0]], dtype=torch.float64)
+    errors = torch.tensor([1.0, 2.0, 3.0, 0.5, float("inf")], dtype=torch.float64)
+    spacing = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    assert basin_starts(grid, errors, spacing, 3) == [3, 2]
+    assert basin_starts(grid, errors, spacing, 1) == [3]
+    assert basin_starts(grid, errors, torch.tensor([0.1, 0.1], dtype=torch.float64), 3) == [3, 0, 1]
