@@ -84,8 +84,17 @@ UNARY = (
 PERIODIC = ("sin", "cos")  # their products with each other are in the library (sin·cos, sin(x)·cos(y))
 
 
+class NonlinearShape:
+    """What the terms with nonlinear parameters share: their values at their own parameters (each
+    kind supplies ``parameters`` and ``batch_values``)."""
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """Values ``[N]`` on rows ``x [N, n]``."""
+        return self.batch_values(x, torch.tensor([self.parameters], dtype=x.dtype))[0]
+
+
 @dataclass(frozen=True)
-class Saturating:
+class Saturating(NonlinearShape):
     """A saturating term ``x_iᵐ/(x_iᵐ + hᵐ)`` of a positive input (times ``x_j`` when ``factor``
     is ``j``), with half-saturation point ``half`` (> 0, in the input's units). Its one nonlinear
     parameter is ``log half``."""
@@ -115,10 +124,6 @@ class Saturating:
         out = power / (power + h)
         return out * x[:, self.factor] if self.factor is not None else out
 
-    def values(self, x: torch.Tensor) -> torch.Tensor:
-        """Values ``[N]`` on rows ``x [N, n]``."""
-        return self.batch_values(x, torch.tensor([self.parameters], dtype=x.dtype))[0]
-
     def coarse_grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``HALF_SEARCH_POINTS`` half-saturation points ``[Q, 1]``, log-spaced from a fifth of the
         input's least value to five times its largest, and their spacing ``[1]``."""
@@ -134,7 +139,7 @@ class Saturating:
 
 
 @dataclass(frozen=True)
-class Logistic:
+class Logistic(NonlinearShape):
     """A logistic step ``1/(1 + exp(a·(p − m)))`` of one input, or of a direction in the plane of
     two, where ``p = cos θ·u_i + sin θ·u_j`` and ``u = (x − center)/spread`` are the inputs
     standardised on the fit rows (one input: ``θ`` is 0 or π). Nonlinear parameters ``(θ, log a,
@@ -174,10 +179,6 @@ class Logistic:
         if len(self.inputs) == 2:
             projection = projection + torch.sin(angle) * u[:, 1]
         return torch.sigmoid(-parameters[:, 1:2].exp() * (projection - parameters[:, 2:3]))
-
-    def values(self, x: torch.Tensor) -> torch.Tensor:
-        """Values ``[N]`` on rows ``x [N, n]``."""
-        return self.batch_values(x, torch.tensor([self.parameters], dtype=x.dtype))[0]
 
     def coarse_grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameter vectors ``[Q, 3]`` to start from (rates from 0.3 to 30 per spread, middles
@@ -357,11 +358,16 @@ def orthonormal_basis(others: torch.Tensor) -> torch.Tensor:
     return basis[:, triangle.diagonal().abs() > 1e-12 * max(float(triangle.diagonal().abs().max()), 1e-300)]
 
 
+def projected_out(basis: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``y [N]`` and ``columns [Q, N]`` with their parts in the span of the orthonormal ``basis
+    [N, r]`` removed."""
+    return y - basis @ (basis.T @ y), columns - (columns @ basis) @ basis.T
+
+
 def residuals_after(basis: torch.Tensor, y: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """Residuals ``[Q, N]`` of the least-squares fits of ``y [N]`` on the orthonormal ``basis
     [N, r]`` and each one of ``columns [Q, N]``."""
-    rest_y = y - basis @ (basis.T @ y)
-    rest = columns - (columns @ basis) @ basis.T
+    rest_y, rest = projected_out(basis, y, columns)
     norms = rest.pow(2).sum(dim=1, keepdim=True)
     share = torch.where(norms > 0, (rest @ rest_y).unsqueeze(1) / norms.clamp_min(torch.finfo(y.dtype).tiny), 0.0)
     return rest_y - share * rest
@@ -371,9 +377,7 @@ def residual_after(others: torch.Tensor, y: torch.Tensor, columns: torch.Tensor)
     """Residual sums of squares ``[Q]`` of the least-squares fits of ``y [N]`` on the columns
     ``others [N, T]`` and each one of ``columns [Q, N]``: by projecting out an orthonormal basis of
     ``others`` (QR), which stays exact where the columns are nearly collinear."""
-    basis = orthonormal_basis(others)
-    rest_y = y - basis @ (basis.T @ y)
-    rest = columns - (columns @ basis) @ basis.T  # [Q, N]
+    rest_y, rest = projected_out(orthonormal_basis(others), y, columns)
     norms = rest.pow(2).sum(dim=1)
     gain = torch.where(norms > 0, (rest @ rest_y).pow(2) / norms.clamp_min(torch.finfo(y.dtype).tiny), 0.0)
     error = rest_y.pow(2).sum() - gain
@@ -391,17 +395,17 @@ def polished_parameters(term: NonlinearTerm, x: torch.Tensor, others: torch.Tens
     basis = orthonormal_basis(others)
     free = active.nonzero().flatten()
     steps = 1e-6 * start[free].abs().clamp_min(1.0)
-    moves = torch.zeros(len(free) + 1, len(start), dtype=start.dtype)
-    moves[torch.arange(1, len(free) + 1), free] = steps
+    moves = torch.zeros(len(free), len(start), dtype=start.dtype)
+    moves[torch.arange(len(free)), free] = steps
     parameters, damping = start.clone(), 1e-3
     residual = residuals_after(basis, y, term.batch_values(x, parameters.unsqueeze(0)))[0]
     error = float(residual.pow(2).sum())
     exact = 1e-26 * float(y.pow(2).sum())  # the rounding floor of float64 fits
     for _ in range(POLISH_ITERATIONS):
-        batch = residuals_after(basis, y, term.batch_values(x, parameters + moves))
-        jacobian = ((batch[1:] - batch[0]) / steps.unsqueeze(1)).T  # [N, k]
+        moved = residuals_after(basis, y, term.batch_values(x, parameters + moves))
+        jacobian = ((moved - residual) / steps.unsqueeze(1)).T  # [N, k]
         normal = jacobian.T @ jacobian
-        gradient = jacobian.T @ batch[0]
+        gradient = jacobian.T @ residual
         if not bool(torch.isfinite(normal).all() and torch.isfinite(gradient).all()):
             break
         improved = False
@@ -415,10 +419,12 @@ def polished_parameters(term: NonlinearTerm, x: torch.Tensor, others: torch.Tens
             trial = parameters.clone()
             trial[free] += step
             trial = torch.minimum(torch.maximum(trial, box[0]), box[1])
-            trial_error = float(residuals_after(basis, y, term.batch_values(x, trial.unsqueeze(0)))[0].pow(2).sum())
+            trial_residual = residuals_after(basis, y, term.batch_values(x, trial.unsqueeze(0)))[0]
+            trial_error = float(trial_residual.pow(2).sum())
             if math.isfinite(trial_error) and trial_error < error:
                 gain = error - trial_error
-                parameters, error, damping, improved = trial, trial_error, max(damping / 3, 1e-12), True
+                parameters, residual, error = trial, trial_residual, trial_error
+                damping, improved = max(damping / 3, 1e-12), True
                 break
             damping *= 4
         if not improved or gain <= 1e-14 * error or error <= exact:
