@@ -26,7 +26,8 @@ import torch
 
 from kanx.interaction import interactions
 from kanx.io.data import formula_dataset
-from kanx.training.kan import TrainSettings, train
+from kanx.training import train
+from kanx.training.kan import TrainSettings
 
 FORMULA = "x1*x2 + x3*x4 + sin(x6) + x7**2 + exp(x8)"
 

@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from kanx.families.kan.network import KAN  # noqa: E402
-from kanx.plot.kan import render  # noqa: E402
+from kanx.plot import plot_activations, plot_network  # noqa: E402
 
 WIDTHS = [4, 8, 8, 1]
 SAMPLES = 1000
@@ -130,8 +130,8 @@ def main() -> None:
           f"torch {torch.__version__}, matplotlib {matplotlib.__version__}")
     if pykan_model is not None:
         print(f"max |pykan(x) - kanx(x)| = {check_same(pykan_model, model, x):.2e}")
-    kanx_all = median_seconds(lambda: render(model, workdir / "kanx"), args.repeats)
-    kanx_diagram = median_seconds(lambda: render(model, workdir / "kanx", diagram_only=True), args.repeats)
+    kanx_all = median_seconds(lambda: plot_activations(model, diagram=True).save(workdir / "kanx"), args.repeats)
+    kanx_diagram = median_seconds(lambda: plot_network(model).save(workdir / "kanx"), args.repeats)
     print(f"kanx  grids + diagram (4 PNGs): {kanx_all:7.2f} s")
     print(f"kanx  diagram only    (1 PNG) : {kanx_diagram:7.2f} s")
     if pykan_model is None:

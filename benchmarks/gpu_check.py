@@ -22,14 +22,15 @@ import torch
 from kanx.families.kan.importance import importance
 from kanx.interaction import interactions
 from kanx.io.checkpoint import save_model
-from kanx.io.ctr import generate_ctr, read_columns, write_ctr_csv
+from kanx.io.ctr import ClickTable, generate_ctr, read_columns, write_ctr_csv
 from kanx.io.data import formula_dataset
 from kanx.plot.kan import edge_sets
 from kanx.prediction import predict
 from kanx.pruning import prune
 from kanx.symbolic import symbolify
-from kanx.training.kan import TrainSettings, train
-from kanx.training.karsein import KarSeinSettings, train_karsein
+from kanx.training import train
+from kanx.training.kan import TrainSettings
+from kanx.training.karsein import KarSeinSettings
 
 FORMULA = "x1*x2 + sin(x3)"
 RESULTS: list[tuple[str, bool, str]] = []
@@ -60,8 +61,9 @@ def kan_checks() -> None:
     cpu_scores = importance(model, x).attribution
     check("importance (attribution)", *close(torch.cat([s.flatten().cpu() for s in gpu_scores]),
                                              torch.cat([s.flatten() for s in cpu_scores]), 1e-4, 1e-6))
-    pruned_gpu, report_gpu = prune(model, device="cuda")
-    _, report_cpu = prune(model, device="cpu")
+    report_gpu = prune(model, device="cuda")
+    pruned_gpu = report_gpu.model
+    report_cpu = prune(model, device="cpu")
     check("prune: same edges kept", report_gpu.edges_after == report_cpu.edges_after,
           f"{report_gpu.edges_after} vs {report_cpu.edges_after} edges; fidelity {report_gpu.fidelity:.6f} vs {report_cpu.fidelity:.6f}")
     check("prune: model back on the CPU", all(cpu_only(p) for p in pruned_gpu.parameters()), "")
@@ -98,11 +100,11 @@ def karsein_checks() -> None:
     write_ctr_csv(generate_ctr(3000, seed=0), path)
     fields = ["user", "item", "hour", "device", "site", "ad"]
     columns = read_columns(path, fields + ["click"])
-    model = train_karsein(columns, "click", fields, [], KarSeinSettings(epochs=4, seed=0), source=path).model
+    model = train(ClickTable(columns, "click", fields, [], path), KarSeinSettings(epochs=4, seed=0)).model
     x = model.sample_inputs
     check("KarSein predict", *close(predict(model, x, "cuda"), predict(model, x, "cpu"), 1e-5, 1e-6))
-    _, gpu = prune(model, device="cuda")
-    _, cpu = prune(model, device="cpu")
+    gpu = prune(model, device="cuda")
+    cpu = prune(model, device="cpu")
     check("KarSein prune: same features kept", gpu.features_after == cpu.features_after,
           f"{gpu.features_after} vs {cpu.features_after}; fidelity {gpu.fidelity:.6f} vs {cpu.fidelity:.6f}")
     found_gpu, found_cpu = interactions(model, device="cuda"), interactions(model, device="cpu")

@@ -16,10 +16,11 @@ from kanx.core.lazy import lazy_exports
 from kanx.core.version import __version__
 
 __all__ = [
-    "KAN", "DiscoverSettings", "DiscoveryResult", "InteractionReport", "InteractionSettings", "KarSeinSettings",
-    "KanxError", "KanxFailure", "PruneSettings", "SymbolicResult", "SymbolifySettings", "TrainResult", "TrainSettings",
-    "__version__", "describe", "discover", "from_module", "interactions", "load_model", "plot_activations",
-    "plot_network", "predict", "prune", "save_model", "symbolify", "train", "train_karsein",
+    "ClickTable", "DiscoverSettings", "DiscoveryResult", "Figures", "InteractionReport", "InteractionSettings", "KAN", "KanxError",
+    "KanxFailure", "KarSeinResult", "KarSeinSettings", "PlotSettings", "PruneSettings", "Rows", "SymbolicResult", "SymbolifySettings",
+    "TrainResult", "TrainSettings", "describe", "discover", "from_module", "interactions", "load_model",
+    "plot_activations", "plot_network", "predict", "prune", "save_model", "symbolify", "train",
+    "__version__",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "KAN": "kanx.families.kan.network",
@@ -30,33 +31,40 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "InteractionSettings": "kanx.interaction.settings",
     "KarSeinSettings": "kanx.training.karsein",
     "PruneSettings": "kanx.pruning.settings",
+    "PlotSettings": "kanx.plot.settings",
+    "Figures": "kanx.io.figures",
+    "Rows": "kanx.core.stage",
     "SymbolifySettings": "kanx.symbolic.settings",
     "TrainSettings": "kanx.training.kan",
     "describe": "kanx.summary",
     "predict": "kanx.prediction",
-    "train_karsein": "kanx.training.karsein",
+    "KarSeinResult": "kanx.training.karsein",
+    "ClickTable": "kanx.io.ctr",
     "SymbolicResult": "kanx.symbolic.results",
     "TrainResult": "kanx.training.kan",
     "from_module": "kanx.io.modules",
     "interactions": "kanx.interaction.dispatch",
     "load_model": "kanx.io.load",
     "plot_activations": "kanx.plot.dispatch",
-    "plot_network": "kanx.plot.kan",
+    "plot_network": "kanx.plot.dispatch",
     "prune": "kanx.pruning.dispatch",
     "save_model": "kanx.io.checkpoint",
     "symbolify": "kanx.symbolic.symbolify",
-    "train": "kanx.training.kan",
+    "train": "kanx.training.dispatch",
 })
 
 if TYPE_CHECKING:
+    from kanx.core.stage import Rows
     from kanx.discovery import DiscoverSettings, DiscoveryResult, discover
     from kanx.families.kan.network import KAN
     from kanx.interaction import InteractionReport, interactions
     from kanx.interaction.settings import InteractionSettings
     from kanx.io.checkpoint import save_model
+    from kanx.io.ctr import ClickTable
+    from kanx.io.figures import Figures
     from kanx.io.load import load_model
     from kanx.io.modules import from_module
-    from kanx.plot import plot_activations, plot_network
+    from kanx.plot import PlotSettings, plot_activations, plot_network
     from kanx.prediction import predict
     from kanx.pruning import prune
     from kanx.pruning.settings import PruneSettings
@@ -65,4 +73,4 @@ if TYPE_CHECKING:
     from kanx.symbolic.settings import SymbolifySettings
     from kanx.training import TrainResult, train
     from kanx.training.kan import TrainSettings
-    from kanx.training.karsein import KarSeinSettings, train_karsein
+    from kanx.training.karsein import KarSeinResult, KarSeinSettings

@@ -22,7 +22,7 @@ from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset, load_csv
 from kanx.io.files import atomic_write, atomic_write_text, check_output_folder, to_json
 from kanx.io.load import load_model
-from kanx.plot import render
+from kanx.plot import PlotSettings, plot_activations
 from kanx.pruning import prune
 from kanx.summary import describe
 from kanx.symbolic import symbolify
@@ -64,7 +64,8 @@ def stage_info(ctx: DemoContext) -> list[Path]:
 
 def stage_plot(ctx: DemoContext) -> list[Path]:
     """Activation grids and network diagram as PNGs (``activations_layer<L>.png``, ``activations_diagram.png``)."""
-    written = render(ctx.model, ctx.out / "activations", "png", 100, title=SAMPLE_NAME)
+    figures = plot_activations(ctx.model, settings=PlotSettings(diagram=True, title=SAMPLE_NAME))
+    written = figures.save(ctx.out / "activations", "png", 100)
     ctx.results["plot"] = {"files": [path.name for path in written]}
     return written
 
@@ -72,7 +73,8 @@ def stage_plot(ctx: DemoContext) -> list[Path]:
 def stage_prune(ctx: DemoContext) -> list[Path]:
     """Auto-prune (R² >= 0.99 against the original) into ``model.pruned.pt``; later stages then
     work on the pruned model (``ctx.model``/``ctx.model_path`` are replaced)."""
-    pruned, report = prune(ctx.model, ctx.data.x, ctx.data.y)
+    report = prune(ctx.model, ctx.data)
+    pruned = report.model
     path = save_model(pruned, ctx.out / "model.pruned.pt")
     ctx.results["prune"] = {
         "widths": [report.widths_before, report.widths_after],

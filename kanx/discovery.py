@@ -35,7 +35,8 @@ from kanx.functions.parser import parse_expression
 from kanx.interaction import interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.data import Dataset
-from kanx.io.files import atomic_write, atomic_write_text, check_output_folder, to_json
+from kanx.io.figures import Figures
+from kanx.io.files import atomic_write_text, check_output_folder, to_json
 from kanx.symbolic import SymbolifySettings, symbolify
 from kanx.symbolic.cleaning import formula_cost
 from kanx.symbolic.edges import evaluate_expression
@@ -307,17 +308,16 @@ def summarise_interactions(model, laws: list[TargetLaw], settings: DiscoverSetti
 def write_outputs(report: DiscoveryResult, out: Path) -> None:
     """The network, the report, the formulas and the figures in the folder ``out``; their names
     go to ``report.files`` (``report.json`` lists itself too)."""
-    from kanx.plot import render
+    from kanx.plot import PlotSettings, plot_activations
 
     out.mkdir(exist_ok=True)
     written = [save_model(report.model, out / "model.pt")]
     written.append(atomic_write_text(out / "formula.tex", to_latex(report.symbolic)))
-    written += render(report.model, out / "activations", "png", 100)
+    written += plot_activations(report.model, settings=PlotSettings(diagram=True)).save(out / "activations", "png", 100)
     if report.interaction_report is not None:
         from kanx.interaction.figure import interaction_figure
 
-        figure = interaction_figure(report.interaction_report)
-        written.append(atomic_write(out / "interactions.png",
-                                    lambda tmp: figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})))
+        first_output = Figures(["interactions"], [interaction_figure(report.interaction_report)])
+        written += first_output.save_each(out / "interactions.png", 110)
     report.files = [path.name for path in written] + ["report.json"]
     atomic_write_text(out / "report.json", to_json(report.to_dict()) + "\n")

@@ -4,6 +4,8 @@ no private names across modules, no family switches in the CLI."""
 from __future__ import annotations
 
 import ast
+import inspect
+import json
 import re
 from pathlib import Path
 
@@ -92,10 +94,11 @@ def test_one_reader_gives_rows_and_targets_for_both_families(kan_model, karsein_
 
 # --------------------------------------------------------------------------- stages from Python, both families
 def test_prune_from_python_on_both_families(kan_model, karsein_model) -> None:
-    pruned, report = kanx.prune(kan_model)
+    report = kanx.prune(kan_model)
+    pruned = report.model
     assert pruned.widths == [2, 1, 1] and report.fidelity >= 0.99
     rows = read_model_rows(karsein_model, SAMPLES / "karsein_ctr.csv")
-    pruned_ctr, ctr_report = kanx.prune(karsein_model, rows.x, rows.y, PruneSettings(seed=0))
+    ctr_report = kanx.prune(karsein_model, rows, PruneSettings(seed=0))
     assert ctr_report.fidelity >= 0.99 and sum(ctr_report.features_after.values()) < sum(ctr_report.features_before.values())
     with pytest.raises(KanxError, match="--feature-threshold applies to KarSein"):
         kanx.prune(kan_model, feature_threshold=0.1)
@@ -105,7 +108,7 @@ def test_prune_from_python_on_both_families(kan_model, karsein_model) -> None:
 
 @pytest.mark.slow
 def test_symbolify_plot_and_interactions_from_python_on_both_families(kan_model, karsein_model) -> None:
-    pruned, _ = kanx.prune(kan_model)
+    pruned = kanx.prune(kan_model).model
     formula = kanx.symbolify(pruned)
     assert str(formula.expressions[0]) == "exp(y**2 + sin(pi*x))"
     ctr = kanx.symbolify(karsein_model)
@@ -116,6 +119,39 @@ def test_symbolify_plot_and_interactions_from_python_on_both_families(kan_model,
     assert ("device", "hour", "site") in groups and ("item", "user") in groups
     report = kanx.interactions(pruned)
     assert report.outputs[0].tree.describe() == "φ(x) · φ(y)"
+
+
+# --------------------------------------------------------------------------- one call shape, one result protocol
+@pytest.mark.parametrize("stage", [kanx.prune, kanx.symbolify, kanx.interactions, kanx.plot_activations, kanx.plot_network])
+def test_every_stage_has_the_one_call_shape(stage) -> None:
+    parameters = list(inspect.signature(stage).parameters.values())
+    assert [p.name for p in parameters] == ["model", "data", "settings", "options"]
+    assert parameters[1].default is None and parameters[2].default is None and parameters[3].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_options_build_or_replace_the_settings_and_unknown_ones_are_named(kan_model) -> None:
+    given = kanx.PlotSettings(top=3)
+    assert len(kanx.plot_activations(kan_model, None, given, layer=1)) == 1  # layer replaced, top kept
+    with pytest.raises(KanxError, match=r"^prune: unknown option lamda \(the fields of PruneSettings"):
+        kanx.prune(kan_model, lamda=0.1)
+    with pytest.raises(KanxError, match="^interactions: settings must be InteractionSettings, not PruneSettings"):
+        kanx.interactions(kan_model, None, PruneSettings())
+    with pytest.raises(KanxError, match="^train: TrainSettings trains on a Dataset, not ClickTable"):
+        kanx.train(kanx.ClickTable({"c": ["1"] * 20, "a": ["x"] * 20}, "c", ["a"], []), TrainSettings(widths=[1, 1]))
+
+
+@pytest.mark.slow
+def test_every_result_has_to_dict_a_short_repr_and_a_notebook_display(kan_model, karsein_model) -> None:
+    rows = read_model_rows(karsein_model, SAMPLES / "karsein_ctr.csv")
+    results = [kanx.prune(kan_model), kanx.prune(karsein_model, rows), kanx.symbolify(kan_model, strategy="edges"),
+               kanx.symbolify(karsein_model), kanx.interactions(kan_model), kanx.interactions(karsein_model),
+               kanx.plot_activations(kan_model)]
+    for result in results:
+        json.dumps(result.to_dict(), default=str)
+        text = repr(result)
+        assert "\n" not in text and len(text) < 400 and text.startswith(type(result).__name__ + "("), text
+        assert result._repr_html_().startswith(("<table>", "<figure>"))
+    assert results[0].model.widths == [2, 1, 1] and results[3].model is not None
 
 
 # --------------------------------------------------------------------------- settings validated in the library

@@ -27,12 +27,14 @@ from kanx.interaction import InteractionSettings, interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.ctr import generate_ctr, write_ctr_csv
 from kanx.io.data import Dataset
-from kanx.plot.kan import MAX_PANELS, edge_sets, plot_activations
+from kanx.plot import plot_activations
+from kanx.plot.kan import MAX_PANELS, edge_sets
 from kanx.prediction import predict
 from kanx.pruning import prune
 from kanx.symbolic import symbolify
 from kanx.symbolic.fit import fit_edges
-from kanx.training.kan import TrainSettings, train
+from kanx.training import train
+from kanx.training.kan import TrainSettings
 
 NO_GPU = not torch.cuda.is_available()
 SMALL = "16MiB"
@@ -55,14 +57,14 @@ def kan_model() -> KAN:
 
 @pytest.fixture(scope="module")
 def karsein_model(tmp_path_factory: pytest.TempPathFactory):
-    from kanx.io.ctr import read_columns
-    from kanx.training.karsein import KarSeinSettings, train_karsein
+    from kanx.io.ctr import ClickTable, read_columns
+    from kanx.training.karsein import KarSeinSettings
 
     path = tmp_path_factory.mktemp("ctr") / "ctr.csv"
     write_ctr_csv(generate_ctr(600, seed=1), path)
     fields = ["user", "item", "hour", "device", "site", "ad"]
     columns = read_columns(path, fields + ["click"])
-    return train_karsein(columns, "click", fields, [], KarSeinSettings(epochs=1, seed=0), source=str(path)).model
+    return train(ClickTable(columns, "click", fields, [], str(path)), KarSeinSettings(epochs=1, seed=0)).model
 
 
 # --------------------------------------------------------------------------- options
@@ -213,9 +215,9 @@ def test_interactions_and_prune_in_small_chunks_equal_default() -> None:
     assert default.outputs[0].pairwise == small.outputs[0].pairwise
     assert [g.variables for g in default.outputs[0].groups] == [["x1", "x2"], ["x3"]]
     assert [g.variables for g in small.outputs[0].groups] == [["x1", "x2"], ["x3"]]
-    _, pruned_default = prune(model)
-    _, pruned_small = prune(model, max_memory=SMALL)
-    assert pruned_default.edges_after == pruned_small.edges_after
+    report_default = prune(model)
+    report_small = prune(model, max_memory=SMALL)
+    assert report_default.edges_after == report_small.edges_after
 
 
 # --------------------------------------------------------------------------- large layers

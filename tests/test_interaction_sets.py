@@ -24,6 +24,7 @@ from kanx.cli import app
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.core.numerics import roc_auc
+from kanx.core.stage import Rows
 from kanx.functions.parser import parse_expression
 from kanx.interaction import InteractionSettings, interactions
 from kanx.interaction.kan import DEFAULT_THRESHOLD, NoiseFloor, formula_report
@@ -41,9 +42,11 @@ from kanx.interaction.sets import (
     superset_shares,
     unconfirmed_sets,
 )
+from kanx.io.ctr import ClickTable
 from kanx.io.data import formula_dataset
 from kanx.io.load import load_model
-from kanx.training.karsein import KarSeinSettings, train_karsein
+from kanx.training import train
+from kanx.training.karsein import KarSeinSettings
 
 PLANTED = Path(__file__).parent / "fixtures" / "planted"
 SUITE = json.loads((PLANTED / "suite.json").read_text())["functions"]
@@ -252,10 +255,10 @@ def test_pairwise_auc_on_the_trained_suite() -> None:
 def test_variance_shares_of_overlapping_sets() -> None:
     """x1 x2 + x2 x3 on U(-1, 1): each pair carries 1/2 of the variance, and the shares are its own."""
     data = formula_dataset("x1*x2 + x2*x3", ["x1=-1:1", "x2=-1:1", "x3=-1:1"], 2000, seed=0)
-    from kanx.training.kan import TrainSettings, train
+    from kanx.training.kan import TrainSettings
 
     model = train(data, TrainSettings(widths=[3, 7, 1], seed=0)).model
-    output = interactions(model, data.x, y=data.y).outputs[0]
+    output = interactions(model, data).outputs[0]
     assert output.noise.source == "data"
     assert {frozenset(s.variables) for s in output.interaction_sets} == {frozenset({"x1", "x2"}), frozenset({"x2", "x3"})}
     for term in output.interaction_sets:
@@ -271,9 +274,10 @@ def test_noise_floor_from_the_data_and_when_unknown() -> None:
     function = numpy_function([sympy.Symbol(v) for v in names], parse_expression(SUITE[6]["formula"], names, "test"))
     y = torch.tensor(function(*x.double().numpy().T), dtype=torch.float32)[:, None]
     assert SUITE[6]["name"] == "chain"
-    clean = interactions(model, x, y=y).outputs[0]
+    clean = interactions(model, Rows(x, y)).outputs[0]
     assert clean.noise.source == "data" and clean.noise.error_share < 1e-3
-    noisy = interactions(model, x, y=y + 0.5 * y.std() * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))).outputs[0]
+    noisy = interactions(model, Rows(x, y + 0.5 * y.std() * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))))
+    noisy = noisy.outputs[0]
     # the targets now hold 20% of their variance as noise the network cannot explain: the floor rises
     assert noisy.noise.error_share == pytest.approx(0.2, abs=0.05)
     assert noisy.noise.floor == pytest.approx(0.3 * noisy.noise.error_share, rel=1e-6)
@@ -289,7 +293,7 @@ def test_noise_floor_from_the_data_and_when_unknown() -> None:
     assert unknown.outputs[0].noise.source == "unknown" and unknown.outputs[0].noise.floor == 3e-4
     assert any("unknown" in note for note in unknown.outputs[0].notes)
     with pytest.raises(KanxError, match="targets must be"):
-        interactions(model, x, y=y[:5])
+        interactions(model, Rows(x, y[:5]))
 
 
 def test_the_default_floor_keeps_a_weak_four_way_term_of_a_near_perfect_network() -> None:
@@ -335,7 +339,7 @@ def overlapping_ctr(rows: int, seed: int) -> tuple[dict[str, list[str]], tuple[t
 @pytest.mark.slow
 def test_karsein_field_sets_overlap() -> None:
     columns, terms = overlapping_ctr(20000, seed=3)
-    model = train_karsein(columns, "click", ["a", "b", "c", "d"], [], KarSeinSettings(epochs=8, seed=0)).model
+    model = train(ClickTable(columns, "click", ["a", "b", "c", "d"], []), KarSeinSettings(epochs=8, seed=0)).model
     report = field_interactions(model)
     assert {frozenset(s.variables) for s in report.interaction_sets} == {frozenset(t) for t in terms}
     assert [g.fields for g in report.groups] == [["a", "b", "c"]]

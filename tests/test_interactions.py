@@ -17,7 +17,8 @@ from kanx.interaction import interactions
 from kanx.interaction.kan import formula_report, structural_bound
 from kanx.io.data import formula_dataset
 from kanx.io.load import load_model
-from kanx.training.kan import TrainSettings, train
+from kanx.training import train
+from kanx.training.kan import TrainSettings
 
 
 def trained(formula: str, n: int, widths: list[int], lamb: float = 1e-3, steps: int = 1000, seed: int = 0) -> KAN:

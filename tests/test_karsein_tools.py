@@ -20,7 +20,7 @@ from kanx.families.karsein.features import current_masks, feature_layers
 from kanx.families.karsein.model import KarSein
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.load import load_model
-from kanx.plot.karsein import figure_names, plot_karsein, render_karsein
+from kanx.plot import PlotSettings, figure_names, plot_activations
 from kanx.pruning.karsein import batched_logits, prune_karsein
 from kanx.symbolic.karsein import karsein_latex, symbolify_karsein
 
@@ -213,20 +213,23 @@ def test_symbolify_sample_fidelity(sample_model: KarSein) -> None:
 
 # --------------------------------------------------------------------------- plot
 def test_plot_labels_files_and_determinism(sample_model: KarSein, tmp_path: Path) -> None:
-    figures = dict(plot_karsein(sample_model, top=8))
-    assert list(figures) == figure_names(sample_model) == ["bit_layer0", "bit_layer1", "vec_layer0", "vec_layer1"]
+    drawn = plot_activations(sample_model, top=8)
+    figures = dict(zip(drawn.names, drawn))
+    assert list(figures) == figure_names(sample_model, PlotSettings()) == ["bit_layer0", "bit_layer1", "vec_layer0", "vec_layer1"]
     titles = [t.get_text() for t in figures["vec_layer0"].axes[0].texts if (t.get_gid() or "").startswith("panel-")]
     assert len(titles) == 8
-    full = dict(plot_karsein(sample_model))
+    every = plot_activations(sample_model)
+    full = dict(zip(every.names, every))
     texts = {t.get_text() for t in full["vec_layer0"].axes[0].texts}
     assert {"user⊙item", "user", "ad⊙ad"} <= texts and "user[0]" in {t.get_text() for t in full["bit_layer0"].axes[0].texts}
-    first = render_karsein(sample_model, tmp_path / "a", "svg", top=3)
-    second = render_karsein(sample_model, tmp_path / "b", "svg", top=3)
-    assert [p.name for p in first] == [f"a_{n}.svg" for n in figure_names(sample_model)]
+    first = plot_activations(sample_model, top=3).save(tmp_path / "a", "svg")
+    second = plot_activations(sample_model, top=3).save(tmp_path / "b", "svg")
+    assert [p.name for p in first] == [f"a_{n}.svg" for n in figure_names(sample_model, PlotSettings())]
     assert all(p.read_bytes() == q.read_bytes() for p, q in zip(first, second))
     model = known_model()
     model.vec_layers[0].mask[3] = 0
-    greyed = dict(plot_karsein(model, show_pruned=True))["vec_layer0"]
+    drawn = plot_activations(model, show_pruned=True)
+    greyed = drawn[drawn.names.index("vec_layer0")]
     assert "pruned" in {t.get_text() for t in greyed.axes[0].texts}
 
 
@@ -246,7 +249,8 @@ def test_cli_commands_on_sample(runner, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "fields dropped entirely" in result.stdout
     result = invoke(runner, "plot-activations", out, "-o", tmp_path / "plots", "--top", "5", "--json")
     assert result.exit_code == 0, result.output
-    assert [Path(p).name for p in json.loads(result.stdout)["files"]] == [f"plots_{n}.png" for n in figure_names(load_model(out))]
+    names = figure_names(load_model(out), PlotSettings())
+    assert [Path(p).name for p in json.loads(result.stdout)["files"]] == [f"plots_{n}.png" for n in names]
     tex = tmp_path / "karsein.tex"
     result = invoke(runner, "symbolify", SAMPLE, "--out", tex, "--json")
     assert result.exit_code == 0, result.output

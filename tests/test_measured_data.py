@@ -21,7 +21,8 @@ from kanx.symbolic.structure.search import StructureSettings, fit_power_law, sea
 from kanx.symbolic.structure.separability import grid_points, sample_box, spread_floor
 from kanx.symbolic.structure.units import WorkingUnits
 from kanx.symbolic.structure.univariate import fit_univariate, in_taylor_regime
-from kanx.training.kan import TrainSettings, target_standardisation, train, unit_scale_inputs
+from kanx.training import train
+from kanx.training.kan import TrainSettings, target_standardisation, unit_scale_inputs
 
 FUNCTIONS, _ = build_library(None, [])
 EXACT = StructureSettings(separability_threshold=1e-7, combination_threshold=1e-7, accept_r2=1 - 1e-8)

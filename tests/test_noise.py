@@ -26,7 +26,8 @@ from kanx.symbolic.engines import Candidate
 from kanx.symbolic.oracle import OracleQuality
 from kanx.symbolic.results import fidelity, with_noise_floors
 from kanx.symbolic.selection import select
-from kanx.training.kan import TrainSettings, train, train_choosing_grid
+from kanx.training import train
+from kanx.training.kan import TrainSettings, train_choosing_grid
 
 
 def law_rows(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -293,7 +293,7 @@ def test_results_and_networks_have_short_reprs_and_tables(exp_sin_result) -> Non
     assert text.startswith("SymbolicResult(f = exp(y**2 + sin(pi*x))") and len(text) < 200
     model = kanx.load_model(ROOT / "samples" / "exp_sin.pt")
     assert f"widths={model.widths}, basis=bspline(" in repr(model)
-    _, report = kanx.prune(model)
+    report = kanx.prune(model)
     assert repr(report).startswith(f"PruneReport(widths {model.widths} → ") and "fidelity R² " in repr(report)
     assert "<caption>kanx prune" in report._repr_html_() and "<td>edges</td>" in report._repr_html_()
     x = torch.linspace(-1, 1, 64).unsqueeze(1)

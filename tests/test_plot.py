@@ -1,4 +1,4 @@
-"""``kanx plot-activations`` and the ``kanx.plot.kan`` API: panels, overlays, files, errors."""
+"""``kanx plot-activations`` and the ``kanx.plot`` API: panels, overlays, files, errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
-from kanx.plot.kan import plot_activations, plot_network, render
+from kanx.plot import plot_activations, plot_network
 
 
 def panel_gids(fig, prefix: str = "panel-") -> list[str]:
@@ -71,7 +71,7 @@ def test_overlays_exactly_on_symbolic_edges(samples: Path) -> None:
 
 
 def test_diagram_marks_multiplication_nodes(samples: Path) -> None:
-    fig = plot_network(sample(samples, "threeway"), top=2)
+    (fig,) = plot_network(sample(samples, "threeway"), top=2)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert {"x1", "x2", "x3", "x4", "f"} <= set(texts)
     markers = [c for c in fig.axes[0].collections if type(c).__name__ == "PathCollection"]
@@ -87,7 +87,7 @@ def test_many_edges_use_the_compact_grid(tmp_path: Path) -> None:
     figures = plot_activations(model, layer=0)
     assert len(panel_gids(figures[0])) == 110
     assert len(figures[0].axes[0].texts) == 110 + 2  # titles + heading + legend
-    written = render(model, tmp_path / "big")
+    written = plot_activations(model, diagram=True).save(tmp_path / "big")
     assert [p.name for p in written] == ["big_layer0.png", "big_layer1.png", "big_diagram.png"]
     check_image(written[0], 1000)
 
@@ -112,9 +112,9 @@ def test_output_bytes_are_deterministic(tmp_path: Path, samples: Path) -> None:
     model = sample(samples)
     digests = []
     for run in range(2):
-        paths = render(model, tmp_path / f"run{run}", "svg", diagram_only=True)
-        paths += render(model, tmp_path / f"run{run}", "png", diagram_only=True)
-        paths += render(model, tmp_path / f"run{run}", "pdf", layer=1)
+        diagram = plot_network(model)
+        paths = diagram.save(tmp_path / f"run{run}", "svg") + diagram.save(tmp_path / f"run{run}", "png")
+        paths += plot_activations(model, layer=1, diagram=True).save(tmp_path / f"run{run}", "pdf")
         digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
     assert digests[0] == digests[1]
 

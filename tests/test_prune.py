@@ -38,7 +38,8 @@ def auto_pruned():
 
     def get(name: str):
         if name not in cache:
-            cache[name] = kanx.prune(sample(name))
+            report = kanx.prune(sample(name))
+            cache[name] = report.model, report
             frozen[name] = frozen_state(cache[name][0])
         return cache[name]
 
@@ -113,7 +114,8 @@ def test_five_inputs_drops_unused_inputs(auto_pruned) -> None:
 def test_samples_with_multiplication_nodes_keep_their_products() -> None:
     for name, edges_after in (("xy_sinz_mult", 9), ("threeway", 6)):
         model = sample(name)
-        pruned, report = kanx.prune(model)
+        report = kanx.prune(model)
+        pruned = report.model
         assert report.fidelity >= 0.99
         assert pruned.mult == model.mult
         assert report.edges_after == edges_after, name
@@ -122,8 +124,10 @@ def test_samples_with_multiplication_nodes_keep_their_products() -> None:
 def test_prune_does_not_touch_the_input_model_and_is_deterministic() -> None:
     model = sample("xy_sinz")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    a, report_a = kanx.prune(model, seed=3)
-    b, report_b = kanx.prune(model, seed=3)
+    report_a = kanx.prune(model, seed=3)
+    a = report_a.model
+    report_b = kanx.prune(model, seed=3)
+    b = report_b.model
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert report_a.to_dict() == report_b.to_dict()
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
@@ -146,7 +150,8 @@ def test_roundtrip_identical_outputs_and_smaller_file(tmp_path: Path, auto_prune
 
 def test_nothing_to_prune_is_reported(auto_pruned) -> None:
     once, _ = auto_pruned("exp_sin")
-    again, report = kanx.prune(once)
+    report = kanx.prune(once)
+    again = report.model
     assert report.nothing_pruned
     assert any("nothing to prune" in note for note in report.notes)
     assert again.widths == once.widths and report.edges_after == report.edges_before == 3
@@ -155,7 +160,8 @@ def test_nothing_to_prune_is_reported(auto_pruned) -> None:
 def test_data_targets_enter_the_guard() -> None:
     model = sample("exp_sin")
     data = kanx.io.data.load_csv(SAMPLES / "exp_sin.csv", ["f"])
-    pruned, report = kanx.prune(model, data.x, data.y)
+    report = kanx.prune(model, data)
+    pruned = report.model
     assert report.target_r2 is not None and report.target_r2[1] >= 0.99
     assert pruned.widths == [2, 1, 1]
 
@@ -163,12 +169,13 @@ def test_data_targets_enter_the_guard() -> None:
 # --------------------------------------------------------------------------- threshold mode
 def test_threshold_mode() -> None:
     model = sample("exp_sin")
-    pruned, report = kanx.prune(model, edge_threshold=0.1)
+    report = kanx.prune(model, edge_threshold=0.1)
+    pruned = report.model
     assert report.mode == "threshold" and pruned.widths == [2, 1, 1] and report.edges_after == 3
     assert pruned.meta.provenance["pruning"]["edge_threshold"] == 0.1
-    pruned, _ = kanx.prune(model, node_threshold=0.5)
+    pruned = kanx.prune(model, node_threshold=0.5).model
     assert pruned.widths == [2, 1, 1]
-    _, report = kanx.prune(model, edge_threshold=0.0)
+    report = kanx.prune(model, edge_threshold=0.0)
     assert report.nothing_pruned
 
 
@@ -285,7 +292,8 @@ def test_longest_prefix_uses_few_evaluations() -> None:
 def test_finetune_cannot_revive_masked_edges(auto_pruned) -> None:
     model = sample("xy_sinz")
     plain, _ = auto_pruned("xy_sinz")
-    tuned, report = kanx.prune(model, finetune_steps=15, lamb=0.01, lr=1e-2)
+    report = kanx.prune(model, finetune_steps=15, lamb=0.01, lr=1e-2)
+    tuned = report.model
     assert any("fine-tun" in note for note in report.notes)
     assert (tuned.layers[0].mask == 0).any()
     assert not torch.equal(plain.layers[0].coef, tuned.layers[0].coef)  # the survivors did train

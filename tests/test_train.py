@@ -8,7 +8,8 @@ import torch
 
 from kanx.families.kan.network import KAN
 from kanx.io.data import formula_dataset
-from kanx.training.kan import TrainSettings, grid_refresh_steps, regression_metrics, sparsity_penalty, train
+from kanx.training import train
+from kanx.training.kan import TrainSettings, grid_refresh_steps, regression_metrics, sparsity_penalty
 
 
 def test_recovers_1d_function() -> None:

@@ -13,13 +13,14 @@ from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_e
 from kanx.core.choices import DEVICES, SOURCES
 from kanx.core.errors import KanxError
 from kanx.interaction.settings import InteractionSettings
-from kanx.io.files import atomic_write, check_output_path
+from kanx.io.files import check_output_path
 
 if TYPE_CHECKING:
     from kanx.interaction.kan import InteractionReport
     from kanx.interaction.karsein import KarSeinInteractionReport
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
+PLOT_DPI = 130
 
 
 def render_sets(sets: list, title: str, empty: str) -> None:
@@ -124,29 +125,6 @@ def render_formula(formula: dict) -> None:
     console.print(table)
 
 
-def write_plot(report: InteractionReport | KarSeinInteractionReport, path: Path) -> list[Path]:
-    """One figure per KAN output (``stem_<output>.ext`` when there are several); one for a KarSein model."""
-    from kanx.interaction.figure import field_figure, interaction_figure
-
-    if not hasattr(report, "outputs"):
-        figures = [(path, field_figure(report))]
-    else:
-        figures = [(path if len(report.outputs) == 1 else path.with_name(f"{path.stem}_{result.output}{path.suffix}"),
-                    interaction_figure(report, index)) for index, result in enumerate(report.outputs)]
-    for target, figure in figures:
-        atomic_write(target, lambda tmp, fig=figure: fig.savefig(tmp, format=path.suffix[1:], dpi=130, metadata=_metadata(path)))
-    return [target for target, _ in figures]
-
-
-def _metadata(path: Path) -> dict:
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        return {"Software": None}
-    if suffix == ".pdf":
-        return {"Creator": None, "Producer": None, "CreationDate": None}
-    return {"Date": None}
-
-
 def render_karsein(report: KarSeinInteractionReport) -> None:
     """Field interaction sets and the structural bounds of a KarSein model."""
     render_sets(report.interaction_sets, f"field interaction sets (own share of the score variance > {report.threshold})",
@@ -193,33 +171,22 @@ def interactions_command(
 ) -> None:
     """Which inputs interact, at what order, and their share of the output variance."""
     from kanx.families.registry import family_of
-    from kanx.functions.parser import parse_expression
     from kanx.interaction import interactions
     from kanx.io.load import load_model
 
     settings = InteractionSettings(threshold=threshold, product_threshold=product_threshold, max_samples=samples, seed=seed,
-                                   max_order=max_order, device=device, max_memory=max_memory)
+                                   max_order=max_order, device=device, max_memory=max_memory, formulas=tuple(formula))
     if plot is not None:
         check_output_path(plot, "--plot", [model] + ([data] if data else []))
         if plot.suffix.lower() not in PLOT_FORMATS:
             raise KanxError(f"--plot {plot}: use a .png, .svg or .pdf file name")
     network = load_model(model, source=source)
-    family = family_of(network)
-    rows = read_data(network, data, target)
-    x = rows.x if rows is not None else None
-    y = rows.y if rows is not None else None  # a KAN's report measures the network's error on them
-    formulas = None
-    if formula:
-        outputs = family.output_names(network)
-        if len(formula) != len(outputs):
-            raise KanxError(f"--formula: give one formula per output ({len(outputs)})")
-        formulas = [parse_expression(text, family.input_names(network), "--formula") for text in formula]
-    report = interactions(network, x, settings, formulas, y)
-    written = write_plot(report, plot) if plot is not None else []
+    report = interactions(network, read_data(network, data, target), settings)
+    written = report.figures().save_each(plot, PLOT_DPI) if plot is not None else []
     if as_json:
         print_json({**report.to_dict(), "plots": [str(p) for p in written]})
         return
-    RENDERERS[family.name](report)
+    RENDERERS[family_of(network).name](report)
     for path in written:
         console.print(f"wrote {path}", markup=False)
 

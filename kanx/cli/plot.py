@@ -35,13 +35,9 @@ def resolve_stem(output: Path | None, model: Path, fmt: str) -> Path:
     return output
 
 
-def check_options(top: int | None, dpi: int, layer: int | None) -> None:
-    if top is not None and top < 1:
-        raise KanxError(f"--top {top}: must be at least 1")
+def check_dpi(dpi: int) -> None:
     if not 10 <= dpi <= 1200:
         raise KanxError(f"--dpi {dpi}: must be between 10 and 1200")
-    if layer is not None and layer < 0:
-        raise KanxError(f"--layer {layer}: must be 0 or more")
 
 
 @app.command("plot-activations")
@@ -62,22 +58,21 @@ def plot_activations_command(
     as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
 ) -> None:
     """Draw every learned activation (one grid per layer) and the network diagram."""
-    from kanx.core.resources import check_resources
+    from kanx.io.figures import output_paths
     from kanx.io.load import load_model
-    from kanx.plot import figure_names, render
-    from kanx.plot.kan import output_paths
+    from kanx.plot import PlotSettings, figure_names, plot_activations
 
-    check_options(top, dpi, layer)
-    check_resources(device, max_memory)
+    check_dpi(dpi)
+    settings = PlotSettings(layer=layer, top=top, show_pruned=show_pruned, diagram=True, diagram_only=diagram_only,
+                            title=model.stem, device=device, max_memory=max_memory)
     fmt = resolve_format(fmt, output)
     stem = resolve_stem(output, model, fmt)
     if not stem.parent.is_dir():
         raise KanxError(f"--output {output}: folder {stem.parent} does not exist")
     network = load_model(model)
-    for path in output_paths(stem, figure_names(network, layer, diagram_only), fmt):
+    for path in output_paths(stem, figure_names(network, settings), fmt):
         check_output_path(path, "--output", [model])
-    written = render(network, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=model.stem, device=device,
-                     max_memory=max_memory)
+    written = plot_activations(network, None, settings).save(stem, fmt, dpi)
     if as_json:
         print_json({"files": [str(path) for path in written]})
         return

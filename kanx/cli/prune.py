@@ -110,7 +110,8 @@ def prune_command(
                              lr=lr, seed=seed, device=device, max_memory=max_memory)
     network = load_model(model)
     rows = read_data(network, data, target)
-    pruned, report = prune(network, rows.x if rows else None, rows.y if rows else None, settings)
+    report = prune(network, rows, settings)
+    pruned = report.model
     pruned.provenance["pruning"]["source"] = str(model)
     if data:
         pruned.provenance["pruning"]["data"] = str(data)

@@ -118,7 +118,8 @@ def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, in
                       grids: list[int] | None = None, recipe: Recipe | None = None) -> TrainResult:
     """Train (one network per grid of ``grids`` when several, keeping the best held-out one; then
     ``recipe``'s polish when given) with a progress bar per run."""
-    from kanx.training.kan import train, train_choosing_grid
+    from kanx.training import train
+    from kanx.training.kan import train_choosing_grid
     from kanx.training.recipe import polish
 
     steps = settings.resolved_steps
@@ -136,7 +137,7 @@ def run_with_progress(dataset: Dataset, settings: TrainSettings, quiet: bool, in
             return on_step
 
         if grids is None or init is not None:
-            return train(dataset, settings, step_callback("training"), init=init)
+            return train(dataset, settings, init=init, on_step=step_callback("training"))
         label = (lambda grid: f"training, grid {grid}") if len(grids) > 1 else (lambda grid: "training")
         first = train_choosing_grid(dataset, settings, grids, lambda grid: step_callback(label(grid)))
         if recipe is None or recipe.polish_steps == 0:

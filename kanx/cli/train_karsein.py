@@ -10,10 +10,11 @@ from rich.table import Table
 from kanx.cli.common import console, err_console, fmt, parse_int_list, print_json
 from kanx.core.errors import KanxError
 from kanx.io.checkpoint import save_model
-from kanx.io.ctr import read_columns
+from kanx.io.ctr import ClickTable, read_click_table
 from kanx.io.data import split_names
 from kanx.io.files import check_output_path
-from kanx.training.karsein import KarSeinResult, KarSeinSettings, train_karsein
+from kanx.training import train
+from kanx.training.karsein import KarSeinResult, KarSeinSettings
 
 
 def karsein_settings(options, grid: int, k: int, lr: float | None, lamb: float, lamb_l1: float,
@@ -46,14 +47,12 @@ def karsein_command(data: Path | None, target: list[str], options, grid: int, k:
         raise KanxError(f"--fields/--dense/--target: columns must be distinct ({', '.join(overlap) or 'repeated name'})")
     settings = karsein_settings(options, grid, k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction, **resources)
     check_output_path(output, "--output", [data])
-    columns = read_columns(data, fields + dense + targets, "--fields/--dense/--target")
-    result = run_with_progress(columns, targets[0], fields, dense, settings, quiet, str(data))
+    result = run_with_progress(read_click_table(data, targets[0], fields, dense), settings, quiet)
     save_model(result.model, output)
     report(result, output, as_json)
 
 
-def run_with_progress(columns: dict, target: str, fields: list[str], dense: list[str], settings: KarSeinSettings,
-                      quiet: bool, source: str) -> KarSeinResult:
+def run_with_progress(table: ClickTable, settings: KarSeinSettings, quiet: bool) -> KarSeinResult:
     columns_spec = [TextColumn("training KarSein"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]}  test AUC {task.fields[auc]}"), TimeElapsedColumn()]
     with Progress(*columns_spec, console=err_console, disable=quiet, transient=False) as progress:
@@ -62,20 +61,13 @@ def run_with_progress(columns: dict, target: str, fields: list[str], dense: list
         def on_step(epoch: int, loss: float, auc: float) -> None:
             progress.update(task, completed=epoch, loss=f"{loss:.4f}", auc=f"{auc:.4f}")
 
-        return train_karsein(columns, target, fields, dense, settings, on_step, source)
+        return train(table, settings, on_step=on_step)
 
 
 def report(result: KarSeinResult, output: Path, as_json: bool) -> None:
     info = result.model.training_info
-    summary = {
-        "output": str(output), "arch": "karsein", "fields": result.model.fields, "dense": result.model.dense,
-        "vocabulary_sizes": {f: len(v) for f, v in result.model.vocabularies.items()},
-        "train": {"auc": result.train.auc, "log_loss": result.train.log_loss},
-        "test": {"auc": result.test.auc, "log_loss": result.test.log_loss},
-        "epochs": info["settings"]["epochs"], "data_fingerprint": info["data_fingerprint"],
-    }
     if as_json:
-        print_json(summary)
+        print_json({"output": str(output), **result.to_dict()})
         return
     table = Table(title=f"kanx train --arch karsein → {output}")
     for column in ("split", "rows", "AUC", "log-loss"):

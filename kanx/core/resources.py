@@ -10,7 +10,6 @@ has. Stages read their ``max_memory`` setting and enter the budget; inner code o
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -118,21 +117,6 @@ def check_resources(device: str | torch.device | None, max_memory: str | int | f
     are stored, so an absent GPU or a malformed size is a ``KanxError`` before any work."""
     resolve_device(device)
     parse_memory(max_memory)
-
-
-def rows_on(rows: object | None, device: torch.device) -> object | None:
-    """A shallow copy of a rows object (``.x`` inputs, ``.y`` targets or ``None``, e.g. a
-    ``Dataset``) with its tensors on ``device``; ``None`` stays ``None``."""
-    if rows is None:
-        return None
-    import torch
-
-    moved = copy.copy(rows)
-    for name in ("x", "y"):
-        value = getattr(rows, name, None)
-        if isinstance(value, torch.Tensor):
-            setattr(moved, name, value.to(device))
-    return moved
 
 
 def made_on_cpu() -> AbstractContextManager:

@@ -61,6 +61,7 @@ from kanx.interaction.sets import (
     unconfirmed_sets,
 )
 from kanx.interaction.settings import InteractionSettings
+from kanx.io.figures import Figures
 
 # Own share of the output variance below which no set is reported (InteractionSettings.threshold=None).
 # It guards nearly perfect networks, where 0.3·(1 − R²) is tiny: on the planted suites the largest spurious
@@ -195,6 +196,16 @@ class InteractionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __repr__(self) -> str:
+        laws = "; ".join(f"{r.output} = {r.tree.describe() or '(constant)'}" for r in self.outputs)
+        return f"InteractionReport({laws})"
+
+    def figures(self) -> Figures:
+        """One figure per output (pair heatmap, interaction sets, tree), named by the output."""
+        from kanx.interaction.figure import interaction_figure
+
+        return Figures([r.output for r in self.outputs], [interaction_figure(self, k) for k in range(len(self.outputs))])
 
     def _repr_html_(self) -> str:
         """Jupyter: per output, its interaction sets, its structure and the table of additive blocks."""

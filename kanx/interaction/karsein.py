@@ -41,6 +41,7 @@ from kanx.interaction.sets import (
     unconfirmed_sets,
 )
 from kanx.interaction.settings import InteractionSettings
+from kanx.io.figures import Figures
 
 DEFAULT_SHARE_THRESHOLD = 0.05
 R2_TARGET = 0.999
@@ -87,6 +88,16 @@ class KarSeinInteractionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __repr__(self) -> str:
+        sets = ", ".join("{" + ", ".join(s.variables) + "}" for s in self.interaction_sets) or "none"
+        return f"KarSeinInteractionReport(field interaction sets: {sets})"
+
+    def figures(self) -> Figures:
+        """The field figure (pair heatmap and interaction sets), named ``fields``."""
+        from kanx.interaction.figure import field_figure
+
+        return Figures(["fields"], [field_figure(self)])
 
     def _repr_html_(self) -> str:
         """Jupyter: the table of interacting field sets and their shares of the score variance."""

@@ -85,6 +85,30 @@ def ctr_columns(data: CTRData) -> dict[str, list[str]]:
     return {f: [f"{f[0]}{int(i)}" for i in data.ids[f]] for f in FIELDS}
 
 
+@dataclass
+class ClickTable:
+    """Click-through-rate rows as text: ``columns`` (name → values), the 0/1 ``target`` column,
+    the categorical ``fields`` and the numeric ``dense`` columns among them, and the ``source``
+    they were read from (for messages and provenance). What ``kanx.train`` takes with
+    ``KarSeinSettings``."""
+
+    columns: dict[str, list[str]]
+    target: str
+    fields: list[str]
+    dense: list[str]
+    source: str = ""
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns[self.target])
+
+
+def read_click_table(path: str | Path, target: str, fields: list[str], dense: list[str]) -> ClickTable:
+    """The ``fields``, ``dense`` and ``target`` columns of a CSV as a :class:`ClickTable`."""
+    columns = read_columns(path, fields + dense + [target], "--fields/--dense/--target")
+    return ClickTable(columns, target, fields, dense, str(path))
+
+
 def read_columns(path: str | Path, names: list[str], option: str = "DATA") -> dict[str, list[str]]:
     """Text columns ``names`` of a CSV with a header row (values stripped, kept as strings)."""
     header, columns = read_csv_columns(path)

@@ -10,7 +10,7 @@ import csv
 import hashlib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
+from kanx.core.stage import Rows
 from kanx.families.checks import float32_columns, number_columns
 from kanx.families.registry import family_of
 from kanx.functions.parser import parse_expression, parse_number
@@ -168,20 +169,8 @@ def require_columns(source: Path | str, header: list[str], names: list[str]) -> 
         )
 
 
-@dataclass
-class ModelRows:
-    """Rows for a model read from a file: inputs ``x [N, n_in]``, targets ``y`` when the file has
-    them (``[N, n_out]`` for a KAN, 0/1 labels ``[N]`` for KarSein; ``None`` otherwise), the
-    columns they came from (``target_columns``) and ``notes`` on choices made (to tell the user)."""
-
-    x: torch.Tensor
-    y: torch.Tensor | None
-    target_columns: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS, targets: list[str] | None = None,
-                    infer_targets: bool = True) -> ModelRows:
+                    infer_targets: bool = True) -> Rows:
     """Inputs (and targets) for ``model`` from a CSV (columns by name; what each cell means is the
     model family's ``encode``/``targets``) or a ``.npy``/``.pt`` array (inputs only, columns in input
     order); a CSV needs at least ``min_rows`` rows.
@@ -198,7 +187,7 @@ def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS
     if source.suffix.lower() != ".csv":
         if targets:
             raise KanxError(f"--target: {source} is an array of inputs; targets need a CSV with named columns")
-        return ModelRows(load_input_array(source, names), None)
+        return Rows(load_input_array(source, names), None)
     header, columns = read_csv_columns(source)
     require_columns(source, header, names)
     rows = len(columns[header[0]])
@@ -207,9 +196,9 @@ def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS
     x = family.encode(model, {name: columns[name] for name in names}, str(source))
     chosen, notes = target_columns(source, header, names, outputs, targets) if infer_targets or targets else ([], [])
     if not chosen:
-        return ModelRows(x, None, [], notes)
+        return Rows(x, None, [], notes)
     y = family.targets(model, {output: columns[column] for output, column in zip(outputs, chosen)}, str(source))
-    return ModelRows(x, y, chosen, notes)
+    return Rows(x, y, chosen, notes)
 
 
 def target_columns(source: Path, header: list[str], inputs: list[str], outputs: list[str],

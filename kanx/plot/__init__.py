@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from kanx.core.lazy import lazy_exports
 
-__all__ = ['figure_names', 'plot_activations', 'plot_network', 'render']
+__all__ = ['PlotSettings', 'figure_names', 'plot_activations', 'plot_network']
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "PlotSettings": "kanx.plot.settings",
     "figure_names": "kanx.plot.dispatch",
     "plot_activations": "kanx.plot.dispatch",
-    "plot_network": "kanx.plot.kan",
-    "render": "kanx.plot.dispatch",
+    "plot_network": "kanx.plot.dispatch",
 })
 
 if TYPE_CHECKING:
-    from kanx.plot.dispatch import figure_names, plot_activations, render
-    from kanx.plot.kan import plot_network
+    from kanx.plot.dispatch import figure_names, plot_activations, plot_network
+    from kanx.plot.settings import PlotSettings

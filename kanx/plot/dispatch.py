@@ -1,92 +1,52 @@
-"""The plot entry points: one function for every model family, dispatched on the family.
+"""The plot stage: one function for every model family, dispatched on the family.
 
-``plot_activations`` (figures) and ``render`` (files) work on every model family: one grid per
-layer for a KAN (``kan``), one grid per branch and layer of per-feature activations for KarSein
-(``karsein``). Figures are made without pyplot, so the caller's matplotlib backend is untouched.
+``plot_activations(model, data, settings)`` works on every model family: one grid per layer and
+the network diagram for a KAN (``kan``), one grid per branch and layer of per-feature
+activations for KarSein (``karsein``). Figures are made without pyplot, so the caller's
+matplotlib backend is untouched; :meth:`kanx.io.figures.Figures.save` writes them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+import dataclasses
 
-import torch
 from torch import nn
 
-from kanx.core.errors import KanxError
-from kanx.core.resources import check_resources
+from kanx.core.stage import inputs_and_targets, settings_of
 from kanx.families.registry import family_of
+from kanx.io.figures import Figures
 from kanx.plot import kan, karsein
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from kanx.plot.settings import PlotSettings
 
 
-def plot_activations(model: nn.Module, layer: int | None = None, top: int | None = None, show_pruned: bool = False,
-                     x: torch.Tensor | None = None, title: str = "", device: str = "cpu",
-                     max_memory: str | int | None = None) -> list[Figure]:
-    """One figure per layer (KarSein: per branch and layer) of activation panels, the most
-    important first, at most ``top`` per figure; ``layer`` picks one KAN layer; ``x [N, n_in]``
-    replaces the stored sample; ``title`` prefixes the headings. A KAN's curves are computed on
-    ``device`` within ``max_memory``; a KarSein model's (one curve per feature) on the CPU."""
-    check_resources(device, max_memory)
-    return FIGURES[family_of(model).name](model, layer, top, show_pruned, x, title, device, max_memory)
+def plot_activations(model: nn.Module, data: object | None = None, settings: PlotSettings | None = None,
+                     **options) -> Figures:
+    """The activation figures of ``model``: one grid per layer (KarSein: per branch and layer),
+    the most important panels first, then the network diagram when ``settings.diagram``.
+
+    ``data``: rows or a tensor of inputs ``[N, n_in]`` whose range and histogram the panels show
+    (default: the model's stored sample). ``settings`` (or its fields as keyword ``options``) as in
+    :class:`PlotSettings`."""
+    settings = settings_of(PlotSettings, settings, options, "plot_activations")
+    x, _ = inputs_and_targets(data, "plot_activations")
+    return FIGURES[family_of(model).name](model, x, settings)
 
 
-def figure_names(model: nn.Module, layer: int | None = None, diagram_only: bool = False) -> list[str]:
-    """The names ``render`` gives its figures (``layer0``…, ``diagram``; KarSein ``bit_layer0``…)."""
-    return FIGURE_NAMES[family_of(model).name](model, layer, diagram_only)
+def plot_network(model: nn.Module, data: object | None = None, settings: PlotSettings | None = None,
+                 **options) -> Figures:
+    """The network diagram alone (KAN): nodes by layer, each shown edge with its miniature
+    activation, opacity proportional to importance; as :func:`plot_activations` with
+    ``diagram_only``."""
+    settings = dataclasses.replace(settings_of(PlotSettings, settings, options, "plot_network"), diagram_only=True)
+    return plot_activations(model, data, settings)
 
 
-def render(model: nn.Module, stem: str | Path, fmt: str = "png", dpi: int = 100, layer: int | None = None,
-           top: int | None = None, show_pruned: bool = False, diagram_only: bool = False, title: str = "",
-           device: str = "cpu", max_memory: str | int | None = None) -> list[Path]:
-    """Write the figures as ``<stem>_<name>.<fmt>`` (or one ``<stem>.pdf``); returns the paths.
-    ``device`` and ``max_memory`` as in :func:`plot_activations`."""
-    check_resources(device, max_memory)
-    return RENDERERS[family_of(model).name](model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title, device,
-                                            max_memory)
+def figure_names(model: nn.Module, settings: PlotSettings) -> list[str]:
+    """The names :func:`plot_activations` gives its figures (``layer0``…, ``diagram``; KarSein
+    ``bit_layer0``…), known before any drawing (the CLI checks its output files with them)."""
+    return FIGURE_NAMES[family_of(model).name](model, settings)
 
 
-def kan_names(model: nn.Module, layer: int | None, diagram_only: bool) -> list[str]:
-    count = len(model.layers)
-    if layer is not None and not 0 <= layer < count:
-        raise KanxError(f"--layer {layer}: the model has {count} layers (0..{count - 1})")
-    names = [] if diagram_only else [f"layer{index}" for index in ([layer] if layer is not None else range(count))]
-    return names + ["diagram"]
-
-
-def karsein_names(model: nn.Module, layer: int | None, diagram_only: bool) -> list[str]:
-    refuse_kan_only(layer, diagram_only)
-    return karsein.figure_names(model)
-
-
-def karsein_figures(model: nn.Module, layer: int | None, top: int | None, show_pruned: bool, x: torch.Tensor | None,
-                    title: str, device: str, max_memory: str | int | None) -> list[Figure]:
-    refuse_kan_only(layer, False)
-    return [figure for _, figure in karsein.plot_karsein(model, top, show_pruned, x, title)]
-
-
-def kan_files(model: nn.Module, stem: str | Path, fmt: str, dpi: int, layer: int | None, top: int | None,
-              show_pruned: bool, diagram_only: bool, title: str, device: str, max_memory: str | int | None) -> list[Path]:
-    return kan.render(model, stem, fmt, dpi, layer, top, show_pruned, diagram_only, title=title, device=device,
-                      max_memory=max_memory)
-
-
-def karsein_files(model: nn.Module, stem: str | Path, fmt: str, dpi: int, layer: int | None, top: int | None,
-                  show_pruned: bool, diagram_only: bool, title: str, device: str,
-                  max_memory: str | int | None) -> list[Path]:
-    refuse_kan_only(layer, diagram_only)
-    return karsein.render_karsein(model, stem, fmt, dpi, top, show_pruned, title=title)
-
-
-def refuse_kan_only(layer: int | None, diagram_only: bool) -> None:
-    if layer is not None or diagram_only:
-        raise KanxError(f"{'--layer' if layer is not None else '--diagram-only'}: not available for KarSein models "
-                        "(every branch and layer is drawn; use --top to limit the panels)")
-
-
-# each family's figures, their names and their files, by family name (kanx.families.registry)
-FIGURES = {"kan": kan.plot_activations, "karsein": karsein_figures}
-FIGURE_NAMES = {"kan": kan_names, "karsein": karsein_names}
-RENDERERS = {"kan": kan_files, "karsein": karsein_files}
+# each family's figures and their names, by family name (kanx.families.registry)
+FIGURES = {"kan": kan.kan_figures, "karsein": karsein.karsein_figures}
+FIGURE_NAMES = {"kan": kan.figure_names, "karsein": karsein.figure_names}

@@ -18,20 +18,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sympy
 import torch
 
-from kanx.core.choices import FIGURE_FORMATS as FORMATS
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, single_thread
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of, placed
-from kanx.io.files import atomic_write
+from kanx.io.figures import Figures
+from kanx.plot.settings import PlotSettings
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -565,24 +564,6 @@ def draw_panels(ax, layout, edges):
     return x0, y0, low, high
 
 
-def plot_activations(model: KAN, layer: int | None = None, top: int | None = None, show_pruned: bool = False,
-                     x: torch.Tensor | None = None, title: str = "", device: str = "cpu",
-                     max_memory: str | int | None = None) -> list[Figure]:
-    """One figure per layer (or only ``layer``), one panel per active edge (most important
-    first; at most ``top`` per layer, ``MAX_PANELS`` without it), pruned edges greyed when
-    ``show_pruned``.
-
-    ``x`` (``[N, n_inputs]``) replaces the model's stored sample; ``title`` prefixes headings;
-    the curves are computed on ``device`` within ``max_memory`` (``kanx.core.resources``).
-    """
-    _check_model(model)
-    layers = _check_layer(model, layer)
-    _check_top(top)
-    prefix = f"{title} — " if title else ""
-    sets = edge_sets(model, top, show_pruned, x, layers, device, max_memory)
-    return [draw_grid(model, edges, panel_limit(top), prefix) for edges in sets]
-
-
 def panel_limit(top: int | None) -> int:
     """The panels per layer actually drawn: ``top``, else ``MAX_PANELS``."""
     return top if top is not None else MAX_PANELS
@@ -750,18 +731,6 @@ def draw_diagram(model: KAN, sets: list[EdgeSet], title: str = "") -> Figure:
     return fig
 
 
-def plot_network(model: KAN, top: int | None = None, show_pruned: bool = False,
-                 x: torch.Tensor | None = None, title: str = "", device: str = "cpu",
-                 max_memory: str | int | None = None) -> Figure:
-    """The network diagram: nodes by layer, each shown edge with its miniature activation,
-    opacity proportional to importance (at most ``top`` edges per layer, ``MAX_PANELS``
-    without it)."""
-    _check_model(model)
-    _check_top(top)
-    prefix = f"{title} — " if title else ""
-    return draw_diagram(model, edge_sets(model, top, show_pruned, x, None, device, max_memory), prefix)
-
-
 # ===================================================================== checks and files
 def _check_model(model: object) -> None:
     if not isinstance(model, KAN):
@@ -783,65 +752,29 @@ def _check_top(top: int | None) -> None:
         raise KanxError(f"--top {top}: must be at least 1")
 
 
-def _metadata(fmt: str) -> dict:
-    """Fixed metadata so the same model gives the same bytes."""
-    return {
-        "png": {"Software": None},
-        "svg": {"Date": None, "Creator": None},
-        "pdf": {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None},
-    }[fmt]
-
-
-def _save_one(fig: Figure, path: Path, fmt: str, dpi: int) -> None:
-    import matplotlib
-
-    with matplotlib.rc_context({"svg.hashsalt": "kanx", "svg.fonttype": "path"}):
-        fig.savefig(path, format=fmt, dpi=dpi, metadata=_metadata(fmt), facecolor="white")
-
-
-def _save_pdf(figures: list[Figure], path: Path, dpi: int) -> None:
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    with PdfPages(path, metadata=_metadata("pdf")) as pdf:
-        for fig in figures:
-            pdf.savefig(fig, dpi=dpi)
-
-
-def output_paths(stem: Path, names: list[str], fmt: str) -> list[Path]:
-    """Files that ``save_figures`` writes: ``<stem>_<name>.<fmt>``, or ``<stem>.pdf``."""
-    if fmt == "pdf":
-        return [stem.with_name(stem.name + ".pdf")]
-    return [stem.with_name(f"{stem.name}_{name}.{fmt}") for name in names]
-
-
-def save_figures(figures: list[tuple[str, Figure]], stem: str | Path, fmt: str = "png", dpi: int = 100) -> list[Path]:
-    """Write ``(name, figure)`` pairs atomically as ``<stem>_<name>.<fmt>`` (png/svg) or as
-    one multipage ``<stem>.pdf``; return the written paths."""
-    if fmt not in FORMATS:
-        raise KanxError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    paths = output_paths(Path(stem), [name for name, _ in figures], fmt)
-    if fmt == "pdf":
-        atomic_write(paths[0], lambda tmp: _save_pdf([fig for _, fig in figures], tmp, dpi))
-        return paths
-    for path, (_, fig) in zip(paths, figures):
-        atomic_write(path, lambda tmp, fig=fig: _save_one(fig, tmp, fmt, dpi))
-    return paths
-
-
-def render(model: KAN, stem: str | Path, fmt: str = "png", dpi: int = 100, layer: int | None = None,
-           top: int | None = None, show_pruned: bool = False, diagram_only: bool = False,
-           title: str = "", device: str = "cpu", max_memory: str | int | None = None) -> list[Path]:
-    """Draw the activation grids (unless ``diagram_only``) and the diagram, write them, and
-    return the written paths. Edge data is computed once (on ``device``, within ``max_memory``)
-    and shared by both."""
+def kan_figures(model: KAN, x: torch.Tensor | None, settings: PlotSettings) -> Figures:
+    """A KAN's figures: one grid per layer (or only ``settings.layer``; none with ``diagram_only``),
+    one panel per active edge (most important first; at most ``top`` per layer, ``MAX_PANELS``
+    without it; pruned edges greyed when ``show_pruned``), then the network diagram when asked
+    for. ``x [N, n_inputs]`` replaces the model's stored sample; the edge data is computed once
+    (on ``settings.device`` within ``max_memory``) and shared by the grids and the diagram."""
     _check_model(model)
-    layers = _check_layer(model, layer)
-    _check_top(top)
-    prefix = f"{title} — " if title else ""
-    sets = edge_sets(model, top, show_pruned, None, None, device, max_memory)
-    figures: list[tuple[str, Figure]] = []
-    if not diagram_only:
-        chosen = sets if layers is None else [sets[layers[0]]]
-        figures = [(f"layer{s.layer}", draw_grid(model, s, panel_limit(top), prefix)) for s in chosen]
-    figures.append(("diagram", draw_diagram(model, sets, prefix)))
-    return save_figures(figures, stem, fmt, dpi)
+    layers = _check_layer(model, settings.layer)
+    prefix = f"{settings.title} — " if settings.title else ""
+    top = settings.top
+    sets = edge_sets(model, top, settings.show_pruned, x, None if settings.with_diagram else layers, settings.device,
+                     settings.max_memory)
+    named: list[tuple[str, Figure]] = []
+    if not settings.diagram_only:
+        chosen = sets if layers is None or not settings.with_diagram else [sets[layers[0]]]
+        named = [(f"layer{s.layer}", draw_grid(model, s, panel_limit(top), prefix)) for s in chosen]
+    if settings.with_diagram:
+        named.append(("diagram", draw_diagram(model, sets, prefix)))
+    return Figures([name for name, _ in named], [figure for _, figure in named])
+
+
+def figure_names(model: KAN, settings: PlotSettings) -> list[str]:
+    """The names :func:`kan_figures` gives its figures (``layer0``…, ``diagram``)."""
+    layers = _check_layer(model, settings.layer)
+    grids = [] if settings.diagram_only else [f"layer{index}" for index in (layers or range(len(model.layers)))]
+    return grids + (["diagram"] if settings.with_diagram else [])

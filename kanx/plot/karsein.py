@@ -15,7 +15,6 @@ curves of a whole layer are evaluated in one batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,6 +23,7 @@ from kanx.core.errors import KanxError
 from kanx.core.numerics import single_thread
 from kanx.families.karsein.features import FeatureLayer, default_rows, feature_importance, feature_layers, layer_inputs
 from kanx.families.karsein.model import KarSein
+from kanx.io.figures import Figures
 from kanx.plot.kan import (
     CURVE_POINTS,
     HIST_BINS,
@@ -36,10 +36,10 @@ from kanx.plot.kan import (
     new_canvas,
     observed_range,
     sample_histograms,
-    save_figures,
     shortened,
     tick_text,
 )
+from kanx.plot.settings import PlotSettings
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,8 +59,9 @@ class FeaturePanels:
     labels: list[str]
 
 
-def figure_names(model: KarSein) -> list[str]:
+def figure_names(model: KarSein, settings: PlotSettings) -> list[str]:
     """``bit_layer0``, …, ``vec_layer0``, … in ``model.all_layers()`` order."""
+    refuse_kan_only(settings)
     return [f"{f.branch}_layer{f.index}" for f in feature_layers(model)]
 
 
@@ -159,18 +160,19 @@ def draw_feature_grid(model: KarSein, panels: FeaturePanels, top: int | None = N
     return fig
 
 
-def plot_karsein(model: KarSein, top: int | None = None, show_pruned: bool = False, x: torch.Tensor | None = None,
-                 title: str = "") -> list[tuple[str, Figure]]:
-    """``(name, figure)`` per branch and layer (``bit_layer0`` … ``vec_layer0`` …)."""
+def karsein_figures(model: KarSein, x: torch.Tensor | None, settings: PlotSettings) -> Figures:
+    """One grid per branch and layer (``bit_layer0`` … ``vec_layer0`` …) of per-feature curves,
+    computed on the CPU; KarSein has no single layer to pick and no diagram (``settings.diagram``
+    is ignored)."""
     if not isinstance(model, KarSein):
         raise KanxError(f"KarSein plotting needs a KarSein model, not {getattr(model, 'family', type(model).__name__)!r}")
-    if top is not None and top < 1:
-        raise KanxError(f"--top {top}: must be at least 1")
-    prefix = f"{title} — " if title else ""
-    return [(p.name, draw_feature_grid(model, p, top, prefix)) for p in all_panels(model, top, show_pruned, x)]
+    refuse_kan_only(settings)
+    prefix = f"{settings.title} — " if settings.title else ""
+    panels = all_panels(model, settings.top, settings.show_pruned, x)
+    return Figures([p.name for p in panels], [draw_feature_grid(model, p, settings.top, prefix) for p in panels])
 
 
-def render_karsein(model: KarSein, stem: str | Path, fmt: str = "png", dpi: int = 100, top: int | None = None,
-                   show_pruned: bool = False, title: str = "", x: torch.Tensor | None = None) -> list[Path]:
-    """Draw every layer's activations and write them (``<stem>_<name>.<fmt>`` or one ``<stem>.pdf``)."""
-    return save_figures(plot_karsein(model, top, show_pruned, x, title), stem, fmt, dpi)
+def refuse_kan_only(settings: PlotSettings) -> None:
+    if settings.layer is not None or settings.diagram_only:
+        raise KanxError(f"{'--layer' if settings.layer is not None else '--diagram-only'}: not available for KarSein models "
+                        "(every branch and layer is drawn; use --top to limit the panels)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +29,7 @@ from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2, split_rows
 from kanx.core.resources import made_on_cpu, rows_per_chunk
+from kanx.core.stage import result_dict
 from kanx.families.checks import recorded_number
 from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
@@ -69,9 +70,10 @@ class PruneReport:
     unused_inputs: list[str]
     nothing_pruned: bool
     notes: list[str] = field(default_factory=list)
+    model: KAN | None = None  # the pruned network (set by ``kanx.prune``); not part of the report
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return result_dict(self)
 
     def __repr__(self) -> str:
         return (f"PruneReport(widths {self.widths_before} → {self.widths_after}, edges {self.edges_before} → "

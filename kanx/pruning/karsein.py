@@ -20,14 +20,16 @@ as soft labels); masks are buffers and masked weights are zero, so they get no u
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import log_loss, r2, roc_auc, single_thread, split_rows
+from kanx.core.stage import result_dict
 from kanx.families.checks import recorded_number
 from kanx.families.karsein.features import (
     FeatureImportance,
@@ -218,9 +220,24 @@ class KarSeinPruneReport:
     features: list[dict]
     nothing_pruned: bool
     notes: list[str] = field(default_factory=list)
+    model: KarSein | None = None  # the pruned model (set by ``kanx.prune``); not part of the report
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return result_dict(self)
+
+    def __repr__(self) -> str:
+        before, after = sum(self.features_before.values()), sum(self.features_after.values())
+        return f"KarSeinPruneReport(features {before} → {after}, fidelity R² {self.fidelity:.6g})"
+
+    def _repr_html_(self) -> str:
+        rows = [(f"features ({layer})", self.features_before[layer], self.features_after.get(layer, ""))
+                for layer in self.features_before]
+        rows.append(("parameters", self.parameters_before, self.parameters_after))
+        if self.metrics is not None:
+            rows += [(f"{name} ({self.metrics['rows']} labelled rows)", f"{self.metrics['before'][name]:.6g}",
+                      f"{self.metrics['after'][name]:.6g}") for name in self.metrics["before"]]
+        rows.append(("R² against the original", "", f"{self.fidelity:.6g}"))
+        return html_table(("", "before", "after"), rows, f"kanx prune ({self.mode})")
 
 
 def active_parameters(model: KarSein) -> int:

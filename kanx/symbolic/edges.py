@@ -22,7 +22,7 @@ from dataclasses import replace
 import sympy
 import torch
 
-from kanx.core.lambdify import mpmath_function, torch_function
+from kanx.core.lambdify import formula_on_rows, mpmath_function
 from kanx.core.numerics import r2, split_rows
 from kanx.core.resources import made_on_cpu
 from kanx.families.kan.compose import compose_with_hidden, input_symbols
@@ -122,12 +122,7 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
     if not expr.free_symbols <= set(symbols):
         raise ValueError("formula is written in hidden nodes")
     x = x.cpu()
-    function = torch_function(symbols, expr)
-    with torch.no_grad():
-        out = function(*[x[:, k].double() for k in range(x.shape[1])])
-    if not isinstance(out, torch.Tensor):
-        out = torch.full((x.shape[0],), float(out), dtype=torch.float64, device="cpu")
-    out = out.expand(x.shape[0]).double()
+    out = formula_on_rows(expr, symbols, x.double())
     if not bool(torch.isfinite(out).all()):  # huge intermediate constants: arbitrary precision
         slow = mpmath_function(symbols, expr)
         rows = x.double().tolist()

@@ -35,8 +35,9 @@ import sympy
 import torch
 from torch import nn
 
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError
-from kanx.core.lambdify import torch_function
+from kanx.core.lambdify import formula_on_rows
 from kanx.core.numerics import roc_auc, single_thread
 from kanx.families.kan.basis import bspline_basis, knot_spans
 from kanx.families.karsein.features import FeatureLayer, default_rows, feature_importance, feature_layers, layer_inputs
@@ -155,6 +156,7 @@ class KarSeinSymbolicResult:
     combine: str
     settings: dict
     timings: dict
+    model: KarSein | None = None  # the model the formulas describe (set by ``kanx.symbolify``)
 
     @property
     def flagged(self) -> list[FeatureFit]:
@@ -165,6 +167,17 @@ class KarSeinSymbolicResult:
                 "vector_wise": self.vec.to_dict(), "bit_wise": self.bit.to_dict(), "fidelity": self.fidelity.to_dict(),
                 "auc": self.auc, "flagged": [f.label for f in self.flagged], "settings": self.settings,
                 "timings": self.timings}
+
+    def __repr__(self) -> str:
+        auc = f", AUC {self.auc['formula']:.4f}" if self.auc and "formula" in self.auc else ""
+        return (f"KarSeinSymbolicResult(logit R² {self.fidelity.r2:.6g}{auc}, "
+                f"{len(self.features) - len(self.flagged)} of {len(self.features)} features symbolic)")
+
+    def _repr_html_(self) -> str:
+        rows = [(branch.branch, sympy.sstr(branch.expression) if branch.composed else "(layered; see .hidden)",
+                 f"{branch.fidelity.r2:.6g}") for branch in (self.vec, self.bit)]
+        rows.append(("total logit", "", f"{self.fidelity.r2:.6g}"))
+        return html_table(("branch", "formula", "R² against the network"), rows, "kanx symbolify (KarSein)")
 
 
 # --------------------------------------------------------------------------- fits
@@ -326,11 +339,8 @@ def evaluate(exprs: list[sympy.Expr], hidden: list[tuple[sympy.Symbol, sympy.Exp
 
 def _call(expr: sympy.Expr, env: dict, namespace: dict, rows: int) -> torch.Tensor:
     used = sorted(expr.free_symbols, key=lambda s: s.name)
-    function = torch_function(used, expr, namespace)
-    with torch.no_grad():
-        out = function(*[env[s] for s in used])
-    out = torch.as_tensor(out, dtype=torch.float64, device="cpu")
-    return out.expand(rows) if out.dim() == 0 else out
+    columns = torch.stack([env[s] for s in used], 1) if used else torch.zeros(rows, 0, dtype=torch.float64)
+    return formula_on_rows(expr, used, columns, namespace)
 
 
 # --------------------------------------------------------------------------- terms

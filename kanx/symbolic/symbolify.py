@@ -9,7 +9,8 @@ from torch import nn
 
 from kanx.core.errors import KanxError
 from kanx.core.numerics import single_thread
-from kanx.core.resources import memory_budget, parse_memory, resolve_device, rows_on
+from kanx.core.resources import memory_budget, parse_memory, resolve_device
+from kanx.core.stage import rows_on, settings_of
 from kanx.families.kan.network import KAN
 from kanx.families.karsein.model import KarSein
 from kanx.families.registry import device_of, family_of, placed
@@ -27,16 +28,15 @@ def symbolify(model: nn.Module, data: object | None = None, settings: SymbolifyS
     """Formulas for ``model`` (left untouched), whatever its family.
 
     ``data``: rows with ``.x`` (model inputs ``[N, n_in]``) and ``.y`` (targets, or ``None``), e.g. a
-    ``kanx.io.data.Dataset`` or ``ModelRows``; default: the model's stored sample. ``settings`` (or its
+    ``kanx.Rows`` or ``kanx.io.data.Dataset``, or a tensor of inputs; default: the model's stored sample. ``settings`` (or its
     fields as keyword ``options``) as in :class:`SymbolifySettings`.
     """
-    settings = settings if settings is not None else SymbolifySettings(**options)
+    settings = settings_of(SymbolifySettings, settings, options, "symbolify")
     home = device_of(model)
     with memory_budget(parse_memory(settings.max_memory)):
         device = resolve_device(settings.device)
-        result = IMPLEMENTATIONS[family_of(model).name](placed(model, device), rows_on(data, device), settings)
-    if isinstance(result, SymbolicResult):
-        result.model = placed(result.model, home)
+        result = IMPLEMENTATIONS[family_of(model).name](placed(model, device), rows_on(data, device, "symbolify"), settings)
+    result.model = placed(result.model if result.model is not None else model, home)
     return result
 
 

@@ -1,4 +1,5 @@
-"""Training stage: fit a KAN (``kan``) or a KarSein model (``karsein``) to data.
+"""Training stage: fit a KAN (``kan``) or a KarSein model (``karsein``) to data, through one
+entry point, ``train`` (``kanx.training.dispatch``), which the settings' class dispatches.
 
 Public names load on first use (``kanx.core.lazy``).
 """
@@ -9,16 +10,16 @@ from typing import TYPE_CHECKING
 
 from kanx.core.lazy import lazy_exports
 
-__all__ = ["KarSeinResult", "KarSeinSettings", "TrainResult", "TrainSettings", "train", "train_karsein"]
+__all__ = ["KarSeinResult", "KarSeinSettings", "TrainResult", "TrainSettings", "train"]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "KarSeinResult": "kanx.training.karsein",
     "KarSeinSettings": "kanx.training.karsein",
     "TrainResult": "kanx.training.kan",
     "TrainSettings": "kanx.training.kan",
-    "train": "kanx.training.kan",
-    "train_karsein": "kanx.training.karsein",
+    "train": "kanx.training.dispatch",
 })
 
 if TYPE_CHECKING:
-    from kanx.training.kan import TrainResult, TrainSettings, train
-    from kanx.training.karsein import KarSeinResult, KarSeinSettings, train_karsein
+    from kanx.training.dispatch import train
+    from kanx.training.kan import TrainResult, TrainSettings
+    from kanx.training.karsein import KarSeinResult, KarSeinSettings

@@ -379,7 +379,7 @@ def grid_refresh_steps(steps: int, count: int) -> set[int]:
     return {1 + (i * half) // count for i in range(count)}
 
 
-def train(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | None = None, init: KAN | None = None) -> TrainResult:
+def train_kan(dataset: Dataset, settings: TrainSettings, on_step: StepCallback | None = None, init: KAN | None = None) -> TrainResult:
     """Build a KAN for ``dataset`` (or continue training a copy of ``init``, which is left
     untouched), fit it on ``settings.device`` (the model comes back on the CPU) and record
     provenance (settings, seed, data fingerprint, input ranges, a stored sample of up to
@@ -442,10 +442,10 @@ def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[i
     if not grids:
         raise KanxError("--grid: give at least one grid size")
     if len(grids) == 1:
-        return train(dataset, replace(settings, grid=grids[0]), progress(grids[0]) if progress else None)
+        return train_kan(dataset, replace(settings, grid=grids[0]), progress(grids[0]) if progress else None)
     if not settings.test_fraction > 0:
         raise KanxError(f"--grid {','.join(map(str, grids))}: choosing the grid needs held-out rows (--test-fraction > 0)")
-    results = {grid: train(dataset, replace(settings, grid=grid), progress(grid) if progress else None) for grid in grids}
+    results = {grid: train_kan(dataset, replace(settings, grid=grid), progress(grid) if progress else None) for grid in grids}
     chosen = max(results, key=lambda grid: (results[grid].test.r2, -grid))
     result = results[chosen]
     result.model.meta.training["grid_selection"] = {"chosen": chosen, "held_out_r2": {str(g): r.test.r2 for g, r in results.items()}}
@@ -488,7 +488,7 @@ def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[boo
     """:func:`train` of a fresh network on ``log|y|`` of the ``logs`` columns, then its ``exp``
     output layer; the metrics and the record describe ``y`` itself."""
     signs = [float(torch.sign(column[0])) for column in dataset.y.T]
-    fitted = train(replace(dataset, y=fitted_targets(dataset.y, logs)), replace(settings, target_transform="none"), on_step)
+    fitted = train_kan(replace(dataset, y=fitted_targets(dataset.y, logs)), replace(settings, target_transform="none"), on_step)
     with made_on_cpu():  # the trained core is on the CPU; so is its output layer
         model = with_output_edges(fitted.model, logs, signs)
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)

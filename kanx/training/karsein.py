@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import log_loss, magnitude_penalty, roc_auc, split_rows
 from kanx.core.resources import check_resources, resolve_device
 from kanx.families.karsein.model import KarSein, labels_from, normalise_token
+from kanx.io.ctr import ClickTable
 from kanx.training.kan import check_training_options
 
 StepCallback = Callable[[int, float, float], None]
@@ -30,7 +32,7 @@ StepCallback = Callable[[int, float, float], None]
 
 @dataclass
 class KarSeinSettings:
-    """Hyper-parameters of ``train_karsein``. ``pairwise`` lists vector-wise layer indices
+    """Hyper-parameters of KarSein training (``kanx.train`` on a ``ClickTable``). ``pairwise`` lists vector-wise layer indices
     (0-based) whose input gets the pairwise products; ``epochs`` passes over the training rows;
     ``device`` where training runs (the model comes back on the CPU)."""
 
@@ -75,9 +77,27 @@ class CTRMetrics:
 
 @dataclass
 class KarSeinResult:
+    """A trained KarSein model with its AUC and log-loss on the training and the held-out rows."""
+
     model: KarSein
     train: CTRMetrics
     test: CTRMetrics
+
+    def to_dict(self) -> dict:
+        info = self.model.training_info
+        return {"arch": "karsein", "fields": self.model.fields, "dense": self.model.dense,
+                "vocabulary_sizes": {f: len(v) for f, v in self.model.vocabularies.items()},
+                "train": asdict(self.train), "test": asdict(self.test),
+                "epochs": info["settings"]["epochs"], "data_fingerprint": info["data_fingerprint"]}
+
+    def __repr__(self) -> str:
+        return f"KarSeinResult(fields {self.model.fields}, test AUC {self.test.auc:.4f}, log-loss {self.test.log_loss:.4f})"
+
+    def _repr_html_(self) -> str:
+        info = self.model.training_info
+        rows = [(split, info[f"{split}_rows"], f"{m.auc:.4f}", f"{m.log_loss:.4f}")
+                for split, m in (("train", self.train), ("test", self.test))]
+        return html_table(("rows", "count", "AUC", "log-loss"), rows, f"kanx train: KarSein over {', '.join(self.model.fields)}")
 
 
 def build_vocabularies(columns: dict[str, list[str]], fields: list[str]) -> dict[str, list[str]]:
@@ -102,12 +122,12 @@ def ctr_metrics(model: KarSein, x: torch.Tensor, y: torch.Tensor) -> CTRMetrics:
     return CTRMetrics(auc=roc_auc(p, y.cpu().numpy()), log_loss=log_loss(p, y.cpu().numpy()))
 
 
-def train_karsein(columns: dict[str, list[str]], target: str, fields: list[str], dense: list[str],
-                  settings: KarSeinSettings, on_step: StepCallback | None = None, source: str = "") -> KarSeinResult:
-    """Fit a KarSein model to text ``columns`` (fields, dense features, ``target``).
+def train_karsein(table: ClickTable, settings: KarSeinSettings, on_step: StepCallback | None = None) -> KarSeinResult:
+    """Fit a KarSein model to a click table (its fields, dense features and 0/1 target).
 
     ``on_step(epoch, train_loss, test_auc)`` is called after every epoch."""
-    if len(columns[target]) < 10:
+    columns, target, fields, dense, source = table.columns, table.target, table.fields, table.dense, table.source
+    if table.rows < 10:
         raise KanxError(f"{source or 'data'}: need at least 10 rows to train")
     y = labels_from(columns[target], target)
     model = KarSein(fields, build_vocabularies(columns, fields), settings.emb_dim, list(settings.bit_width),

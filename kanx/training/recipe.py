@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.io.data import Dataset
-from kanx.training.kan import StepCallback, TrainResult, TrainSettings, settings_for, train
+from kanx.training.kan import StepCallback, TrainResult, TrainSettings, settings_for, train_kan
 
 HIDDEN_CAP = 12
 VALIDATION_FRACTION = 0.2
@@ -89,7 +89,7 @@ def recipe_for(dataset: Dataset, **given) -> Recipe:
 def train_recipe(dataset: Dataset, recipe: Recipe, on_step: StepCallback | None = None,
                  on_polish_step: StepCallback | None = None) -> TrainResult:
     """Train a network for ``dataset`` by ``recipe``: the first phase, then the polish."""
-    return polish(dataset, recipe, train(dataset, recipe.train, on_step), on_polish_step)
+    return polish(dataset, recipe, train_kan(dataset, recipe.train, on_step), on_polish_step)
 
 
 def polish(dataset: Dataset, recipe: Recipe, first: TrainResult, on_step: StepCallback | None = None) -> TrainResult:
@@ -99,7 +99,7 @@ def polish(dataset: Dataset, recipe: Recipe, first: TrainResult, on_step: StepCa
     polished = None
     if recipe.polish_steps > 0:
         try:
-            polished = train(dataset, recipe.polish_settings(first.model), on_step, init=first.model)
+            polished = train_kan(dataset, recipe.polish_settings(first.model), on_step, init=first.model)
         except KanxFailure:  # the polish diverged: the first phase's network stands
             polished = None
     if polished is not None:

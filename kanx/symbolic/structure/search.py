@@ -35,7 +35,7 @@ import sympy
 import torch
 
 from kanx.core.budget import WorkBudget
-from kanx.core.lambdify import torch_function
+from kanx.core.lambdify import formula_on_rows
 from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, parametrise, to_expr
@@ -708,13 +708,10 @@ def formula_values(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tenso
     """``expr`` over ``symbols`` on the rows ``x [N, k]`` → ``[N]`` float64 (``None`` when it does
     not evaluate to finite numbers)."""
     try:
-        function = torch_function(symbols, expr)
-        out = function(*[x[:, k] for k in range(x.shape[1])])
+        out = formula_on_rows(expr, symbols, x)
     except Exception:  # noqa: BLE001 - unevaluable formula
         return None
-    out = out if isinstance(out, torch.Tensor) else torch.full((x.shape[0],), float(out), dtype=torch.float64)
-    out = out.expand(x.shape[0]) if out.dim() == 0 else out
-    return out.double() if bool(torch.isfinite(out).all()) else None
+    return out if bool(torch.isfinite(out).all()) else None
 
 
 def counted(oracle: Oracle, budget: WorkBudget) -> Oracle:
