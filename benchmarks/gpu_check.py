@@ -24,7 +24,7 @@ from kanx.interaction import interactions
 from kanx.io.checkpoint import save_model
 from kanx.io.ctr import ClickTable, generate_ctr, read_columns, write_ctr_csv
 from kanx.io.data import formula_dataset
-from kanx.plot.kan import edge_sets
+from kanx.plot.edges import edge_sets
 from kanx.prediction import predict
 from kanx.pruning import prune
 from kanx.symbolic import symbolify

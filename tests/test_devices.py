@@ -28,7 +28,7 @@ from kanx.io.checkpoint import save_model
 from kanx.io.ctr import generate_ctr, write_ctr_csv
 from kanx.io.data import Dataset
 from kanx.plot import plot_activations
-from kanx.plot.kan import MAX_PANELS, edge_sets
+from kanx.plot.edges import MAX_PANELS, edge_sets
 from kanx.prediction import predict
 from kanx.pruning import prune
 from kanx.symbolic import symbolify

@@ -18,10 +18,12 @@ from kanx.functions.library import BUILTIN_FUNCTIONS, build_library
 from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
 from kanx.symbolic import symbolify
-from kanx.symbolic.cleaning import Evaluator, nice_candidates, parametrise, refit, rowwise_jacobian, run_with_timeout
+from kanx.symbolic.cleaning import nice_candidates
 from kanx.symbolic.engines import builtin_candidates
 from kanx.symbolic.fit import fit_edges
+from kanx.symbolic.refit import Evaluator, parametrise, refit, rowwise_jacobian
 from kanx.symbolic.selection import select
+from kanx.symbolic.timeout import run_with_timeout
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -258,14 +258,14 @@ def continue_command(init: Path, data: Path | None, target: list[str], seed: int
     from kanx.io.checkpoint import save_model
     from kanx.io.data import Dataset
     from kanx.io.load import load_model
-    from kanx.training.kan import check_continuable, settings_for
+    from kanx.training.kan import check_continuable, continuing_settings
 
     if data is None:
         raise KanxError("--init: give the DATA csv to continue training on")
     check_output_path(output, "--output", [data, init])
     model = load_model(init)
     check_continuable(model, f"--init {init}")
-    settings = settings_for(model, seed=seed, test_fraction=test_fraction, **options)
+    settings = continuing_settings(model, seed=seed, test_fraction=test_fraction, **options)
     rows = read_data(model, data, target)
     if rows.y is None:
         raise KanxError(f"{data}: no target column for the model's output(s) {', '.join(model.meta.output_names)}; "

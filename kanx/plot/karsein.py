@@ -8,7 +8,8 @@ attribution. Every output of the layer mixes the panel's curve with SiLU:
 ``w_base[i, j]·silu(x) + w_sp[i, j]·s_i(x)``. In the vector-wise branch one curve acts on all ``D``
 embedding coordinates, and its histogram pools them.
 
-Drawing reuses ``kanx.plot.kan`` (panel layout, frames, histograms, curves, deterministic saving);
+Drawing reuses ``kanx.plot.grid`` (panel layout, frames, histograms, curves; files through
+``kanx.io.figures``);
 curves of a whole layer are evaluated in one batch.
 """
 
@@ -24,7 +25,7 @@ from kanx.core.numerics import single_thread
 from kanx.families.karsein.features import FeatureLayer, default_rows, feature_importance, feature_layers, layer_inputs
 from kanx.families.karsein.model import KarSein
 from kanx.io.figures import Figures
-from kanx.plot.kan import (
+from kanx.plot.grid import (
     CURVE_POINTS,
     HIST_BINS,
     PRUNED_COLOR,

@@ -224,7 +224,7 @@ def with_masks(model: KAN, masks: list[torch.Tensor]) -> KAN:
 
 
 @torch.no_grad()
-def fold_constants(model: KAN, x_row: torch.Tensor) -> int:
+def fold_constant_nodes(model: KAN, x_row: torch.Tensor) -> int:
     """Fold constant hidden nodes into the next layer, in place; returns how many were folded.
 
     For each constant node (``constant_nodes``) its outgoing edges' values ``phi(c)`` are added
@@ -423,7 +423,7 @@ def prune_kan(model: KAN, x: torch.Tensor | None = None, y: torch.Tensor | None 
             masks = threshold_masks(model, before, edge_threshold, node_threshold)
     given = [f"{name} {value}" for name, value in (("--edge-threshold", edge_threshold), ("--node-threshold", node_threshold))
              if value is not None]
-    pruned, keep, notes = simplify(model, masks, x_fit[:1], " ".join(given) or "auto pruning")
+    pruned, keep, notes = pruned_network(model, masks, x_fit[:1], " ".join(given) or "auto pruning")
     if settings.finetune_steps:
         with torch.no_grad():
             y_fit = model(x_fit) if y is None else y[fit_idx].float()
@@ -437,11 +437,11 @@ def prune_kan(model: KAN, x: torch.Tensor | None = None, y: torch.Tensor | None 
     return pruned, report
 
 
-def simplify(model: KAN, masks: list[torch.Tensor], x_row: torch.Tensor, option: str) -> tuple[KAN, list[torch.Tensor], list[str]]:
+def pruned_network(model: KAN, masks: list[torch.Tensor], x_row: torch.Tensor, option: str) -> tuple[KAN, list[torch.Tensor], list[str]]:
     """Apply ``masks``, fold constants, refuse a cut output (naming ``option``), drop useless
     hidden nodes and zero masked parameters: ``(pruned, kept nodes per layer, notes)``."""
     work = with_masks(model, masks)
-    folded = fold_constants(work, x_row)
+    folded = fold_constant_nodes(work, x_row)
     check_outputs_reachable(work, option)
     keep = kept_nodes(work)
     pruned = shrink(work, keep)

@@ -30,11 +30,12 @@ from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of
 from kanx.functions.library import custom_function
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, round_floats, run_with_timeout, simplify
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, round_floats, simplest_form
 from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
 from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
 from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, subnode_formulas, widen
 from kanx.symbolic.selection import choose_fit, pareto
+from kanx.symbolic.timeout import run_with_timeout
 
 RETRY_SLACK = 1e-4
 
@@ -216,7 +217,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     for k, raw in enumerate(composed):
         with made_on_cpu():  # formulas are cleaned and evaluated on the CPU, whatever the device
             cleaned, log = Cleaner(symbols, x_fit_cpu, target_cpu[:, k], settings).run(raw)
-            expr = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+            expr = run_with_timeout(simplest_form, (cleaned,), simplify_timeout, cleaned)
             expr = prefer_shorter(expr, cleaned, symbols, x_test_cpu, model)
         expressions.append(expr)
         logs.append(log)

@@ -44,12 +44,13 @@ from kanx.families.karsein.features import FeatureLayer, default_rows, feature_i
 from kanx.families.karsein.model import KarSein, KarSeinLayer, pairwise_inputs
 from kanx.functions.library import LibraryFunction, build_library, resolve
 from kanx.functions.parser import parse_expression
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats, run_with_timeout
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats
 from kanx.symbolic.edges import fit_and_test_rows
 from kanx.symbolic.engines import Candidate, edge_candidates
 from kanx.symbolic.results import Fidelity, fidelity
 from kanx.symbolic.selection import choose_fit, pareto
 from kanx.symbolic.settings import SymbolifySettings
+from kanx.symbolic.timeout import run_with_timeout
 
 MAX_POINTS = 2000
 

@@ -29,7 +29,7 @@ import torch
 
 from kanx.core.numerics import noise_share, r2, split_rows
 from kanx.families.kan.network import KAN
-from kanx.training.kan import fit, settings_for
+from kanx.training.kan import continuing_settings, fit
 
 NEEDED_R2 = {"edges": 0.99, "structure-first": 0.999, "auto": 0.999}
 FAILED_BELOW = 0.9
@@ -132,7 +132,7 @@ def judge_and_refine(model: KAN, x: torch.Tensor, y: torch.Tensor, strategy: str
         return model, OracleQuality(scores, needed, verdict(scores, needed), rows=len(test_rows), noise=target_noise(model, x, y, seed))
     refined = copy.deepcopy(model)
     refined.train()
-    settings = settings_for(refined, steps=steps, optimizer="lbfgs", lamb=0.0, update_grid=0, seed=seed)
+    settings = continuing_settings(refined, steps=steps, optimizer="lbfgs", lamb=0.0, update_grid=0, seed=seed)
     torch.manual_seed(seed)
     with torch.enable_grad():
         fit(refined, x[fit_rows].float(), y[fit_rows].float(), settings)

@@ -526,6 +526,6 @@ def check_continuable(model: nn.Module, where: str) -> None:
         raise KanxError(f"{where}: continuing training is supported for KAN checkpoints, not {type(model).__name__}")
 
 
-def settings_for(model: KAN, **options) -> TrainSettings:
+def continuing_settings(model: KAN, **options) -> TrainSettings:
     """Training settings that keep ``model``'s architecture (for ``train(..., init=model)``)."""
     return TrainSettings(widths=list(model.widths), mult=[list(m) for m in model.mult], **options)

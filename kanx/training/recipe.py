@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.io.data import Dataset
-from kanx.training.kan import StepCallback, TrainResult, TrainSettings, settings_for, train_kan
+from kanx.training.kan import StepCallback, TrainResult, TrainSettings, continuing_settings, train_kan
 
 HIDDEN_CAP = 12
 VALIDATION_FRACTION = 0.2
@@ -60,7 +60,7 @@ class Recipe:
         """The polish phase's settings for ``model`` (its architecture kept)."""
         s = self.train
         patience = self.polish_patience if s.test_fraction > 0 else 0
-        return settings_for(model, optimizer="lbfgs", steps=self.polish_steps, update_grid=0, seed=s.seed,
+        return continuing_settings(model, optimizer="lbfgs", steps=self.polish_steps, update_grid=0, seed=s.seed,
                             test_fraction=s.test_fraction, patience=patience, lamb=s.lamb, lamb_l1=s.lamb_l1,
                             lamb_entropy=s.lamb_entropy, device=s.device, max_memory=s.max_memory, sample_rows=s.sample_rows)
 

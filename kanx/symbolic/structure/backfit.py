@@ -22,7 +22,8 @@ import torch
 
 from kanx.core.budget import WorkBudget
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.cleaning import Cleaner, CleanSettings
+from kanx.symbolic.refit import parametrise, to_expr
 from kanx.symbolic.structure.search import FIT_WORK, POLISH_WORK, formula_values
 from kanx.symbolic.structure.univariate import fit_univariate
 

@@ -38,7 +38,8 @@ from kanx.core.budget import WorkBudget
 from kanx.core.lambdify import formula_on_rows
 from kanx.core.numerics import r2_value
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, parametrise, to_expr
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost
+from kanx.symbolic.refit import parametrise, to_expr
 from kanx.symbolic.structure.composed import inner_profiles, single_index_share
 from kanx.symbolic.structure.scaling import elasticities, prefactor_options, scaling_line, snap_ratio
 from kanx.symbolic.structure.separability import (

@@ -34,7 +34,7 @@ from kanx.families.kan.compose import input_symbols
 from kanx.families.registry import device_of
 from kanx.functions.library import LibraryFunction
 from kanx.symbolic.canonical import fold_constants, match_physical_constants, positive_forms, shortest_constants
-from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, resolve_inverse_pairs, run_with_timeout, simplify
+from kanx.symbolic.cleaning import Cleaner, CleanSettings, formula_cost, resolve_inverse_pairs, simplest_form
 from kanx.symbolic.edges import evaluate_expression, fit_and_test_rows, output_fidelity, resolve_inputs
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import SymbolicResult
@@ -45,6 +45,7 @@ from kanx.symbolic.structure.relevance import relevant_inputs
 from kanx.symbolic.structure.search import StructureSettings, fit_power_law, search_structure
 from kanx.symbolic.structure.separability import spread_floor
 from kanx.symbolic.structure.units import WorkingUnits
+from kanx.symbolic.timeout import run_with_timeout
 
 SNAP_NOISE_RATIO = 10.0
 DEFAULT_NOISE = 1e-4
@@ -295,7 +296,7 @@ def clean_formula(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tensor
                              snap_window=SNAP_WINDOW, pi_window=PI_WINDOW, pi_squared=True,
                              pi_inverse=True)
     cleaned, log = Cleaner(symbols, x.double(), target.double(), settings).run(expr)
-    simpler = run_with_timeout(simplify, (cleaned,), simplify_timeout, cleaned)
+    simpler = run_with_timeout(simplest_form, (cleaned,), simplify_timeout, cleaned)
     if sympy.count_ops(simpler) <= sympy.count_ops(cleaned):
         cleaned = simpler
     cleaned = run_with_timeout(resolve_inverse_pairs, (cleaned,), simplify_timeout, cleaned)
@@ -328,7 +329,7 @@ AGREEMENT = 2.0  # 1-D candidates within this many times the network's error sha
 SETTLE = 4.0  # a formula within this many times the oracle's error share of it ends the search
 
 
-def settings_for(noise: float, budget: int, time_limit: float | None = None) -> StructureSettings:
+def structure_settings(noise: float, budget: int, time_limit: float | None = None) -> StructureSettings:
     """Thresholds scaled to the oracle's error share ``noise``: tests ``10·noise``, acceptance
     ``1 − 20·noise``, the search settles at ``1 − SETTLE·noise``, 1-D candidates equal within
     ``AGREEMENT·noise`` (the simpler wins); ``budget`` work units per output, ``time_limit`` an
@@ -422,7 +423,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
     target_test = y_data[test_rows].double() if y_data is not None else y_net_test
     data_noise = data_noise if y_data is not None and data_noise is not None else [0.0] * model.n_outputs
     noise = oracle_error(noise_level(y_net_fit, y_data[fit_rows] if y_data is not None else None), data_noise)
-    settings = settings_for(noise, budget, time_limit)
+    settings = structure_settings(noise, budget, time_limit)
     with made_on_cpu():
         formulas, logs = structure_formulas(model, functions, x_fit, target_fit, settings, digits, simplify_timeout, seed, noise,
                                             data_noise)

@@ -22,9 +22,10 @@ import sympy
 import torch
 
 from kanx.functions.library import LibraryFunction
-from kanx.symbolic.cleaning import TAYLOR_WIDTH, Cleaner, CleanSettings, parametrise, to_expr
+from kanx.symbolic.cleaning import TAYLOR_WIDTH, Cleaner, CleanSettings
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.fit import fit_edges
+from kanx.symbolic.refit import parametrise, to_expr
 from kanx.symbolic.selection import select, within_tolerance
 
 TRANSFORM_COST = 1.5
