@@ -27,7 +27,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "DiscoverSettings": "kanx.discovery",
     "DiscoveryResult": "kanx.discovery",
     "discover": "kanx.discovery",
-    "InteractionReport": "kanx.interaction.kan",
+    "InteractionReport": "kanx.interaction.report",
     "InteractionSettings": "kanx.interaction.settings",
     "KarSeinSettings": "kanx.training.karsein",
     "PruneSettings": "kanx.pruning.settings",

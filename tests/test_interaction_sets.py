@@ -27,8 +27,9 @@ from kanx.core.numerics import roc_auc
 from kanx.core.stage import Rows
 from kanx.functions.parser import parse_expression
 from kanx.interaction import InteractionSettings, interactions
-from kanx.interaction.kan import DEFAULT_THRESHOLD, NoiseFloor, formula_report
+from kanx.interaction.formula import formula_report
 from kanx.interaction.karsein import field_interactions
+from kanx.interaction.report import DEFAULT_THRESHOLD, NoiseFloor
 from kanx.interaction.sets import (
     RETEST_DRAWS,
     SetEstimate,

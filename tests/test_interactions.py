@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from kanx.cli import app
 from kanx.families.kan.network import KAN
 from kanx.interaction import interactions
-from kanx.interaction.kan import formula_report, structural_bound
+from kanx.interaction.bounds import structural_bound
+from kanx.interaction.formula import formula_report
 from kanx.io.data import formula_dataset
 from kanx.io.load import load_model
 from kanx.training import train

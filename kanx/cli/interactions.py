@@ -16,8 +16,8 @@ from kanx.interaction.settings import InteractionSettings
 from kanx.io.files import check_output_path
 
 if TYPE_CHECKING:
-    from kanx.interaction.kan import InteractionReport
     from kanx.interaction.karsein import KarSeinInteractionReport
+    from kanx.interaction.report import InteractionReport
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 PLOT_DPI = 130

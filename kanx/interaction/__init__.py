@@ -13,7 +13,7 @@ from kanx.core.lazy import lazy_exports
 
 __all__ = ['InteractionReport', 'InteractionSettings', 'KarSeinInteractionReport', 'interactions']
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "InteractionReport": "kanx.interaction.kan",
+    "InteractionReport": "kanx.interaction.report",
     "InteractionSettings": "kanx.interaction.settings",
     "KarSeinInteractionReport": "kanx.interaction.karsein",
     "interactions": "kanx.interaction.dispatch",
@@ -21,6 +21,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 
 if TYPE_CHECKING:
     from kanx.interaction.dispatch import interactions
-    from kanx.interaction.kan import InteractionReport
     from kanx.interaction.karsein import KarSeinInteractionReport
+    from kanx.interaction.report import InteractionReport
     from kanx.interaction.settings import InteractionSettings

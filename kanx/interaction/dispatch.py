@@ -15,8 +15,9 @@ from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.core.stage import inputs_and_targets, settings_of
 from kanx.families.registry import family_of, placed
 from kanx.functions.parser import parse_expression
-from kanx.interaction.kan import InteractionReport, interactions_of_kan
+from kanx.interaction.kan import interactions_of_kan
 from kanx.interaction.karsein import KarSeinInteractionReport, field_interactions
+from kanx.interaction.report import InteractionReport
 from kanx.interaction.settings import InteractionSettings
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kanx.interaction.kan import InteractionReport, TreeNode
 from kanx.interaction.karsein import KarSeinInteractionReport
+from kanx.interaction.report import InteractionReport, TreeNode
 from kanx.interaction.sets import InteractionSet
 
 NODE_LABELS = {"sum": "+", "product": "×"}
