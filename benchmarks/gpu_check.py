@@ -71,7 +71,7 @@ def kan_checks() -> None:
     reloaded = torch.load("/tmp/kanx_gpu_check.pt", weights_only=True)  # no map_location
     check("checkpoint device-independent", all(cpu_only(t) for t in reloaded["state"].values()), "")
     sym_gpu, sym_cpu = symbolify(model, device="cuda"), symbolify(model, device="cpu")
-    r2_gpu, r2_cpu = sym_gpu.fidelity[0]["network"].r2, sym_cpu.fidelity[0]["network"].r2
+    r2_gpu, r2_cpu = sym_gpu.fidelity[0].network.r2, sym_cpu.fidelity[0].network.r2
     check("symbolify: same formula", str(sym_gpu.expressions[0]) == str(sym_cpu.expressions[0]),
           f"{sym_gpu.expressions[0]}  |  {sym_cpu.expressions[0]}")
     check("symbolify: fidelity", abs(r2_gpu - r2_cpu) < 1e-4, f"R² {r2_gpu:.6f} vs {r2_cpu:.6f}")

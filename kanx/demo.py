@@ -95,8 +95,8 @@ def stage_symbolify(ctx: DemoContext) -> list[Path]:
     fid = result.fidelity[0]
     ctx.results["symbolify"] = {
         "formula": str(result.expressions[0]),
-        "r2_vs_network": fid["network"].r2,
-        "r2_vs_data": fid["data"].r2 if fid["data"] else None,
+        "r2_vs_network": fid.network.r2,
+        "r2_vs_data": fid.data.r2 if fid.data else None,
         "flagged_edges": len(result.flagged),
     }
     return [path]

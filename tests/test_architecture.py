@@ -112,7 +112,7 @@ def test_symbolify_plot_and_interactions_from_python_on_both_families(kan_model,
     formula = kanx.symbolify(pruned)
     assert str(formula.expressions[0]) == "exp(y**2 + sin(pi*x))"
     ctr = kanx.symbolify(karsein_model)
-    assert ctr.fidelity.r2 > 0.99
+    assert ctr.logit_fidelity.r2 > 0.99
     assert len(kanx.plot_activations(kan_model)) == 2
     assert len(kanx.plot_activations(karsein_model)) == len(karsein_model.bit_layers) + len(karsein_model.vec_layers)
     groups = {tuple(sorted(g.fields)) for g in kanx.interactions(karsein_model).groups}

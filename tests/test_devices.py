@@ -248,6 +248,6 @@ def test_wide_formulas_keep_hidden_nodes_named_and_still_compute_the_network() -
     x = model.sample_inputs[:50]
     f = formula_function(result, 0, "torch")  # the hidden nodes are inlined for code and callables
     predicted = f(*[x[:, k].double() for k in range(3)])
-    assert result.fidelity[0]["network"].r2 > 0.99  # the symbolic network (all edges fitted) against the trained one
+    assert result.fidelity[0].network.r2 > 0.99  # the symbolic network (all edges fitted) against the trained one
     torch.testing.assert_close(predicted.float(), result.model(x)[:, 0].detach(), rtol=2e-3, atol=2e-3)
     assert len(inlined) == 1

@@ -178,7 +178,7 @@ def test_symbolify_recovers_known_activations_and_vector_formula() -> None:
     assert names[("vec_layers.0", "user⊙item")] == "x^2"
     assert all(name == "x" for key, name in names.items() if key != ("vec_layers.0", "user⊙item"))
     assert all(f.chosen.r2 > 0.9999 for f in result.features if f.chosen)
-    assert result.vec.composed and result.vec.fidelity.r2 > 0.999 and result.fidelity.r2 > 0.999
+    assert result.vec.composed and result.vec.fidelity.r2 > 0.999 and result.logit_fidelity.r2 > 0.999
     terms = {t.term: t for t in result.vec.terms}
     assert set(terms) == {"e_user", "e_item", "e_user^2", "e_item^2", "e_item ⊙ e_user", "e_item^2 ⊙ e_user^2"}
     assert terms["e_item ⊙ e_user"].coefficient == pytest.approx(0.3, abs=1e-3)
@@ -203,7 +203,7 @@ def test_symbolify_silu_only_features_compose_exactly() -> None:
 def test_symbolify_sample_fidelity(sample_model: KarSein) -> None:
     result = symbolify_karsein(sample_model, sample_model.sample_inputs[:400])
     assert not result.vec.composed and result.vec.hidden  # too large to expand: layered definitions
-    assert result.vec.fidelity.r2 > 0.98 and result.bit.fidelity.r2 > 0.999 and result.fidelity.r2 > 0.99
+    assert result.vec.fidelity.r2 > 0.98 and result.bit.fidelity.r2 > 0.999 and result.logit_fidelity.r2 > 0.99
     assert {f.status for f in result.features} <= {"symbolic", "numeric", "negligible", "silu"}
     numeric = {f.tag for f in result.flagged}
     named = {node.func.__name__ for s, e in result.vec.hidden + [(None, result.vec.expression)]

@@ -24,7 +24,7 @@ from kanx.io.data import Dataset
 from kanx.symbolic.cleaning import Cleaner, CleanSettings
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.oracle import OracleQuality
-from kanx.symbolic.results import fidelity, with_noise_floors
+from kanx.symbolic.results import OutputFidelity, fidelity, with_noise_floors
 from kanx.symbolic.selection import select
 from kanx.training import train
 from kanx.training.kan import TrainSettings, train_choosing_grid
@@ -194,9 +194,9 @@ def test_the_choice_reads_r2_against_the_noise() -> None:
 def test_fidelity_at_the_noise_floor() -> None:
     _, y, law = gaussian_rows(0.01)
     share = float(((y - law) ** 2).mean() / y.var())
-    fidelities = [{"network": fidelity(law, law), "data": fidelity(law, y)}]
+    fidelities = [OutputFidelity(fidelity(law, law), fidelity(law, y))]
     with_noise_floors(fidelities, [share])
-    data = fidelities[0]["data"]
+    data = fidelities[0].data
     assert data.noise_floor == pytest.approx(1 - share)
     assert data.at_noise_floor is True
     worse = fidelity(law * 1.01, y)
@@ -208,9 +208,9 @@ def test_fidelity_at_the_noise_floor() -> None:
 
 def test_an_unknown_noise_excuses_nothing(capsys) -> None:
     _, y, law = gaussian_rows(0.01)
-    fidelities = [{"network": fidelity(law, law), "data": fidelity(law * 0.9, y)}]
+    fidelities = [OutputFidelity(fidelity(law, law), fidelity(law * 0.9, y))]
     with_noise_floors(fidelities, [None])
-    data = fidelities[0]["data"]
+    data = fidelities[0].data
     assert data.noise_floor is None and data.at_noise_floor is None
     assert data.to_dict()["noise_floor"] is None and data.to_dict()["at_noise_floor"] is None
     oracle = OracleQuality([0.5], 0.999, "failed", rows=300, noise=[None])

@@ -83,7 +83,7 @@ def test_auto_refine_repairs_a_failed_network() -> None:
     result = kanx.symbolify(model, rows)
     oracle = result.oracle_quality
     assert oracle.before[0] < 0.5 and oracle.r2[0] > 0.99 and oracle.verdict == "good" and oracle.refine_steps == 50
-    assert result.fidelity[0]["data"].r2 > 0.99
+    assert result.fidelity[0].data.r2 > 0.99
     assert result.model.provenance["refined"]["steps"] == 50
     assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())  # the input is untouched
 
@@ -173,7 +173,7 @@ def test_structure_first_view_of_a_subnode_stands_for_unfittable_edges() -> None
     live = [edge for edge in result.edges if edge.status not in ("masked", "negligible")]
     assert live and all(edge.status == "structure" for edge in live) and not result.flagged
     assert any("structure-first view" in (edge.note or "") for edge in live)
-    assert result.fidelity[0]["network"].r2 > 0.999
+    assert result.fidelity[0].network.r2 > 0.999
 
 
 def test_compose_with_a_subnode_formula() -> None:

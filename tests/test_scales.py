@@ -309,7 +309,7 @@ def test_a_formula_without_real_values_on_some_rows_is_not_finite_there() -> Non
     assert bool(values[0].isnan()) and values[1:].tolist() == [1.0, 2.0]
     fid = output_fidelity(sympy.sqrt(x - 1) * sympy.Float("1e400") * sympy.exp(-x), [x], rows, None, 0,
                           torch.ones(3, dtype=torch.float64), None)
-    assert fid["network"].r2 == float("-inf")
+    assert fid.network.r2 == float("-inf")
 
 
 def test_taylor_terms_beyond_float64_keep_the_function() -> None:

@@ -48,7 +48,7 @@ def test_exp_sin_recovered_exactly(exp_sin_result) -> None:
     x, y = symbols("x", "y")
     expr = exp_sin_result.expressions[0]
     assert sympy.simplify(expr - sympy.exp(sympy.sin(sympy.pi * x) + y**2)) == 0, expr
-    assert exp_sin_result.fidelity[0]["network"].r2 >= 0.999
+    assert exp_sin_result.fidelity[0].network.r2 >= 0.999
     assert not exp_sin_result.flagged
 
 
@@ -64,7 +64,7 @@ def test_multiplication_node_model_recovered_exactly() -> None:
     result = symbolify(load_model(SAMPLES / "xy_sinz_mult.pt"))
     x, y, z = symbols("x", "y", "z")
     assert sympy.simplify(result.expressions[0] - (x * y + sympy.sin(z))) == 0, result.expressions[0]
-    assert result.fidelity[0]["network"].r2 >= 0.999
+    assert result.fidelity[0].network.r2 >= 0.999
 
 
 def identification_cases(n: int = 200, samples: int = 400):
@@ -152,7 +152,7 @@ def test_unfittable_edges_are_flagged_not_replaced() -> None:
 
 def test_finetune_keeps_fidelity_and_checkpoint_round_trips(tmp_path: Path) -> None:
     result = symbolify(load_model(SAMPLES / "exp_sin.pt"), finetune_steps=20, lib_add=["x*exp(-x)"])
-    assert result.fidelity[0]["network"].r2 >= 0.999
+    assert result.fidelity[0].network.r2 >= 0.999
     path = save_model(result.model, tmp_path / "sym.pt")
     reloaded = load_model(path)
     assert "x*exp(-x)" in reloaded.custom_functions
@@ -162,7 +162,7 @@ def test_finetune_keeps_fidelity_and_checkpoint_round_trips(tmp_path: Path) -> N
 def test_operon_engine_candidates_stay_loadable(tmp_path: Path) -> None:
     pytest.importorskip("pyoperon")
     result = symbolify(load_model(SAMPLES / "exp_sin.pt"), engine="operon", seed=1)
-    assert result.fidelity[0]["network"].r2 >= 0.99
+    assert result.fidelity[0].network.r2 >= 0.99
     sr = [e for e in result.edges if e.status == "symbolic" and e.chosen.name.startswith("sr_")]
     assert sr
     reloaded = load_model(save_model(result.model, tmp_path / "operon.pt"))
@@ -175,7 +175,7 @@ def test_operon_engine_candidates_stay_loadable(tmp_path: Path) -> None:
                     reason="PySR needs the pysr package and a Julia runtime, not available here")
 def test_pysr_engine() -> None:
     result = symbolify(load_model(SAMPLES / "exp_sin.pt"), engine="pysr")
-    assert result.fidelity[0]["network"].r2 >= 0.99
+    assert result.fidelity[0].network.r2 >= 0.99
 
 
 # --------------------------------------------------------------------------- CLI

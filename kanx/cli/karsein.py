@@ -111,7 +111,7 @@ def render_symbolify(result: KarSeinSymbolicResult) -> None:
     render_branch(vec, f"vector-wise: vec = Σ_d h_d·g(e_d) + b, h = {head}, b = {fmt(vec.bias, 4)}; "
                        f"each term c·T of g is ⟨c·h, T(e)⟩", "g")
     render_branch(result.bit, "bit-wise", "bit")
-    fid = result.fidelity
+    fid = result.logit_fidelity
     combine = "vec + bit" if result.combine == "sum" else "vec + sigmoid(bit)"
     line = f"logit = {combine} vs network (held out): R² {fmt(fid.r2, 6)}  RMSE {fmt(fid.rmse)}"
     if result.auc is not None:

@@ -197,13 +197,13 @@ def render_formulas(result) -> None:
     not_law = result.oracle_quality is not None and not result.oracle_quality.is_law
     routes = list(result.strategy_used) + [""] * len(result.expressions)
     for name, expr, fid, route in zip(result.output_names, result.expressions, result.fidelity, routes):
-        net = fid["network"]
+        net = fid.network
         label = ("fitted on the rows (sparse regression), not read from the network: " if route == SPARSE_ROUTE
                  else "formula of the failed network, NOT the law: " if not_law else "")
         console.print(f"{label}{name} = {expr}", markup=False, soft_wrap=True)
         line = f"  vs network (held out): R² {fmt(net.r2, 6)}  RMSE {fmt(net.rmse)}  max|err| {fmt(net.max_abs)}"
-        if fid.get("data") is not None:
-            d = fid["data"]
+        if fid.data is not None:
+            d = fid.data
             line += f"  | vs data: R² {fmt(d.r2, 6)}  RMSE {fmt(d.rmse)}"
             if d.noise_floor is not None:
                 line += f"  (noise floor R² {fmt(d.noise_floor, 6)}: " + ("at the floor, as good as the data allow)" if d.at_noise_floor

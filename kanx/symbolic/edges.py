@@ -32,7 +32,7 @@ from kanx.families.registry import device_of
 from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, round_floats, simplest_form
 from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
-from kanx.symbolic.results import EdgeReport, SymbolicResult, fidelity
+from kanx.symbolic.results import EdgeReport, OutputFidelity, SymbolicResult, fidelity
 from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, subnode_formulas, widen
 from kanx.symbolic.selection import choose_fit, pareto
 from kanx.symbolic.timeout import run_with_timeout
@@ -296,7 +296,7 @@ def prefer_shorter(simplified: sympy.Expr, cleaned: sympy.Expr, symbols, x: torc
     return simplified if close else cleaned
 
 
-def output_fidelity(expr, symbols, x, model, k, y_net, y_data) -> dict:
+def output_fidelity(expr, symbols, x, model, k, y_net, y_data) -> OutputFidelity:
     """Fidelity of output ``k``'s formula on rows ``x`` against the network's ``y_net`` and the
     data's ``y_data`` (``[N]`` each, or ``None``), computed on the CPU."""
     try:
@@ -304,7 +304,4 @@ def output_fidelity(expr, symbols, x, model, k, y_net, y_data) -> dict:
     except ValueError:  # the formula still holds numeric edges: evaluate the symbolic model
         with torch.no_grad():
             prediction = model(x.to(device_of(model)))[:, k].double().cpu()
-    return {
-        "network": fidelity(prediction, y_net.cpu()),
-        "data": fidelity(prediction, y_data.cpu()) if y_data is not None else None,
-    }
+    return OutputFidelity(fidelity(prediction, y_net.cpu()), fidelity(prediction, y_data.cpu()) if y_data is not None else None)

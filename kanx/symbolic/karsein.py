@@ -47,7 +47,7 @@ from kanx.functions.parser import parse_expression
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats
 from kanx.symbolic.edges import fit_and_test_rows
 from kanx.symbolic.engines import Candidate, edge_candidates
-from kanx.symbolic.results import Fidelity, fidelity
+from kanx.symbolic.results import Fidelity, OutputFidelity, fidelity
 from kanx.symbolic.selection import choose_fit, pareto
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.timeout import run_with_timeout
@@ -147,12 +147,13 @@ class BranchFormula:
 @dataclass
 class KarSeinSymbolicResult:
     """Outcome of :func:`symbolify_karsein`: per-feature fits, both branch formulas, the total
-    logit's fidelity (held-out rows) and, with labels, AUC of formula and network."""
+    logit's fidelity against the network (held-out rows; one ``OutputFidelity``, the click logit
+    being the one output) and, with labels, AUC of formula and network."""
 
     features: list[FeatureFit]
     vec: BranchFormula
     bit: BranchFormula
-    fidelity: Fidelity
+    fidelity: list[OutputFidelity]
     auc: dict | None
     combine: str
     settings: dict
@@ -160,24 +161,29 @@ class KarSeinSymbolicResult:
     model: KarSein | None = None  # the model the formulas describe (set by ``kanx.symbolify``)
 
     @property
+    def logit_fidelity(self) -> Fidelity:
+        """The total logit's formula against the network's logit (held-out rows)."""
+        return self.fidelity[0].network
+
+    @property
     def flagged(self) -> list[FeatureFit]:
         return [f for f in self.features if f.status in ("numeric", "poly")]
 
     def to_dict(self) -> dict:
         return {"family": "karsein", "combine": self.combine, "features": [f.to_dict() for f in self.features],
-                "vector_wise": self.vec.to_dict(), "bit_wise": self.bit.to_dict(), "fidelity": self.fidelity.to_dict(),
+                "vector_wise": self.vec.to_dict(), "bit_wise": self.bit.to_dict(), "fidelity": self.logit_fidelity.to_dict(),
                 "auc": self.auc, "flagged": [f.label for f in self.flagged], "settings": self.settings,
                 "timings": self.timings}
 
     def __repr__(self) -> str:
         auc = f", AUC {self.auc['formula']:.4f}" if self.auc and "formula" in self.auc else ""
-        return (f"KarSeinSymbolicResult(logit R² {self.fidelity.r2:.6g}{auc}, "
+        return (f"KarSeinSymbolicResult(logit R² {self.logit_fidelity.r2:.6g}{auc}, "
                 f"{len(self.features) - len(self.flagged)} of {len(self.features)} features symbolic)")
 
     def _repr_html_(self) -> str:
         rows = [(branch.branch, sympy.sstr(branch.expression) if branch.composed else "(layered; see .hidden)",
                  f"{branch.fidelity.r2:.6g}") for branch in (self.vec, self.bit)]
-        rows.append(("total logit", "", f"{self.fidelity.r2:.6g}"))
+        rows.append(("total logit", "", f"{self.logit_fidelity.r2:.6g}"))
         return html_table(("branch", "formula", "R² against the network"), rows, "kanx symbolify (KarSein)")
 
 
@@ -442,7 +448,7 @@ def fit_and_compose(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, 
     total, auc = total_fidelity(model, branches, x_test, None if y is None else y[test_rows], namespace)
     settings = {"engine": engine, "library": [f.name for f in functions], **options,
                 "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows)), "custom_functions": dict(custom)}
-    return KarSeinSymbolicResult(flat, branches["vec"], branches["bit"], total, auc, model.combine, settings, timings)
+    return KarSeinSymbolicResult(flat, branches["vec"], branches["bit"], [OutputFidelity(total)], auc, model.combine, settings, timings)
 
 
 # --------------------------------------------------------------------------- per branch
@@ -572,7 +578,7 @@ def karsein_latex(result: KarSeinSymbolicResult, limit: int = 40) -> str:
              f"% logit = vec {combine} bit; vec = sum_d h_d g(e_d) + b, g acting coordinate-wise on the field embeddings",
              f"% h = [{', '.join(f'{w:.4g}' for w in vec.head or [])}], b = {vec.bias:.4g}", ""]
     lines += _branch_latex(vec, "g", limit) + _branch_latex(result.bit, r"\mathrm{bit}", limit)
-    fid = result.fidelity
+    fid = result.logit_fidelity
     lines += [f"% total logit vs network (held out): R^2 = {fid.r2:.6f}, RMSE = {fid.rmse:.4g}", "",
               r"\begin{tabular}{llllrr}", r"\hline",
               r"layer & feature & status & fit $c\,f(a x + b) + d$ & $R^2$ & importance \\", r"\hline"]

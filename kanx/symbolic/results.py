@@ -74,13 +74,25 @@ class Fidelity:
 
 
 @dataclass
+class OutputFidelity:
+    """One output's formula on the held-out rows: against the ``network`` and, when the rows had
+    targets, against the ``data``. Every family's result gives one per output (``.fidelity``)."""
+
+    network: Fidelity
+    data: Fidelity | None = None
+
+    def to_dict(self) -> dict:
+        return {"network": self.network.to_dict(), "data": self.data.to_dict() if self.data is not None else None}
+
+
+@dataclass
 class SymbolicResult:
     """Outcome of :func:`symbolify`.
 
     ``model``: a copy of the input with the chosen edges symbolic; ``expressions``: one sympy
     expression per output in the input symbols (for wide networks, in named hidden nodes whose
     definitions are ``hidden``, in order); ``edges``: per-edge reports; ``fidelity``:
-    per output ``{"network": Fidelity, "data": Fidelity | None}``; ``flagged``: edges kept
+    per output an :class:`OutputFidelity`; ``flagged``: edges kept
     numeric or polynomial because nothing fitted above the threshold.
     """
 
@@ -88,7 +100,7 @@ class SymbolicResult:
     expressions: list[sympy.Expr]
     output_names: list[str]
     edges: list[EdgeReport]
-    fidelity: list[dict]
+    fidelity: list[OutputFidelity]
     flagged: list[EdgeReport]
     settings: dict
     timings: dict
@@ -126,7 +138,7 @@ class SymbolicResult:
                 {
                     "name": name, "expression": sympy.sstr(expr), "srepr": sympy.srepr(expr),
                     "latex": sympy.latex(expr),
-                    "fidelity": {k: (v.to_dict() if v else None) for k, v in fid.items()},
+                    "fidelity": fid.to_dict(),
                     "cleanup": log,
                 }
                 for name, expr, fid, log in zip(self.output_names, self.expressions, self.fidelity, self.log)
@@ -164,7 +176,7 @@ class SymbolicResult:
         """Jupyter: every output's formula with its fidelity against the network."""
         rows = []
         for name, expr, fid in zip(self.output_names, self.expressions, self.fidelity):
-            r2 = fid["network"].r2
+            r2 = fid.network.r2
             rows.append(rf"{sympy.latex(sympy.Symbol(name))} &= {sympy.latex(expr)} && (R^2_\text{{network}} = {r2:.6f})")
         return "$$\\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$"
 
@@ -183,10 +195,10 @@ def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> Fidelity:
     return Fidelity(r2_value(p, t), float((error**2).mean().sqrt()), float(error.abs().max()), int(t.numel()))
 
 
-def with_noise_floors(fidelities: list[dict], noise: list[float | None]) -> None:
+def with_noise_floors(fidelities: list[OutputFidelity], noise: list[float | None]) -> None:
     """Set each output's data fidelity's ``noise_floor`` to ``1 − noise[k]`` (``noise``: the
     estimated noise share of each target's variance, ``OracleQuality.noise``), or to ``None``
     where that share is unknown."""
     for fid, share in zip(fidelities, noise):
-        if fid.get("data") is not None:
-            fid["data"].noise_floor = None if share is None else 1.0 - share
+        if fid.data is not None:
+            fid.data.noise_floor = None if share is None else 1.0 - share

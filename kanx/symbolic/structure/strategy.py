@@ -447,7 +447,7 @@ def structure_first(model, functions: list[LibraryFunction], data, edges, *, bud
             timings["edges"] = time.perf_counter() - began
         with made_on_cpu():
             mine = held_out_r2(expr, symbols, x_test, target_test[:, k])
-        their_fidelity = fallback.fidelity[k]["data"] or fallback.fidelity[k]["network"]
+        their_fidelity = fallback.fidelity[k].data or fallback.fidelity[k].network
         theirs = their_fidelity.r2  # numeric edges are evaluated through the symbolic network
         if rival:
             wins = expr is not None and decomposed_wins(expr, mine, fallback.expressions[k], theirs, data_noise[k], len(test_rows))
