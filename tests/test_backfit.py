@@ -107,14 +107,14 @@ class LookAlikeNetwork(torch.nn.Module):
 def test_structure_first_takes_the_data_s_factor_over_the_network_s_look_alike() -> None:
     """The search on the look-alike network finds ``m·g(v)`` with a parabola for ``g``; the
     targets (the law itself) turn ``g`` back into ``1/√(1 − v²/9)``, and the log says so."""
-    from kanx.symbolic.structure.strategy import settings_for, structure_formulas
+    from kanx.symbolic.structure.strategy import structure_formulas, structure_settings
 
     generator = torch.Generator().manual_seed(5)
     u = torch.rand(1200, 2, generator=generator, dtype=torch.float64)
     x = torch.stack([10 ** (2 * u[:, 0] - 1), 1.3 * u[:, 1]], 1)
     target = (x[:, 0] / torch.sqrt(1 - x[:, 1] ** 2 / 9))[:, None]
     network = LookAlikeNetwork()
-    formulas, logs = structure_formulas(network, FUNCTIONS, x, target, settings_for(1e-6, 1_000_000), digits=6,
+    formulas, logs = structure_formulas(network, FUNCTIONS, x, target, structure_settings(1e-6, 1_000_000), digits=6,
                                         simplify_timeout=5.0, seed=0, noise=1e-6, data_noise=[0.0])
     m, v = sympy.symbols("m v", real=True)
     assert logs[0]["refitted_on_data"] == ["v"]

@@ -21,7 +21,8 @@ from kanx.families.karsein.model import KarSein
 from kanx.io.checkpoint import model_from_payload, save_model
 from kanx.io.load import load_model
 from kanx.plot import PlotSettings, figure_names, plot_activations
-from kanx.pruning.karsein import batched_logits, prune_karsein
+from kanx.pruning import prune
+from kanx.pruning.karsein import batched_logits
 from kanx.symbolic.karsein import karsein_latex, symbolify_karsein
 
 SAMPLE = SAMPLES / "karsein_ctr.pt"
@@ -128,7 +129,8 @@ def test_prune_sample_keeps_fidelity_and_drops_what_it_reports(sample_model: Kar
     with torch.no_grad():
         assert torch.allclose(batched_logits(sample_model, x[:64], current_masks(sample_model)[None])[0],
                               sample_model.logit(x[:64])[:, 0], atol=1e-5)
-    pruned, report = prune_karsein(sample_model)
+    report = prune(sample_model)
+    pruned = report.model
     assert report.fidelity >= 0.99 and not report.nothing_pruned
     with torch.no_grad():
         assert r2(pruned.logit(x), sample_model.logit(x)) >= 0.985  # all rows, incl. those the search saw
@@ -160,11 +162,13 @@ def test_prune_drops_an_unused_field_and_keeps_masks_when_finetuning() -> None:
         for (_, layer), reads in zip(model.all_layers(), torch.split(site, [layer.n_in for _, layer in model.all_layers()])):
             layer.w_sp[reads] = 0
             layer.w_base[reads] = 0
-    pruned, report = prune_karsein(model, feature_threshold=0.0)
+    report = prune(model, feature_threshold=0.0)
+    pruned = report.model
     assert report.dropped_fields == ["site"] and report.fidelity > 1 - 1e-9
     with torch.no_grad():
         assert (pruned.logit(model.sample_inputs) - model.logit(model.sample_inputs)).abs().max() < 1e-6
-    tuned, report = prune_karsein(model, torch.cat([model.sample_inputs] * 2), feature_threshold=0.0, finetune_steps=3, lr=1e-2)
+    report = prune(model, torch.cat([model.sample_inputs] * 2), feature_threshold=0.0, finetune_steps=3, lr=1e-2)
+    tuned = report.model
     assert torch.equal(current_masks(tuned), current_masks(pruned))
     assert all(float(layer.w_sp.detach()[layer.mask == 0].abs().sum()) == 0 for _, layer in tuned.all_layers())
     assert any("fine-tuned 3" in note for note in report.notes)

@@ -18,7 +18,7 @@ from kanx.families.kan.importance import importance
 from kanx.families.kan.network import KAN
 from kanx.io.checkpoint import save_model
 from kanx.io.load import load_model
-from kanx.pruning.kan import fold_constants, kept_nodes, shrink, threshold_masks, with_masks
+from kanx.pruning.kan import fold_constant_nodes, kept_nodes, shrink, threshold_masks, with_masks
 from kanx.pruning.search import Candidates, greedy, longest_prefix, remove_candidates
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -61,7 +61,7 @@ def masked_equals_shrunk(model: KAN, masks: list[torch.Tensor], x: torch.Tensor)
     work = with_masks(model, masks)
     with torch.no_grad():
         expected = work(x)
-    fold_constants(work, x[:1])
+    fold_constant_nodes(work, x[:1])
     small = shrink(work, kept_nodes(work))
     with torch.no_grad():
         torch.testing.assert_close(small(x), expected, atol=1e-5, rtol=1e-5)

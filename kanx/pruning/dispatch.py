@@ -1,24 +1,24 @@
 """The prune stage: one function for every model family, dispatched on the family.
 
-``prune(model, data, settings)`` works on every model family: the family's pruner chooses the
-units (KAN edges and hidden nodes, KarSein features and fields) and the shared search
-(``kanx.pruning.search``) removes as many as the guard allows.
+``prune(model, data, settings)`` works on every model family: the algorithm is written once
+(``kanx.pruning.stage``), the family's pruner supplies the units (KAN edges and hidden nodes,
+KarSein features and fields), the guard and the report, and the shared search
+(``kanx.pruning.search``) removes as many units as the guard allows.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from torch import nn
 
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.core.stage import inputs_and_targets, settings_of
 from kanx.families.registry import device_of, family_of, placed
-from kanx.pruning.kan import PruneReport, prune_kan
-from kanx.pruning.karsein import KarSeinPruneReport, prune_karsein
+from kanx.pruning.kan import KANPruner, PruneReport
+from kanx.pruning.karsein import KarSeinPruner, KarSeinPruneReport
 from kanx.pruning.settings import PruneSettings
+from kanx.pruning.stage import FamilyPruner, prune_with
 
-PRUNERS: dict[str, Callable] = {"kan": prune_kan, "karsein": prune_karsein}
+PRUNERS: dict[str, FamilyPruner] = {"kan": KANPruner(), "karsein": KarSeinPruner()}  # by family name (kanx.families.registry)
 
 
 def prune(model: nn.Module, data: object | None = None, settings: PruneSettings | None = None,
@@ -36,6 +36,6 @@ def prune(model: nn.Module, data: object | None = None, settings: PruneSettings 
     with memory_budget(parse_memory(settings.max_memory)):
         device = resolve_device(settings.device)
         x, y = (t.to(device) if t is not None else None for t in (x, y))
-        pruned, report = PRUNERS[family_of(model).name](placed(model, device), x, y, settings)
+        pruned, report = prune_with(PRUNERS[family_of(model).name], placed(model, device), x, y, settings)
     report.model = placed(pruned, home)
     return report

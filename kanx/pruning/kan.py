@@ -19,6 +19,7 @@ them would change the normalisation of the others).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import torch
 
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
-from kanx.core.numerics import r2, split_rows
+from kanx.core.numerics import r2
 from kanx.core.resources import made_on_cpu, rows_per_chunk
 from kanx.core.stage import result_dict
 from kanx.families.checks import recorded_number
@@ -37,6 +38,7 @@ from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of
 from kanx.pruning.search import FidelityGuard, grouped, remove_candidates, single_units
 from kanx.pruning.settings import PruneSettings
+from kanx.pruning.stage import PruneRows
 from kanx.training.kan import TrainSettings, fit
 
 EDGE_TENSORS = ("coef", "w_base", "w_sp", "mask", "sym_active", "sym_index", "sym_affine")
@@ -389,52 +391,72 @@ def node_rows(model: KAN, scores: Importance, keep: list[torch.Tensor]) -> list[
     return rows
 
 
-# --------------------------------------------------------------------------- API
-def prune_kan(model: KAN, x: torch.Tensor | None = None, y: torch.Tensor | None = None, settings: PruneSettings | None = None,
-              **options) -> tuple[KAN, PruneReport]:
-    """Prune a KAN (left untouched) to its minimal structure.
+# --------------------------------------------------------------------------- the family's part of the prune stage
+class KANPruner:
+    """A KAN's part of the prune stage (``kanx.pruning.stage``): edges and hidden nodes as units,
+    R² against the original (and against the targets when given) as the guard, constant nodes
+    folded and useless nodes dropped exactly, survivors retrained with the training run's
+    sparsity loss."""
 
-    ``x`` ``[N, n_in]`` (default: ``model.sample_inputs``), ``y`` ``[N, n_out]`` optional targets.
-    Threshold mode when ``edge_threshold`` or ``node_threshold`` is set (fractions of each
-    layer's largest attribution / node score); otherwise auto mode keeps R² >= ``min_fidelity``
-    against the original on a held-out fraction (and against ``y`` if given). Returns
-    ``(pruned_model, report)``. ``settings`` or its fields as ``options`` (:class:`PruneSettings`).
-    """
-    settings = settings if settings is not None else PruneSettings(**options)
-    if settings.feature_threshold is not None:
-        raise KanxError("--feature-threshold applies to KarSein models; use --edge-threshold/--node-threshold for a KAN")
-    x = model.sample_inputs if x is None else x
-    if x.ndim != 2 or x.shape[1] != model.n_inputs or x.shape[0] < 10:
-        raise KanxError(f"--data: pruning needs at least 10 input rows of {model.n_inputs} columns; the model stores fewer")
-    if y is not None and (y.ndim != 2 or y.shape != (x.shape[0], model.n_outputs)):
-        raise KanxError(f"targets must have shape [{x.shape[0]}, {model.n_outputs}]")
-    edge_threshold, node_threshold = settings.edge_threshold, settings.node_threshold
-    x = x.float()
-    model = copy.deepcopy(model).eval()
-    fit_idx, hold_idx = split_rows(x.shape[0], settings.holdout, settings.seed)
-    x_fit, x_hold = x[fit_idx], x[hold_idx]
-    guard, held = make_guard(model, x_hold, None if y is None else y[hold_idx].float(), settings.min_fidelity)
-    mode = "auto" if edge_threshold is None and node_threshold is None else "threshold"
-    with torch.no_grad():
-        before = importance(model, x_fit)
-        if mode == "auto":
-            masks = auto_masks(model, x_fit, guard)
-        else:
-            masks = threshold_masks(model, before, edge_threshold, node_threshold)
-    given = [f"{name} {value}" for name, value in (("--edge-threshold", edge_threshold), ("--node-threshold", node_threshold))
-             if value is not None]
-    pruned, keep, notes = pruned_network(model, masks, x_fit[:1], " ".join(given) or "auto pruning")
-    if settings.finetune_steps:
+    def context(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def checked_rows(self, model: KAN, x: torch.Tensor | None, y: torch.Tensor | None,
+                     settings: PruneSettings) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+        if settings.feature_threshold is not None:
+            raise KanxError("--feature-threshold applies to KarSein models; use --edge-threshold/--node-threshold for a KAN")
+        x = model.sample_inputs if x is None else x
+        if x.ndim != 2 or x.shape[1] != model.n_inputs or x.shape[0] < 10:
+            raise KanxError(f"--data: pruning needs at least 10 input rows of {model.n_inputs} columns; the model stores fewer")
+        if y is not None and (y.ndim != 2 or y.shape != (x.shape[0], model.n_outputs)):
+            raise KanxError(f"targets must have shape [{x.shape[0]}, {model.n_outputs}]")
+        return x.float(), y, []
+
+    def guard(self, model: KAN, x_hold: torch.Tensor, y_hold: torch.Tensor | None,
+              settings: PruneSettings) -> tuple[FidelityGuard, HeldOut]:
+        return make_guard(model, x_hold, None if y_hold is None else y_hold.float(), settings.min_fidelity)
+
+    def thresholds(self, settings: PruneSettings) -> dict[str, float]:
+        return {name: value for name, value in (("--edge-threshold", settings.edge_threshold),
+                                                ("--node-threshold", settings.node_threshold)) if value is not None}
+
+    def importance(self, model: KAN, x_fit: torch.Tensor) -> Importance:
         with torch.no_grad():
-            y_fit = model(x_fit) if y is None else y[fit_idx].float()
-        pruned, note = retrain_with_guard(pruned, x_fit, y_fit, guard, held, mode, settings.finetune_steps, settings.lamb,
-                                          settings.lr, settings.seed)
-        notes.append(note)
-    reported = {"edge_threshold": edge_threshold, "node_threshold": node_threshold, "min_fidelity": settings.min_fidelity,
-                "finetune_steps": settings.finetune_steps, "seed": settings.seed, "holdout": settings.holdout}
-    report = build_report(model, pruned, keep, before, x_fit, guard, held, mode, reported, notes)
-    pruned.meta.provenance = {**pruned.meta.provenance, "pruning": provenance_entry(report)}
-    return pruned, report
+            return importance(model, x_fit)
+
+    def auto_masks(self, model: KAN, x_fit: torch.Tensor, guard: FidelityGuard) -> list[torch.Tensor]:
+        return auto_masks(model, x_fit, guard)
+
+    def threshold_masks(self, model: KAN, before: Importance, settings: PruneSettings) -> list[torch.Tensor]:
+        return threshold_masks(model, before, settings.edge_threshold, settings.node_threshold)
+
+    def applied(self, model: KAN, masks: list[torch.Tensor], x_fit: torch.Tensor,
+                option: str) -> tuple[KAN, list[torch.Tensor], list[str]]:
+        return pruned_network(model, masks, x_fit[:1], option)
+
+    def retraining_targets(self, original: KAN, x_fit: torch.Tensor, y_fit: torch.Tensor | None) -> torch.Tensor:
+        return original(x_fit) if y_fit is None else y_fit.float()
+
+    def retrained(self, pruned: KAN, x_fit: torch.Tensor, target: torch.Tensor, settings: PruneSettings) -> KAN:
+        tuned = copy.deepcopy(pruned)
+        retrain_survivors(tuned, x_fit, target, settings.finetune_steps, settings.lamb, settings.lr, settings.seed)
+        return tuned
+
+    def passes(self, tuned: KAN, guard: FidelityGuard, held: HeldOut, settings: PruneSettings) -> bool:
+        return model_passes(guard, held, tuned)
+
+    def tuned_note(self, steps: int, labelled: bool) -> str:
+        return f"fine-tuned {steps} steps"
+
+    def report(self, model: KAN, pruned: KAN, kept: list[torch.Tensor], before: Importance, rows: PruneRows,
+               guard: FidelityGuard, held: HeldOut, mode: str, settings: PruneSettings, notes: list[str]) -> PruneReport:
+        reported = {"edge_threshold": settings.edge_threshold, "node_threshold": settings.node_threshold,
+                    "min_fidelity": settings.min_fidelity, "finetune_steps": settings.finetune_steps, "seed": settings.seed,
+                    "holdout": settings.holdout}
+        return build_report(model, pruned, kept, before, rows.x_fit, guard, held, mode, reported, notes)
+
+    def provenance_entry(self, report: PruneReport) -> dict:
+        return provenance_entry(report)
 
 
 def pruned_network(model: KAN, masks: list[torch.Tensor], x_row: torch.Tensor, option: str) -> tuple[KAN, list[torch.Tensor], list[str]]:
@@ -490,18 +512,6 @@ def model_passes(guard: FidelityGuard, held: HeldOut, model: KAN) -> bool:
         outputs = model(held.x)[None]
     ok = bool(guard.fidelity(outputs)[0] >= guard.min_fidelity)
     return ok and (guard.extra is None or bool(guard.extra(outputs)[0]))
-
-
-def retrain_with_guard(pruned: KAN, x_fit: torch.Tensor, y_fit: torch.Tensor, guard: FidelityGuard, held: HeldOut,
-                       mode: str, steps: int, lamb: float | None, lr: float, seed: int) -> tuple[KAN, str]:
-    """Retrain a copy on ``y_fit`` (targets, or the original's outputs); in auto mode the
-    result is kept only if it still passes the guard."""
-    tuned = copy.deepcopy(pruned)
-    retrain_survivors(tuned, x_fit, y_fit, steps, lamb, lr, seed)
-    ok = model_passes(guard, held, tuned)
-    if mode == "auto" and not ok:
-        return pruned, f"fine-tuning ({steps} steps) broke the fidelity guard; kept the un-tuned weights"
-    return tuned, f"fine-tuned {steps} steps"
 
 
 def build_report(model: KAN, pruned: KAN, keep: list[torch.Tensor], before: Importance, x_fit: torch.Tensor,

@@ -19,6 +19,7 @@ as soft labels); masks are buffers and masked weights are zero, so they get no u
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from torch import nn
 
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
-from kanx.core.numerics import log_loss, r2, roc_auc, single_thread, split_rows
+from kanx.core.numerics import log_loss, r2, roc_auc, single_thread
 from kanx.core.stage import result_dict
 from kanx.families.checks import recorded_number
 from kanx.families.karsein.features import (
@@ -46,6 +47,7 @@ from kanx.families.karsein.features import (
 from kanx.families.karsein.model import KarSein, KarSeinLayer, pairwise_inputs
 from kanx.pruning.search import FidelityGuard, grouped, remove_candidates, single_units
 from kanx.pruning.settings import PruneSettings
+from kanx.pruning.stage import PruneRows
 from kanx.training.karsein import KarSeinSettings, fit_karsein
 
 MAX_ELEMENTS = 1 << 24
@@ -196,7 +198,7 @@ def with_masks(model: KarSein, flat: torch.Tensor) -> KarSein:
 # --------------------------------------------------------------------------- report
 @dataclass
 class KarSeinPruneReport:
-    """What ``prune_karsein`` did.
+    """What ``kanx.prune`` did to a KarSein model.
 
     ``features_before``/``after``: active features per layer; ``fidelity``: R² of the pruned logit
     against the original on ``holdout_rows`` held-out rows; ``metrics``: AUC and log-loss of both
@@ -280,53 +282,70 @@ def check_rows(model: KarSein, x: torch.Tensor, y: torch.Tensor | None) -> None:
         raise KanxError(f"labels must have shape [{x.shape[0]}]")
 
 
-def prune_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                  settings: PruneSettings | None = None, **options) -> tuple[KarSein, KarSeinPruneReport]:
-    """Prune ``model`` (left untouched) feature by feature.
+class KarSeinPruner:
+    """KarSein's part of the prune stage (``kanx.pruning.stage``): features and whole fields as
+    units, logit R² against the original (and AUC, with labels) as the guard, features that can
+    no longer reach the logit switched off, survivors retrained full-batch on BCE."""
 
-    ``x [N, F + n_dense]`` (default: ``model.sample_inputs``), ``y [N]`` optional 0/1 labels. Threshold
-    mode when ``feature_threshold`` is set, else auto mode (see the module docstring). Returns
-    ``(pruned_model, report)``; the pruned model has the same architecture with masks set.
-    ``settings`` or its fields as ``options`` (:class:`PruneSettings`)."""
-    settings = settings if settings is not None else PruneSettings(**options)
-    if settings.edge_threshold is not None or settings.node_threshold is not None:
-        raise KanxError("--edge-threshold/--node-threshold apply to KAN models; use --feature-threshold for KarSein")
-    drawn = x is None and model.sample_inputs.shape[0] < MIN_ROWS
-    x = (default_rows(model, 1000, settings.seed) if drawn else model.sample_inputs if x is None else x).float()
-    check_rows(model, x, y)
-    with single_thread():  # small tensors: a thread pool costs more than it saves
-        pruned, report = prune_rows(model, x, y, settings)
-    if drawn:
-        report.notes.append("the model stores no input sample: ids were drawn uniformly from the vocabularies "
-                            "(dense features 0); pass --data for real rows")
-    return pruned, report
+    def context(self) -> contextlib.AbstractContextManager:
+        return single_thread()  # small tensors: a thread pool costs more than it saves
 
+    def checked_rows(self, model: KarSein, x: torch.Tensor | None, y: torch.Tensor | None,
+                     settings: PruneSettings) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+        if settings.edge_threshold is not None or settings.node_threshold is not None:
+            raise KanxError("--edge-threshold/--node-threshold apply to KAN models; use --feature-threshold for KarSein")
+        drawn = x is None and model.sample_inputs.shape[0] < MIN_ROWS
+        x = (default_rows(model, 1000, settings.seed) if drawn else model.sample_inputs if x is None else x).float()
+        check_rows(model, x, y)
+        notes = ["the model stores no input sample: ids were drawn uniformly from the vocabularies (dense features 0); "
+                 "pass --data for real rows"] if drawn else []
+        return x, y, notes
 
-def prune_rows(model: KarSein, x: torch.Tensor, y: torch.Tensor | None, settings: PruneSettings) -> tuple[KarSein, KarSeinPruneReport]:
-    """:func:`prune_karsein` on checked rows ``x`` and labels ``y``."""
-    model = copy.deepcopy(model).eval()
-    fit_idx, hold_idx = split_rows(x.shape[0], settings.holdout, settings.seed)
-    held = held_out(model, x[hold_idx], None if y is None else y[hold_idx], settings.max_auc_drop)
-    guard = guard_for(model, held, settings.min_fidelity)
-    mode = "auto" if settings.feature_threshold is None else "threshold"
-    before = feature_importance(model, x[fit_idx])
-    with torch.no_grad():
-        if mode == "auto":
-            kept = auto_masks(model, x[fit_idx], guard)
-        else:
-            kept = threshold_masks(model, before.magnitude, settings.feature_threshold)
-    if not kept.any():
-        raise KanxError(f"--feature-threshold {settings.feature_threshold}: removes every feature; use a smaller value")
-    pruned, notes = with_masks(model, kept), []
-    if settings.finetune_steps:
-        pruned, note = retrain_with_guard(model, pruned, x[fit_idx], None if y is None else y[fit_idx], held, mode, settings)
-        notes.append(note)
-    reported = {"feature_threshold": settings.feature_threshold, "min_fidelity": settings.min_fidelity,
-                "max_auc_drop": settings.max_auc_drop, "finetune_steps": settings.finetune_steps, "seed": settings.seed,
-                "holdout": settings.holdout}
-    report = build_report(model, pruned, before, x, y, held, mode, reported, notes)
-    pruned.provenance = {**pruned.provenance, "pruning": provenance_entry(report)}
-    return pruned, report
+    def guard(self, model: KarSein, x_hold: torch.Tensor, y_hold: torch.Tensor | None,
+              settings: PruneSettings) -> tuple[FidelityGuard, HeldOut]:
+        held = held_out(model, x_hold, y_hold, settings.max_auc_drop)
+        return guard_for(model, held, settings.min_fidelity), held
+
+    def thresholds(self, settings: PruneSettings) -> dict[str, float]:
+        return {"--feature-threshold": settings.feature_threshold} if settings.feature_threshold is not None else {}
+
+    def importance(self, model: KarSein, x_fit: torch.Tensor) -> FeatureImportance:
+        return feature_importance(model, x_fit)
+
+    def auto_masks(self, model: KarSein, x_fit: torch.Tensor, guard: FidelityGuard) -> torch.Tensor:
+        return auto_masks(model, x_fit, guard)
+
+    def threshold_masks(self, model: KarSein, before: FeatureImportance, settings: PruneSettings) -> torch.Tensor:
+        return threshold_masks(model, before.magnitude, settings.feature_threshold)
+
+    def applied(self, model: KarSein, masks: torch.Tensor, x_fit: torch.Tensor, option: str) -> tuple[KarSein, torch.Tensor, list[str]]:
+        if not masks.any():
+            raise KanxError(f"{option}: removes every feature; use a smaller value")
+        return with_masks(model, masks), masks, []
+
+    def retraining_targets(self, original: KarSein, x_fit: torch.Tensor, y_fit: torch.Tensor | None) -> torch.Tensor:
+        return torch.sigmoid(original.logit(x_fit)[:, 0]) if y_fit is None else y_fit.float()
+
+    def retrained(self, pruned: KarSein, x_fit: torch.Tensor, target: torch.Tensor, settings: PruneSettings) -> KarSein:
+        tuned = copy.deepcopy(pruned)
+        retrain_survivors(tuned, x_fit, target, settings.finetune_steps, settings.lamb, settings.lr, settings.seed)
+        return tuned
+
+    def passes(self, tuned: KarSein, guard: FidelityGuard, held: HeldOut, settings: PruneSettings) -> bool:
+        return bool(guard_for(tuned, held, settings.min_fidelity).passes(current_masks(tuned)[None])[0])
+
+    def tuned_note(self, steps: int, labelled: bool) -> str:
+        return f"fine-tuned {steps} full-batch Adam steps on " + ("the labels" if labelled else "the original's probabilities")
+
+    def report(self, model: KarSein, pruned: KarSein, kept: torch.Tensor, before: FeatureImportance, rows: PruneRows,
+               guard: FidelityGuard, held: HeldOut, mode: str, settings: PruneSettings, notes: list[str]) -> KarSeinPruneReport:
+        reported = {"feature_threshold": settings.feature_threshold, "min_fidelity": settings.min_fidelity,
+                    "max_auc_drop": settings.max_auc_drop, "finetune_steps": settings.finetune_steps, "seed": settings.seed,
+                    "holdout": settings.holdout}
+        return build_report(model, pruned, before, rows.x, rows.y, held, mode, reported, notes)
+
+    def provenance_entry(self, report: KarSeinPruneReport) -> dict:
+        return provenance_entry(report)
 
 
 def held_out(model: KarSein, x_hold: torch.Tensor, y_hold: torch.Tensor | None, max_auc_drop: float) -> HeldOut:
@@ -355,21 +374,6 @@ def retrain_survivors(model: KarSein, x: torch.Tensor, target: torch.Tensor, ste
     apply_masks(model, masks)
     if not torch.equal(current_masks(model), masks):
         raise RuntimeError("retraining changed a pruning mask")
-
-
-def retrain_with_guard(original: KarSein, pruned: KarSein, x_fit: torch.Tensor, y_fit: torch.Tensor | None, held: HeldOut,
-                       mode: str, settings: PruneSettings) -> tuple[KarSein, str]:
-    """Retrain a copy on labels (or the original's probabilities); in auto mode the result is
-    kept only when it still passes the guard."""
-    steps = settings.finetune_steps
-    with torch.no_grad():
-        target = torch.sigmoid(original.logit(x_fit)[:, 0]) if y_fit is None else y_fit.float()
-    tuned = copy.deepcopy(pruned)
-    retrain_survivors(tuned, x_fit, target, steps, settings.lamb, settings.lr, settings.seed)
-    if mode == "auto" and not bool(guard_for(tuned, held, settings.min_fidelity).passes(current_masks(tuned)[None])[0]):
-        return pruned, f"fine-tuning ({steps} steps) broke the fidelity guard; kept the un-tuned weights"
-    target_name = "the labels" if y_fit is not None else "the original's probabilities"
-    return tuned, f"fine-tuned {steps} full-batch Adam steps on {target_name}"
 
 
 def build_report(model: KarSein, pruned: KarSein, before: FeatureImportance, x: torch.Tensor, y: torch.Tensor | None, held: HeldOut,

@@ -188,7 +188,7 @@ class KarSeinSymbolicResult:
 
 
 # --------------------------------------------------------------------------- fits
-def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, functions: list[LibraryFunction], engine: str, options: dict,
+def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, functions: list[LibraryFunction], settings: SymbolifySettings,
               generator: torch.Generator) -> tuple[list[FeatureFit], dict[str, str]]:
     """Fits of one layer's features on its inputs ``z [M, n_in]``; returns the fits and the custom
     functions the engine introduced."""
@@ -196,7 +196,7 @@ def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, func
     with torch.no_grad():
         active = layer.mask > 0
         uses_spline = (layer.w_sp != 0).any(dim=1) & active
-        negligible = active & (scores < options["negligible_threshold"])
+        negligible = active & (scores < settings.negligible_threshold)
         means = torch.stack([nn.functional.silu(z).mean(0), layer.activations(z).mean(0)], dim=1).tolist()
     fits = []
     for i, label in enumerate(feature.labels):
@@ -211,16 +211,16 @@ def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, func
     xs = z[rows][:, index]
     with torch.no_grad():
         ys = layer.activations(z[rows])[:, index]
-    found = edge_candidates(engine, xs.T.contiguous(), ys.T.contiguous(), functions, options["seed"])
+    found = edge_candidates(settings.engine, xs.T.contiguous(), ys.T.contiguous(), functions, settings.seed)
     for fit, candidates, x_e, y_e in zip(live, found.candidates, xs.T, ys.T):
-        choose(fit, candidates, x_e, y_e, options)
+        choose(fit, candidates, x_e, y_e, settings)
     return fits, found.custom
 
 
-def choose(fit: FeatureFit, candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, options: dict) -> None:
+def choose(fit: FeatureFit, candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, settings: SymbolifySettings) -> None:
     """Pick a feature's fit (the simplest within tolerance), or the fallback."""
     fit.front = pareto(candidates)
-    choice = choose_fit(candidates, x, y, options["tolerance"], options["r2_threshold"], options["fallback"])
+    choice = choose_fit(candidates, x, y, settings.tolerance, settings.r2_threshold, settings.fallback)
     fit.chosen, fit.poly = choice.chosen, choice.poly
     if choice.status != "symbolic":
         fit.status = choice.status
@@ -411,28 +411,32 @@ def symbolify_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Te
     rows = default_rows(model, 1000, settings.seed) if x is None else x.float()
     if rows.ndim != 2 or rows.shape[1] != model.n_inputs or rows.shape[0] < 10:
         raise KanxError(f"need at least 10 rows of {model.n_inputs} columns ({', '.join(model.input_names)}) to symbolify")
-    fit_options = {"r2_threshold": settings.r2_threshold, "tolerance": settings.tolerance,
-                   "negligible_threshold": settings.negligible_threshold, "fallback": settings.fallback, "seed": settings.seed,
-                   "digits": settings.digits, "compose_limit": settings.compose_limit, "timeout": settings.simplify_timeout}
     with single_thread():
-        return fit_and_compose(model.eval(), rows, y, settings.engine, functions, custom, fit_options)
+        return fit_and_compose(model.eval(), rows, y, functions, custom, settings)
 
 
-def fit_and_compose(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, engine: str, functions: list[LibraryFunction], custom: dict,
-               options: dict) -> KarSeinSymbolicResult:
+def reported_settings(settings: SymbolifySettings) -> dict:
+    """The settings a KarSein result reports (its JSON ``settings``)."""
+    return {"r2_threshold": settings.r2_threshold, "tolerance": settings.tolerance,
+            "negligible_threshold": settings.negligible_threshold, "fallback": settings.fallback, "seed": settings.seed,
+            "digits": settings.digits, "compose_limit": settings.compose_limit, "timeout": settings.simplify_timeout}
+
+
+def fit_and_compose(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, functions: list[LibraryFunction], custom: dict,
+                    settings: SymbolifySettings) -> KarSeinSymbolicResult:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    fit_rows, test_rows = fit_and_test_rows(rows.shape[0], options["seed"])
+    fit_rows, test_rows = fit_and_test_rows(rows.shape[0], settings.seed)
     x_fit, x_test = rows[fit_rows], rows[test_rows]
     layers = feature_layers(model)
     inputs = layer_inputs(model, x_fit)
     scores = feature_importance(model, x_fit).attribution
     timings["importance"] = time.perf_counter() - start
     start = time.perf_counter()
-    generator = torch.Generator().manual_seed(options["seed"])
+    generator = torch.Generator().manual_seed(settings.seed)
     fits: list[list[FeatureFit]] = []
     for feature, z, score in zip(layers, inputs, scores):
-        layer_fits, found = fit_layer(feature, z, score, functions, engine, options, generator)
+        layer_fits, found = fit_layer(feature, z, score, functions, settings, generator)
         custom.update(found)
         fits.append(layer_fits)
     timings["fit"] = time.perf_counter() - start
@@ -443,12 +447,12 @@ def fit_and_compose(model: KarSein, rows: torch.Tensor, y: torch.Tensor | None, 
     for branch in ("vec", "bit"):
         chosen = [k for k, f in enumerate(layers) if f.branch == branch]
         branches[branch] = branch_formula(model, branch, [layers[k] for k in chosen], [fits[k] for k in chosen],
-                                          x_fit, x_test, custom, namespace, options)
+                                          x_fit, x_test, custom, namespace, settings)
     timings["compose"] = time.perf_counter() - start
     total, auc = total_fidelity(model, branches, x_test, None if y is None else y[test_rows], namespace)
-    settings = {"engine": engine, "library": [f.name for f in functions], **options,
+    reported = {"engine": settings.engine, "library": [f.name for f in functions], **reported_settings(settings),
                 "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows)), "custom_functions": dict(custom)}
-    return KarSeinSymbolicResult(flat, branches["vec"], branches["bit"], [OutputFidelity(total)], auc, model.combine, settings, timings)
+    return KarSeinSymbolicResult(flat, branches["vec"], branches["bit"], [OutputFidelity(total)], auc, model.combine, reported, timings)
 
 
 # --------------------------------------------------------------------------- per branch
@@ -485,25 +489,25 @@ def branch_data(model: KarSein, branch: str, x: torch.Tensor) -> tuple[torch.Ten
 
 
 def branch_formula(model: KarSein, branch: str, layers: list[FeatureLayer], fits: list[list[FeatureFit]], x_fit: torch.Tensor,
-                   x_test: torch.Tensor, custom: dict, namespace: dict, options: dict) -> BranchFormula:
+                   x_test: torch.Tensor, custom: dict, namespace: dict, settings: SymbolifySettings) -> BranchFormula:
     """Compose, clean when small, score and split one branch into terms."""
     symbols, meaning = branch_symbols(model, branch)
-    expr, hidden = compose_branch(model, layers, fits, symbols, custom, options["digits"])
+    expr, hidden = compose_branch(model, layers, fits, symbols, custom, settings.digits)
     composed, log = not hidden, {}
     full = substitute(expr, hidden)
-    if expandable(expr, hidden) and sympy.count_ops(full) <= options["compose_limit"]:
+    if expandable(expr, hidden) and sympy.count_ops(full) <= settings.compose_limit:
         expr, hidden, composed = full, [], True
-        expr = run_with_timeout(normalise, (expr,), options["timeout"], expr)
+        expr = run_with_timeout(normalise, (expr,), settings.simplify_timeout, expr)
         if not expr.atoms(sympy.core.function.AppliedUndef) and not expr.has(silu):
             values, target, _ = branch_data(model, branch, x_fit)
-            settings = CleanSettings(digits=options["digits"], timeout=options["timeout"])
-            expr, log = Cleaner(symbols, values, target, settings).run(expr)
+            cleaning = CleanSettings(digits=settings.digits, timeout=settings.simplify_timeout)
+            expr, log = Cleaner(symbols, values, target, cleaning).run(expr)
     head = model.head.weight[0].detach().double() if branch == "vec" else None
     values, _, logit = branch_data(model, branch, x_test)
     (formula,) = evaluate([expr], hidden, symbols, values, namespace)
     if head is not None:
         formula = formula.reshape(-1, model.emb_dim) @ head + float(model.head.bias.detach()[0])
-    terms = branch_terms(expr, hidden, symbols, values, namespace, logit, head, options["digits"])
+    terms = branch_terms(expr, hidden, symbols, values, namespace, logit, head, settings.digits)
     meaning.update({str(s): "hidden output (definition below)" for s, _ in hidden})
     return BranchFormula(branch, expr, hidden, meaning, composed, terms, fidelity(formula, logit),
                          head=None if head is None else head.tolist(),
