@@ -4,6 +4,7 @@ no private names across modules, no family switches in the CLI."""
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import json
 import re
@@ -66,6 +67,35 @@ def test_no_private_name_crosses_a_module_boundary() -> None:
                 offenders += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")
                               and not a.name.startswith("__")]
     assert not offenders, offenders
+
+
+def resolved(dotted: str) -> object | None:
+    """The module or object a dotted ``kanx.…`` name refers to; ``None`` when there is none."""
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        for attribute in parts[k:]:
+            obj = getattr(obj, attribute, None)
+        return obj
+    return None
+
+
+def test_every_kanx_name_the_docs_and_docstrings_give_exists() -> None:
+    """``kanx.a.b`` and ``kanx/a/b.py`` named in the docs, the README and the package's own text
+    name a module, or a name in one, that exists (no stale references after a move)."""
+    root = PACKAGE.parent
+    texts = [*PACKAGE.rglob("*.py"), *(root / "docs").rglob("*.md"), root / "README.md"]
+    stale = set()
+    for path in texts:
+        text = path.read_text(encoding="utf-8")
+        stale |= {ref for ref in re.findall(r"\bkanx/[\w/]+\.py\b", text) if not (root / ref).is_file()}
+        for ref in set(re.findall(r"\bkanx(?:\.[A-Za-z_]\w*)+", text)) - {"kanx.pt"}:
+            if resolved(ref) is None:
+                stale.add(f"{ref} ({path.relative_to(root)})")
+    assert not stale, sorted(stale)
 
 
 # --------------------------------------------------------------------------- families

@@ -4,7 +4,7 @@ Per output ``k``:
 
 1. the network's output ``k`` is the oracle on the box between the 1% and 99% quantiles of
    the fit rows (the training domain without its sparse rim: nothing is asked outside it);
-2. :func:`kanx.symbolic.structure.search_structure` finds power laws, products and sums of
+2. :func:`kanx.symbolic.structure.search.search_structure` finds power laws, products and sums of
    sub-functions, transformed targets and variable combinations, fitting 1-D pieces with the
    function library;
 3. the formula's constants are refitted to the targets (the data when given, else the

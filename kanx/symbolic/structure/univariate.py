@@ -10,7 +10,7 @@ against ``y`` by Levenberg–Marquardt):
   (e.g. ``exp(-θ²/2)`` is ``exp`` of an ``x²`` fit to ``log y``).
 
 The choice is the simplest candidate whose R² is within a noise-scaled tolerance of the best
-(``kanx.symbolic.select``).
+(``kanx.symbolic.selection.select``).
 """
 
 from __future__ import annotations
