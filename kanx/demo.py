@@ -26,7 +26,6 @@ from kanx.plot import PlotSettings, plot_activations
 from kanx.pruning import prune
 from kanx.summary import describe
 from kanx.symbolic import symbolify
-from kanx.symbolic.export import to_latex
 from kanx.training.kan import regression_metrics
 
 SAMPLE_NAME = "exp_sin"
@@ -91,7 +90,7 @@ def stage_symbolify(ctx: DemoContext) -> list[Path]:
     sample's targets; the one that fits held-out rows better) written to ``formula.tex``."""
     result = symbolify(ctx.model, data=ctx.data)
     path = ctx.out / "formula.tex"
-    atomic_write_text(path, to_latex(result))
+    atomic_write_text(path, result.to_latex())
     fid = result.fidelity[0]
     ctx.results["symbolify"] = {
         "formula": str(result.expressions[0]),

@@ -40,7 +40,6 @@ from kanx.io.files import atomic_write_text, check_output_folder, to_json
 from kanx.symbolic import SymbolifySettings, symbolify
 from kanx.symbolic.cleaning import formula_cost
 from kanx.symbolic.edges import evaluate_expression
-from kanx.symbolic.export import to_latex
 from kanx.symbolic.results import Fidelity, SymbolicResult, fidelity
 from kanx.symbolic.settings import DEFAULT_WORK
 from kanx.symbolic.structure.strategy import cut_by_clock, work_spent
@@ -312,7 +311,7 @@ def write_outputs(report: DiscoveryResult, out: Path) -> None:
 
     out.mkdir(exist_ok=True)
     written = [save_model(report.model, out / "model.pt")]
-    written.append(atomic_write_text(out / "formula.tex", to_latex(report.symbolic)))
+    written.append(atomic_write_text(out / "formula.tex", report.symbolic.to_latex()))
     written += plot_activations(report.model, settings=PlotSettings(diagram=True)).save(out / "activations", "png", 100)
     if report.interaction_report is not None:
         from kanx.interaction.figure import interaction_figure

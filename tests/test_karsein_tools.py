@@ -23,7 +23,7 @@ from kanx.io.load import load_model
 from kanx.plot import PlotSettings, figure_names, plot_activations
 from kanx.pruning import prune
 from kanx.pruning.karsein import batched_logits
-from kanx.symbolic.karsein import karsein_latex, symbolify_karsein
+from kanx.symbolic import symbolify
 
 SAMPLE = SAMPLES / "karsein_ctr.pt"
 SAMPLE_CSV = SAMPLES / "karsein_ctr.csv"
@@ -177,7 +177,7 @@ def test_prune_drops_an_unused_field_and_keeps_masks_when_finetuning() -> None:
 # --------------------------------------------------------------------------- symbolify
 def test_symbolify_recovers_known_activations_and_vector_formula() -> None:
     model = known_model()
-    result = symbolify_karsein(model)
+    result = symbolify(model)
     names = {(f.layer, f.label): f.chosen.name for f in result.features if f.chosen}
     assert names[("vec_layers.0", "user⊙item")] == "x^2"
     assert all(name == "x" for key, name in names.items() if key != ("vec_layers.0", "user⊙item"))
@@ -192,11 +192,11 @@ def test_symbolify_recovers_known_activations_and_vector_formula() -> None:
     difference = sympy.expand(result.vec.expression - target)
     assert all(abs(float(c)) < 1e-3 for c in sympy.Poly(difference, e_user, e_item).coeffs())
     assert result.bit.composed and result.bit.fidelity.r2 > 0.999
-    assert r"\odot" in karsein_latex(result)
+    assert r"\odot" in result.to_latex()
 
 
 def test_symbolify_silu_only_features_compose_exactly() -> None:
-    result = symbolify_karsein(known_model(silu_only=True))
+    result = symbolify(known_model(silu_only=True))
     vec_features = [f for f in result.features if f.layer == "vec_layers.0"]
     assert {f.status for f in vec_features} == {"silu"}
     assert result.vec.composed and result.vec.fidelity.r2 > 0.999
@@ -205,7 +205,7 @@ def test_symbolify_silu_only_features_compose_exactly() -> None:
 
 @pytest.mark.slow
 def test_symbolify_sample_fidelity(sample_model: KarSein) -> None:
-    result = symbolify_karsein(sample_model, sample_model.sample_inputs[:400])
+    result = symbolify(sample_model, sample_model.sample_inputs[:400])
     assert not result.vec.composed and result.vec.hidden  # too large to expand: layered definitions
     assert result.vec.fidelity.r2 > 0.98 and result.bit.fidelity.r2 > 0.999 and result.logit_fidelity.r2 > 0.99
     assert {f.status for f in result.features} <= {"symbolic", "numeric", "negligible", "silu"}

@@ -102,7 +102,7 @@ def symbolify_command(
     result = symbolify(model, read_data(model, data, target), settings)
     code = result.to_code(export[0], source=model_path.name) if export is not None else None
     if out is not None:
-        atomic_write_text(out, writer.latex(result))
+        atomic_write_text(out, result.to_latex())
     if output is not None:
         save_model(result.model, output)
     if code is not None:
@@ -138,8 +138,7 @@ def parse_refine(text: str) -> int | None:
 
 def oracle_failed(result) -> bool:
     """True when the network failed on the data: the formulas are not the law (exit code 1)."""
-    oracle = getattr(result, "oracle_quality", None)
-    return oracle is not None and not oracle.is_law
+    return result.oracle_quality is not None and not result.oracle_quality.is_law
 
 
 
@@ -231,25 +230,12 @@ def render_formulas(result) -> None:
 
 @dataclass(frozen=True)
 class ResultWriter:
-    """How a family's symbolify result is shown and written: ``render`` (rich tables), ``latex``
-    (the --out fragment), whether it has a symbolic checkpoint form (--output) and code (--export)."""
+    """How a family's symbolify result is shown (``render``: rich tables) and whether it has a
+    symbolic checkpoint form (--output) and code (--export); the LaTeX is the result's own."""
 
     render: Callable
-    latex: Callable
     checkpoint: bool | None
     code: bool | None
 
 
-def kan_latex(result) -> str:
-    from kanx.symbolic.export import to_latex
-
-    return to_latex(result)
-
-
-def karsein_latex(result) -> str:
-    from kanx.symbolic.karsein import karsein_latex as latex
-
-    return latex(result)
-
-
-WRITERS = {"kan": ResultWriter(render, kan_latex, True, True), "karsein": ResultWriter(render_symbolify, karsein_latex, None, None)}
+WRITERS = {"kan": ResultWriter(render, True, True), "karsein": ResultWriter(render_symbolify, None, None)}

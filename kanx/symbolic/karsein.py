@@ -159,6 +159,7 @@ class KarSeinSymbolicResult:
     settings: dict
     timings: dict
     model: KarSein | None = None  # the model the formulas describe (set by ``kanx.symbolify``)
+    oracle_quality: None = None  # a KarSein network is not judged against its labels as an oracle
 
     @property
     def logit_fidelity(self) -> Fidelity:
@@ -174,6 +175,11 @@ class KarSeinSymbolicResult:
                 "vector_wise": self.vec.to_dict(), "bit_wise": self.bit.to_dict(), "fidelity": self.logit_fidelity.to_dict(),
                 "auc": self.auc, "flagged": [f.label for f in self.flagged], "settings": self.settings,
                 "timings": self.timings}
+
+    def to_latex(self) -> str:
+        """A LaTeX fragment: both branch formulas, the strongest terms and the per-feature fits
+        (``symbolify --out``)."""
+        return karsein_latex(self)
 
     def __repr__(self) -> str:
         auc = f", AUC {self.auc['formula']:.4f}" if self.auc and "formula" in self.auc else ""
@@ -399,12 +405,13 @@ def branch_terms(expr: sympy.Expr, hidden: list[tuple[sympy.Symbol, sympy.Expr]]
 
 
 # --------------------------------------------------------------------------- pipeline
-def symbolify_karsein(model: KarSein, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                      settings: SymbolifySettings | None = None, **options) -> KarSeinSymbolicResult:
-    """Formulas of a KarSein model on rows ``x [N, F + n_dense]`` (default: the stored sample) with
-    optional 0/1 labels ``y [N]`` (see the module docstring); the model is not modified.
-    ``settings`` or its fields as ``options`` (:class:`SymbolifySettings`)."""
-    settings = settings if settings is not None else SymbolifySettings(**options)
+def symbolify_karsein(model: KarSein, data: object | None, settings: SymbolifySettings) -> KarSeinSymbolicResult:
+    """Formulas of a KarSein model (``kanx.symbolify``'s part for this family) on rows ``data.x
+    [N, F + n_dense]`` (default: the stored sample) with optional 0/1 labels ``data.y [N]`` (see
+    the module docstring); the model is not modified."""
+    if settings.strategy == "structure-first":
+        raise KanxError(f"--strategy {settings.strategy}: KarSein formulas are fitted per feature; use --strategy edges or auto")
+    x, y = (None, None) if data is None else (data.x, data.y)
     if settings.finetune_steps:
         raise KanxError(f"--finetune {settings.finetune_steps}: not supported for KarSein models (the formula keeps the network's weights)")
     functions, custom = build_library(settings.lib, list(settings.lib_add))

@@ -14,7 +14,7 @@ from kanx.core.errors import KanxFailure
 from kanx.core.numerics import misfit_beyond_noise, r2_value
 from kanx.symbolic.canonical import representable
 from kanx.symbolic.engines import Candidate
-from kanx.symbolic.export import fidelity_text, formula_function, formula_module
+from kanx.symbolic.export import fidelity_text, formula_function, formula_module, to_latex
 from kanx.symbolic.oracle import OracleQuality
 
 if TYPE_CHECKING:
@@ -162,6 +162,10 @@ class SymbolicResult:
         ``"py"`` (floats). It computes what :meth:`to_code` writes. Raises ``KanxError`` when the
         formula still has numeric parts."""
         return formula_function(self, output, language)
+
+    def to_latex(self) -> str:
+        """A LaTeX fragment: one equation per output, then the per-edge fits (``symbolify --out``)."""
+        return to_latex(self)
 
     def to_code(self, language: str = "torch", source: str | None = None) -> str:
         """Python source of a module with one function per output (``kanx symbolify --export``)."""

@@ -12,7 +12,6 @@ from kanx.core.numerics import single_thread
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
 from kanx.core.stage import rows_on, settings_of
 from kanx.families.kan.network import KAN
-from kanx.families.karsein.model import KarSein
 from kanx.families.registry import device_of, family_of, placed
 from kanx.functions.library import build_library
 from kanx.symbolic.edges import symbolify_edges
@@ -91,12 +90,4 @@ def has_targets(model: KAN, data: object | None) -> bool:
     return y is not None and y.ndim == 2 and y.shape[1] == model.n_outputs and y.shape[0] > 0
 
 
-def symbolify_karsein_rows(model: KarSein, data: object | None, settings: SymbolifySettings) -> KarSeinSymbolicResult:
-    """A KarSein model's formulas on ``data.x`` with labels ``data.y`` (or the stored sample)."""
-    if settings.strategy == "structure-first":
-        raise KanxError(f"--strategy {settings.strategy}: KarSein formulas are fitted per feature; use --strategy edges or auto")
-    x, y = (None, None) if data is None else (data.x, data.y)
-    return symbolify_karsein(model, x, y, settings)
-
-
-IMPLEMENTATIONS: dict[str, Callable] = {"kan": symbolify_kan, "karsein": symbolify_karsein_rows}
+IMPLEMENTATIONS: dict[str, Callable] = {"kan": symbolify_kan, "karsein": symbolify_karsein}
