@@ -37,7 +37,7 @@ def predict_command(
     if output is not None:
         check_output_path(output, "--output", [model, inputs])
     network = load_model(model, source=library)
-    y = predict(network, read_model_rows(network, inputs, min_rows=1, infer_targets=False).x, device, max_memory)
+    y = predict(network, read_model_rows(network, inputs, min_rows=1, infer_targets=False), device, max_memory)
     names = family_of(network).output_names(network)
     if output is not None:
         atomic_write_text(output, predictions_csv(network, y))
