@@ -50,17 +50,21 @@ def torch_function(symbols: Sequence[sympy.Symbol] | sympy.Symbol, expr: sympy.E
     return sympy.lambdify(symbols, expr, modules=modules)
 
 
-def formula_on_rows(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
-    """The one evaluation of a formula on rows: ``expr`` over ``symbols`` on ``x [N, k]`` (column
-    ``k`` is ``symbols[k]``, computed in ``x``'s dtype and device) → ``[N]`` float64; a constant
-    formula gives a constant column. ``extra`` as in :func:`torch_function`. Whatever the formula
-    raises (an undefined name, a domain error) propagates, and non-finite values are returned as
-    they are: each caller decides what an unevaluable formula means for it."""
+def formula_on_rows(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], columns: Sequence[torch.Tensor], rows: int,
+                    extra: dict | None = None) -> torch.Tensor:
+    """The one evaluation of a formula on rows: ``expr`` over ``symbols`` with ``columns[k]`` the
+    values ``[rows]`` of ``symbols[k]`` (computed in their dtype and device; a column's memory
+    layout can change the last bits of vectorised functions, so callers pass the columns they
+    mean) → ``[rows]`` float64; a constant formula gives a constant column. ``extra`` as in
+    :func:`torch_function`. Whatever the formula raises (an undefined name, a domain error)
+    propagates, and non-finite values are returned as they are: each caller decides what an
+    unevaluable formula means for it."""
     function = torch_function(symbols, expr, extra)
     with torch.no_grad():
-        out = function(*[x[:, k] for k in range(x.shape[1])])
-    out = torch.as_tensor(out, dtype=torch.float64, device=x.device) if not isinstance(out, torch.Tensor) else out
-    return (out.expand(x.shape[0]) if out.dim() == 0 else out).double()
+        out = function(*columns)
+    device = columns[0].device if columns else torch.device("cpu")
+    out = torch.as_tensor(out, dtype=torch.float64, device=device) if not isinstance(out, torch.Tensor) else out
+    return (out.expand(rows) if out.dim() == 0 else out).double()
 
 
 def numpy_function(symbols: Sequence[sympy.Symbol], expr: sympy.Expr) -> Callable:

@@ -31,10 +31,11 @@ from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of
 from kanx.functions.library import custom_function
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, round_floats, simplest_form
-from kanx.symbolic.engines import Candidate, builtin_candidates, edge_candidates
+from kanx.symbolic.engines import Candidate, builtin_candidates
 from kanx.symbolic.results import EdgeReport, OutputFidelity, SymbolicResult, fidelity
 from kanx.symbolic.retry import collapse_chains, end_to_end, numeric, subnode_formulas, widen
-from kanx.symbolic.selection import choose_fit, pareto
+from kanx.symbolic.selection import fit_activations
+from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.timeout import run_with_timeout
 
 RETRY_SLACK = 1e-4
@@ -123,7 +124,7 @@ def evaluate_expression(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.
     if not expr.free_symbols <= set(symbols):
         raise ValueError("formula is written in hidden nodes")
     x = x.cpu()
-    out = formula_on_rows(expr, symbols, x.double())
+    out = formula_on_rows(expr, symbols, [x[:, k].double() for k in range(x.shape[1])], x.shape[0])
     if not bool(torch.isfinite(out).all()):  # huge intermediate constants: arbitrary precision
         slow = mpmath_function(symbols, expr)
         rows = x.double().tolist()
@@ -141,19 +142,21 @@ def real_value(function: Callable, row: list[float]) -> float:
         return math.nan
 
 
-def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, negligible_threshold, fallback, data,
-                    finetune_steps, digits, snap_tolerance, simplify_timeout, seed, compose_limit=None) -> SymbolicResult:
-    """The per-edge strategy on ``model`` (modified in place: pass a copy); arguments as in
-    :func:`kanx.symbolic.symbolify`, with ``functions``/``custom`` from ``build_library``;
-    ``compose_limit``: edge expressions a subnode may inline before hidden nodes stay named."""
+def symbolify_edges(model: KAN, functions: list, custom: dict[str, str], data: object | None,
+                    settings: SymbolifySettings) -> SymbolicResult:
+    """The per-edge strategy on ``model`` (modified in place: pass a copy) with ``functions`` and
+    ``custom`` from ``build_library``, on the rows ``data`` (or the stored sample); ``settings``
+    as in :func:`kanx.symbolic.symbolify` (``compose_limit``: edge expressions a subnode may
+    inline before hidden nodes stay named)."""
+    s = settings
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     model.eval()
     model.custom_functions.update(custom)
     original = copy.deepcopy(model)  # every edge as trained: the oracle of the structure-first view
-    x_all, y_data = resolve_inputs(model, data, seed)
-    fit_rows, test_rows = fit_and_test_rows(x_all.shape[0], seed)
+    x_all, y_data = resolve_inputs(model, data, s.seed)
+    fit_rows, test_rows = fit_and_test_rows(x_all.shape[0], s.seed)
     x_fit, x_test = x_all[fit_rows], x_all[test_rows]
     with torch.no_grad():
         y_net_fit, y_net_test = model(x_fit), model(x_test)
@@ -168,7 +171,7 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
                 reports.append(report)
                 if float(layer.mask[i, j]) == 0:
                     continue
-                if float(score[i, j]) < negligible_threshold:
+                if float(score[i, j]) < s.negligible_threshold:
                     report.status = "negligible"
                     mean = float(trace.edges[:, i, j].mean())
                     report.chosen = Candidate("0", (1.0, 0.0, 1.0, mean), 1.0, 0.0)
@@ -179,12 +182,10 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     timings["importance"] = time.perf_counter() - start
     start = time.perf_counter()
     if live:
-        found = edge_candidates(engine, torch.stack(live_x), torch.stack(live_y), functions, seed)
+        found = fit_activations(torch.stack(live_x), torch.stack(live_y), functions, settings)
         model.custom_functions.update(found.custom)
-        for report, candidates, ex, ey in zip(live, found.candidates, live_x, live_y):
-            report.front = pareto(candidates)
-            choice = choose_fit(candidates, ex, ey, tolerance, r2_threshold, fallback)
-            report.status, report.chosen = choice.status, choice.chosen
+        for report, front, choice in zip(live, found.fronts, found.choices):
+            report.front, report.status, report.chosen = front, choice.status, choice.chosen
             if choice.poly is not None:  # the cubic becomes a custom function of this edge
                 name = f"poly_{report.layer}_{report.i}_{report.j}"
                 model.custom_functions[name] = custom_function(name, choice.poly).expression or choice.poly
@@ -197,27 +198,27 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
     start = time.perf_counter()
     subnodes = {}
     if numeric(reports):
-        model = second_chances(model, reports, x_fit, traces, target_fit, functions, custom, tolerance, r2_threshold)
+        model = second_chances(model, reports, x_fit, traces, target_fit, functions, custom, s.tolerance, s.r2_threshold)
     if numeric(reports):
-        subnodes = subnode_formulas(original, reports, x_fit, functions, seed)
+        subnodes = subnode_formulas(original, reports, x_fit, functions, s.seed)
     timings["retry"] = time.perf_counter() - start
     start = time.perf_counter()
-    if finetune_steps > 0:
-        refit_constants(model, x_fit, target_fit, finetune_steps)
+    if s.finetune_steps > 0:
+        refit_constants(model, x_fit, target_fit, s.finetune_steps)
     timings["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     symbols = input_symbols(model)
-    settings = CleanSettings(digits=digits, tolerance=snap_tolerance, timeout=simplify_timeout)
+    cleaning = CleanSettings(digits=s.digits, tolerance=s.snap_tolerance, timeout=s.simplify_timeout)
     expressions, logs, fidelities = [], [], []
-    composed, hidden = compose_with_hidden(model, subnodes, max_terms=compose_limit)
+    composed, hidden = compose_with_hidden(model, subnodes, max_terms=s.compose_limit)
     if subnodes:
         mark_subsumed(reports, composed + list(hidden.values()))
-    hidden = {name: round_floats(definition, digits) for name, definition in hidden.items()}
+    hidden = {name: round_floats(definition, s.digits) for name, definition in hidden.items()}
     x_fit_cpu, x_test_cpu, target_cpu = x_fit.double().cpu(), x_test.cpu(), target_fit.double().cpu()
     for k, raw in enumerate(composed):
         with made_on_cpu():  # formulas are cleaned and evaluated on the CPU, whatever the device
-            cleaned, log = Cleaner(symbols, x_fit_cpu, target_cpu[:, k], settings).run(raw)
-            expr = run_with_timeout(simplest_form, (cleaned,), simplify_timeout, cleaned)
+            cleaned, log = Cleaner(symbols, x_fit_cpu, target_cpu[:, k], cleaning).run(raw)
+            expr = run_with_timeout(simplest_form, (cleaned,), s.simplify_timeout, cleaned)
             expr = prefer_shorter(expr, cleaned, symbols, x_test_cpu, model)
         expressions.append(expr)
         logs.append(log)
@@ -225,9 +226,9 @@ def symbolify_edges(model, engine, functions, custom, r2_threshold, tolerance, n
                                           y_data[test_rows][:, k] if y_data is not None else None))
     timings["compose"] = time.perf_counter() - start
     flagged = [r for r in reports if r.status in ("numeric", "poly")]
-    settings_out = {"engine": engine, "library": [f.name for f in functions], "r2_threshold": r2_threshold,
-                    "tolerance": tolerance, "negligible_threshold": negligible_threshold, "fallback": fallback,
-                    "finetune": finetune_steps, "digits": digits, "seed": seed,
+    settings_out = {"engine": s.engine, "library": [f.name for f in functions], "r2_threshold": s.r2_threshold,
+                    "tolerance": s.tolerance, "negligible_threshold": s.negligible_threshold, "fallback": s.fallback,
+                    "finetune": s.finetune_steps, "digits": s.digits, "seed": s.seed,
                     "fit_rows": int(len(fit_rows)), "held_out_rows": int(len(test_rows))}
     return SymbolicResult(model, expressions, list(model.meta.output_names), reports, fidelities, flagged,
                           settings_out, timings, logs, ["edges"] * len(expressions), hidden=hidden)

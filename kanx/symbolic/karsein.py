@@ -46,9 +46,9 @@ from kanx.functions.library import LibraryFunction, build_library, resolve
 from kanx.functions.parser import parse_expression
 from kanx.symbolic.cleaning import Cleaner, CleanSettings, normalise, round_floats
 from kanx.symbolic.edges import fit_and_test_rows
-from kanx.symbolic.engines import Candidate, edge_candidates
+from kanx.symbolic.engines import Candidate
 from kanx.symbolic.results import Fidelity, OutputFidelity, fidelity
-from kanx.symbolic.selection import choose_fit, pareto
+from kanx.symbolic.selection import fit_activations
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.timeout import run_with_timeout
 
@@ -217,19 +217,12 @@ def fit_layer(feature: FeatureLayer, z: torch.Tensor, scores: torch.Tensor, func
     xs = z[rows][:, index]
     with torch.no_grad():
         ys = layer.activations(z[rows])[:, index]
-    found = edge_candidates(settings.engine, xs.T.contiguous(), ys.T.contiguous(), functions, settings.seed)
-    for fit, candidates, x_e, y_e in zip(live, found.candidates, xs.T, ys.T):
-        choose(fit, candidates, x_e, y_e, settings)
+    found = fit_activations(xs.T.contiguous(), ys.T.contiguous(), functions, settings)
+    for fit, front, choice in zip(live, found.fronts, found.choices):
+        fit.front, fit.chosen, fit.poly = front, choice.chosen, choice.poly
+        if choice.status != "symbolic":
+            fit.status = choice.status
     return fits, found.custom
-
-
-def choose(fit: FeatureFit, candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, settings: SymbolifySettings) -> None:
-    """Pick a feature's fit (the simplest within tolerance), or the fallback."""
-    fit.front = pareto(candidates)
-    choice = choose_fit(candidates, x, y, settings.tolerance, settings.r2_threshold, settings.fallback)
-    fit.chosen, fit.poly = choice.chosen, choice.poly
-    if choice.status != "symbolic":
-        fit.status = choice.status
 
 
 # --------------------------------------------------------------------------- composition
@@ -352,8 +345,7 @@ def evaluate(exprs: list[sympy.Expr], hidden: list[tuple[sympy.Symbol, sympy.Exp
 
 def _call(expr: sympy.Expr, env: dict, namespace: dict, rows: int) -> torch.Tensor:
     used = sorted(expr.free_symbols, key=lambda s: s.name)
-    columns = torch.stack([env[s] for s in used], 1) if used else torch.zeros(rows, 0, dtype=torch.float64)
-    return formula_on_rows(expr, used, columns, namespace)
+    return formula_on_rows(expr, used, [env[s] for s in used], rows, namespace)
 
 
 # --------------------------------------------------------------------------- terms

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from kanx.core.numerics import chance_loss, misfit_beyond_noise, r2_value
-from kanx.symbolic.engines import Candidate
+from kanx.symbolic.engines import Candidate, edge_candidates
+from kanx.symbolic.settings import SymbolifySettings
 
 POLY_COMPLEXITY = 4.0
 
@@ -102,3 +103,23 @@ def choose_fit(candidates: list[Candidate], x: torch.Tensor, y: torch.Tensor, to
         if math.isfinite(r2):  # an activation that overflows keeps its spline
             return Choice("poly", Candidate("poly", (1.0, 0.0, 1.0, 0.0), r2, POLY_COMPLEXITY), text)
     return Choice("numeric", chosen)
+
+
+@dataclass
+class ActivationFits:
+    """The fits of ``E`` activations: per activation its Pareto front of candidates and its
+    :class:`Choice`; ``custom``: the functions the engine introduced (name → text in ``x``)."""
+
+    fronts: list[list[Candidate]]
+    choices: list[Choice]
+    custom: dict[str, str]
+
+
+def fit_activations(xs: torch.Tensor, ys: torch.Tensor, functions: list, settings: SymbolifySettings) -> ActivationFits:
+    """Activations → candidates → choice, the same for every family: ``xs``, ``ys`` ``[E, M]``
+    (each row one activation's inputs and values) fitted by ``settings.engine`` with the library
+    ``functions``, then :func:`choose_fit` with the settings' tolerance, threshold and fallback."""
+    found = edge_candidates(settings.engine, xs, ys, functions, settings.seed)
+    choices = [choose_fit(candidates, x, y, settings.tolerance, settings.r2_threshold, settings.fallback)
+               for candidates, x, y in zip(found.candidates, xs, ys)]
+    return ActivationFits([pareto(candidates) for candidates in found.candidates], choices, found.custom)

@@ -59,9 +59,7 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
         raise KanxError(f"--refine {s.refine}: needs data with the model's outputs (--data with the target column)")
 
     def edges() -> SymbolicResult:
-        return symbolify_edges(copy.deepcopy(model), s.engine, functions, custom, s.r2_threshold, s.tolerance,
-                               s.negligible_threshold, s.fallback, data, s.finetune_steps, s.digits, s.snap_tolerance,
-                               s.simplify_timeout, s.seed, s.compose_limit)
+        return symbolify_edges(copy.deepcopy(model), functions, custom, data, s)
 
     def decomposed(edge_strategy: Callable[[], SymbolicResult], rival: bool) -> SymbolicResult:
         return structure_first(model, functions, data, edge_strategy, budget=s.budget, time_limit=s.time_limit,

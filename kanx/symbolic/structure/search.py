@@ -709,7 +709,7 @@ def formula_values(expr: sympy.Expr, symbols: list[sympy.Symbol], x: torch.Tenso
     """``expr`` over ``symbols`` on the rows ``x [N, k]`` → ``[N]`` float64 (``None`` when it does
     not evaluate to finite numbers)."""
     try:
-        out = formula_on_rows(expr, symbols, x)
+        out = formula_on_rows(expr, symbols, [x[:, k] for k in range(x.shape[1])], x.shape[0])
     except Exception:  # noqa: BLE001 - unevaluable formula
         return None
     return out if bool(torch.isfinite(out).all()) else None
