@@ -10,7 +10,7 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, fmt, handle_errors, print_json, read_data
-from kanx.core.choices import DEVICES, SOURCES
+from kanx.core.choices import DEVICES, FIGURE_FORMATS, SOURCES
 from kanx.core.errors import KanxError
 from kanx.interaction.settings import InteractionSettings
 from kanx.io.files import check_output_path
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from kanx.interaction.karsein import KarSeinInteractionReport
     from kanx.interaction.report import InteractionReport
 
-PLOT_FORMATS = (".png", ".svg", ".pdf")
 PLOT_DPI = 130
 
 
@@ -178,7 +177,7 @@ def interactions_command(
                                    max_order=max_order, device=device, max_memory=max_memory, formulas=tuple(formula))
     if plot is not None:
         check_output_path(plot, "--plot", [model] + ([data] if data else []))
-        if plot.suffix.lower() not in PLOT_FORMATS:
+        if plot.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
             raise KanxError(f"--plot {plot}: use a .png, .svg or .pdf file name")
     network = load_model(model, source=source)
     report = interactions(network, read_data(network, data, target), settings)

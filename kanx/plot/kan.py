@@ -160,13 +160,10 @@ def kan_figures(model: KAN, x: torch.Tensor | None, settings: PlotSettings) -> F
     top = settings.top
     sets = edge_sets(model, top, settings.show_pruned, x, None if settings.with_diagram else layers, settings.device,
                      settings.max_memory)
-    named: list[tuple[str, Figure]] = []
-    if not settings.diagram_only:
-        chosen = sets if layers is None or not settings.with_diagram else [sets[layers[0]]]
-        named = [(f"layer{s.layer}", draw_grid(model, s, panel_limit(top), prefix)) for s in chosen]
-    if settings.with_diagram:
-        named.append(("diagram", draw_diagram(model, sets, prefix)))
-    return Figures([name for name, _ in named], [figure for _, figure in named])
+    grids = [] if settings.diagram_only else [s for s in sets if layers is None or s.layer in layers]
+    figures = [draw_grid(model, s, panel_limit(top), prefix) for s in grids]
+    figures += [draw_diagram(model, sets, prefix)] if settings.with_diagram else []
+    return Figures(figure_names(model, settings), figures)
 
 
 def figure_names(model: KAN, settings: PlotSettings) -> list[str]:
