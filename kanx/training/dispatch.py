@@ -31,15 +31,19 @@ def train(data: Dataset | ClickTable, settings: TrainSettings | KarSeinSettings 
     if kind not in TRAINERS:
         raise KanxError(f"train: settings must be TrainSettings or KarSeinSettings, not {kind.__name__}")
     settings = settings_of(kind, settings, options, "train")
-    table = kind is KarSeinSettings
-    if table != isinstance(data, ClickTable) or (not table and not isinstance(data, Dataset)):
-        wanted = "a ClickTable" if table else "a Dataset"
-        raise KanxError(f"train: {kind.__name__} trains on {wanted}, not {type(data).__name__}")
-    if table:
-        if init is not None:
-            raise KanxError("train: continuing training (init) is supported for KAN models only")
-        return train_karsein(data, settings, on_step)
-    return train_kan(data, settings, on_step, init)
+    data_type, trainer = TRAINERS[kind]
+    if not isinstance(data, data_type):
+        raise KanxError(f"train: {kind.__name__} trains on a {data_type.__name__}, not {type(data).__name__}")
+    return trainer(data, settings, on_step, init)
 
 
-TRAINERS = {TrainSettings: train_kan, KarSeinSettings: train_karsein}  # each family's trainer, by its settings class
+def karsein_trainer(table: ClickTable, settings: KarSeinSettings, on_step: Callable | None,
+                    init: nn.Module | None) -> KarSeinResult:
+    """:func:`kanx.training.karsein.train_karsein` behind the trainers' common signature."""
+    if init is not None:
+        raise KanxError("train: continuing training (init) is supported for KAN models only")
+    return train_karsein(table, settings, on_step)
+
+
+# each family's settings class → the data it trains on and its trainer
+TRAINERS = {TrainSettings: (Dataset, train_kan), KarSeinSettings: (ClickTable, karsein_trainer)}
