@@ -16,14 +16,16 @@ from kanx.core.lazy import lazy_exports
 from kanx.core.version import __version__
 
 __all__ = [
-    "ClickTable", "DiscoverSettings", "DiscoveryResult", "Figures", "InteractionReport", "InteractionSettings", "KAN", "KanxError",
+    "ClassLabels", "ClickTable", "DiscoverSettings", "DiscoveryResult", "Figures", "InteractionReport", "InteractionSettings", "KAN", "KanxError",
     "KanxFailure", "KarSeinResult", "KarSeinSettings", "PlotSettings", "PruneSettings", "Rows", "SymbolicResult", "SymbolifySettings",
-    "TrainResult", "TrainSettings", "describe", "discover", "from_module", "interactions", "load_model",
+    "TrainResult", "TrainSettings", "declared_classifier", "describe", "discover", "from_module", "interactions", "load_model",
     "plot_activations", "plot_network", "predict", "prune", "save_model", "symbolify", "train",
     "__version__",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "KAN": "kanx.families.kan.network",
+    "ClassLabels": "kanx.core.classes",
+    "declared_classifier": "kanx.io.load",
     "DiscoverSettings": "kanx.discovery",
     "DiscoveryResult": "kanx.discovery",
     "discover": "kanx.discovery",
@@ -54,6 +56,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 if TYPE_CHECKING:
+    from kanx.core.classes import ClassLabels
     from kanx.core.stage import Rows
     from kanx.discovery import DiscoverSettings, DiscoveryResult, discover
     from kanx.families.kan.network import KAN
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
     from kanx.io.checkpoint import save_model
     from kanx.io.ctr import ClickTable
     from kanx.io.figures import Figures
-    from kanx.io.load import load_model
+    from kanx.io.load import declared_classifier, load_model
     from kanx.io.modules import from_module
     from kanx.plot import PlotSettings, plot_activations, plot_network
     from kanx.prediction import predict

@@ -11,6 +11,7 @@ import typer
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
 from kanx.core.choices import BASE_FUNCTIONS, SOURCES
+from kanx.core.classes import TASKS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 
@@ -70,19 +71,30 @@ def import_command(
     config: Path = typer.Option(None, "--config", help="KarSein: JSON with the hyper-parameters the state dict lacks (docs/karsein.md)."),
     check_inputs: Path = typer.Option(None, "--check-inputs", help="Inputs tensor [rows, n_in] to verify the import on."),
     check_outputs: Path = typer.Option(None, "--check-outputs", help="The source library's outputs on --check-inputs."),
+    task: Literal[TASKS] = typer.Option("regression", "--task", help="classify: the model's outputs are class logits "
+                                        "(trained with cross-entropy); name the classes with --classes."),
+    classes: str = typer.Option(None, "--classes", help="classify: the classes in the order of the outputs, a,b,c (two "
+                                "classes and one output: the output is the second class's log-odds)."),
+    label: str = typer.Option("class", "--label", help="classify: the data column holding the class labels."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Convert another KAN library's checkpoint into a kanx checkpoint (exact mapping, no retraining)."""
     from kanx.families.registry import family_of
     from kanx.io.checkpoint import save_model
+    from kanx.io.data import split_names
     from kanx.io.importers import import_checkpoint, reference_difference
+    from kanx.io.load import declared_classifier
     from kanx.io.torchfile import read_payload
 
     target = output if output is not None else default_output(source)
     check_output_path(target, "--output", input_files(source) + ([config] if config is not None else []))
     check_writable(target, "--output")
     options = {"config": config} if config is not None else {}
+    if (task == "classify") != (classes is not None):
+        raise KanxError("--task classify and --classes go together: name the classes of the outputs")
     model = import_checkpoint(source, library, rbf_width=rbf_width, norm_eps=norm_eps, base_fn=base_fn, **options)
+    if task == "classify":
+        model = declared_classifier(model, split_names(classes), label)
     pair = reference_pair(source, check_inputs, check_outputs)
     difference = None
     if pair is not None:
@@ -102,6 +114,7 @@ def kan_summary(model: KAN, source: Path, target: Path, difference: float | None
         "output": str(target), "widths": list(model.widths), "basis": dict(model.basis), "base_function": model.base_fn,
         "parameters": model.parameter_count(), "inferred": model.provenance["inferred"],
         "max_abs_difference": difference, "reference": [str(p) for p in pair] if difference is not None else None,
+        **({"task": "classify", "label": model.meta.label, "classes": list(model.meta.classes)} if model.classes is not None else {}),
     }
 
 
@@ -124,6 +137,8 @@ def render_summary(summary: dict) -> None:
     console.print(f"widths {widths}; basis {basis}; base {summary['base_function']}; {summary['parameters']} parameters", markup=False)
     if summary["max_abs_difference"] is not None:
         console.print(f"max |kanx - {summary['library']}| on {summary['reference'][0]}: {summary['max_abs_difference']:.3g}", markup=False)
+    if summary.get("task") == "classify":
+        console.print(f"classifier of {summary['label']}: classes {', '.join(summary['classes'])}", markup=False)
     console.print(f"wrote {summary['output']}", markup=False)
 
 

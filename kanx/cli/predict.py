@@ -26,23 +26,25 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
     library: Literal[SOURCES] | None = typer.Option(None, "--from", help="Library a foreign checkpoint came from (default: detect)."),
 ) -> None:
-    """Evaluate a model on new inputs."""
+    """Evaluate a model on new inputs (a classifier: the predicted label and each class's probability)."""
     from kanx.core.resources import check_resources
     from kanx.families.registry import family_of
     from kanx.io.data import read_model_rows
     from kanx.io.load import load_model
-    from kanx.prediction import predict, predictions_csv
+    from kanx.prediction import classes_of, predict, predicted_labels, prediction_columns, predictions_csv
 
     check_resources(device, max_memory)
     if output is not None:
         check_output_path(output, "--output", [model, inputs])
     network = load_model(model, source=library)
     y = predict(network, read_model_rows(network, inputs, min_rows=1, infer_targets=False), device, max_memory)
-    names = family_of(network).output_names(network)
+    names = prediction_columns(network)[1:] if classes_of(network) is not None else family_of(network).output_names(network)
     if output is not None:
         atomic_write_text(output, predictions_csv(network, y))
     if as_json:
-        print_json({"outputs": names, "rows": len(y), "predictions": y.tolist()})
+        classes = classes_of(network)
+        labels = {"classes": list(classes.names), "labels": predicted_labels(network, y)} if classes is not None else {}
+        print_json({"outputs": names, "rows": len(y), **labels, "predictions": y.tolist()})
     elif output is not None:
         console.print(f"wrote {len(y)} predictions to {output}", markup=False)
     else:

@@ -41,7 +41,14 @@ def render_summary(report: PruneReport, source: Path, output: Path) -> None:
     table.add_row("checkpoint bytes", str(file_size(source) or "-"), str(output.stat().st_size))
     if report.target_r2 is not None:
         table.add_row("R² vs data targets", fmt(report.target_r2[0], 6), fmt(report.target_r2[1], 6))
+    if report.classification is not None and report.classification["log_loss"] is not None:
+        table.add_row("log-loss vs labels", fmt(report.classification["log_loss"][0], 6), fmt(report.classification["log_loss"][1], 6))
     console.print(table)
+    if report.classification is not None:
+        console.print(f"fidelity: the pruned network decides as the original on {report.fidelity:.2%} of {report.holdout_rows} "
+                      f"held-out rows; its class probabilities differ by {report.classification['kl_divergence']:.3g} nats "
+                      "(mean KL divergence)", markup=False)
+        return
     console.print(f"fidelity: R² of pruned vs original network = {report.fidelity:.6f} on {report.holdout_rows} held-out rows",
                   markup=False)
 
@@ -85,7 +92,8 @@ def prune_command(
     node_threshold: float = typer.Option(None, "--node-threshold", help="Keep hidden nodes scoring >= this x the layer's best."),
     feature_threshold: float = typer.Option(None, "--feature-threshold",
                                             help="KarSein: keep features with magnitude >= this x the layer's best."),
-    min_fidelity: float = typer.Option(0.99, "--min-fidelity", help="Auto mode: R² to keep against the original (and targets)."),
+    min_fidelity: float = typer.Option(0.99, "--min-fidelity", help="Auto mode: R² to keep against the original (and targets); "
+                                      "a classifier: the share of rows deciding the original's class."),
     max_auc_drop: float = typer.Option(0.005, "--max-auc-drop", help="KarSein auto mode: largest AUC loss allowed (labelled --data)."),
     finetune_steps: int = typer.Option(0, "--finetune", help="Retrain the survivors for this many Adam steps."),
     lamb: float = typer.Option(None, "--lamb", help="Sparsity weight for --finetune (default: the model's training value)."),

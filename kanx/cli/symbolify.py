@@ -13,7 +13,7 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, print_json, read_data
 from kanx.cli.karsein import render_symbolify
-from kanx.core.choices import DEVICES, ENGINES, EXPORT_LANGUAGES, FALLBACKS, SPARSE_ROUTE, STRATEGIES
+from kanx.core.choices import DEVICES, ENGINES, EXPORT_LANGUAGES, FALLBACKS, LOGISTIC_ROUTE, SPARSE_ROUTE, STRATEGIES
 from kanx.core.errors import KanxError
 from kanx.io.files import atomic_write_text, check_output_path
 
@@ -174,6 +174,10 @@ def render(result) -> None:
     if result.edges:
         render_edges(result)
     render_formulas(result)
+    if getattr(result, "classification", None) is not None:
+        for name, expr in result.probability_formulas():
+            console.print(f"{name} = {expr}", markup=False, soft_wrap=True)
+        console.print(f"as a classifier: {result.classification.text()}", markup=False, soft_wrap=True)
 
 
 def render_edges(result) -> None:
@@ -198,7 +202,8 @@ def render_formulas(result) -> None:
     for name, expr, fid, route in zip(result.output_names, result.expressions, result.fidelity, routes):
         net = fid.network
         label = ("fitted on the rows (sparse regression), not read from the network: " if route == SPARSE_ROUTE
-                 else "formula of the failed network, NOT the law: " if not_law else "")
+                 else "fitted on the labelled rows (sparse logistic regression), not read from the network: "
+                 if route == LOGISTIC_ROUTE else "formula of the failed network, NOT the law: " if not_law else "")
         console.print(f"{label}{name} = {expr}", markup=False, soft_wrap=True)
         line = f"  vs network (held out): R² {fmt(net.r2, 6)}  RMSE {fmt(net.rmse)}  max|err| {fmt(net.max_abs)}"
         if fid.data is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -14,6 +14,7 @@ from rich.table import Table
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, parse_int_list, print_json
 from kanx.core.choices import ARCHITECTURES, BASES, DEVICES, OPTIMIZERS, TARGET_TRANSFORMS
+from kanx.core.classes import CLASS_WEIGHTS, TASKS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 
@@ -66,13 +67,17 @@ def parse_mult(spec: str | None, widths: list[int]) -> list[list[int]]:
 
 
 def load_training_data(
-    data: Path | None, target: list[str], inputs: str | None, formula: str | None, var: list[str], samples: int, seed: int
+    data: Path | None, target: list[str], inputs: str | None, formula: str | None, var: list[str], samples: int, seed: int,
+    task: str = "regression",
 ) -> Dataset:
-    """The dataset from a CSV or a formula (exactly one of them)."""
+    """The dataset from a CSV or a formula (exactly one of them); ``task="classify"``: the
+    target column holds class labels."""
     from kanx.io.data import formula_dataset, load_csv, split_names
 
     if formula and data:
         raise KanxError("give either a DATA csv or --formula, not both")
+    if formula and task == "classify":
+        raise KanxError("--task classify: needs a DATA csv with a label column, not --formula")
     if formula:
         targets = split_names(",".join(target)) or ["f"]
         return formula_dataset(formula, var, samples, seed, target=targets[0])
@@ -80,12 +85,13 @@ def load_training_data(
         raise KanxError("give a DATA csv (with --target) or --formula with --var ranges")
     if var:
         raise KanxError("--var is only used with --formula")
-    return load_csv(data, split_names(",".join(target)), split_names(inputs) or None)
+    return load_csv(data, split_names(",".join(target)), split_names(inputs) or None, task)
 
 
 def resolve_widths(width: str | None, dataset: Dataset) -> list[int] | None:
     """The widths ``--width`` gives, checked against the data (``None`` when not given: the recipe's)."""
-    n_in, n_out = len(dataset.input_names), len(dataset.target_names)
+    n_in = len(dataset.input_names)
+    n_out = dataset.classes.logit_count if dataset.classes is not None else len(dataset.target_names)
     if width is None:
         return None
     widths = parse_int_list(width, "--width")
@@ -93,6 +99,9 @@ def resolve_widths(width: str | None, dataset: Dataset) -> list[int] | None:
         raise KanxError(f"--width {width!r}: need at least an input and an output layer")
     if widths[0] != n_in:
         raise KanxError(f"--width {width!r}: first layer is {widths[0]} but the data has {n_in} inputs ({', '.join(dataset.input_names)})")
+    if widths[-1] != n_out and dataset.classes is not None:
+        raise KanxError(f"--width {width!r}: last layer is {widths[-1]} but {len(dataset.classes.names)} classes need {n_out} "
+                        "logit(s)")
     if widths[-1] != n_out:
         targets = ", ".join(dataset.target_names)
         raise KanxError(f"--width {width!r}: last layer is {widths[-1]} but the data has {n_out} targets ({targets})")
@@ -180,6 +189,10 @@ def train_command(
                                  "rows; 0 = off)."),
     polish: int = typer.Option(None, "--polish", help="LBFGS steps polishing the network after the first phase, with early "
                                "stopping (default 100 after adam, 0 after lbfgs)."),
+    task: Literal[TASKS] = typer.Option("regression", "--task", help="regression: fit numeric targets; classify: the --target "
+                                        "column holds class labels (text or integers); the network fits their logits."),
+    class_weights: Literal[CLASS_WEIGHTS] = typer.Option("none", "--class-weights", help="classify: balanced weighs every class "
+                                                         "alike in the loss (imbalanced data)."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Checkpoint to write."),
     arch: Literal[ARCHITECTURES] = typer.Option("kan", "--arch", help="Model family (karsein: a CTR model over categorical --fields)."),
     fields: str = typer.Option(None, "--fields", help="KarSein: categorical field columns a,b,c."),
@@ -204,9 +217,10 @@ def train_command(
                         "--target-transform": target_transform if target_transform not in (None, "none") else None,
                         "--polish": polish}
         given = [option for option, value in architecture.items() if value is not None]
-        if given or arch != "kan":
-            raise KanxError(f"--init keeps the checkpoint's architecture; drop {', '.join(given) or '--arch karsein'}")
-        continue_command(init, data, target, seed, test_fraction, output, as_json, quiet,
+        if given or arch != "kan" or task != "regression":
+            dropped = ", ".join(given) or ("--arch karsein" if arch != "kan" else "--task (the checkpoint knows its task)")
+            raise KanxError(f"--init keeps the checkpoint's architecture; drop {dropped}")
+        continue_command(init, data, target, seed, test_fraction, output, as_json, quiet, class_weights=class_weights,
                          steps=steps, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
                          update_grid=update_grid, device=device, max_memory=max_memory, patience=patience or 0)
         return
@@ -214,8 +228,8 @@ def train_command(
     if arch == "karsein":
         from kanx.cli.train_karsein import karsein_command
 
-        if len(grids) > 1 or patience:
-            raise KanxError("--arch karsein: give one --grid size, without --patience")
+        if len(grids) > 1 or patience or task != "regression":
+            raise KanxError("--arch karsein: give one --grid size, without --patience or --task (it classifies clicks)")
         options = KarSeinOptions(fields, dense, emb_dim, bit_width, vec_width, pairwise, epochs, batch_size)
         karsein_command(data, target, options, grids[0], k, lr, lamb, lamb_l1, lamb_entropy, seed, test_fraction,
                         output, as_json, quiet or as_json, device=device, max_memory=max_memory)
@@ -226,13 +240,14 @@ def train_command(
     for size in grids:
         TrainSettings(widths=[1, 1], grid=size, k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr, lamb=lamb,
                       lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed, test_fraction=test_fraction,
-                      patience=patience or 0, device=device, max_memory=max_memory, target_transform=target_transform or "none")
+                      patience=patience or 0, device=device, max_memory=max_memory, target_transform=target_transform or "none",
+                      class_weights=class_weights)
     if polish is not None and polish < 0:
         raise KanxError(f"--polish {polish}: must be >= 0")
     if samples < 10:
         raise KanxError(f"--samples {samples}: must be at least 10")
     check_output_path(output, "--output", [data] if data else [])
-    dataset = load_training_data(data, target, inputs, formula, var, samples, seed)
+    dataset = load_training_data(data, target, inputs, formula, var, samples, seed, task)
     widths = resolve_widths(width, dataset)
     from kanx.training.recipe import recipe_for
     from kanx.training.targets import log_targets
@@ -240,12 +255,13 @@ def train_command(
     recipe = recipe_for(dataset, widths=widths, grid=grids[0], k=k, basis=basis, steps=steps, optimizer=optimizer, lr=lr,
                         lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, update_grid=update_grid, seed=seed,
                         test_fraction=test_fraction, patience=patience, device=device, max_memory=max_memory,
-                        target_transform=target_transform, polish_steps=polish)
+                        target_transform=target_transform, polish_steps=polish, class_weights=class_weights)
     settings = recipe.train
     if mult:
         settings = replace(settings, mult=parse_mult(mult, settings.widths))
         recipe = replace(recipe, train=settings)
-    log_targets(dataset.y, settings.target_transform)  # a target that has no logarithm is refused before training
+    if dataset.classes is None:
+        log_targets(dataset.y, settings.target_transform)  # a target that has no logarithm is refused before training
     result = run_with_progress(dataset, settings, quiet or as_json, grids=grids, recipe=recipe)
     save_model(result.model, output)
     report(result, output, settings, as_json)
@@ -255,6 +271,7 @@ def continue_command(init: Path, data: Path | None, target: list[str], seed: int
                      as_json: bool, quiet: bool, **options) -> None:
     """``kanx train DATA --init MODEL``: more training of an existing (or imported) KAN on DATA."""
     from kanx.cli.common import read_data
+    from kanx.families.registry import family_of
     from kanx.io.checkpoint import save_model
     from kanx.io.data import Dataset
     from kanx.io.load import load_model
@@ -270,7 +287,8 @@ def continue_command(init: Path, data: Path | None, target: list[str], seed: int
     if rows.y is None:
         raise KanxError(f"{data}: no target column for the model's output(s) {', '.join(model.meta.output_names)}; "
                         "name it with --target")
-    dataset = Dataset(rows.x.float(), rows.y.float(), list(model.meta.input_names), list(model.meta.output_names), str(data))
+    dataset = Dataset(rows.x.float(), rows.y.float(), list(model.meta.input_names), family_of(model).target_names(model), str(data),
+                      classes=model.classes)
     result = run_with_progress(dataset, settings, quiet or as_json, init=model)
     save_model(result.model, output)
     report(result, output, settings, as_json, source=init)
@@ -279,12 +297,14 @@ def continue_command(init: Path, data: Path | None, target: list[str], seed: int
 def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: bool, source: Path | None = None) -> None:
     """The summary table (or JSON) of a training run."""
     widths = list(result.model.widths)
+    classes = result.model.classes
     summary = {
         "output": str(output),
         "widths": widths,
         "continued_from": str(source) if source is not None else None,
-        "train": {"rmse": result.train.rmse, "r2": result.train.r2},
-        "test": {"rmse": result.test.rmse, "r2": result.test.r2},
+        **({"task": "classify", "label": result.model.meta.label, "classes": list(classes.names)} if classes is not None else {}),
+        "train": asdict(result.train),
+        "test": asdict(result.test),
         "steps": settings.resolved_steps,
         "data_fingerprint": result.model.meta.training["data_fingerprint"],
         "grid_selection": result.model.meta.training.get("grid_selection"),
@@ -295,14 +315,23 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
         print_json(summary)
         return
     table = Table(title=f"kanx train{f' --init {source}' if source else ''} → {output}")
-    for column in ("split", "rows", "RMSE", "R²"):
+    columns = ("split", "rows", "accuracy", "log-loss", "AUC") if classes is not None else ("split", "rows", "RMSE", "R²")
+    for column in columns:
         table.add_column(column, justify="right" if column != "split" else "left")
-    table.add_row("train", str(result.model.meta.training["train_rows"]), fmt(result.train.rmse), fmt(result.train.r2, 6))
-    table.add_row("test", str(result.model.meta.training["test_rows"]), fmt(result.test.rmse), fmt(result.test.r2, 6))
+    for split, metrics in (("train", result.train), ("test", result.test)):
+        rows = str(result.model.meta.training[f"{split}_rows"])
+        if classes is not None:
+            table.add_row(split, rows, fmt(metrics.accuracy, 4), fmt(metrics.log_loss), fmt(metrics.auc, 4))
+        else:
+            table.add_row(split, rows, fmt(metrics.rmse), fmt(metrics.r2, 6))
     console.print(table)
+    if classes is not None:
+        console.print(f"classifier of {result.model.meta.label}: classes {', '.join(classes.names)} (outputs "
+                      f"{', '.join(result.model.meta.output_names)})", markup=False)
     if summary["grid_selection"]:
-        scores = ", ".join(f"{grid}: {fmt(r2, 6)}" for grid, r2 in summary["grid_selection"]["held_out_r2"].items())
-        console.print(f"grid {summary['grid_selection']['chosen']} chosen by held-out R² ({scores})", markup=False)
+        measure, key = ("log-loss", "held_out_log_loss") if classes is not None else ("R²", "held_out_r2")
+        scores = ", ".join(f"{grid}: {fmt(value, 6)}" for grid, value in summary["grid_selection"][key].items())
+        console.print(f"grid {summary['grid_selection']['chosen']} chosen by held-out {measure} ({scores})", markup=False)
     if summary["early_stopping"]:
         stop = summary["early_stopping"]
         console.print(f"early stopping: kept step {stop['best_step']} (best held-out error), stopped at step {stop['stopped_at']} "

@@ -14,12 +14,15 @@ STRATEGIES = ("auto", "edges", "structure-first")
 """How ``symbolify`` reads a network: fit every edge, decompose the network's function first, or
 (``auto``) both when the data hold the targets, keeping per output the better formula."""
 
-ROUTES = ("structure-first", "edges", "sparse-regression")
+ROUTES = ("structure-first", "edges", "sparse-regression", "sparse-logistic")
 """Where a formula of ``symbolify`` (and so of ``discover``) came from: the structure search with
-the network as oracle, the network's edges fitted one by one, or a sparse regression on the data's
-rows themselves (``kanx.symbolic.sparse``). Recorded per output in ``strategy_used``."""
+the network as oracle, the network's edges fitted one by one, a sparse regression on the data's
+rows themselves (``kanx.symbolic.sparse``), or, for a two-class classifier's logit, a sparse
+logistic regression on the labelled rows (``kanx.symbolic.logistic``). Recorded per output in
+``strategy_used``."""
 
 SPARSE_ROUTE = ROUTES[2]
+LOGISTIC_ROUTE = ROUTES[3]
 
 FALLBACKS = ("numeric", "poly")
 """What an edge no library function fits becomes (``symbolify --fallback``)."""

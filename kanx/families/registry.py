@@ -35,8 +35,11 @@ class Family:
     ``build(config, state)``: the model from a validated config and state;
     ``input_names(model)`` / ``output_names(model)``: column names;
     ``encode(model, columns, where)``: text columns (name → cells) → model inputs ``[N, n_in]``;
-    ``targets(model, columns, where)``: the output columns → what the model is fitted to
-    (``[N, n_out]`` numbers for a KAN, ``[N]`` 0/1 labels for KarSein).
+    ``targets(model, columns, where)``: the target columns (named by ``target_names(model)``) →
+    what the model is fitted to (``[N, n_out]`` numbers for a KAN, class indices ``[N, 1]`` for a
+    KAN classifier, ``[N]`` 0/1 labels for KarSein);
+    ``target_names(model)``: the data columns that hold the targets (a regression KAN's outputs,
+    a classifier's label column).
     """
 
     name: str
@@ -49,6 +52,7 @@ class Family:
     output_names: Callable[[nn.Module], list[str]]
     encode: Callable[[nn.Module, Columns, str], torch.Tensor]
     targets: Callable[[nn.Module, Columns, str], torch.Tensor]
+    target_names: Callable[[nn.Module], list[str]]
 
 
 def encode_numeric(model: KAN, columns: Columns, where: str) -> torch.Tensor:
@@ -57,8 +61,17 @@ def encode_numeric(model: KAN, columns: Columns, where: str) -> torch.Tensor:
 
 
 def numeric_targets(model: KAN, columns: Columns, where: str) -> torch.Tensor:
-    """Numeric output columns → ``[N, n_out]`` float32."""
+    """Numeric output columns → ``[N, n_out]`` float32; a classifier's label column → its class
+    indices ``[N, 1]`` (float32)."""
+    classes = model.classes
+    if classes is not None:
+        return classes.indices(columns[model.meta.label], f"{where}: column {model.meta.label}").float()[:, None]
     return numeric_tensor(columns, model.meta.output_names, where)
+
+
+def kan_target_names(model: KAN) -> list[str]:
+    """The columns a KAN's targets come from: its outputs, or a classifier's label column."""
+    return [model.meta.label] if model.meta.label is not None else list(model.meta.output_names)
 
 
 def numeric_tensor(columns: Columns, names: list[str], where: str) -> torch.Tensor:
@@ -80,9 +93,11 @@ def click_labels(model: KarSein, columns: Columns, where: str) -> torch.Tensor:
 
 FAMILIES: tuple[Family, ...] = (
     Family("kan", KAN, kan_codec.kan_config, kan_codec.kan_state, kan_codec.validate_kan, kan_codec.build_kan,
-           lambda m: list(m.meta.input_names), lambda m: list(m.meta.output_names), encode_numeric, numeric_targets),
+           lambda m: list(m.meta.input_names), lambda m: list(m.meta.output_names), encode_numeric, numeric_targets,
+           kan_target_names),
     Family("karsein", KarSein, karsein_codec.karsein_config, karsein_codec.karsein_state, karsein_codec.validate_karsein,
-           karsein_codec.build_karsein, lambda m: list(m.input_names), lambda m: [m.output_name], encode_tokens, click_labels),
+           karsein_codec.build_karsein, lambda m: list(m.input_names), lambda m: [m.output_name], encode_tokens, click_labels,
+           lambda m: [m.output_name]),
 )
 FAMILY_NAMES = tuple(family.name for family in FAMILIES)
 

@@ -27,7 +27,8 @@ def interactions(model: nn.Module, data: object | None = None, settings: Interac
     tensor of inputs ``[N, n_in]``; default: its held-out rows, then its stored sample).
 
     Targets, when the rows have them (KAN, ``[N, n_out]``), measure the network's own error for the
-    noise floor and test each set against the data (a KarSein report does not use its labels).
+    noise floor and test each set against the data (a KarSein report, and a KAN classifier's,
+    which analyses the logits, does not use its labels).
     ``settings`` (or its fields as keyword ``options``, ``formulas`` among them) as in
     :class:`InteractionSettings`.
     """
@@ -47,6 +48,8 @@ def report_on(model: nn.Module, x: torch.Tensor | None, settings: InteractionSet
 
 def kan_report(model: nn.Module, x: torch.Tensor | None, settings: InteractionSettings,
                y: torch.Tensor | None) -> InteractionReport:
+    if model.classes is not None:  # a classifier's rows hold class labels, not values of its outputs (logits)
+        y = None
     if y is not None and (x is None or y.shape != (x.shape[0], model.n_outputs)):
         raise KanxError(f"interactions: the targets must be [rows, {model.n_outputs}] beside the inputs")
     return interactions_of_kan(model, x, settings, kan_formulas(model, settings.formulas), y)

@@ -168,11 +168,14 @@ def within_budget(x: torch.Tensor, y: torch.Tensor | None, row_bytes: int, gener
 def stored_rows(model: KAN, limit: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The rows a model carries, ``x [N, n_inputs]`` and targets ``y [N, n_outputs]``: its held-out rows
     with their targets first, then its sample of training inputs (targets NaN), at most ``limit`` rows in
-    all; only the training sample (``y`` None) when it keeps no held-out rows."""
+    all; only the training sample (``y`` None) when it keeps no held-out rows; no targets (``y`` None)
+    for a classifier, whose held-out targets are class labels."""
     held = model.held_out_inputs[:limit].float()
     if not len(held):
         return model.sample_inputs, None
     fill = model.sample_inputs[: limit - len(held)].float()
+    if model.classes is not None:  # its held-out targets are class labels, not values of the logits
+        return torch.cat([held, fill]), None
     unknown = torch.full((len(fill), model.n_outputs), float("nan"), device=held.device)
     return torch.cat([held, fill]), torch.cat([model.held_out_targets[:limit].float(), unknown])
 

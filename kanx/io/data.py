@@ -18,6 +18,7 @@ import sympy
 import torch
 from torch import nn
 
+from kanx.core.classes import ClassLabels
 from kanx.core.errors import KanxError
 from kanx.core.lambdify import numpy_function
 from kanx.core.stage import Rows
@@ -30,7 +31,8 @@ MIN_ROWS = 10
 
 @dataclass
 class Dataset:
-    """Inputs ``x`` ``[N, n_in]``, targets ``y`` ``[N, n_out]`` (may have 0 columns), names."""
+    """Inputs ``x`` ``[N, n_in]``, targets ``y`` ``[N, n_out]`` (may have 0 columns), names; for
+    classification, ``classes`` and ``y`` the class indices ``[N, 1]`` of the label column."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -38,11 +40,14 @@ class Dataset:
     target_names: list[str]
     source: str
     ranges: list[tuple[float, float]] | None = None
+    classes: ClassLabels | None = None
 
     def fingerprint(self) -> str:
         """SHA-256 of the names and the float64 values, to identify the training data."""
         digest = hashlib.sha256()
         digest.update(("|".join(self.input_names) + "->" + "|".join(self.target_names)).encode())
+        if self.classes is not None:
+            digest.update(("classes:" + "|".join(self.classes.names)).encode())
         digest.update(self.x.double().numpy().tobytes())
         digest.update(self.y.double().numpy().tobytes())
         return "sha256:" + digest.hexdigest()
@@ -82,16 +87,11 @@ def read_csv_columns(path: str | Path) -> tuple[list[str], dict[str, list[str]]]
     return header, {name: [row[k].strip() for row in body] for k, name in enumerate(header)}
 
 
-def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """A numeric CSV with a header row as ``(names, values [rows, cols] float64)``."""
-    header, columns = read_csv_columns(path)
-    return header, np.asarray(number_columns(columns, header, str(path)), dtype=np.float64).reshape(-1, len(header))
-
-
-def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = None) -> Dataset:
+def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = None, task: str = "regression") -> Dataset:
     """A training set from a CSV: ``targets`` columns are outputs, ``inputs`` (default: all
-    other columns) are inputs."""
-    header, values = read_csv_table(path)
+    other columns) are inputs. ``task="classify"``: the one target column holds class labels
+    (text or numbers); ``y`` holds their class indices ``[N, 1]`` and ``classes`` the classes."""
+    header, columns = read_csv_columns(path)
     if not targets:
         raise KanxError("--target: name at least one target column")
     missing = [name for name in targets + list(inputs or []) if name not in header]
@@ -103,12 +103,23 @@ def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = No
         raise KanxError(f"--inputs: column {sorted(overlap)[0]!r} is also a target")
     if not input_names:
         raise KanxError(f"{path}: no input columns left besides the targets")
-    if values.shape[0] < MIN_ROWS:
-        raise KanxError(f"{path}: only {values.shape[0]} data rows; need at least {MIN_ROWS}")
-    x = values[:, [header.index(n) for n in input_names]]
-    y = values[:, [header.index(n) for n in targets]]
-    return Dataset(float32_columns(x, input_names, str(path)), float32_columns(y, list(targets), str(path)), input_names,
-                   list(targets), str(path))
+    rows = len(columns[header[0]])
+    if rows < MIN_ROWS:
+        raise KanxError(f"{path}: only {rows} data rows; need at least {MIN_ROWS}")
+    x = float32_columns(number_columns(columns, input_names, str(path)), input_names, str(path))
+    if task == "classify":
+        if len(targets) != 1:
+            raise KanxError(f"--target {','.join(targets)}: a classifier has one label column")
+        where = f"{path}: column {targets[0]}"
+        classes = ClassLabels.from_cells(columns[targets[0]], where)
+        y = classes.indices(columns[targets[0]], where).float()[:, None]
+        return Dataset(x, y, input_names, list(targets), str(path), classes=classes)
+    try:
+        numbers = number_columns(columns, list(targets), str(path))
+    except KanxError as exc:
+        raise KanxError(f"{exc} (a column of class labels needs --task classify)") from None
+    y = float32_columns(numbers, list(targets), str(path))
+    return Dataset(x, y, input_names, list(targets), str(path))
 
 
 _VAR_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^:]+):([^:]+)\s*$")
@@ -183,7 +194,7 @@ def read_model_rows(model: nn.Module, path: str | Path, min_rows: int = MIN_ROWS
     """
     family = family_of(model)
     source = Path(path)
-    names, outputs = family.input_names(model), family.output_names(model)
+    names, outputs = family.input_names(model), family.target_names(model)
     if source.suffix.lower() != ".csv":
         if targets:
             raise KanxError(f"--target: {source} is an array of inputs; targets need a CSV with named columns")

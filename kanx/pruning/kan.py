@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from kanx.core.classes import cross_entropy, decisions, log_probabilities, probabilities
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import r2
@@ -54,7 +55,10 @@ class PruneReport:
     outputs of R² of the pruned network against the original on held-out samples;
     ``target_r2``: (before, after) against the data targets when given; ``edges``: every
     kept edge with its importance in the pruned network; ``nodes``: per subnode of the
-    original network, the entropy (nats) of its incoming-edge magnitudes."""
+    original network, the entropy (nats) of its incoming-edge magnitudes. For a classifier,
+    ``fidelity`` is the share of held-out rows on which the pruned network decides the class the
+    original decides, and ``classification`` holds the mean KL divergence (nats) of its class
+    probabilities from the original's and its log-loss (before, after) on the labels when given."""
 
     mode: str
     settings: dict
@@ -72,21 +76,29 @@ class PruneReport:
     unused_inputs: list[str]
     nothing_pruned: bool
     notes: list[str] = field(default_factory=list)
+    classification: dict | None = None
     model: KAN | None = None  # the pruned network (set by ``kanx.prune``); not part of the report
+
+    @property
+    def fidelity_name(self) -> str:
+        return "decision agreement" if self.classification is not None else "R²"
 
     def to_dict(self) -> dict:
         return result_dict(self)
 
     def __repr__(self) -> str:
         return (f"PruneReport(widths {self.widths_before} → {self.widths_after}, edges {self.edges_before} → "
-                f"{self.edges_after}, fidelity R² {self.fidelity:.6g})")
+                f"{self.edges_after}, fidelity {self.fidelity_name} {self.fidelity:.6g})")
 
     def _repr_html_(self) -> str:
         rows = [("widths", self.widths_before, self.widths_after), ("edges", self.edges_before, self.edges_after),
                 ("parameters", self.parameters_before, self.parameters_after)]
         if self.target_r2 is not None:
             rows.append(("held-out R² (targets)", f"{self.target_r2[0]:.6g}", f"{self.target_r2[1]:.6g}"))
-        rows.append(("R² against the original", "", f"{self.fidelity:.6g}"))
+        if self.classification is not None and self.classification["log_loss"] is not None:
+            before, after = self.classification["log_loss"]
+            rows.append(("held-out log-loss (labels)", f"{before:.6g}", f"{after:.6g}"))
+        rows.append((f"{self.fidelity_name} with the original", "", f"{self.fidelity:.6g}"))
         return html_table(("", "before", "after"), rows, f"kanx prune ({self.mode})")
 
 
@@ -408,12 +420,15 @@ class KANPruner:
         x = model.sample_inputs if x is None else x
         if x.ndim != 2 or x.shape[1] != model.n_inputs or x.shape[0] < 10:
             raise KanxError(f"--data: pruning needs at least 10 input rows of {model.n_inputs} columns; the model stores fewer")
-        if y is not None and (y.ndim != 2 or y.shape != (x.shape[0], model.n_outputs)):
-            raise KanxError(f"targets must have shape [{x.shape[0]}, {model.n_outputs}]")
+        targets = 1 if model.classes is not None else model.n_outputs
+        if y is not None and (y.ndim != 2 or y.shape != (x.shape[0], targets)):
+            raise KanxError(f"targets must have shape [{x.shape[0]}, {targets}]")
         return x.float(), y, []
 
     def guard(self, model: KAN, x_hold: torch.Tensor, y_hold: torch.Tensor | None,
               settings: PruneSettings) -> tuple[FidelityGuard, HeldOut]:
+        if model.classes is not None:
+            return classifier_guard(model, x_hold, None if y_hold is None else y_hold[:, 0], settings.min_fidelity)
         return make_guard(model, x_hold, None if y_hold is None else y_hold.float(), settings.min_fidelity)
 
     def thresholds(self, settings: PruneSettings) -> dict[str, float]:
@@ -435,7 +450,10 @@ class KANPruner:
         return pruned_network(model, masks, x_fit[:1], option)
 
     def retraining_targets(self, original: KAN, x_fit: torch.Tensor, y_fit: torch.Tensor | None) -> torch.Tensor:
-        return original(x_fit) if y_fit is None else y_fit.float()
+        if original.classes is not None or y_fit is None:  # a classifier's survivors learn the original's logits
+            with torch.no_grad():
+                return original(x_fit)
+        return y_fit.float()
 
     def retrained(self, pruned: KAN, x_fit: torch.Tensor, target: torch.Tensor, settings: PruneSettings) -> KAN:
         tuned = copy.deepcopy(pruned)
@@ -477,16 +495,65 @@ def pruned_network(model: KAN, masks: list[torch.Tensor], x_row: torch.Tensor, o
 @dataclass
 class HeldOut:
     """The held-out rows the guard judges on: inputs ``x [N, n_in]``, optional targets ``y [N, n_out]``
-    and the floor for R² against them, and the original network's R² on them."""
+    and the floor for R² against them, and the original network's R² on them. For a classifier:
+    ``labels [N]`` (class indices, optional), the original's class ``probabilities [N, C]`` and
+    its log-loss on the labels (``log_loss_before``)."""
 
     x: torch.Tensor
     y: torch.Tensor | None = None
     target_floor: float = -float("inf")
     target_before: float | None = None
+    labels: torch.Tensor | None = None
+    probabilities: torch.Tensor | None = None
+    log_loss_before: float | None = None
 
     def target_r2(self, outputs: torch.Tensor) -> torch.Tensor:
         """``[B, N, O]`` → R² against the targets, min over outputs: ``[B]``."""
         return r2(outputs, self.y, dim=-2).min(dim=-1).values
+
+    def divergence(self, outputs: torch.Tensor) -> torch.Tensor:
+        """A classifier's logits ``[B, N, L]`` → the mean KL divergence (nats) of the original's
+        class probabilities from theirs: ``[B]``."""
+        logs = torch.stack([log_probabilities(logits) for logits in outputs])
+        p = self.probabilities.double()
+        return (p * (torch.log(p.clamp(min=1e-300)) - logs)).sum(dim=-1).mean(dim=-1)
+
+    def label_log_loss(self, outputs: torch.Tensor) -> torch.Tensor:
+        """A classifier's logits ``[B, N, L]`` → log-loss on the labels: ``[B]``."""
+        return torch.stack([cross_entropy(logits.double(), self.labels) for logits in outputs])
+
+
+KL_ALLOWANCE = 0.02  # nats per row that a pruned classifier's probabilities may drift (and its log-loss rise)
+
+
+def classifier_guard(model: KAN, x_hold: torch.Tensor, labels: torch.Tensor | None,
+                     min_agreement: float) -> tuple[FidelityGuard, HeldOut]:
+    """A classifier's guard on held-out rows: the pruned network decides the original's class on
+    at least ``min_agreement`` of them, its class probabilities stay within ``KL_ALLOWANCE`` nats
+    (mean KL divergence) of the original's and, with ``labels [N]``, its log-loss on them rises
+    by at most as much."""
+    with torch.no_grad():
+        reference = model(x_hold)
+        first_edges = model.layers[0].edge_values(x_hold)
+
+    def outputs(flat: torch.Tensor) -> torch.Tensor:
+        return batched_outputs(model, x_hold, layer_masks(model, flat), first_edges)
+
+    chosen = decisions(reference)
+    held = HeldOut(x_hold, labels=None if labels is None else labels.long(), probabilities=probabilities(reference))
+
+    def agreement(out: torch.Tensor) -> torch.Tensor:
+        return torch.stack([(decisions(logits) == chosen).double().mean() for logits in out])
+
+    def close(out: torch.Tensor) -> torch.Tensor:
+        ok = held.divergence(out) <= KL_ALLOWANCE
+        if held.labels is not None:
+            ok = ok & (held.label_log_loss(out) <= held.log_loss_before + KL_ALLOWANCE)
+        return ok
+
+    if held.labels is not None:
+        held.log_loss_before = float(cross_entropy(reference.double(), held.labels))
+    return FidelityGuard(outputs, reference, min_agreement, close, agreement), held
 
 
 def make_guard(model: KAN, x_hold: torch.Tensor, y_hold: torch.Tensor | None, min_fidelity: float) -> tuple[FidelityGuard, HeldOut]:
@@ -521,20 +588,25 @@ def build_report(model: KAN, pruned: KAN, keep: list[torch.Tensor], before: Impo
         fidelity = guard.fidelity(outputs)
         target = held.target_r2(outputs) if held.y is not None else None
         after = importance(pruned, x_fit)
+        classification = None
+        if held.probabilities is not None:
+            classification = {"kl_divergence": float(held.divergence(outputs)[0]),
+                              "log_loss": None if held.labels is None else (held.log_loss_before, float(held.label_log_loss(outputs)[0]))}
     original_index = [k.nonzero().flatten() for k in keep]
     edges = kept_edge_rows(pruned, original_index, after)
     used = (pruned.layers[0].mask > 0).any(dim=1)
     unused = [name for name, u in zip(pruned.meta.input_names, used.tolist()) if not u]
     nothing = pruned.widths == model.widths and active_edges(pruned) == active_edges(model)
     if nothing:
-        notes.append("nothing to prune: every edge is needed" + (f" for R² >= {guard.min_fidelity}" if mode == "auto" else ""))
+        measure = "decision agreement" if held.probabilities is not None else "R²"
+        notes.append("nothing to prune: every edge is needed" + (f" for {measure} >= {guard.min_fidelity}" if mode == "auto" else ""))
     return PruneReport(
         mode=mode, settings=settings, widths_before=list(model.widths), widths_after=list(pruned.widths),
         edges_before=active_edges(model), edges_after=active_edges(pruned),
         parameters_before=model.parameter_count(), parameters_after=pruned.parameter_count(),
         fidelity=float(fidelity[0]), target_r2=None if target is None else (held.target_before, float(target[0])),
         holdout_rows=int(held.x.shape[0]), edges=edges, nodes=node_rows(model, before, keep),
-        unused_inputs=unused, nothing_pruned=nothing, notes=notes,
+        unused_inputs=unused, nothing_pruned=nothing, notes=notes, classification=classification,
     )
 
 

@@ -35,18 +35,22 @@ class FidelityGuard:
     """Accepts candidate masks whose outputs on held-out rows stay close to the original's.
 
     ``outputs(flat [B, T] bool) → [B, N, O]``: the model's outputs under each mask set;
-    ``reference [N, O]``: the original's outputs; a mask set passes when R² (min over outputs) is
-    at least ``min_fidelity`` and ``extra(outputs) → [B] bool`` (a family's further test, e.g. on
-    targets or AUC) holds.
+    ``reference [N, O]``: the original's outputs; a mask set passes when its fidelity (R² against
+    the reference, min over outputs; or ``measure(outputs) → [B]``, e.g. a classifier's decision
+    agreement) is at least ``min_fidelity`` and ``extra(outputs) → [B] bool`` (a family's further
+    test, e.g. on targets or AUC) holds.
     """
 
     outputs: Outputs
     reference: torch.Tensor
     min_fidelity: float
     extra: Callable[[torch.Tensor], torch.Tensor] | None = None
+    measure: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def fidelity(self, outputs: torch.Tensor) -> torch.Tensor:
-        """``[B, N, O]`` → R² against the reference, min over outputs: ``[B]``."""
+        """``[B, N, O]`` → fidelity to the reference: ``measure``, else R² (min over outputs): ``[B]``."""
+        if self.measure is not None:
+            return self.measure(outputs)
         return r2(outputs, self.reference, dim=-2).min(dim=-1).values
 
     def passes(self, flat: torch.Tensor) -> torch.Tensor:

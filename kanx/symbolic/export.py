@@ -203,9 +203,53 @@ def formula_module(result: SymbolicResult, language: str, source: str | None = N
     parts = [docstring(header, ""), "", f"import {module}", "", f"__all__ = {functions!r}", ""]
     for function, expr, fidelity in zip(functions, expressions, result.fidelity):
         parts += ["", function_source(function, printable(expr, symbols, language), arguments, inputs, fidelity, language)]
+    classes = result.model.classes
+    if classes is not None:
+        name = identifiers(["probabilities"], {module, *arguments, *functions})[0]
+        parts[parts.index(f"__all__ = {functions!r}")] = f"__all__ = {[*functions, name, 'CLASSES']!r}"
+        parts += ["", f"CLASSES = {tuple(classes.names)!r}", "", probability_source(name, functions, arguments, language)]
     text = "\n".join(parts)
     compile(text, "<kanx export>", "exec")  # a syntax check only: the text is never run here
     return text
+
+
+PROBABILITY_RETURNS = {
+    "py": "a list of floats",
+    "numpy": "an array whose last axis runs over the classes",
+    "torch": "a tensor whose last axis runs over the classes",
+}
+
+
+def probability_source(name: str, logits: list[str], arguments: list[str], language: str) -> str:
+    """``def name(arguments)``: a classifier's class probabilities (in the order of ``CLASSES``)
+    from its logit functions ``logits``: ``σ`` of one logit and its complement, or the softmax of
+    several (shifted by their largest, so no logit overflows)."""
+    call = ", ".join(arguments)
+    values = [f"{logit}({call})" for logit in logits]
+    lines = ["The class probabilities, in the order of CLASSES, from the logit formulas above.", "",
+             f"Takes {ARGUMENT_TYPES[language].split(';')[0]}; returns {PROBABILITY_RETURNS[language]}."]
+    head = f"def {name}({call}):\n{docstring(lines, '    ')}\n"
+    module = MODULES[language]
+    if len(logits) == 1:
+        if language == "py":
+            body = [f"    z = {values[0]}", "    if z >= 0:", "        p = 1.0 / (1.0 + math.exp(-z))", "    else:",
+                    "        p = math.exp(z) / (1.0 + math.exp(z))", "    return [1.0 - p, p]"]
+        else:
+            sigmoid = "numpy.exp(-numpy.logaddexp(0.0, -z))" if language == "numpy" else "torch.sigmoid(z)"
+            stack = "numpy.stack([1.0 - p, p], axis=-1)" if language == "numpy" else "torch.stack([1.0 - p, p], dim=-1)"
+            body = [f"    z = {module}.asarray({values[0]})" if language == "numpy" else f"    z = torch.as_tensor({values[0]})",
+                    f"    p = {sigmoid}", f"    return {stack}"]
+        return head + "\n".join(body) + "\n"
+    if language == "py":
+        body = [f"    z = [{', '.join(values)}]", "    top = max(z)", "    e = [math.exp(v - top) for v in z]",
+                "    total = sum(e)", "    return [v / total for v in e]"]
+    elif language == "numpy":
+        body = [f"    z = numpy.stack(numpy.broadcast_arrays({', '.join(values)}), axis=-1)",
+                "    e = numpy.exp(z - z.max(axis=-1, keepdims=True))", "    return e / e.sum(axis=-1, keepdims=True)"]
+    else:
+        body = [f"    z = torch.stack(torch.broadcast_tensors({', '.join(f'torch.as_tensor({v})' for v in values)}), dim=-1)",
+                "    return torch.softmax(z, dim=-1)"]
+    return head + "\n".join(body) + "\n"
 
 
 def formula_function(result: SymbolicResult, output: int | str, language: str) -> Callable:

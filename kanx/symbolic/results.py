@@ -13,6 +13,7 @@ from kanx.core.display import html_table
 from kanx.core.errors import KanxFailure
 from kanx.core.numerics import misfit_beyond_noise, r2_value
 from kanx.symbolic.canonical import representable
+from kanx.symbolic.classify import ClassifierFidelity, probability_formulas
 from kanx.symbolic.engines import Candidate
 from kanx.symbolic.export import fidelity_text, formula_function, formula_module, to_latex
 from kanx.symbolic.oracle import OracleQuality
@@ -93,7 +94,9 @@ class SymbolicResult:
     expression per output in the input symbols (for wide networks, in named hidden nodes whose
     definitions are ``hidden``, in order); ``edges``: per-edge reports; ``fidelity``:
     per output an :class:`OutputFidelity`; ``flagged``: edges kept
-    numeric or polynomial because nothing fitted above the threshold.
+    numeric or polynomial because nothing fitted above the threshold; ``classification``: for a
+    classifier (whose outputs are logits), the formulas' decisions against the network's and
+    their accuracy on labelled rows (:class:`kanx.symbolic.classify.ClassifierFidelity`).
     """
 
     model: KAN
@@ -108,6 +111,7 @@ class SymbolicResult:
     strategy_used: list[str] = field(default_factory=list)
     oracle_quality: OracleQuality | None = None
     hidden: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)
+    classification: ClassifierFidelity | None = None
 
     def __post_init__(self) -> None:
         """Every number of the formulas within float64 (:func:`kanx.symbolic.canonical.representable`);
@@ -147,9 +151,24 @@ class SymbolicResult:
             "edges": [e.to_dict() for e in self.edges],
             "flagged": [[e.layer, e.i, e.j] for e in self.flagged],
             "strategy_used": self.strategy_used,
+            "classification": self.classification_dict(),
             "settings": self.settings,
             "timings": self.timings,
         }
+
+    def classification_dict(self) -> dict | None:
+        """A classifier's :class:`ClassifierFidelity` with its probability formulas, as plain values."""
+        if self.classification is None:
+            return None
+        formulas = self.probability_formulas()
+        return self.classification.to_dict() | {"probabilities": [{"name": name, "expression": sympy.sstr(expr)}
+                                                                  for name, expr in formulas]}
+
+    def probability_formulas(self) -> list[tuple[str, sympy.Expr]]:
+        """A classifier's class probabilities in its logits (the outputs): ``[(P(c), formula)]``;
+        empty for a regression model."""
+        classes = self.model.classes
+        return probability_formulas(classes, self.output_names) if classes is not None else []
 
     @property
     def input_names(self) -> list[str]:
@@ -174,7 +193,9 @@ class SymbolicResult:
     def __repr__(self) -> str:
         laws = "; ".join(f"{name} = {sympy.sstr(expr)}" for name, expr in zip(self.output_names, self.expressions))
         routes = f", route={'/'.join(self.strategy_used)}" if self.strategy_used else ""
-        return f"SymbolicResult({laws}{routes})"
+        agreement = self.classification.agreement if self.classification is not None else None
+        decided = f", decision agreement {agreement:.2%}" if agreement is not None else ""
+        return f"SymbolicResult({laws}{routes}{decided})"
 
     def _repr_latex_(self) -> str:
         """Jupyter: every output's formula with its fidelity against the network."""
@@ -187,6 +208,9 @@ class SymbolicResult:
     def _repr_html_(self) -> str:
         """Jupyter (HTML front ends): a table of output, formula and fidelity."""
         rows = [(name, sympy.sstr(expr), fidelity_text(fid)) for name, expr, fid in zip(self.output_names, self.expressions, self.fidelity)]
+        if self.classification is not None:
+            rows += [(name, sympy.sstr(expr), "") for name, expr in self.probability_formulas()]
+            rows.append(("classes", ", ".join(self.classification.classes), self.classification.text()))
         return html_table(("output", "formula", "fidelity"), rows, "kanx symbolify")
 
 

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
+import sympy
+import torch
 from torch import nn
 
+from kanx.core.choices import LOGISTIC_ROUTE
+from kanx.core.classes import cross_entropy
 from kanx.core.errors import KanxError
-from kanx.core.numerics import single_thread
+from kanx.core.numerics import single_thread, split_rows
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
-from kanx.core.stage import rows_on, settings_of
+from kanx.core.stage import Rows, rows_on, settings_of
 from kanx.families.kan.network import KAN
 from kanx.families.registry import device_of, family_of, placed
 from kanx.functions.library import build_library
+from kanx.symbolic.classify import ClassifierFidelity, classifier_fidelity, formula_logits
 from kanx.symbolic.edges import symbolify_edges
 from kanx.symbolic.karsein import KarSeinSymbolicResult, symbolify_karsein
+from kanx.symbolic.logistic import chosen_law, logistic_laws
 from kanx.symbolic.oracle import judge_and_refine
-from kanx.symbolic.results import SymbolicResult, with_noise_floors
+from kanx.symbolic.results import OutputFidelity, SymbolicResult, fidelity, with_noise_floors
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.structure import structure_first
 
@@ -52,6 +59,10 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     :func:`kanx.core.numerics.neighbour_variance` tolerates); an unknown one counts as 0."""
     s = settings
     functions, custom = build_library(s.lib, list(s.lib_add))
+    labelled = None
+    if model.classes is not None:  # the rows' targets are class labels, not values of the outputs (logits)
+        labelled = data
+        data = Rows(data.x) if data is not None else None
     oracle = None
     if has_targets(model, data):
         model, oracle = judge_and_refine(model, data.x.float(), data.y.float(), s.strategy, s.refine, s.seed)
@@ -79,7 +90,52 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
     result.oracle_quality = oracle
     if oracle is not None and oracle.noise is not None:
         with_noise_floors(result.fidelity, oracle.noise)
+    if model.classes is not None:
+        if s.strategy == "auto":
+            with single_thread():
+                logit_from_labels(model, result, labelled, s)
+        result.classification = classifier_report(model, result, labelled)
     return result
+
+
+def logit_from_labels(model: KAN, result: SymbolicResult, data: object | None, settings: SymbolifySettings) -> None:
+    """A two-class classifier's rows' route: with labelled rows, the sparse logistic law of the
+    labels (:mod:`kanx.symbolic.logistic`) replaces the logit formula read from the network when
+    it has no greater log-loss on held-out rows (a formula with numeric parts has none)."""
+    labels = getattr(data, "y", None) if data is not None else None
+    if labels is None or model.n_outputs != 1:
+        return
+    x, labels = data.x.double().cpu(), labels[:, 0].cpu()
+    fit, test = split_rows(len(x), 0.25, settings.seed)
+    symbols = [sympy.Symbol(name) for name in model.meta.input_names]
+    law = chosen_law(logistic_laws(symbols, x[fit], labels[fit], x[test], labels[test]))
+    if law is None:
+        return
+    read = formula_logits([result.in_inputs(result.expressions[0])], model, x[test])
+    read_loss = float(cross_entropy(read, labels[test])) if read is not None and bool(torch.isfinite(read).all()) else math.inf
+    if law.held_out_log_loss > read_loss:
+        return
+    formula = law.formula(max(settings.digits, 6))
+    values = formula_logits([formula], model, x[test])
+    with torch.no_grad():
+        network = model(x[test].float()).double()
+    result.expressions[0] = formula
+    result.fidelity[0] = OutputFidelity(fidelity(values[:, 0], network[:, 0]))
+    result.strategy_used = [LOGISTIC_ROUTE]
+
+
+def classifier_report(model: KAN, result: SymbolicResult, data: object | None) -> ClassifierFidelity:
+    """The classifier ``model``'s formulas (``result``) as a classifier: on ``data``'s rows (with
+    their labels when they have them), else on the held-out rows the checkpoint keeps, else on
+    its stored sample of inputs (decisions only)."""
+    expressions = [result.in_inputs(expr) for expr in result.expressions]
+    labels = getattr(data, "y", None) if data is not None else None
+    if data is not None:
+        return classifier_fidelity(model, expressions, data.x, labels[:, 0] if labels is not None else None, "the data given")
+    if len(model.held_out_inputs):
+        return classifier_fidelity(model, expressions, model.held_out_inputs, model.held_out_targets[:, 0],
+                                   "the checkpoint's held-out rows")
+    return classifier_fidelity(model, expressions, model.sample_inputs, None, "the checkpoint's sample of inputs")
 
 
 def has_targets(model: KAN, data: object | None) -> bool:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from kanx.core.choices import BASES, OPTIMIZERS, TARGET_TRANSFORMS
+from kanx.core.classes import CLASS_WEIGHTS, ClassificationMetrics, balanced_weights, classification_metrics, cross_entropy
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
@@ -55,7 +56,9 @@ class TrainSettings:
     > 0 stops early: with held-out rows (``test_fraction`` > 0), training ends once their error
     has not improved for that many steps after the last grid refresh, and the model keeps the
     parameters of its best held-out step (0: all steps, the last parameters). ``sample_rows``: the most
-    training inputs, and the most held-out rows with their targets, the checkpoint keeps."""
+    training inputs, and the most held-out rows with their targets, the checkpoint keeps.
+    ``class_weights`` (a classifier, whose data hold class labels): ``none``, or ``balanced`` to
+    weigh every class alike in the loss (imbalanced data)."""
 
     widths: list[int]
     mult: list[list[int]] | None = None
@@ -75,6 +78,7 @@ class TrainSettings:
     patience: int = 0
     normalize_targets: bool = True
     target_transform: str = "none"
+    class_weights: str = "none"
     sample_rows: int = 1000
     device: str = "cpu"
     max_memory: str | int | None = None
@@ -90,6 +94,8 @@ class TrainSettings:
             raise KanxError(f"--basis {self.basis!r}: use bspline, rbf or chebyshev")
         if self.target_transform not in TARGET_TRANSFORMS:
             raise KanxError(f"--target-transform {self.target_transform!r}: use one of {', '.join(TARGET_TRANSFORMS)}")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise KanxError(f"--class-weights {self.class_weights!r}: use one of {', '.join(CLASS_WEIGHTS)}")
         check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)
         for option, value, low in (("--grid", self.grid, 2), ("--k", self.k, 1), ("--steps", self.steps, 1),
                                    ("--update-grid", self.update_grid, 0), ("--patience", self.patience, 0)):
@@ -116,29 +122,50 @@ class Metrics:
     rmse: float
     r2: float
 
+    @property
+    def error(self) -> float:
+        """The held-out error that the polish compares: the RMSE."""
+        return self.rmse
+
+    @property
+    def score(self) -> float:
+        """Higher is better (for choosing among networks): the R²."""
+        return self.r2
+
 
 @dataclass
 class TrainResult:
     """What :func:`train` gives: the trained ``model``, its metrics on the training and held-out
-    rows, and ``history``: ``(step, train loss, held-out loss)`` at each logged step."""
+    rows (:class:`Metrics`, or :class:`kanx.core.classes.ClassificationMetrics` for a classifier),
+    and ``history``: ``(step, train loss, held-out loss)`` at each logged step (the loss: the
+    mean squared error, or a classifier's log-loss)."""
 
     model: KAN
-    train: Metrics
-    test: Metrics
+    train: Metrics | ClassificationMetrics
+    test: Metrics | ClassificationMetrics
     history: list[tuple[int, float, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"widths": list(self.model.widths), "train": asdict(self.train), "test": asdict(self.test),
+        task = {"task": "classify", "classes": list(self.model.classes.names)} if self.model.classes is not None else {}
+        return {"widths": list(self.model.widths), **task, "train": asdict(self.train), "test": asdict(self.test),
                 "history": [list(entry) for entry in self.history]}
 
     def __repr__(self) -> str:
+        if isinstance(self.test, ClassificationMetrics):
+            return (f"TrainResult(widths={self.model.widths}, classes {len(self.model.classes.names)}, held-out accuracy "
+                    f"{self.test.accuracy:.4g}, log-loss {self.test.log_loss:.4g}, AUC {self.test.auc:.4g})")
         return (f"TrainResult(widths={self.model.widths}, train R² {self.train.r2:.6g}, "
                 f"held-out R² {self.test.r2:.6g}, RMSE {self.test.rmse:.4g})")
 
     def _repr_html_(self) -> str:
+        title = f"kanx train: KAN {self.model.widths}"
+        if isinstance(self.test, ClassificationMetrics):
+            rows = [(name, f"{m.accuracy:.4g}", f"{m.log_loss:.4g}", f"{m.auc:.4g}")
+                    for name, m in (("training", self.train), ("held out", self.test))]
+            return html_table(("rows", "accuracy", "log-loss", "AUC"), rows, title)
         rows = [("training", f"{self.train.r2:.6g}", f"{self.train.rmse:.6g}"),
                 ("held out", f"{self.test.r2:.6g}", f"{self.test.rmse:.6g}")]
-        return html_table(("rows", "R²", "RMSE"), rows, f"kanx train: KAN {self.model.widths}")
+        return html_table(("rows", "R²", "RMSE"), rows, title)
 
 
 def sparsity_penalty(traces: list[EdgeTrace], lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
@@ -152,6 +179,31 @@ def sparsity_penalty(traces: list[EdgeTrace], lamb_l1: float, lamb_entropy: floa
 def regression_metrics(prediction: torch.Tensor, target: torch.Tensor) -> Metrics:
     """RMSE over all entries; R² per output column, averaged. Shapes ``[N, n_out]``."""
     return Metrics(rmse=rmse(prediction, target), r2=float(r2(prediction, target, dim=0).mean()))
+
+
+def model_metrics(model: KAN, x: torch.Tensor, y: torch.Tensor) -> Metrics | ClassificationMetrics:
+    """``model``'s metrics on rows ``x [N, n_in]`` with targets ``y``: regression metrics, or a
+    classifier's on class indices ``y [N, 1]`` (``nan`` without rows)."""
+    if model.classes is not None:
+        with torch.no_grad():
+            return classification_metrics(model(x), y[:, 0])
+    if not len(x):
+        return Metrics(float("nan"), float("nan"))
+    with torch.no_grad():
+        return regression_metrics(model(x), y)
+
+
+def data_loss(model: KAN, y: torch.Tensor, class_weights: str) -> tuple[Callable, float]:
+    """The loss that fits ``model`` to targets ``y``, ``loss(prediction, target) -> scalar``, and
+    the factor that turns it into the reported loss: the mean squared error of targets divided by
+    the output scale (times the scale's mean square), or a classifier's cross-entropy on class
+    indices (weighted by class with ``class_weights="balanced"``; factor 1)."""
+    classes = model.classes
+    if classes is not None:
+        weights = balanced_weights(y[:, 0], len(classes.names)) if class_weights == "balanced" else None
+        return (lambda prediction, target: cross_entropy(prediction, target[:, 0], weights)), 1.0
+    scale = model.layers[-1].node_scale.detach().clone()
+    return (lambda prediction, target: (((prediction - target) / scale) ** 2).mean()), float((scale.double() ** 2).mean())
 
 
 def build_model(dataset: Dataset, settings: TrainSettings) -> KAN:
@@ -179,13 +231,26 @@ def build_model(dataset: Dataset, settings: TrainSettings) -> KAN:
         output_names=dataset.target_names,
         seed=settings.seed,
     )
-    if settings.normalize_targets:
+    if dataset.classes is not None:
+        model.make_classifier(dataset.target_names[0], dataset.classes)
+        with torch.no_grad():
+            model.layers[-1].node_bias.copy_(prior_logits(dataset.y[:, 0], dataset.classes.logit_count))
+    elif settings.normalize_targets:
         last = model.layers[-1]
         mean, std = target_standardisation(dataset.y)
         with torch.no_grad():
             last.node_bias.copy_(mean)
             last.node_scale.copy_(std)
     return model
+
+
+def prior_logits(labels: torch.Tensor, logits: int) -> torch.Tensor:
+    """Logits ``[logits]`` that give every row the classes' frequencies in ``labels [N]`` (the
+    log-odds of the second class for one logit, log-frequencies otherwise): the starting output
+    bias of a classifier."""
+    counts = torch.bincount(labels.long(), minlength=max(logits, 2)).double() + 0.5  # no class at log 0
+    log_share = torch.log(counts / counts.sum())
+    return (log_share[1:2] - log_share[:1] if logits == 1 else log_share).float()
 
 
 def target_standardisation(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +306,7 @@ def fit(
             return fit(model, x, fitted_targets(y, logs), settings, x_test,
                        fitted_targets(y_test, logs) if y_test is not None else None, on_step, stopping)
     steps = settings.resolved_steps
-    scale = model.layers[-1].node_scale.detach().clone()
+    loss_of, factor = data_loss(model, y, settings.class_weights)
     params = [p for p in model.parameters() if p.requires_grad]
     if settings.optimizer == "lbfgs":
         optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
@@ -260,14 +325,22 @@ def fit(
         else:
             prediction = model(x)
             penalty = prediction.new_zeros(())
-        mse = (((prediction - y) / scale) ** 2).mean()
-        return mse + settings.lamb * penalty, mse
+        loss = loss_of(prediction, y)
+        return loss + settings.lamb * penalty, loss
+
+    def held_out() -> float:
+        with torch.no_grad():
+            if model.classes is not None:
+                return float(loss_of(model(x_test), y_test))
+            return float(((model(x_test).double() - y_test.double()) ** 2).mean())
 
     for layer in model.layers:  # every full-batch step evaluates the first layer's basis on the same rows
         layer.reuse_basis(True)
     try:
         with frozen_base_rows(model):
-            return optimise(model, x, y, settings, objective, optimizer, refresh_steps, x_test, y_test, on_step, stopping)
+            has_test = x_test is not None and y_test is not None and len(x_test) > 0
+            return optimise(model, x, settings, objective, optimizer, refresh_steps, held_out if has_test else None,
+                            factor, on_step, stopping)
     finally:
         for layer in model.layers:
             layer.reuse_basis(False)
@@ -291,14 +364,15 @@ def frozen_base_rows(model: KAN):
         handle.remove()
 
 
-def optimise(model: KAN, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings, objective, optimizer: torch.optim.Optimizer,
-             refresh_steps: set[int], x_test: torch.Tensor | None, y_test: torch.Tensor | None,
+def optimise(model: KAN, x: torch.Tensor, settings: TrainSettings, objective, optimizer: torch.optim.Optimizer,
+             refresh_steps: set[int], held_out: Callable[[], float] | None, factor: float,
              on_step: StepCallback | None, stopping: EarlyStopping | None = None) -> list[tuple[int, float, float]]:
     """The optimisation loop of :func:`fit` (grid refreshes at ``refresh_steps``; early stopping
-    with ``settings.patience``, see :class:`EarlyStopping`)."""
-    scale = model.layers[-1].node_scale.detach().clone()
+    with ``settings.patience``, see :class:`EarlyStopping`). ``objective()`` gives the loss to
+    minimise and the data loss, which ``factor`` turns into the reported training loss;
+    ``held_out()`` the held-out loss (``None``: no held-out rows)."""
     history = []
-    if stopping is None and settings.patience and x_test is not None and len(x_test):
+    if stopping is None and settings.patience and held_out is not None:
         stopping = EarlyStopping(settings.patience)
     if stopping is not None:
         stopping.start(model, max(refresh_steps, default=0))
@@ -320,11 +394,8 @@ def optimise(model: KAN, x: torch.Tensor, y: torch.Tensor, settings: TrainSettin
             loss, mse = objective()
             loss.backward()
             optimizer.step()
-        train_mse = float(mse.detach()) * float((scale.double() ** 2).mean())  # float64: a scale of 1e+20 squares past float32
-        test_mse = float("nan")
-        if x_test is not None and y_test is not None and len(x_test):
-            with torch.no_grad():
-                test_mse = float(((model(x_test).double() - y_test.double()) ** 2).mean())
+        train_mse = float(mse.detach()) * factor  # float64: a scale of 1e+20 squares past float32
+        test_mse = held_out() if held_out is not None else float("nan")
         history.append((step, train_mse, test_mse))
         if on_step is not None:
             on_step(step, train_mse, test_mse)
@@ -388,7 +459,9 @@ def train_kan(dataset: Dataset, settings: TrainSettings, on_step: StepCallback |
     A fresh model fits the targets that ``settings.target_transform`` picks as ``log|y|`` under
     an ``exp`` output layer (``kanx.training.targets``); the metrics are those of ``y``."""
     check_magnitudes(dataset)
-    logs = log_targets(dataset.y, settings.target_transform) if init is None else [False] * dataset.y.shape[1]
+    check_task(dataset, settings)
+    fresh = init is None and dataset.classes is None
+    logs = log_targets(dataset.y, settings.target_transform) if fresh else [False] * dataset.y.shape[1]
     if any(logs):
         return train_through_logs(dataset, settings, logs, on_step)
     torch.manual_seed(settings.seed)
@@ -403,9 +476,7 @@ def train_kan(dataset: Dataset, settings: TrainSettings, on_step: StepCallback |
     history = fit(model, x_train, y_train, settings, x_test, y_test, on_step, stopping)
     model.eval()
     check_finite_parameters(model, dataset.source)
-    with torch.no_grad():
-        train_metrics = regression_metrics(model(x_train), y_train)
-        test_metrics = regression_metrics(model(x_test), y_test) if len(x_test) else Metrics(float("nan"), float("nan"))
+    train_metrics, test_metrics = model_metrics(model, x_train, y_train), model_metrics(model, x_test, y_test)
     keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(settings.seed + 1), device="cpu")
     model = model.cpu()  # a trained model (and so its checkpoint) is device-independent
     model.sample_inputs = x_train[keep[: settings.sample_rows].to(device)].cpu().clone()
@@ -436,7 +507,7 @@ def train_kan(dataset: Dataset, settings: TrainSettings, on_step: StepCallback |
 def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[int],
                         progress: Callable[[int], StepCallback | None] | None = None) -> TrainResult:
     """:func:`train` once per grid size in ``grids`` (same seed, same held-out rows) and keep the
-    network with the best held-out R² (averaged over outputs): the grid chosen by validation, so
+    network with the best held-out R² (averaged over outputs; a classifier's: the least log-loss): the grid chosen by validation, so
     a fine grid that fits noise loses to a coarser one that does not. ``progress(grid)`` gives the
     step callback of each run. The record gains ``grid_selection`` (every grid's held-out R²)."""
     if not grids:
@@ -446,10 +517,23 @@ def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[i
     if not settings.test_fraction > 0:
         raise KanxError(f"--grid {','.join(map(str, grids))}: choosing the grid needs held-out rows (--test-fraction > 0)")
     results = {grid: train_kan(dataset, replace(settings, grid=grid), progress(grid) if progress else None) for grid in grids}
-    chosen = max(results, key=lambda grid: (results[grid].test.r2, -grid))
+    chosen = max(results, key=lambda grid: (results[grid].test.score, -grid))
     result = results[chosen]
-    result.model.meta.training["grid_selection"] = {"chosen": chosen, "held_out_r2": {str(g): r.test.r2 for g, r in results.items()}}
+    if result.model.classes is not None:
+        held_out = {"held_out_log_loss": {str(g): r.test.log_loss for g, r in results.items()}}
+    else:
+        held_out = {"held_out_r2": {str(g): r.test.r2 for g, r in results.items()}}
+    result.model.meta.training["grid_selection"] = {"chosen": chosen, **held_out}
     return result
+
+
+def check_task(dataset: Dataset, settings: TrainSettings) -> None:
+    """Refuse settings that do not fit the data's task: a log target transform for class labels,
+    class weights for numeric targets."""
+    if dataset.classes is not None and settings.target_transform == "log":
+        raise KanxError("--target-transform log: a classifier fits the logits of its class labels; leave the option out")
+    if dataset.classes is None and settings.class_weights != "none":
+        raise KanxError(f"--class-weights {settings.class_weights}: weighs the classes of a classifier (--task classify)")
 
 
 def check_magnitudes(dataset: Dataset) -> None:
@@ -509,9 +593,13 @@ def train_through_logs(dataset: Dataset, settings: TrainSettings, logs: list[boo
 def continued_model(init: KAN, dataset: Dataset) -> KAN:
     """A trainable copy of ``init`` for ``dataset`` (same inputs and outputs, in order), its
     recorded input ranges widened to the data's."""
-    if dataset.x.shape[1] != init.n_inputs or dataset.y.shape[1] != init.n_outputs:
+    targets = 1 if init.classes is not None else init.n_outputs
+    if dataset.x.shape[1] != init.n_inputs or dataset.y.shape[1] != targets:
         raise KanxError(f"--init: the model maps {init.n_inputs} inputs to {init.n_outputs} outputs, the data has "
                         f"{dataset.x.shape[1]} input and {dataset.y.shape[1]} target columns")
+    if (dataset.classes is None) != (init.classes is None) or (dataset.classes is not None and dataset.classes != init.classes):
+        raise KanxError("--init: the model's classes and the data's differ" if init.classes is not None
+                        else "--init: the model is not a classifier; its targets are numbers")
     model = copy.deepcopy(init)
     model.train()
     low, high = dataset.x.min(dim=0).values.tolist(), dataset.x.max(dim=0).values.tolist()

@@ -5,7 +5,8 @@ discover`` and every benchmark runner use it. It is chosen from the data, not fr
 benchmark:
 
 - **width** ``[n, min(2n + 1, HIDDEN_CAP), m]`` from the number of inputs ``n`` and targets
-  ``m``: the Kolmogorov–Arnold width, capped so that laws of many inputs stay cheap;
+  ``m`` (a classifier's logits): the Kolmogorov–Arnold width, capped so that laws of many inputs
+  stay cheap;
 - **targets over decades**: one-signed targets whose 1st..99th percentile spans two decades or
   more are fitted as ``log|y|`` (``target_transform="auto"``, ``kanx.training.targets``);
 - **inputs in any units**: handled by the network itself (knots relative to each input's size,
@@ -78,8 +79,10 @@ def recipe_for(dataset: Dataset, **given) -> Recipe:
     rows = dataset.x.shape[0]
     fraction = chosen.get("test_fraction", VALIDATION_FRACTION)
     enough_held_out = fraction > 0 and round(rows * fraction) >= MIN_VALIDATION_ROWS
-    defaults = {"widths": recipe_width(dataset.x.shape[1], dataset.y.shape[1]), "test_fraction": fraction,
-                "patience": PATIENCE if enough_held_out else 0, "target_transform": "auto"}
+    outputs = dataset.classes.logit_count if dataset.classes is not None else dataset.y.shape[1]
+    defaults = {"widths": recipe_width(dataset.x.shape[1], outputs), "test_fraction": fraction,
+                "patience": PATIENCE if enough_held_out else 0,
+                "target_transform": "auto" if dataset.classes is None else "none"}
     settings = TrainSettings(**(defaults | chosen))
     if polish is None:
         polish = POLISH_STEPS if settings.optimizer == "adam" else 0
@@ -103,7 +106,7 @@ def polish(dataset: Dataset, recipe: Recipe, first: TrainResult, on_step: StepCa
         except KanxFailure:  # the polish diverged: the first phase's network stands
             polished = None
     if polished is not None:
-        if not (polished.test.rmse > first.test.rmse):  # NaN (no held-out rows) keeps the polish
+        if not (polished.test.error > first.test.error):  # NaN (no held-out rows) keeps the polish
             result = polished
             record = result.model.meta.training
             record["polish_early_stopping"] = record.pop("early_stopping", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from kanx.core.classes import MAX_CLASSES, ClassLabels
 from kanx.core.errors import KanxError
 from kanx.core.version import __version__
 from kanx.families import checks
@@ -32,6 +33,7 @@ def kan_config(model: KAN) -> dict:
         "custom_functions": dict(model.custom_functions),
         "provenance": dict(meta.provenance),
         "training": dict(meta.training),
+        **({"task": {"kind": "classify", "label": meta.label, "classes": list(meta.classes)}} if meta.label is not None else {}),
     }
 
 
@@ -151,6 +153,24 @@ def check_kan_config(config: dict, where: str) -> None:
             checks.json_tree(config[key], repr(key), where)
     if "kanx_version" in config:
         checks.text(config["kanx_version"], "'kanx_version'", where)
+    if "task" in config:
+        check_task(config["task"], widths[-1], where)
+
+
+def check_task(task: object, outputs: int, where: str) -> ClassLabels:
+    """A classifier's ``task`` entry: ``{"kind": "classify", "label": text, "classes": [...]}``,
+    with as many outputs as the classes have logits."""
+    task = checks.mapping(task, "'task'", where, 3)
+    checks.choice(checks.entry(task, "kind", where), "'task'['kind']", where, ("classify",))
+    checks.text(checks.entry(task, "label", where), "'task'['label']", where)
+    names = checks.names(checks.entry(task, "classes", where), "'task'['classes']", where)
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise KanxError(f"{where}: config 'task'['classes'] lists {len(names)} classes; a classifier has 2 to {MAX_CLASSES}")
+    classes = ClassLabels(tuple(names))
+    if not classes.accepts(outputs):
+        raise KanxError(f"{where}: config 'task' lists {len(names)} classes, which need {classes.logit_count} output(s); "
+                        f"the model has {outputs}")
+    return classes
 
 
 def validate_kan(config: dict, state: dict, where: str) -> None:
@@ -165,8 +185,13 @@ def validate_kan(config: dict, state: dict, where: str) -> None:
     expected = expected_kan_shapes(config)
     expected["sample_inputs"] = (-1, widths[0])
     if "held_out_inputs" in state or "held_out_targets" in state:  # optional, always as a pair
-        expected.update({"held_out_inputs": (-1, widths[0]), "held_out_targets": (-1, widths[-1])})
+        targets = 1 if "task" in config else widths[-1]  # a classifier's are class indices
+        expected.update({"held_out_inputs": (-1, widths[0]), "held_out_targets": (-1, targets)})
     checks.validate_tensors(state, expected, where)
+    if "task" in config and "held_out_targets" in state:
+        labels, count = state["held_out_targets"], len(config["task"]["classes"])
+        if not bool(((labels >= 0) & (labels < count) & (labels == labels.round())).all()):
+            raise KanxError(f"{where}: tensor held_out_targets must hold class indices 0 to {count - 1}")
     if "held_out_inputs" in state and len(state["held_out_inputs"]) != len(state["held_out_targets"]):
         raise KanxError(f"{where}: tensors held_out_inputs and held_out_targets hold {len(state['held_out_inputs'])} "
                         f"and {len(state['held_out_targets'])} rows")
@@ -211,4 +236,9 @@ def build_kan(config: dict, state: dict) -> KAN:
         model.held_out_targets = state["held_out_targets"].float().clone()
     model.meta.provenance = dict(config.get("provenance", {}))
     model.meta.training = dict(config.get("training", {}))
+    if "task" in config:
+        held_out = (model.held_out_inputs, model.held_out_targets)
+        model.make_classifier(config["task"]["label"], ClassLabels(tuple(config["task"]["classes"])))
+        model.meta.output_names = list(config["output_names"])
+        model.held_out_inputs, model.held_out_targets = held_out
     return model

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from kanx.core.classes import ClassLabels
 from kanx.families.kan.basis import BASIS_KINDS
 from kanx.families.kan.layer import BASE_FUNCTIONS, KANLayer, LayerShape
 from kanx.functions.library import LibraryFunction, canonical_name, resolve
@@ -27,13 +28,16 @@ class EdgeTrace:
 
 @dataclass
 class ModelMeta:
-    """Everything about a model that is not a weight: names, data ranges, provenance."""
+    """Everything about a model that is not a weight: names, data ranges, provenance, and for a
+    classifier the label column and its classes (``label`` ``None``: a regression model)."""
 
     input_names: list[str]
     output_names: list[str]
     input_ranges: list[tuple[float, float]] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    label: str | None = None
+    classes: list[str] = field(default_factory=list)
 
 
 def default_names(prefix: str, count: int) -> list[str]:
@@ -110,7 +114,7 @@ class KAN(nn.Module):
         self.sample_inputs = torch.empty(0, n_in)
         # held-out rows with their targets, kept by ``kanx train`` to test what the network claims against data
         self.held_out_inputs = torch.empty(0, n_in)
-        self.held_out_targets = torch.empty(0, widths[-1])
+        self.held_out_targets = torch.empty(0, widths[-1])  # a classifier's: class indices [N, 1]
         self.symbolic_functions: list[str] = []
         self.custom_functions: dict[str, str] = {}
         generator = torch.Generator().manual_seed(seed)
@@ -132,6 +136,8 @@ class KAN(nn.Module):
         parts = [f"widths={self.widths}"]
         if any(self.mult):
             parts.append(f"mult={self.mult}")
+        if self.classes is not None:
+            parts.append(f"classifier of {self.meta.label} ({','.join(self.classes.names)})")
         parts += [f"basis={self.basis.get('kind')}({settings})", f"inputs={','.join(self.meta.input_names)}",
                   f"outputs={','.join(self.meta.output_names)}"]
         return ", ".join(parts)
@@ -144,6 +150,21 @@ class KAN(nn.Module):
     @property
     def n_outputs(self) -> int:
         return self.widths[-1]
+
+    @property
+    def classes(self) -> ClassLabels | None:
+        """The classes of a classifier (its outputs are their logits); ``None`` for regression."""
+        return ClassLabels(tuple(self.meta.classes)) if self.meta.label is not None else None
+
+    def make_classifier(self, label: str, classes: ClassLabels) -> None:
+        """Declare the outputs the logits of ``classes`` of the label column ``label`` (their
+        number: one per class, or one for two classes); the outputs are renamed ``logit(c)``."""
+        if not classes.accepts(self.n_outputs):
+            raise ValueError(f"{len(classes.names)} classes need {classes.logit_count} output(s)"
+                             f"{' (or 2)' if len(classes.names) == 2 else ''}, the model has {self.n_outputs}")
+        self.meta.label, self.meta.classes = label, list(classes.names)
+        self.meta.output_names = classes.logit_names(self.n_outputs)
+        self.held_out_inputs, self.held_out_targets = torch.empty(0, self.n_inputs), torch.empty(0, 1)
 
     @property
     def provenance(self) -> dict:
