@@ -14,8 +14,7 @@ import sympy
 import torch
 
 import kanx
-from kanx.core.classes import (ClassLabels, class_auc, classification_metrics, cross_entropy, decision_agreement, decisions,
-                               probabilities)
+from kanx.core.classes import ClassLabels, class_auc, classification_metrics, cross_entropy, decision_agreement, decisions, probabilities
 from kanx.core.errors import KanxError
 from kanx.core.numerics import roc_auc
 from kanx.io.data import load_csv, read_model_rows
