@@ -16,7 +16,8 @@ from kanx.core.lazy import lazy_exports
 from kanx.core.version import __version__
 
 __all__ = [
-    "ClassLabels", "ClickTable", "DiscoverSettings", "DiscoveryResult", "Figures", "InteractionReport", "InteractionSettings", "KAN", "KanxError",
+    "ClassLabels",
+    "ClickTable", "DiscoverSettings", "DiscoveryResult", "Figures", "InteractionReport", "InteractionSettings", "KAN", "KanxError",
     "KanxFailure", "KarSeinResult", "KarSeinSettings", "PlotSettings", "PruneSettings", "Rows", "SymbolicResult", "SymbolifySettings",
     "TrainResult", "TrainSettings", "declared_classifier", "describe", "discover", "from_module", "interactions", "load_model",
     "plot_activations", "plot_network", "predict", "prune", "save_model", "symbolify", "train",
