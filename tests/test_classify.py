@@ -213,6 +213,6 @@ def test_logistic_laws_prefer_the_few_terms_that_generate_the_labels() -> None:
     labels = (torch.rand(1600, generator=generator, dtype=torch.float64) < torch.sigmoid(3 * x[:, 0] - 2 * x[:, 1] ** 2 + 1)).double()
     symbols = list(sympy.symbols("a b"))
     law = chosen_law(logistic_laws(symbols, x[:1200], labels[:1200], x[1200:], labels[1200:]))
-    terms = law.formula().as_coefficients_dict()
+    terms = law.formulas(1)[0].as_coefficients_dict()
     assert set(terms) == {symbols[0], symbols[1] ** 2, 1}
     assert float(terms[symbols[1] ** 2]) / float(terms[symbols[0]]) == pytest.approx(-2 / 3, abs=0.15)

@@ -99,29 +99,30 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
 
 
 def logit_from_labels(model: KAN, result: SymbolicResult, data: object | None, settings: SymbolifySettings) -> None:
-    """A two-class classifier's rows' route: with labelled rows, the sparse logistic law of the
-    labels (:mod:`kanx.symbolic.logistic`) replaces the logit formula read from the network when
-    it has no greater log-loss on held-out rows (a formula with numeric parts has none)."""
+    """A classifier's rows' route: with labelled rows, the sparse logistic law of the labels
+    (:mod:`kanx.symbolic.logistic`) replaces the logit formulas read from the network when it has
+    no greater log-loss on held-out rows (formulas with numeric parts have none)."""
     labels = getattr(data, "y", None) if data is not None else None
-    if labels is None or model.n_outputs != 1:
+    if labels is None:
         return
     x, labels = data.x.double().cpu(), labels[:, 0].cpu()
     fit, test = split_rows(len(x), 0.25, settings.seed)
     symbols = [sympy.Symbol(name) for name in model.meta.input_names]
-    law = chosen_law(logistic_laws(symbols, x[fit], labels[fit], x[test], labels[test]))
+    law = chosen_law(logistic_laws(symbols, x[fit], labels[fit], x[test], labels[test], len(model.classes.names)))
     if law is None:
         return
-    read = formula_logits([result.in_inputs(result.expressions[0])], model, x[test])
+    read = formula_logits([result.in_inputs(expr) for expr in result.expressions], model, x[test])
     read_loss = float(cross_entropy(read, labels[test])) if read is not None and bool(torch.isfinite(read).all()) else math.inf
-    if law.held_out_log_loss > read_loss:
+    if not law.held_out_log_loss <= read_loss:
         return
-    formula = law.formula(max(settings.digits, 6))
-    values = formula_logits([formula], model, x[test])
+    formulas = law.formulas(model.n_outputs, max(settings.digits, 6))
+    values = formula_logits(formulas, model, x[test])
     with torch.no_grad():
         network = model(x[test].float()).double()
-    result.expressions[0] = formula
-    result.fidelity[0] = OutputFidelity(fidelity(values[:, 0], network[:, 0]))
-    result.strategy_used = [LOGISTIC_ROUTE]
+    result.expressions = formulas
+    result.hidden = {}
+    result.fidelity = [OutputFidelity(fidelity(values[:, k], network[:, k])) for k in range(model.n_outputs)]
+    result.strategy_used = [LOGISTIC_ROUTE] * model.n_outputs
 
 
 def classifier_report(model: KAN, result: SymbolicResult, data: object | None) -> ClassifierFidelity:
