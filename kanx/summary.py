@@ -66,6 +66,8 @@ def describe_kan(model: KAN) -> dict:
             for name, (lo, hi) in zip(model.meta.input_names, model.meta.input_ranges)
         ],
         "outputs": list(model.meta.output_names),
+        "task": ({"kind": "classify", "label": model.meta.label, "classes": list(model.meta.classes)}
+                 if model.classes is not None else {"kind": "regression"}),
         "stored_sample_rows": int(model.sample_inputs.shape[0]),
         "stored_held_out_rows": int(model.held_out_inputs.shape[0]),
         "layers": layers,

@@ -68,6 +68,9 @@ def render_kan_info(info: dict, source: Path) -> None:
     console.print(inputs)
     console.print(f"outputs: {', '.join(info['outputs'])}; stored sample: {info['stored_sample_rows']} rows; "
                   f"held-out rows with targets: {info['stored_held_out_rows']}", markup=False)
+    task = info.get("task") or {}
+    if task.get("kind") == "classify":
+        console.print(f"classifier of {task['label']}: classes {', '.join(task['classes'])}", markup=False)
     if info["symbolic_edges"]:
         sym = Table(title="symbolic edges  c·f(a·x+b)+d")
         for column in ("layer", "input", "subnode", "f", "a", "b", "c", "d"):
