@@ -113,7 +113,7 @@ def test_probabilities_decisions_and_metrics_of_logits() -> None:
 
 def test_a_column_of_text_labels_needs_the_classify_task(tmp_path: Path) -> None:
     path = three_classes(tmp_path / "three.csv", rows=30)
-    with pytest.raises(KanxError, match="needs --task classify"):
+    with pytest.raises(KanxError, match="kanx train --task classify"):
         load_csv(path, ["species"])
     dataset = load_csv(path, ["species"], task="classify")
     assert dataset.classes.names == ("setosa", "versicolor", "virginica") and dataset.y.shape == (30, 1)
@@ -187,7 +187,7 @@ def test_train_predict_and_import_from_the_command_line(runner, multiclass, tmp_
     assert predicted.exit_code == 0, predicted.output
     header, first = predicted.stdout.splitlines()[:2]
     assert header == "species,P(setosa),P(versicolor),P(virginica)" and first.split(",")[0] in {"setosa", "versicolor", "virginica"}
-    assert_clean_failure(invoke(runner, "train", path, "--target", "species", "-o", tmp_path / "r.pt"), "needs --task classify")
+    assert_clean_failure(invoke(runner, "train", path, "--target", "species", "-o", tmp_path / "r.pt"), "kanx train --task classify")
     imported = tmp_path / "imported.pt"
     result = invoke(runner, "import", FIXTURES / "efficient_kan" / "model.pt", "--task", "classify", "--classes", "no,yes",
                     "-o", imported, "--json")

@@ -117,7 +117,7 @@ def load_csv(path: str | Path, targets: list[str], inputs: list[str] | None = No
     try:
         numbers = number_columns(columns, list(targets), str(path))
     except KanxError as exc:
-        raise KanxError(f"{exc} (a column of class labels needs --task classify)") from None
+        raise KanxError(f"{exc} (class labels need a classifier: kanx train --task classify)") from None
     y = float32_columns(numbers, list(targets), str(path))
     return Dataset(x, y, input_names, list(targets), str(path))
 
