@@ -10,8 +10,7 @@ import typer
 
 from kanx.cli import app
 from kanx.cli.common import console, fmt, handle_errors, print_json
-from kanx.core.choices import BASE_FUNCTIONS, SOURCES
-from kanx.core.classes import TASKS
+from kanx.core.choices import BASE_FUNCTIONS, SOURCES, TASKS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 

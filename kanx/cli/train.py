@@ -13,8 +13,7 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, parse_int_list, print_json
-from kanx.core.choices import ARCHITECTURES, BASES, DEVICES, OPTIMIZERS, TARGET_TRANSFORMS
-from kanx.core.classes import CLASS_WEIGHTS, TASKS
+from kanx.core.choices import ARCHITECTURES, BASES, CLASS_WEIGHTS, DEVICES, OPTIMIZERS, TARGET_TRANSFORMS, TASKS
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 

@@ -54,3 +54,10 @@ SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan", "karsein")
 
 DEVICES = ("cpu", "cuda", "auto")
 """Where the numerics run (``auto``: CUDA when present, else CPU); ``--device``."""
+
+TASKS = ("regression", "classify")
+"""What a KAN's outputs are (``kanx train --task``): values of the targets, or class logits."""
+
+CLASS_WEIGHTS = ("none", "balanced")
+"""How a classifier's loss weighs its classes (``kanx train --class-weights``)."""
+

@@ -18,8 +18,6 @@ from kanx.core.errors import KanxError
 from kanx.core.numerics import roc_auc
 
 MAX_CLASSES = 100  # more distinct values than this in a label column is a regression target
-TASKS = ("regression", "classify")
-CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from kanx.core.choices import BASES, OPTIMIZERS, TARGET_TRANSFORMS
-from kanx.core.classes import CLASS_WEIGHTS, ClassificationMetrics, balanced_weights, classification_metrics, cross_entropy
+from kanx.core.choices import BASES, CLASS_WEIGHTS, OPTIMIZERS, TARGET_TRANSFORMS
+from kanx.core.classes import ClassificationMetrics, balanced_weights, classification_metrics, cross_entropy
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
