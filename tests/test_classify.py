@@ -49,19 +49,19 @@ def three_classes(path: Path, rows: int = 600, seed: int = 0) -> Path:
     return write_rows(path, x, [("setosa", "versicolor", "virginica")[i] for i in index], ["x1", "x2", "x3"], "species")
 
 
-def quick_train(path: Path, label: str, **options):
+def trained(folder: Path, path: Path, label: str) -> tuple[Path, object, object]:
+    """``(data file, dataset, TrainResult)`` of a classifier trained on ``path``'s ``label``
+    (300 steps, no polish), its checkpoint saved beside the data as ``model.pt``."""
     dataset = load_csv(path, [label], task="classify")
-    recipe = recipe_for(dataset, steps=300, polish_steps=0, **options)
-    return dataset, train_recipe(dataset, recipe)
+    result = train_recipe(dataset, recipe_for(dataset, steps=300, polish_steps=0))
+    kanx.save_model(result.model, folder / "model.pt")
+    return path, dataset, result
 
 
 @pytest.fixture(scope="module")
 def binary(tmp_path_factory):
     folder = tmp_path_factory.mktemp("binary")
-    path = planted_logistic(folder / "planted.csv")
-    dataset, result = quick_train(path, "label")
-    kanx.save_model(result.model, folder / "model.pt")
-    return path, dataset, result
+    return trained(folder, planted_logistic(folder / "planted.csv"), "label")
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,7 @@ def binary_formulas(binary):
 @pytest.fixture(scope="module")
 def multiclass(tmp_path_factory):
     folder = tmp_path_factory.mktemp("multiclass")
-    path = three_classes(folder / "three.csv")
-    dataset, result = quick_train(path, "species")
-    kanx.save_model(result.model, folder / "model.pt")
-    return path, dataset, result
+    return trained(folder, three_classes(folder / "three.csv"), "species")
 
 
 def test_class_labels_are_ordered_as_numbers_or_as_text_and_unknown_labels_are_named() -> None:
