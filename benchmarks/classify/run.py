@@ -110,7 +110,7 @@ def run_dataset(name: str, seed: int, folder: Path) -> dict:
         "test_rows": len(test_rows), "seed": seed, "widths": network.widths, "pruned_widths": pruned.widths,
         "network_accuracy": classification_metrics(network_logits, labels_test).accuracy,
         "pruned_accuracy": classification_metrics(pruned_logits, labels_test).accuracy,
-        "formula_accuracy": classification_metrics(torch.nan_to_num(mine), labels_test).accuracy if mine is not None else None,
+        "formula_accuracy": classification_metrics(mine, labels_test).accuracy if mine is not None else None,
         "agreement": decision_agreement(mine, pruned_logits.double()) if mine is not None else None,
         "operations": operation_count(expressions) if mine is not None else None,
         "route": "/".join(formulas.strategy_used), "formulas": [sympy.sstr(expr) for expr in expressions],

@@ -168,12 +168,15 @@ class ClassificationMetrics:
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> ClassificationMetrics:
-    """:class:`ClassificationMetrics` of logits ``[N, L]`` on class indices ``labels [N]``."""
+    """:class:`ClassificationMetrics` of logits ``[N, L]`` on class indices ``labels [N]``. A row
+    whose logits are not all finite (a formula without a value there) counts as a wrong decision;
+    log-loss and AUC read its non-finite logits as 0 (or ±the largest float)."""
     labels = labels.long().reshape(-1).cpu()
     if not len(labels):
         return ClassificationMetrics(float("nan"), float("nan"), float("nan"))
-    logits = logits.detach().cpu()
-    accuracy = float((decisions(logits) == labels).double().mean())
+    finite = torch.isfinite(logits.detach().cpu()).all(dim=1)
+    logits = torch.nan_to_num(logits.detach().cpu())
+    accuracy = float(((decisions(logits) == labels) & finite).double().mean())
     loss = float(cross_entropy(logits.double(), labels))
     return ClassificationMetrics(accuracy, loss, class_auc(logits, labels))
 

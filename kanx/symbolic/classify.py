@@ -15,7 +15,7 @@ import sympy
 import torch
 from sympy.core.function import AppliedUndef
 
-from kanx.core.classes import ClassificationMetrics, ClassLabels, classification_metrics, decision_agreement, decisions
+from kanx.core.classes import ClassificationMetrics, ClassLabels, classification_metrics, decision_agreement
 from kanx.core.lambdify import formula_on_rows
 from kanx.families.kan.network import KAN
 
@@ -92,8 +92,5 @@ def classifier_fidelity(network: KAN, expressions: list[sympy.Expr], x: torch.Te
     formula = network_metrics = None
     if labels is not None:
         network_metrics = classification_metrics(reference, labels)
-        if mine is not None:  # a row where a formula has no finite value counts as a wrong decision
-            finite = torch.isfinite(mine).all(dim=1)
-            formula = classification_metrics(torch.nan_to_num(mine), labels)
-            formula.accuracy = float(((decisions(torch.nan_to_num(mine)) == labels.long().cpu()) & finite).double().mean())
+        formula = classification_metrics(mine, labels) if mine is not None else None
     return ClassifierFidelity(list(classes.names), len(x), source, agreement, formula, network_metrics)
