@@ -16,16 +16,20 @@ from kanx.core.lazy import lazy_exports
 from kanx.core.version import __version__
 
 __all__ = [
-    "ClassLabels",
+    "ClassLabels", "CompiledFormula",
     "ClickTable", "DiscoverSettings", "DiscoveryResult", "Figures", "InteractionReport", "InteractionSettings", "KAN", "KanxError",
     "KanxFailure", "KarSeinResult", "KarSeinSettings", "PlotSettings", "PruneSettings", "Rows", "SymbolicResult", "SymbolifySettings",
-    "TrainResult", "TrainSettings", "declared_classifier", "describe", "discover", "from_module", "interactions", "load_model",
-    "plot_activations", "plot_network", "predict", "prune", "save_model", "symbolify", "train",
+    "TrainResult", "TrainSettings", "compile_formula",
+    "declared_classifier", "describe", "discover", "from_module", "interactions", "load_model",
+    "plot_activations", "plot_network", "predict", "prune", "refine_grid", "save_model", "symbolify", "train",
     "__version__",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, {
     "KAN": "kanx.families.kan.network",
     "ClassLabels": "kanx.core.classes",
+    "CompiledFormula": "kanx.symbolic.compile",
+    "compile_formula": "kanx.symbolic.compile",
+    "refine_grid": "kanx.families.kan.edit",
     "declared_classifier": "kanx.io.load",
     "DiscoverSettings": "kanx.discovery",
     "DiscoveryResult": "kanx.discovery",
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from kanx.core.classes import ClassLabels
     from kanx.core.stage import Rows
     from kanx.discovery import DiscoverSettings, DiscoveryResult, discover
+    from kanx.families.kan.edit import refine_grid
     from kanx.families.kan.network import KAN
     from kanx.interaction import InteractionReport, interactions
     from kanx.interaction.settings import InteractionSettings

@@ -116,9 +116,16 @@ def run_dataset(name: str, seed: int, folder: Path) -> dict:
         "route": "/".join(formulas.strategy_used), "formulas": [sympy.sstr(expr) for expr in expressions],
         "kanx_seconds": round(seconds, 1),
     }
+    print(f"{name}: network {row['network_accuracy']:.3f}, pruned {row['pruned_accuracy']:.3f}, formula "
+          f"{row['formula_accuracy']}, agreement {row['agreement']}, {row['operations']} operations "
+          f"({row['route']}); {row['kanx_seconds']} s", file=sys.stderr, flush=True)
     encoded = {label: i for i, label in enumerate(network.classes.names)}
     y = np.array([encoded[label] for label in labels])
-    return row | baselines(x[train_rows], y[train_rows], x[test_rows], y[test_rows], seed)
+    start = time.perf_counter()
+    compared = baselines(x[train_rows], y[train_rows], x[test_rows], y[test_rows], seed)
+    print(f"{name}: logistic regression {compared['logistic_regression']:.3f}, EBM {compared['ebm']:.3f}; "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return row | compared
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,11 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.datasets:
             rows.append(run_dataset(name, args.seed, Path(folder)))
-            row = rows[-1]
-            print(f"{name}: network {row['network_accuracy']:.3f}, pruned {row['pruned_accuracy']:.3f}, formula "
-                  f"{row['formula_accuracy']}, agreement {row['agreement']}, {row['operations']} operations "
-                  f"({row['route']}); logistic regression {row['logistic_regression']:.3f}, EBM {row['ebm']:.3f}; "
-                  f"{row['kanx_seconds']} s", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

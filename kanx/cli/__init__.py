@@ -65,7 +65,7 @@ def root(
 
 
 # Each command module registers itself on ``app`` when imported.
-from kanx.cli import demo, discover, importer, info, interactions, plot, predict, prune, symbolify, train  # noqa: E402,F401
+from kanx.cli import compile, demo, discover, importer, info, interactions, plot, predict, prune, symbolify, train  # noqa: E402,F401
 
 
 def main() -> None:

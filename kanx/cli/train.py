@@ -13,7 +13,7 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, parse_int_list, print_json
-from kanx.core.choices import ARCHITECTURES, BASES, CLASS_WEIGHTS, DEVICES, OPTIMIZERS, TARGET_TRANSFORMS, TASKS
+from kanx.core.choices import ARCHITECTURES, BASES, CLASS_WEIGHTS, DEVICES, OPTIMIZERS, TARGET_TRANSFORMS, TASKS, TRAINABLE
 from kanx.core.errors import KanxError
 from kanx.io.files import check_output_path
 
@@ -169,8 +169,13 @@ def train_command(
                              "e.g. 3,5,8, train one network each and keep the best on the held-out rows."),
     k: int = typer.Option(None, "--k", help="B-spline degree (default 3)."),
     basis: Literal[BASES] | None = typer.Option(None, "--basis", help="Edge basis (default bspline)."),
-    init: Path = typer.Option(None, "--init", help="Continue training this checkpoint (kanx or imported: pykan, efficient-kan, "
-                              "...) on DATA; its architecture is kept, the data's columns are matched to its inputs by name."),
+    init: Path = typer.Option(None, "--init", help="Continue training this checkpoint (kanx, compiled by 'kanx compile', or imported: "
+                              "pykan, efficient-kan, ...) on DATA; its architecture is kept (--grid refines its splines, --widen "
+                              "adds hidden nodes), the data's columns are matched to its inputs by name."),
+    trainable: Literal[TRAINABLE] = typer.Option("all", "--trainable", help="With --init: all turns symbolic edges into splines "
+                                                 "fitted to their functions so every edge trains; numeric keeps them fixed."),
+    widen: int = typer.Option(0, "--widen", help="With --init: add N hidden nodes to every hidden layer, starting near zero, so "
+                              "the data can correct the network."),
     steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: adam 1500, lbfgs 100)."),
     optimizer: Literal[OPTIMIZERS] = typer.Option("adam", "--optimizer", help="Optimiser."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default: adam 1e-2, lbfgs 1)."),
@@ -211,15 +216,21 @@ def train_command(
     from kanx.io.checkpoint import save_model
     from kanx.training.kan import TrainSettings
 
+    if init is None and (widen or trainable != "all"):
+        raise KanxError("--widen and --trainable apply to a network continued with --init")
     if init is not None:
-        architecture = {"--width": width, "--mult": mult, "--grid": grid, "--k": k, "--basis": basis, "--formula": formula,
+        architecture = {"--width": width, "--mult": mult, "--k": k, "--basis": basis, "--formula": formula,
                         "--target-transform": target_transform if target_transform not in (None, "none") else None,
                         "--polish": polish}
         given = [option for option, value in architecture.items() if value is not None]
         if given or arch != "kan" or task != "regression":
             dropped = ", ".join(given) or ("--arch karsein" if arch != "kan" else "--task (the checkpoint knows its task)")
             raise KanxError(f"--init keeps the checkpoint's architecture; drop {dropped}")
+        refined = parse_grids(grid) if grid is not None else [None]
+        if len(refined) > 1:
+            raise KanxError(f"--grid {grid}: with --init, give the one grid to refine the splines to")
         continue_command(init, data, target, seed, test_fraction, output, as_json, quiet, class_weights=class_weights,
+                         refine_grid=refined[0], trainable=trainable, widen=widen,
                          steps=steps, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
                          update_grid=update_grid, device=device, max_memory=max_memory, patience=patience or 0)
         return
@@ -309,6 +320,9 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
         "grid_selection": result.model.meta.training.get("grid_selection"),
         "early_stopping": result.model.meta.training.get("early_stopping"),
         "recipe": result.model.meta.training.get("recipe"),
+        **({"test_before": asdict(result.before), "edits": {key: value for key, value in
+            (result.model.meta.training.get("continued_from") or {}).items() if key not in ("provenance", "metrics", "test_before")}}
+           if result.before is not None else {}),
     }
     if as_json:
         print_json(summary)
@@ -317,8 +331,11 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
     columns = ("split", "rows", "accuracy", "log-loss", "AUC") if classes is not None else ("split", "rows", "RMSE", "R²")
     for column in columns:
         table.add_column(column, justify="right" if column != "split" else "left")
-    for split, metrics in (("train", result.train), ("test", result.test)):
-        rows = str(result.model.meta.training[f"{split}_rows"])
+    splits = [("train", result.train), ("test", result.test)]
+    if result.before is not None:
+        splits.append(("test, before", result.before))
+    for split, metrics in splits:
+        rows = str(result.model.meta.training["test_rows" if split.startswith("test") else "train_rows"])
         if classes is not None:
             table.add_row(split, rows, fmt(metrics.accuracy, 4), fmt(metrics.log_loss), fmt(metrics.auc, 4))
         else:
@@ -327,6 +344,16 @@ def report(result: TrainResult, output: Path, settings: TrainSettings, as_json: 
     if classes is not None:
         console.print(f"classifier of {result.model.meta.label}: classes {', '.join(classes.names)} (outputs "
                       f"{', '.join(result.model.meta.output_names)})", markup=False)
+    continued = result.model.meta.training.get("continued_from") or {}
+    if continued.get("grid_refinement"):
+        refinement = continued["grid_refinement"]
+        console.print(f"grid refined {refinement['old_grid']} → {refinement['new_grid']} intervals (largest edge change "
+                      f"{fmt(refinement['max_change'], 2)} of its range) before training", markup=False)
+    if continued.get("symbolic_edges_made_splines"):
+        console.print(f"{continued['symbolic_edges_made_splines']} symbolic edges turned into splines fitted to their functions",
+                      markup=False)
+    if continued.get("widened_by"):
+        console.print(f"every hidden layer widened by {continued['widened_by']} nodes", markup=False)
     if summary["grid_selection"]:
         measure, key = ("log-loss", "held_out_log_loss") if classes is not None else ("R²", "held_out_r2")
         scores = ", ".join(f"{grid}: {fmt(value, 6)}" for grid, value in summary["grid_selection"][key].items())

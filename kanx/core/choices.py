@@ -49,6 +49,11 @@ BASE_FUNCTIONS = ("silu", "identity", "zero")
 FIGURE_FORMATS = ("png", "svg", "pdf")
 """Figure file types ``plot-activations`` writes (pdf: one multipage file)."""
 
+NODE_ORDERS = ("auto", "crossings", "index")
+"""How the diagram places each hidden layer's nodes (``plot-activations --node-order``): the order
+stored with the model, else a crossing-minimal one (``auto``); a crossing-minimal order computed
+afresh (``crossings``); or by node index (``index``)."""
+
 SOURCES = ("pykan", "efficient-kan", "fastkan", "chebykan", "karsein")
 """KAN libraries whose checkpoints kanx imports (``--from``)."""
 
@@ -59,5 +64,7 @@ TASKS = ("regression", "classify")
 """What a KAN's outputs are (``kanx train --task``): values of the targets, or class logits."""
 
 CLASS_WEIGHTS = ("none", "balanced")
+# what trains when a network is continued: every edge (symbolic ones become splines), or the spline edges only
+TRAINABLE = ("all", "numeric")
 """How a classifier's loss weighs its classes (``kanx train --class-weights``)."""
 

@@ -30,6 +30,8 @@ def train(data: Dataset | ClickTable, settings: TrainSettings | KarSeinSettings 
     kind = type(settings) if settings is not None else KarSeinSettings if isinstance(data, ClickTable) else TrainSettings
     if kind not in TRAINERS:
         raise KanxError(f"train: settings must be TrainSettings or KarSeinSettings, not {kind.__name__}")
+    if kind is TrainSettings and settings is None and hasattr(init, "widths") and "widths" not in options:
+        options = {"widths": list(init.widths), "mult": [list(m) for m in init.mult], **options}  # the architecture is init's
     settings = settings_of(kind, settings, options, "train")
     data_type, trainer = TRAINERS[kind]
     if not isinstance(data, data_type):

@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from kanx.core.choices import BASES, CLASS_WEIGHTS, OPTIMIZERS, TARGET_TRANSFORMS
+from kanx.core.choices import BASES, CLASS_WEIGHTS, OPTIMIZERS, TARGET_TRANSFORMS, TRAINABLE
 from kanx.core.classes import ClassificationMetrics, balanced_weights, classification_metrics, cross_entropy
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError, KanxFailure
 from kanx.core.numerics import magnitude_penalty, r2, rmse, split_rows
 from kanx.core.resources import check_resources, made_on_cpu, resolve_device
+from kanx.families.kan.edit import refine_grid, splines_from_symbolic, widen
 from kanx.families.kan.network import KAN, EdgeTrace
 from kanx.io.data import Dataset
 from kanx.training.targets import core_view, fitted_targets, log_targets, output_logs, transform_record, with_output_edges
@@ -58,7 +59,13 @@ class TrainSettings:
     parameters of its best held-out step (0: all steps, the last parameters). ``sample_rows``: the most
     training inputs, and the most held-out rows with their targets, the checkpoint keeps.
     ``class_weights`` (a classifier, whose data hold class labels): ``none``, or ``balanced`` to
-    weigh every class alike in the loss (imbalanced data)."""
+    weigh every class alike in the loss (imbalanced data).
+
+    Continuing a network (``init``): ``refine_grid`` puts its B-spline edges on that many
+    intervals first (unchanged functions, :func:`kanx.families.kan.edit.refine_grid`);
+    ``trainable`` ``all`` turns its symbolic edges into splines fitted to their functions so every
+    edge trains, ``numeric`` keeps them fixed and trains the spline edges; ``widen`` adds that
+    many hidden nodes per hidden layer, starting near zero."""
 
     widths: list[int]
     mult: list[list[int]] | None = None
@@ -82,6 +89,9 @@ class TrainSettings:
     sample_rows: int = 1000
     device: str = "cpu"
     max_memory: str | int | None = None
+    refine_grid: int | None = None
+    trainable: str = "all"
+    widen: int = 0
 
     def __post_init__(self) -> None:
         check_resources(self.device, self.max_memory)
@@ -94,6 +104,10 @@ class TrainSettings:
             raise KanxError(f"--basis {self.basis!r}: use bspline, rbf or chebyshev")
         if self.target_transform not in TARGET_TRANSFORMS:
             raise KanxError(f"--target-transform {self.target_transform!r}: use one of {', '.join(TARGET_TRANSFORMS)}")
+        if self.trainable not in TRAINABLE:
+            raise KanxError(f"--trainable {self.trainable!r}: use one of {', '.join(TRAINABLE)}")
+        if self.widen < 0:
+            raise KanxError(f"--widen {self.widen}: must be >= 0")
         if self.class_weights not in CLASS_WEIGHTS:
             raise KanxError(f"--class-weights {self.class_weights!r}: use one of {', '.join(CLASS_WEIGHTS)}")
         check_training_options(self.test_fraction, self.lr, self.lamb, self.lamb_l1, self.lamb_entropy)
@@ -144,11 +158,13 @@ class TrainResult:
     train: Metrics | ClassificationMetrics
     test: Metrics | ClassificationMetrics
     history: list[tuple[int, float, float]] = field(default_factory=list)
+    before: Metrics | ClassificationMetrics | None = None
 
     def to_dict(self) -> dict:
         task = {"task": "classify", "classes": list(self.model.classes.names)} if self.model.classes is not None else {}
+        before = {"test_before": asdict(self.before)} if self.before is not None else {}
         return {"widths": list(self.model.widths), **task, "train": asdict(self.train), "test": asdict(self.test),
-                "history": [list(entry) for entry in self.history]}
+                **before, "history": [list(entry) for entry in self.history]}
 
     def __repr__(self) -> str:
         if isinstance(self.test, ClassificationMetrics):
@@ -469,9 +485,14 @@ def train_kan(dataset: Dataset, settings: TrainSettings, on_step: StepCallback |
     train_idx, test_idx = split_rows(len(dataset.x), settings.test_fraction, settings.seed)
     x_train, y_train = dataset.x[train_idx].to(device), dataset.y[train_idx].to(device)
     x_test, y_test = dataset.x[test_idx].to(device), dataset.y[test_idx].to(device)
+    edits: dict = {}
     with made_on_cpu():  # built where its seeded initialisation is defined, then moved
         model = build_model(dataset, settings) if init is None else continued_model(init, dataset)
+        if init is not None:
+            model, edits = prepared_for_continuing(model, dataset.x[train_idx], settings)
     model = model.to(device)
+    before = model_metrics(model.eval(), x_test, y_test) if init is not None and len(x_test) else None
+    model.train()
     stopping = EarlyStopping(settings.patience) if settings.patience and len(x_test) else None
     history = fit(model, x_train, y_train, settings, x_test, y_test, on_step, stopping)
     model.eval()
@@ -497,11 +518,12 @@ def train_kan(dataset: Dataset, settings: TrainSettings, on_step: StepCallback |
         model.meta.provenance = {"created_by": "kanx train"}
     else:
         earlier = init.meta.training.get("metrics") if isinstance(init.meta.training, dict) else None
-        model.meta.training["continued_from"] = {"provenance": dict(init.provenance), "metrics": earlier}
+        model.meta.training["continued_from"] = {"provenance": dict(init.provenance), "metrics": earlier, **edits,
+                                                 "test_before": asdict(before) if before is not None else None}
         if any(output_logs(init)):  # still exp of a fitted log|y|
             model.meta.training["target_transforms"] = transform_record(model, output_logs(init))
         model.meta.provenance = {**init.provenance, "continued_by": "kanx train --init"}
-    return TrainResult(model, train_metrics, test_metrics, history)
+    return TrainResult(model, train_metrics, test_metrics, history, before)
 
 
 def train_choosing_grid(dataset: Dataset, settings: TrainSettings, grids: list[int],
@@ -605,6 +627,26 @@ def continued_model(init: KAN, dataset: Dataset) -> KAN:
     low, high = dataset.x.min(dim=0).values.tolist(), dataset.x.max(dim=0).values.tolist()
     model.meta.input_ranges = [(min(a, lo), max(b, hi)) for (a, b), lo, hi in zip(model.meta.input_ranges, low, high)]
     return model
+
+
+def prepared_for_continuing(model: KAN, x: torch.Tensor, settings: TrainSettings) -> tuple[KAN, dict]:
+    """``model`` edited as ``settings`` ask before it trains on inputs ``x`` ``[N, n_inputs]``:
+    grid refined, symbolic edges made splines (``trainable="all"``) or frozen (``"numeric"``),
+    hidden layers widened. Returns the model and a record of the edits."""
+    edits: dict = {"trainable": settings.trainable}
+    if settings.refine_grid is not None:
+        refinement = refine_grid(model, settings.refine_grid)
+        model, edits["grid_refinement"] = refinement.model, refinement.to_dict()
+    symbolic = sum(count["symbolic"] for count in model.edge_counts())
+    if symbolic and settings.trainable == "all":
+        model = splines_from_symbolic(model, x)
+        edits["symbolic_edges_made_splines"] = symbolic
+    if settings.widen:
+        model = widen(model, settings.widen, seed=settings.seed)
+        edits["widened_by"] = settings.widen
+    for layer in model.layers:
+        layer.sym_affine.requires_grad_(settings.trainable == "all")
+    return model, edits
 
 
 def check_continuable(model: nn.Module, where: str) -> None:
