@@ -118,6 +118,7 @@ KAN_CASES: dict[str, Callable[[dict], None]] = {
     "basis_extra_key": setter("config", "basis", {"kind": "bspline", "grid": 5, "k": 3, "evil": 1}),
     "basis_unknown_kind": setter("config", "basis", {"kind": "wavelet"}),
     "mult_arity_one": setter("config", "mult", [[], [1], []]),
+    "node_order_not_permutation": setter("config", "node_order", [[0, 1], [0, 0, 2, 3, 4], [0]]),
     "layer_norm_not_bool": setter("config", "layer_norm", ["yes", 0]),
     "name_not_text": setter("config", "input_names", [123, "y"]),
     "name_too_long": setter("config", "input_names", ["x" * 10_000, "y"]),

@@ -1,5 +1,6 @@
 """The network diagram of a KAN: nodes by layer, each shown edge with its miniature activation,
-opacity proportional to importance, multiplication nodes marked."""
+opacity proportional to importance, multiplication nodes marked; each row's nodes placed in the
+order of ``kanx.plot.order`` (few edge crossings), which the caption states."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from kanx.plot.grid import (
     shortened,
     to_unit,
 )
+from kanx.plot.order import NodeOrder, identity_order, positions
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -43,8 +45,17 @@ class DiagramLayout:
     gap: float
 
     def node_x(self, count: int) -> torch.Tensor:
-        inner = self.width - 2 * self.margin
-        return self.margin + (torch.arange(count).float() + 0.5) * inner / count
+        """x of the ``count`` slots of a row ``[count]``, left to right."""
+        return self.margin + (torch.arange(count).float() + 0.5) * self.spacing(count)
+
+    def spacing(self, count: int) -> float:
+        """Distance between neighbouring nodes of a row of ``count``."""
+        return (self.width - 2 * self.margin) / count
+
+    def nodes_x(self, row: list[int]) -> torch.Tensor:
+        """x of every node ``[n]`` (by node index) of a row drawn in order ``row`` (node indices
+        left to right)."""
+        return self.node_x(len(row))[positions(torch.tensor(row, dtype=torch.long))]
 
     def layer_y(self, index: int) -> float:
         return 0.6 + index * self.gap
@@ -75,14 +86,15 @@ def _rgba(edges: EdgeSet, alpha: torch.Tensor, numeric_color: str) -> list[tuple
     return colors
 
 
-def _edge_ends(model: KAN, edges: EdgeSet, layout: DiagramLayout) -> tuple[torch.Tensor, torch.Tensor]:
-    """x of each edge's source node and of its target node; factors of a multiplication node
-    arrive side by side."""
-    x_src = layout.node_x(model.widths[edges.layer])[edges.src]
+def _edge_ends(model: KAN, edges: EdgeSet, layout: DiagramLayout,
+               order: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """x ``[E]`` of each edge's source node and of its target node, nodes placed in ``order``;
+    factors of a multiplication node arrive side by side (factor 0 leftmost)."""
+    x_src = layout.nodes_x(order[edges.layer])[edges.src]
     nodes, factors = subnode_targets(model, edges.layer)
     arity = [1] * model.layers[edges.layer].shape.n_sum + [a for a in model.mult[edges.layer + 1] for _ in range(a)]
     offsets = torch.tensor([0.0 if f is None else float(f) for f in factors]) - (torch.tensor(arity) - 1) / 2
-    x_dst = layout.node_x(model.widths[edges.layer + 1])[torch.tensor(nodes)[edges.dst]]
+    x_dst = layout.nodes_x(order[edges.layer + 1])[torch.tensor(nodes)[edges.dst]]
     return x_src, x_dst + 0.09 * offsets[edges.dst]
 
 
@@ -118,14 +130,14 @@ def _draw_miniatures(ax: Axes, edges: EdgeSet, cx: torch.Tensor, mid: float, box
     ax.add_collection(LineCollection(segments, colors=colors[1], linewidths=1.0, zorder=3))
 
 
-def _draw_layer_edges(ax: Axes, model: KAN, edges: EdgeSet, layout: DiagramLayout) -> None:
+def _draw_layer_edges(ax: Axes, model: KAN, edges: EdgeSet, layout: DiagramLayout, order: list[list[int]]) -> None:
     """Lines node → miniature → node (one LineCollection), then the miniatures, of one layer."""
     from matplotlib.collections import LineCollection
 
     if len(edges) == 0:
         return
     y_src, y_dst = layout.layer_y(edges.layer), layout.layer_y(edges.layer + 1)
-    x_src, x_dst = _edge_ends(model, edges, layout)
+    x_src, x_dst = _edge_ends(model, edges, layout, order)
     cx, slot_w = _slot_centres(x_src, x_dst, layout)
     box_w = min(0.5, 0.8 * slot_w)
     box_h = min(0.42, max(0.12, 0.7 * box_w))
@@ -141,11 +153,12 @@ def _draw_layer_edges(ax: Axes, model: KAN, edges: EdgeSet, layout: DiagramLayou
     _draw_miniatures(ax, edges, cx, mid, (box_w, box_h), (line_colors, _rgba(edges, alpha, NUMERIC_COLOR)))
 
 
-def _draw_nodes(ax: Axes, model: KAN, layout: DiagramLayout) -> None:
-    """Sum nodes as dots, multiplication nodes as circled ×; input/output names."""
+def _draw_nodes(ax: Axes, model: KAN, layout: DiagramLayout, order: list[list[int]]) -> None:
+    """Sum nodes as dots, multiplication nodes (the last of a layer) as circled ×, placed in
+    ``order``; input/output names."""
     names = node_names(model)
     for index, width in enumerate(model.widths):
-        xs = layout.node_x(width).numpy()
+        xs = layout.nodes_x(order[index]).numpy()
         y = layout.layer_y(index)
         n_mult = len(model.mult[index])
         n_sum = width - n_mult
@@ -153,12 +166,14 @@ def _draw_nodes(ax: Axes, model: KAN, layout: DiagramLayout) -> None:
         if n_mult:
             ax.scatter(xs[n_sum:], [y] * n_mult, s=190, facecolors="white", edgecolors="#222222", linewidths=1.1, zorder=5)
             ax.scatter(xs[n_sum:], [y] * n_mult, s=60, marker="x", color="#222222", linewidths=1.3, zorder=6)
-        _label_nodes(ax, xs.tolist(), y, names[index], index, len(model.widths) - 1)
+        crowded = width > 1 and layout.spacing(width) < 0.55
+        _label_nodes(ax, xs.tolist(), y, names[index], (index, len(model.widths) - 1), crowded)
 
 
-def _label_nodes(ax: Axes, xs: list[float], y: float, names: list[str], index: int, last: int) -> None:
-    """Input names below, output names above, hidden names small and grey beside the node."""
-    crowded = len(xs) > 1 and xs[1] - xs[0] < 0.55
+def _label_nodes(ax: Axes, xs: list[float], y: float, names: list[str], rows: tuple[int, int], crowded: bool) -> None:
+    """Input names below, output names above, hidden names small and grey beside the node
+    (``rows``: this row's index and the last one's)."""
+    index, last = rows
     if index in (0, last):
         size = 7 if crowded else 9
         for x, name in zip(xs, names):
@@ -170,17 +185,22 @@ def _label_nodes(ax: Axes, xs: list[float], y: float, names: list[str], index: i
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
 
 
-def draw_diagram(model: KAN, sets: list[EdgeSet], title: str = "") -> Figure:
-    """The network diagram from per-layer ``EdgeSet``s (layers bottom to top)."""
+def draw_diagram(model: KAN, sets: list[EdgeSet], title: str = "", order: NodeOrder | None = None) -> Figure:
+    """The network diagram from per-layer ``EdgeSet``s (layers bottom to top), each row's nodes
+    placed in ``order`` (``kanx.plot.order``; default: index order) and its caption under the
+    legend."""
     layout = diagram_layout(model, sets)
     fig, ax = new_canvas(layout.width, layout.height)
+    rows = order.order if order is not None else identity_order(model.widths)
     for edges in sets:
-        _draw_layer_edges(ax, model, edges, layout)
-    _draw_nodes(ax, model, layout)
+        _draw_layer_edges(ax, model, edges, layout, rows)
+    _draw_nodes(ax, model, layout, rows)
     widths = " → ".join(str(w) for w in model.widths)
     heading = f"{title}KAN [{widths}]" if title else f"KAN [{widths}]"
     ax.text(0.2, layout.height - 0.12, heading, fontsize=10, weight="bold", ha="left", va="top")
     note = "opacity ∝ importance · red: symbolic edge · ⊗ multiplication node"
     ax.text(0.2, layout.height - 0.38, note, fontsize=7, color=TEXT_GREY, ha="left", va="top")
+    if order is not None and order.caption:
+        ax.text(0.2, layout.height - 0.54, order.caption, fontsize=7, color=TEXT_GREY, ha="left", va="top", gid="node-order")
     return fig
 

@@ -37,6 +37,7 @@ from kanx.plot.grid import (
     shortened,
     tick_text,
 )
+from kanx.plot.order import node_order
 from kanx.plot.settings import PlotSettings
 
 if TYPE_CHECKING:
@@ -152,8 +153,9 @@ def kan_figures(model: KAN, x: torch.Tensor | None, settings: PlotSettings) -> F
     """A KAN's figures: one grid per layer (or only ``settings.layer``; none with ``diagram_only``),
     one panel per active edge (most important first; at most ``top`` per layer, ``MAX_PANELS``
     without it; pruned edges greyed when ``show_pruned``), then the network diagram when asked
-    for. ``x [N, n_inputs]`` replaces the model's stored sample; the edge data is computed once
-    (on ``settings.device`` within ``max_memory``) and shared by the grids and the diagram."""
+    for, its hidden nodes placed as ``settings.node_order`` says (``kanx.plot.order``). ``x [N,
+    n_inputs]`` replaces the model's stored sample; the edge data is computed once (on
+    ``settings.device`` within ``max_memory``) and shared by the grids and the diagram."""
     _check_model(model)
     layers = _check_layer(model, settings.layer)
     prefix = f"{settings.title} — " if settings.title else ""
@@ -162,7 +164,8 @@ def kan_figures(model: KAN, x: torch.Tensor | None, settings: PlotSettings) -> F
                      settings.max_memory)
     grids = [] if settings.diagram_only else [s for s in sets if layers is None or s.layer in layers]
     figures = [draw_grid(model, s, panel_limit(top), prefix) for s in grids]
-    figures += [draw_diagram(model, sets, prefix)] if settings.with_diagram else []
+    if settings.with_diagram:
+        figures.append(draw_diagram(model, sets, prefix, node_order(model, settings.node_order)))
     return Figures(figure_names(model, settings), figures)
 
 

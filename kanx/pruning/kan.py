@@ -35,7 +35,7 @@ from kanx.core.stage import result_dict
 from kanx.families.checks import recorded_number
 from kanx.families.kan.importance import Importance, importance
 from kanx.families.kan.layer import KANLayer, LayerShape
-from kanx.families.kan.network import KAN
+from kanx.families.kan.network import KAN, kept_node_order
 from kanx.families.registry import device_of
 from kanx.pruning.search import FidelityGuard, grouped, remove_candidates, single_units
 from kanx.pruning.settings import PruneSettings
@@ -319,6 +319,7 @@ def shrink(model: KAN, keep: list[torch.Tensor]) -> KAN:
     small.sample_inputs = model.sample_inputs.clone()
     small.held_out_inputs, small.held_out_targets = model.held_out_inputs.clone(), model.held_out_targets.clone()
     small.meta = copy.deepcopy(model.meta)
+    small.meta.node_order = kept_node_order(model.meta.node_order, [k.tolist() for k in keep])  # renumbered
     return small
 
 

@@ -34,6 +34,7 @@ def kan_config(model: KAN) -> dict:
         "provenance": dict(meta.provenance),
         "training": dict(meta.training),
         **({"task": {"kind": "classify", "label": meta.label, "classes": list(meta.classes)}} if meta.label is not None else {}),
+        **({"node_order": order} if (order := model.stored_node_order()) else {}),  # one that no longer fits is dropped
     }
 
 
@@ -155,6 +156,22 @@ def check_kan_config(config: dict, where: str) -> None:
         checks.text(config["kanx_version"], "'kanx_version'", where)
     if "task" in config:
         check_task(config["task"], widths[-1], where)
+    if "node_order" in config:
+        check_node_order(config["node_order"], widths, where)
+
+
+def check_node_order(value: object, widths: list[int], where: str) -> list[list[int]]:
+    """The optional ``node_order`` entry (the diagram's stored order): ``[]``, or one list per
+    node layer, each a permutation of that layer's node indices."""
+    order = checks.sequence(value, "'node_order'", where, 0, len(widths))
+    if order and len(order) != len(widths):
+        raise KanxError(f"{where}: config 'node_order' has {len(order)} entries, the model has {len(widths)} node layers")
+    for layer, row in enumerate(order):
+        what = f"'node_order'[{layer}]"
+        items = checks.integers(row, what, where, 0, widths[layer] - 1, widths[layer], widths[layer])
+        if len(set(items)) != len(items):
+            raise KanxError(f"{where}: config {what} is not a permutation of the nodes 0..{widths[layer] - 1}")
+    return order
 
 
 def check_task(task: object, outputs: int, where: str) -> ClassLabels:
@@ -236,6 +253,7 @@ def build_kan(config: dict, state: dict) -> KAN:
         model.held_out_targets = state["held_out_targets"].float().clone()
     model.meta.provenance = dict(config.get("provenance", {}))
     model.meta.training = dict(config.get("training", {}))
+    model.meta.node_order = [list(row) for row in config.get("node_order", [])]
     if "task" in config:
         held_out = (model.held_out_inputs, model.held_out_targets)
         model.make_classifier(config["task"]["label"], ClassLabels(tuple(config["task"]["classes"])))

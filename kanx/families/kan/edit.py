@@ -193,6 +193,7 @@ def widen(model: KAN, count: int, seed: int = 0, scale: float = 1e-3) -> KAN:
     wider = KAN(widths, model.basis, model.mult, model.base_fn, model.layer_norm, model.meta.input_ranges,
                 model.meta.input_names, model.meta.output_names, seed=seed)
     wider.meta = copy.deepcopy(model.meta)
+    wider.meta.node_order = []  # the drawing order of the narrower layers no longer fits
     wider.sample_inputs, wider.held_out_inputs = model.sample_inputs.clone(), model.held_out_inputs.clone()
     wider.held_out_targets = model.held_out_targets.clone()
     wider.custom_functions = dict(model.custom_functions)

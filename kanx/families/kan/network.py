@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -28,8 +29,10 @@ class EdgeTrace:
 
 @dataclass
 class ModelMeta:
-    """Everything about a model that is not a weight: names, data ranges, provenance, and for a
-    classifier the label column and its classes (``label`` ``None``: a regression model)."""
+    """Everything about a model that is not a weight: names, data ranges, provenance, for a
+    classifier the label column and its classes (``label`` ``None``: a regression model), and the
+    order its diagram draws the nodes in (``node_order``: per node layer, node indices left to
+    right, as ``kanx plot-activations --save-order`` stores it; empty: none stored)."""
 
     input_names: list[str]
     output_names: list[str]
@@ -38,10 +41,37 @@ class ModelMeta:
     training: dict = field(default_factory=dict)
     label: str | None = None
     classes: list[str] = field(default_factory=list)
+    node_order: list[list[int]] = field(default_factory=list)
 
 
 def default_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}_{i + 1}" for i in range(count)]
+
+
+def is_node_order(order: object, widths: list[int]) -> bool:
+    """Whether ``order`` holds one list per node layer, each a permutation of that layer's node
+    indices ``0..widths[l]-1`` (integers, not bools)."""
+    if not isinstance(order, list) or len(order) != len(widths):
+        return False
+    for row, width in zip(order, widths):
+        if not isinstance(row, list) or len(row) != width:
+            return False
+        if any(isinstance(k, bool) or not isinstance(k, int) for k in row) or sorted(row) != list(range(width)):
+            return False
+    return True
+
+
+def kept_node_order(order: list[list[int]], keep: list[list[bool]]) -> list[list[int]]:
+    """A stored node order restricted to the kept nodes (``keep[l][k]``: node ``k`` of node layer
+    ``l`` stays) and renumbered as the smaller network numbers them (kept nodes keep their index
+    order); empty when ``order`` is, or when it does not fit ``keep``."""
+    if not is_node_order(order, [len(flags) for flags in keep]):
+        return []
+    result = []
+    for row, flags in zip(order, keep):
+        new_index = list(itertools.accumulate(int(flag) for flag in flags))  # kept node k becomes new_index[k] - 1
+        result.append([new_index[k] - 1 for k in row if flags[k]])
+    return result
 
 
 def validate_architecture(widths: list[int], mult: list[list[int]], basis: dict, base_fn: str) -> None:
@@ -165,6 +195,20 @@ class KAN(nn.Module):
         self.meta.label, self.meta.classes = label, list(classes.names)
         self.meta.output_names = classes.logit_names(self.n_outputs)
         self.held_out_inputs, self.held_out_targets = torch.empty(0, self.n_inputs), torch.empty(0, 1)
+
+    def stored_node_order(self) -> list[list[int]] | None:
+        """The diagram's node order stored with the model (``meta.node_order``), or ``None`` when
+        there is none or it no longer fits the widths."""
+        order = self.meta.node_order
+        return [list(row) for row in order] if order and is_node_order(order, self.widths) else None
+
+    def set_node_order(self, order: list[list[int]]) -> None:
+        """Store the diagram's node order: per node layer, its node indices left to right (a
+        permutation of each layer's indices; ``[]`` removes a stored order)."""
+        rows = [[int(k) for k in row] for row in order]
+        if rows and not is_node_order(rows, self.widths):
+            raise ValueError(f"a node order needs one permutation of each layer's node indices (widths {self.widths})")
+        self.meta.node_order = rows
 
     @property
     def provenance(self) -> dict:
