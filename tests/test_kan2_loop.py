@@ -24,6 +24,8 @@ from kanx.symbolic.compile import check_rows, compile_formula
 
 UNIT = {"x": (-1.0, 1.0), "y": (-1.0, 1.0)}
 POSITIVE = {"x": (0.5, 2.0), "y": (0.5, 2.0), "z": (-1.0, 1.0)}
+FIVE = {f"x{i}": (0.5, 2.0) for i in range(1, 6)}
+WIDTHS_OF_FIVE = [5, 5, 4, 1]
 
 
 @pytest.mark.parametrize("formula, ranges, widths", [
@@ -33,6 +35,7 @@ POSITIVE = {"x": (0.5, 2.0), "y": (0.5, 2.0), "z": (-1.0, 1.0)}
     ("x**y*z", POSITIVE, [3, 2, 1]),
     ("x**5*y + acos(z/2)", POSITIVE, [3, 2, 1]),
     ("exp(-(x**2 + y**2)/2)/sqrt(2*pi)", UNIT, [2, 1, 1]),
+    ("x1*x2*x3 + exp(x4*x5) + sin(x1 + x5)/x2 + sqrt(x3**2 + x4**2)", FIVE, WIDTHS_OF_FIVE),
 ])
 def test_a_compiled_formula_evaluates_to_the_formula(formula, ranges, widths):
     result = compile_formula(formula, ranges)
@@ -179,3 +182,34 @@ def test_a_compiled_checkpoint_round_trips(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(rows), result.model(rows))
     assert loaded.meta.training["compiled"]["formula"] == "x*y + sin(z)"
+
+
+BUNDLED = [("exp_sin", "exp_sin"), ("five_inputs", "five_inputs"), ("threeway", "threeway"), ("xy_sinz", "xy_sinz"),
+           ("xy_sinz_mult", "xy_sinz")]
+
+
+@pytest.mark.parametrize("sample, data", BUNDLED)
+def test_grid_extension_lowers_the_held_out_error_of_every_bundled_sample(sample, data):
+    model = load_model(SAMPLES / f"{sample}.pt")
+    dataset = load_csv(SAMPLES / f"{data}.csv", model.meta.output_names)
+    result = kanx.train(dataset, init=model, refine_grid=2 * model.basis["grid"], steps=20)
+    refinement = result.model.meta.training["continued_from"]["grid_refinement"]
+    assert refinement["max_change"] <= 1e-4
+    assert result.model.meta.training["settings"]["optimizer"] == "lbfgs"
+    assert result.test.rmse < 0.5 * result.before.rmse
+
+
+@pytest.mark.parametrize("sample, data", BUNDLED)
+def test_pruned_bundled_samples_are_drawn_with_the_fewest_crossings(sample, data):
+    from itertools import permutations
+
+    from kanx.plot.order import count_crossings, node_order
+
+    model = load_model(SAMPLES / f"{sample}.pt")
+    pruned = kanx.prune(model, read_model_rows(model, SAMPLES / f"{data}.csv")).model
+    chosen = node_order(pruned, "crossings")
+    assert chosen.before == count_crossings(pruned) and chosen.after <= chosen.before
+    hidden = pruned.widths[1]
+    assert len(pruned.widths) == 3 and hidden <= 7
+    best = min(count_crossings(pruned, [list(range(pruned.widths[0])), list(order), [0]]) for order in permutations(range(hidden)))
+    assert chosen.after == best

@@ -177,7 +177,8 @@ def train_command(
     widen: int = typer.Option(0, "--widen", help="With --init: add N hidden nodes to every hidden layer, starting near zero, so "
                               "the data can correct the network."),
     steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: adam 1500, lbfgs 100)."),
-    optimizer: Literal[OPTIMIZERS] = typer.Option("adam", "--optimizer", help="Optimiser."),
+    optimizer: Literal[OPTIMIZERS] | None = typer.Option(None, "--optimizer", help="Optimiser (default adam; lbfgs after "
+                                                         "--init ... --grid refines the splines)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default: adam 1e-2, lbfgs 1)."),
     lamb: float = typer.Option(0.0, "--lamb", help="Overall sparsity weight (0 = none)."),
     lamb_l1: float = typer.Option(1.0, "--lamb-l1", help="Weight of the edge L1 term inside the sparsity loss."),

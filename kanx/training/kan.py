@@ -65,7 +65,8 @@ class TrainSettings:
     intervals first (unchanged functions, :func:`kanx.families.kan.edit.refine_grid`);
     ``trainable`` ``all`` turns its symbolic edges into splines fitted to their functions so every
     edge trains, ``numeric`` keeps them fixed and trains the spline edges; ``widen`` adds that
-    many hidden nodes per hidden layer, starting near zero."""
+    many hidden nodes per hidden layer, starting near zero. ``optimizer`` ``None``: ``adam``, or
+    ``lbfgs`` after a grid refinement."""
 
     widths: list[int]
     mult: list[list[int]] | None = None
@@ -73,7 +74,7 @@ class TrainSettings:
     k: int = 3
     basis: str = "bspline"
     steps: int | None = None
-    optimizer: str = "adam"
+    optimizer: str | None = None
     lr: float | None = None
     lamb: float = 0.0
     lamb_l1: float = 1.0
@@ -98,6 +99,8 @@ class TrainSettings:
         widths = list(self.widths)
         if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
             raise KanxError(f"--width {','.join(map(str, widths))}: need at least an input and an output layer of positive sizes")
+        if self.optimizer is None:  # a refined grid starts at the coarse optimum: LBFGS polishes it (pykan's refine, then LBFGS)
+            self.optimizer = "lbfgs" if self.refine_grid is not None else "adam"
         if self.optimizer not in OPTIMIZERS:
             raise KanxError(f"--optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.basis not in BASES:
