@@ -213,3 +213,28 @@ def test_logistic_laws_prefer_the_few_terms_that_generate_the_labels() -> None:
     terms = law.formulas(1)[0].as_coefficients_dict()
     assert set(terms) == {symbols[0], symbols[1] ** 2, 1}
     assert float(terms[symbols[1] ** 2]) / float(terms[symbols[0]]) == pytest.approx(-2 / 3, abs=0.15)
+
+
+def test_a_classifier_whose_edges_fit_loosely_gets_a_formula_only_if_it_keeps_the_decisions(monkeypatch):
+    import importlib
+
+    from kanx.core.classes import ClassLabels
+    from kanx.families.kan.edit import splines_from_symbolic
+    from kanx.families.kan.network import KAN
+    from kanx.symbolic.classify import formula_logits
+
+    model = KAN([2, 1], {"kind": "bspline", "grid": 20, "k": 3}, input_ranges=[(-2, 2), (-2, 2)], input_names=["a", "b"])
+    model.custom_functions["bumped"] = "tanh(2*x) + 0.6*exp(-((x - 1.5)/0.3)**2)"  # no library function fits it to R² 0.99
+    model.set_symbolic(0, 0, 0, "bumped", (1, 0, 3, 0))
+    model.set_symbolic(0, 1, 0, "x^2", (1, 0, 1, -1))
+    x = torch.rand(2000, 2, generator=torch.Generator().manual_seed(1)) * 4 - 2
+    model = splines_from_symbolic(model, x)
+    model.sample_inputs = x[:1000]
+    model.make_classifier("label", ClassLabels(("no", "yes")))
+    first = kanx.symbolify(model, strategy="edges")
+    assert formula_logits(first.expressions, model, x[:1]) is None  # the bump kept the edge numeric: 98.9% agreement is too few
+    assert "classifier_r2_threshold" not in first.settings
+    monkeypatch.setattr(importlib.import_module("kanx.symbolic.symbolify"), "DECISION_AGREEMENT", 0.98)
+    looser = kanx.symbolify(model, strategy="edges")
+    assert looser.settings["classifier_r2_threshold"] == 0.9
+    assert looser.classification.agreement >= 0.98

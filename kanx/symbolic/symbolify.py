@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import sympy
 import torch
 from torch import nn
 
 from kanx.core.choices import LOGISTIC_ROUTE
-from kanx.core.classes import cross_entropy
+from kanx.core.classes import cross_entropy, decision_agreement
 from kanx.core.errors import KanxError
 from kanx.core.numerics import single_thread, split_rows
 from kanx.core.resources import memory_budget, parse_memory, resolve_device
@@ -27,6 +28,9 @@ from kanx.symbolic.oracle import judge_and_refine
 from kanx.symbolic.results import OutputFidelity, SymbolicResult, fidelity, with_noise_floors
 from kanx.symbolic.settings import SymbolifySettings
 from kanx.symbolic.structure import structure_first
+
+CLASSIFIER_THRESHOLDS = (0.9, 0.8)  # edge R² thresholds a classifier's formula may step down through
+DECISION_AGREEMENT = 0.99  # the share of the network's decisions a classifier's formula must make (prune's guard)
 
 
 def symbolify(model: nn.Module, data: object | None = None, settings: SymbolifySettings | None = None,
@@ -82,6 +86,9 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
             result = decomposed(edges, rival=False)
         else:
             result = edges()
+            if model.classes is not None:
+                result = decisive_edges(model, result, labelled, lambda threshold: symbolify_edges(
+                    copy.deepcopy(model), functions, custom, data, replace(s, r2_threshold=threshold)))
             if oracle is not None and oracle.noise is not None:
                 with_noise_floors(result.fidelity, oracle.noise)
             if s.strategy == "auto" and oracle is not None:
@@ -95,6 +102,36 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
             with single_thread():
                 logit_from_labels(model, result, labelled, s)
         result.classification = classifier_report(model, result, labelled)
+    return result
+
+
+def decision_rows(model: KAN, data: object | None) -> torch.Tensor:
+    """The inputs ``[N, n_in]`` a classifier's formula is held to: the data's, else the held-out
+    rows the checkpoint keeps, else its stored sample."""
+    if data is not None:
+        return data.x
+    return model.held_out_inputs if len(model.held_out_inputs) else model.sample_inputs
+
+
+def decisive_edges(model: KAN, result: SymbolicResult, data: object | None,
+                   edges_at: Callable[[float], SymbolicResult]) -> SymbolicResult:
+    """A classifier's edge formula when edges stayed numeric (no library function reached the
+    edge R² threshold): for a classifier what has to hold is its decisions, so the edges are
+    fitted again at the lower thresholds of ``CLASSIFIER_THRESHOLDS`` in turn, and the first
+    formula without numeric parts that makes the network's decisions on at least
+    ``DECISION_AGREEMENT`` of the rows (:func:`decision_rows`) replaces ``result``."""
+    x = decision_rows(model, data)
+    expressions = [result.in_inputs(expr) for expr in result.expressions]
+    if not len(x) or formula_logits(expressions, model, x[:1]) is not None:
+        return result
+    with torch.no_grad():
+        network = model(x.float()).double().cpu()
+    for threshold in CLASSIFIER_THRESHOLDS:
+        candidate = edges_at(threshold)
+        logits = formula_logits([candidate.in_inputs(expr) for expr in candidate.expressions], model, x)
+        if logits is not None and decision_agreement(logits, network) >= DECISION_AGREEMENT:
+            candidate.settings["classifier_r2_threshold"] = threshold  # why its edges are looser than r2_threshold asks
+            return candidate
     return result
 
 
