@@ -56,7 +56,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "plot_network": "kanx.plot.dispatch",
     "prune": "kanx.pruning.dispatch",
     "save_model": "kanx.io.checkpoint",
-    "symbolify": "kanx.symbolic.symbolify",
+    "symbolify": "kanx.symbolic.dispatch",
     "train": "kanx.training.dispatch",
 })
 

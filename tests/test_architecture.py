@@ -98,6 +98,21 @@ def test_every_kanx_name_the_docs_and_docstrings_give_exists() -> None:
     assert not stale, sorted(stale)
 
 
+def test_no_subpackage_exports_a_name_of_one_of_its_modules() -> None:
+    """``kanx.symbolic.dispatch`` is a module and ``kanx.symbolic.symbolify`` the function: no
+    package attribute hides a submodule of the same name."""
+    import pkgutil
+
+    hidden = []
+    for folder in sorted(p for p in PACKAGE.rglob("__init__.py")):
+        package = importlib.import_module(".".join(folder.parent.relative_to(PACKAGE.parent).parts))
+        for module in pkgutil.iter_modules(package.__path__):
+            attribute = package.__dict__.get(module.name)
+            if attribute is not None and not inspect.ismodule(attribute):
+                hidden.append(f"{package.__name__}.{module.name}")
+    assert not hidden, hidden
+
+
 # --------------------------------------------------------------------------- families
 def test_every_family_round_trips_through_its_codec(kan_model, karsein_model, tmp_path: Path) -> None:
     assert [f.name for f in FAMILIES] == ["kan", "karsein"]

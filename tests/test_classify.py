@@ -234,7 +234,7 @@ def test_a_classifier_whose_edges_fit_loosely_gets_a_formula_only_if_it_keeps_th
     first = kanx.symbolify(model, strategy="edges")
     assert formula_logits(first.expressions, model, x[:1]) is None  # the bump kept the edge numeric: 98.9% agreement is too few
     assert "classifier_r2_threshold" not in first.settings
-    monkeypatch.setattr(importlib.import_module("kanx.symbolic.symbolify"), "DECISION_AGREEMENT", 0.98)
+    monkeypatch.setattr(importlib.import_module("kanx.symbolic.dispatch"), "DECISION_AGREEMENT", 0.98)
     looser = kanx.symbolify(model, strategy="edges")
     assert looser.settings["classifier_r2_threshold"] == 0.9
     assert looser.classification.agreement >= 0.98

@@ -139,6 +139,15 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
     return (per_row * row_weights).sum() / row_weights.sum()
 
 
+def probability_log_loss(probabilities: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+    """Mean log-loss (nats) of the positive class's probabilities ``[N]`` against 0/1 labels
+    ``[N]``: :func:`cross_entropy` of their log-odds (probabilities clipped to [1e-7, 1 − 1e-7],
+    so a confident mistake costs at most ~16 nats)."""
+    p = torch.as_tensor(np.asarray(probabilities), dtype=torch.float64).reshape(-1).clamp(1e-7, 1 - 1e-7)
+    log_odds = torch.log(p) - torch.log1p(-p)
+    return float(cross_entropy(log_odds[:, None], torch.as_tensor(np.asarray(labels)).reshape(-1)))
+
+
 def balanced_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
     """``[C]`` weights ``N / (C · count_c)``: every class weighs as much in the loss as the others
     together would if they were as frequent (a class absent from ``labels`` gets weight 0)."""

@@ -273,13 +273,6 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean binary cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7])."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
-    y = np.asarray(labels, dtype=np.float64)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
-
-
 def rmse(prediction: torch.Tensor, target: torch.Tensor) -> float:
     """Root mean squared error over all entries."""
     return math.sqrt(float(((prediction.double() - target.double()) ** 2).mean())) if target.numel() else 0.0

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from kanx.core.classes import probability_log_loss
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
-from kanx.core.numerics import log_loss, r2, roc_auc, single_thread
+from kanx.core.numerics import r2, roc_auc, single_thread
 from kanx.core.stage import result_dict
 from kanx.families.checks import recorded_number
 from kanx.families.karsein.features import (
@@ -266,7 +267,7 @@ def feature_rows(model: KarSein, scores: FeatureImportance, kept: torch.Tensor) 
 def ctr_metrics(logits: torch.Tensor, labels: np.ndarray) -> dict:
     """AUC and log-loss of logits ``[N]`` on 0/1 ``labels``."""
     p = torch.sigmoid(logits.double()).numpy()
-    return {"auc": roc_auc(p, labels), "log_loss": log_loss(p, labels)}
+    return {"auc": roc_auc(p, labels), "log_loss": probability_log_loss(p, labels)}
 
 
 def count_by_layer(model: KarSein, flat: torch.Tensor) -> dict[str, int]:

@@ -146,7 +146,7 @@ def symbolify_edges(model: KAN, functions: list, custom: dict[str, str], data: o
                     settings: SymbolifySettings) -> SymbolicResult:
     """The per-edge strategy on ``model`` (modified in place: pass a copy) with ``functions`` and
     ``custom`` from ``build_library``, on the rows ``data`` (or the stored sample); ``settings``
-    as in :func:`kanx.symbolic.symbolify` (``compose_limit``: edge expressions a subnode may
+    as in :func:`kanx.symbolic.dispatch` (``compose_limit``: edge expressions a subnode may
     inline before hidden nodes stay named)."""
     s = settings
 

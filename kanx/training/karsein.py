@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from kanx.core.classes import probability_log_loss
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
-from kanx.core.numerics import log_loss, magnitude_penalty, roc_auc, split_rows
+from kanx.core.numerics import magnitude_penalty, roc_auc, split_rows
 from kanx.core.resources import check_resources, resolve_device
 from kanx.families.karsein.model import KarSein, labels_from, normalise_token
 from kanx.io.ctr import ClickTable
@@ -119,7 +120,7 @@ def ctr_metrics(model: KarSein, x: torch.Tensor, y: torch.Tensor) -> CTRMetrics:
         return CTRMetrics(float("nan"), float("nan"))
     with torch.no_grad():
         p = model(x)[:, 0].double().cpu().numpy()
-    return CTRMetrics(auc=roc_auc(p, y.cpu().numpy()), log_loss=log_loss(p, y.cpu().numpy()))
+    return CTRMetrics(auc=roc_auc(p, y.cpu().numpy()), log_loss=probability_log_loss(p, y.cpu().numpy()))
 
 
 def train_karsein(table: ClickTable, settings: KarSeinSettings, on_step: StepCallback | None = None) -> KarSeinResult:
