@@ -53,3 +53,7 @@ def compile_command(
     table.add_row("edges", f"{summary['active_edges']} {summary['edges']}")
     table.add_row("max relative error", f"{fmt(summary['max_relative_error'], 3)} (on the --var ranges)")
     console.print(table)
+    if summary["max_relative_error"] > 1e-6:
+        console.print(f"note: the network differs from the formula by up to {fmt(summary['max_relative_error'], 3)} of its "
+                      "largest value: the checkpoint stores its constants in float32, and large arguments of exp or "
+                      "powers magnify their rounding", markup=False)
