@@ -26,7 +26,8 @@ from pathlib import Path
 import sympy
 import torch
 
-from kanx.core.choices import SPARSE_ROUTE
+from kanx.core.choices import LOGISTIC_ROUTE, SPARSE_ROUTE
+from kanx.core.classes import classification_metrics
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.core.numerics import split_rows
@@ -38,6 +39,7 @@ from kanx.io.data import Dataset
 from kanx.io.figures import Figures
 from kanx.io.files import atomic_write_text, check_output_folder, to_json
 from kanx.symbolic import SymbolifySettings, symbolify
+from kanx.symbolic.classify import ClassifierFidelity, classifier_fidelity, formula_logits, probability_formulas
 from kanx.symbolic.cleaning import formula_cost
 from kanx.symbolic.edges import evaluate_expression
 from kanx.symbolic.results import Fidelity, SymbolicResult, fidelity
@@ -69,11 +71,13 @@ class DiscoverSettings:
     device: str = "cpu"
     max_memory: str | int | None = None
 
-    def symbolify_settings(self) -> SymbolifySettings:
-        """The extraction's settings (validated there)."""
-        return SymbolifySettings(strategy=EXTRACTION["strategy"], fallback=EXTRACTION["fallback"], digits=self.digits,
-                                 seed=self.seed, budget=self.budget, time_limit=self.time_limit, device=self.device,
-                                 max_memory=self.max_memory)
+    def symbolify_settings(self, classifier: bool = False) -> SymbolifySettings:
+        """The extraction's settings (validated there). A classifier's: the edges read from the
+        network against the labelled rows' sparse logistic law (strategy ``auto``), edges that
+        nothing fits kept numeric (a cubic of a logit edge is no law)."""
+        strategy, fallback = ("auto", "numeric") if classifier else (EXTRACTION["strategy"], EXTRACTION["fallback"])
+        return SymbolifySettings(strategy=strategy, fallback=fallback, digits=self.digits, seed=self.seed,
+                                 budget=self.budget, time_limit=self.time_limit, device=self.device, max_memory=self.max_memory)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,11 +126,97 @@ class TargetLaw:
         """Whether the law has no numeric (unfitted) parts."""
         return math.isfinite(self.versus_data.r2)
 
+    def headline(self) -> str:
+        return f"{self.target} = {self.law}"
+
+    def summary_lines(self, held_out_rows: int) -> list[str]:
+        """The report's lines on this law (after its :meth:`headline`)."""
+        lines = [f"route: {self.route}; held-out rows {held_out_rows}: R² vs data {self.versus_data.r2:.8g}, "
+                 f"vs network {self.versus_network.r2:.8g}; network R² {self.network_r2:.6g}"]
+        if self.interactions:
+            lines.append(f"interactions: {self.target} = {self.interactions['structure']}, max order "
+                         f"{self.interactions['max_order']}")
+        return lines
+
+    def front_table(self) -> tuple[str, list[str], list[list[str]]]:
+        """``(title, headers, rows)`` of the Pareto front (the chosen row marked ``▶``)."""
+        rows = [["▶" if c.chosen else "", str(c.complexity), f"{c.held_out.r2:.8g}", f"{c.held_out.rmse:.4g}", c.route,
+                 c.formula] for c in self.front]
+        return (f"Pareto front of {self.target} (complexity against held-out error)",
+                ["", "complexity", "held-out R²", "RMSE", "route", "formula"], rows)
+
     def to_dict(self) -> dict:
         return {"target": self.target, "law": self.law, "route": self.route, "versus_data": self.versus_data.to_dict(),
                 "versus_network": self.versus_network.to_dict(), "network_r2": self.network_r2,
                 "front": [c.to_dict() for c in self.front], "structure": self.structure, "interactions": self.interactions,
                 "cut_by_clock": self.cut_by_clock, "work": self.work}
+
+
+@dataclass
+class ClassCandidate:
+    """One candidate law of a classifier: its logit formulas, complexity (``formula_cost`` of
+    them together), log-loss and accuracy on the held-out rows; ``chosen`` marks the report's."""
+
+    logits: list[str]
+    complexity: int
+    held_out_log_loss: float
+    held_out_accuracy: float
+    route: str
+    chosen: bool = False
+
+    def to_dict(self) -> dict:
+        return {"logits": self.logits, "complexity": self.complexity, "held_out_log_loss": self.held_out_log_loss,
+                "held_out_accuracy": self.held_out_accuracy, "route": self.route, "chosen": self.chosen}
+
+
+@dataclass
+class ClassifierLaw:
+    """What discover found for a label column: the logit formulas (``logits``, one per output, in
+    the inputs; the class probabilities follow from them as ``probabilities`` says), the route
+    that gave them, the formulas as a classifier on the held-out rows (decision agreement with the
+    network, accuracy, log-loss and AUC of both: ``held_out``), the Pareto front (complexity
+    against held-out log-loss) and the interaction summary of each logit."""
+
+    target: str
+    classes: list[str]
+    output_names: list[str]
+    logits: list[str]
+    probabilities: list[str]
+    route: str
+    held_out: ClassifierFidelity
+    front: list[ClassCandidate]
+    interactions: dict | None = None
+    cut_by_clock: bool = False  # a classifier's extraction runs no clocked search
+
+    @property
+    def law(self) -> str:
+        return "; ".join(f"{name} = {logit}" for name, logit in zip(self.output_names, self.logits))
+
+    @property
+    def exact(self) -> bool:
+        """Whether the logit formulas have no numeric (unfitted) parts."""
+        return self.held_out.agreement is not None
+
+    def headline(self) -> str:
+        return f"{self.target}: {self.law}"
+
+    def summary_lines(self, held_out_rows: int) -> list[str]:
+        lines = [f"route: {self.route}; classes {', '.join(self.classes)}", *self.probabilities,
+                 f"held-out rows: {self.held_out.text()}"]
+        for name, found in (self.interactions or {}).items():
+            lines.append(f"interactions: {name} = {found['structure']}, max order {found['max_order']}")
+        return lines
+
+    def front_table(self) -> tuple[str, list[str], list[list[str]]]:
+        rows = [["▶" if c.chosen else "", str(c.complexity), f"{c.held_out_log_loss:.4g}", f"{c.held_out_accuracy:.4g}",
+                 c.route, "; ".join(c.logits)] for c in self.front]
+        return (f"Pareto front of {self.target} (complexity against held-out log-loss)",
+                ["", "complexity", "held-out log-loss", "accuracy", "route", "logits"], rows)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "classes": self.classes, "logits": dict(zip(self.output_names, self.logits)),
+                "probabilities": self.probabilities, "route": self.route, "held_out": self.held_out.to_dict(),
+                "front": [c.to_dict() for c in self.front], "interactions": self.interactions}
 
 
 @dataclass
@@ -136,7 +226,7 @@ class DiscoveryResult:
     used (``train_rows``, ``held_out_rows``); the files written (``files``); ``seconds``: the wall
     clock each part took (``train``, ``extract``, ``interactions``; reported, never used)."""
 
-    laws: list[TargetLaw]
+    laws: list[TargetLaw | ClassifierLaw]
     model: torch.nn.Module
     symbolic: SymbolicResult
     oracle: dict | None
@@ -163,21 +253,23 @@ class DiscoveryResult:
         return f"DiscoveryResult({laws})"
 
     def _repr_html_(self) -> str:
-        rows = [(law.target, law.law, law.route, f"{law.versus_data.r2:.6g}", f"{law.network_r2:.6g}") for law in self.laws]
-        return html_table(("target", "law", "route", "held-out R² (data)", "network R²"), rows, "kanx discover")
+        rows = [(law.target, law.law, law.route, " ".join(law.summary_lines(self.held_out_rows)[1:2])) for law in self.laws]
+        return html_table(("target", "law", "route", "held out"), rows, "kanx discover")
 
 
 def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path | str | None = None,
              on_step: StepCallback | None = None, on_polish_step: StepCallback | None = None,
              **options) -> DiscoveryResult:
-    """The law behind ``data`` (a ``kanx.io.data.Dataset``: inputs ``[N, n]``, targets ``[N, m]``).
+    """The law behind ``data`` (a ``kanx.io.data.Dataset``: inputs ``[N, n]``, targets ``[N, m]``, or
+    class labels ``[N, 1]`` with ``data.classes``: then the law is a classifier's logits).
 
     ``settings`` (or its fields as keyword ``options``) as in :class:`DiscoverSettings`. With
     ``out``, a folder (created if missing), the network (``model.pt``), the report
     (``report.json``), the formulas (``formula.tex``) and the figures are written there.
     ``on_step`` / ``on_polish_step``: progress callbacks of the two training phases."""
     settings = settings if settings is not None else DiscoverSettings(**options)
-    extraction = settings.symbolify_settings()
+    classifier = data.classes is not None
+    extraction = settings.symbolify_settings(classifier)
     out = Path(out) if out is not None else None
     if out is not None:
         check_output_folder(out, "--out")
@@ -195,7 +287,10 @@ def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path 
     held = subset(data, held_rows)
     clock = time.perf_counter()
     result = symbolify(model, fit_data, extraction)
-    laws = [target_law(result, model, held, k) for k in range(model.n_outputs)]
+    if classifier:
+        laws = [classifier_law(result, model, held)]
+    else:
+        laws = [target_law(result, model, held, k) for k in range(model.n_outputs)]
     seconds["extract"] = time.perf_counter() - clock
     clock = time.perf_counter()
     found = summarise_interactions(model, laws, settings) if settings.interactions else None
@@ -210,7 +305,43 @@ def discover(data: Dataset, settings: DiscoverSettings | None = None, out: Path 
 
 def subset(data: Dataset, rows: torch.Tensor) -> Dataset:
     """The rows ``rows`` of ``data`` as a dataset of their own."""
-    return Dataset(data.x[rows], data.y[rows], list(data.input_names), list(data.target_names), data.source)
+    return Dataset(data.x[rows], data.y[rows], list(data.input_names), list(data.target_names), data.source,
+                   classes=data.classes)
+
+
+def classifier_law(result: SymbolicResult, model, held: Dataset) -> ClassifierLaw:
+    """A classifier's law, its fidelity as a classifier and its Pareto front on the held-out rows
+    ``held`` (labels: class indices ``[N, 1]``)."""
+    logits = [result.in_inputs(expr) for expr in result.expressions]
+    labels = held.y[:, 0]
+    route = result.strategy_used[0] if result.strategy_used else "edges"
+    options = [(logits, route, True)]
+    symbols = {s.name: s for s in input_symbols(model)}
+    log = result.log[0] if result.log else {}
+    for law in log.get("labelled_rows_laws") or []:
+        try:
+            texts = [parse_expression(text, symbols, "sparse-logistic candidate") for text in law["logits"]]
+        except KanxError:
+            continue
+        if texts != logits:
+            options.append((texts, LOGISTIC_ROUTE, False))
+    front = []
+    for expressions, origin, chosen in options:
+        values = formula_logits(expressions, model, held.x)
+        metrics = classification_metrics(values, labels) if values is not None else None
+        front.append(ClassCandidate([sympy.sstr(e) for e in expressions], int(sum(formula_cost(e) for e in expressions)),
+                                    metrics.log_loss if metrics else math.inf, metrics.accuracy if metrics else math.nan,
+                                    origin, chosen))
+    front.sort(key=lambda c: (c.complexity, c.held_out_log_loss))
+    kept, best = [], math.inf
+    for candidate in front:
+        if candidate.held_out_log_loss < best or candidate.chosen:
+            kept.append(candidate)
+            best = min(best, candidate.held_out_log_loss)
+    probabilities = [f"{name} = {sympy.sstr(expr)}" for name, expr in probability_formulas(model.classes, model.meta.output_names)]
+    return ClassifierLaw(model.meta.label, list(model.classes.names), list(model.meta.output_names),
+                         [sympy.sstr(e) for e in logits], probabilities, route,
+                         classifier_fidelity(model, logits, held.x, labels, "the held-out rows"), kept)
 
 
 def recipe_record(recipe: Recipe, trained: TrainResult) -> dict:
@@ -296,11 +427,14 @@ def summarise_interactions(model, laws: list[TargetLaw], settings: DiscoverSetti
     support test cannot tell a term from what the network learned of their noise); returns the
     full ``InteractionReport``."""
     report = interactions(model, seed=settings.seed, device=settings.device, max_memory=settings.max_memory)
-    for law, output in zip(laws, report.outputs):
-        law.interactions = {"structure": output.tree.describe(), "max_order": output.max_order,
-                            "groups": [{"inputs": g.variables, "order": g.order, "variance_share": g.variance_share}
-                                       for g in output.groups],
-                            "unused_inputs": list(output.unused)}
+    found = [{"structure": output.tree.describe(), "max_order": output.max_order,
+              "groups": [{"inputs": g.variables, "order": g.order, "variance_share": g.variance_share} for g in output.groups],
+              "unused_inputs": list(output.unused)} for output in report.outputs]
+    if isinstance(laws[0], ClassifierLaw):  # a classifier's logits make one law
+        laws[0].interactions = dict(zip(model.meta.output_names, found))
+    else:
+        for law, summary in zip(laws, found):
+            law.interactions = summary
     return report
 
 

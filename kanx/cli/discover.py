@@ -11,7 +11,7 @@ from rich.table import Table
 
 from kanx.cli import app
 from kanx.cli.common import DEVICE_HELP, MAX_MEMORY_HELP, console, err_console, fmt, handle_errors, print_json
-from kanx.core.choices import DEVICES, SPARSE_ROUTE
+from kanx.core.choices import DEVICES, SPARSE_ROUTE, TASKS
 from kanx.core.errors import KanxFailure
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ def discover_command(
     steps: int = typer.Option(None, "--steps", help="Training steps of the first (Adam) phase (default: the recipe's 1500)."),
     digits: int = typer.Option(6, "--digits", help="Significant digits of the printed constants."),
     no_interactions: bool = typer.Option(False, "--no-interactions", help="Skip the interaction analysis."),
+    task: Literal[TASKS] = typer.Option("regression", "--task", help="regression: numeric targets; classify: the --target "
+                                        "column holds class labels, and the law is the classifier's logits."),
     device: Literal[DEVICES] = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -50,11 +52,11 @@ def discover_command(
     if budget is not None:
         options["budget"] = budget
     settings = DiscoverSettings(**options)
-    settings.symbolify_settings()  # options checked before the data is read
+    settings.symbolify_settings(task == "classify")  # options checked before the data is read
     check_output_folder(out, "--out")
     if out.exists():
         check_output_path(out / "model.pt", "--out", [data])
-    dataset = load_csv(data, split_names(",".join(target)), split_names(inputs) or None)
+    dataset = load_csv(data, split_names(",".join(target)), split_names(inputs) or None, task=task)
     result = with_progress(lambda step, polish: discover(dataset, settings, out, step, polish), quiet or as_json)
     render(result, out, as_json)
     if not all(law.exact for law in result.laws):
@@ -86,18 +88,15 @@ def render(result: DiscoveryResult, out: Path, as_json: bool) -> None:
         return
     oracle = result.oracle or {}
     for law in result.laws:
-        console.print(f"[bold]{law.target}[/bold] = {law.law}", soft_wrap=True, highlight=False)
-        console.print(f"  route: {law.route}; held-out rows {result.held_out_rows}: R² vs data {fmt(law.versus_data.r2, 8)}, "
-                      f"vs network {fmt(law.versus_network.r2, 8)}; network R² {fmt(law.network_r2, 6)}", markup=False)
-        if law.interactions:
-            console.print(f"  interactions: {law.target} = {law.interactions['structure']}, max order "
-                          f"{law.interactions['max_order']}", markup=False)
-        table = Table(title=f"Pareto front of {law.target} (complexity against held-out error)")
-        for column in ("", "complexity", "held-out R²", "RMSE", "route", "formula"):
+        console.print(law.headline(), soft_wrap=True, highlight=False, markup=False, style="bold")
+        for line in law.summary_lines(result.held_out_rows):
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+        title, headers, rows = law.front_table()
+        table = Table(title=title)
+        for column in headers:
             table.add_column(column)
-        for candidate in law.front:
-            table.add_row("▶" if candidate.chosen else "", str(candidate.complexity), fmt(candidate.held_out.r2, 8),
-                          fmt(candidate.held_out.rmse), candidate.route, candidate.formula)
+        for row in rows:
+            table.add_row(*row)
         console.print(table)
     if oracle:
         verdict = oracle.get("verdict")

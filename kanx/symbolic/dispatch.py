@@ -145,14 +145,21 @@ def logit_from_labels(model: KAN, result: SymbolicResult, data: object | None, s
     x, labels = data.x.double().cpu(), labels[:, 0].cpu()
     fit, test = split_rows(len(x), 0.25, settings.seed)
     symbols = [sympy.Symbol(name) for name in model.meta.input_names]
-    law = chosen_law(logistic_laws(symbols, x[fit], labels[fit], x[test], labels[test], len(model.classes.names)))
+    laws = logistic_laws(symbols, x[fit], labels[fit], x[test], labels[test], len(model.classes.names))
+    law = chosen_law(laws)
     if law is None:
         return
+    digits = max(settings.digits, 6)
+    if result.log:  # every size's law, for a report's front (the logits are joint, so the first output's log holds them)
+        result.log[0]["labelled_rows_laws"] = [
+            {"logits": [sympy.sstr(f) for f in candidate.formulas(model.n_outputs, digits)], "terms": len(candidate.terms),
+             "held_out_log_loss": candidate.held_out_log_loss, "held_out_accuracy": candidate.held_out_accuracy,
+             "bic": candidate.bic, "chosen": candidate is law} for candidate in laws]
     read = formula_logits([result.in_inputs(expr) for expr in result.expressions], model, x[test])
     read_loss = float(cross_entropy(read, labels[test])) if read is not None and bool(torch.isfinite(read).all()) else math.inf
     if not law.held_out_log_loss <= read_loss:
         return
-    formulas = law.formulas(model.n_outputs, max(settings.digits, 6))
+    formulas = law.formulas(model.n_outputs, digits)
     values = formula_logits(formulas, model, x[test])
     with torch.no_grad():
         network = model(x[test].float()).double()
