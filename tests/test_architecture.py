@@ -190,7 +190,8 @@ def test_every_result_has_to_dict_a_short_repr_and_a_notebook_display(kan_model,
     rows = read_model_rows(karsein_model, SAMPLES / "karsein_ctr.csv")
     results = [kanx.prune(kan_model), kanx.prune(karsein_model, rows), kanx.symbolify(kan_model, strategy="edges"),
                kanx.symbolify(karsein_model), kanx.interactions(kan_model), kanx.interactions(karsein_model),
-               kanx.plot_activations(kan_model)]
+               kanx.plot_activations(kan_model), kanx.compile_formula("x*y + sin(z)", {"x": (0, 1), "y": (0, 1), "z": (0, 1)}),
+               kanx.refine_grid(kan_model, 8)]
     for result in results:
         json.dumps(result.to_dict(), default=str)
         text = repr(result)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.families.kan.basis import bspline_basis, uniform_knots
 from kanx.families.kan.layer import KANLayer, LayerShape
@@ -89,6 +90,13 @@ class GridRefinement:
 
     def to_dict(self) -> dict:
         return {"old_grid": self.old_grid, "new_grid": self.new_grid, "max_change": self.max_change}
+
+    def __repr__(self) -> str:
+        return f"GridRefinement(grid {self.old_grid} → {self.new_grid}, largest edge change {self.max_change:.2g} of its range)"
+
+    def _repr_html_(self) -> str:
+        return html_table(["old grid", "new grid", "largest edge change (share of its range)"],
+                          [[self.old_grid, self.new_grid, f"{self.max_change:.2g}"]], "kanx refine_grid")
 
 
 def interval_splits(widths: torch.Tensor, total: int) -> torch.Tensor:
