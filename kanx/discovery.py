@@ -332,12 +332,7 @@ def classifier_law(result: SymbolicResult, model, held: Dataset) -> ClassifierLa
         front.append(ClassCandidate([sympy.sstr(e) for e in expressions], int(sum(formula_cost(e) for e in expressions)),
                                     metrics.log_loss if metrics else math.inf, metrics.accuracy if metrics else math.nan,
                                     origin, chosen))
-    front.sort(key=lambda c: (c.complexity, c.held_out_log_loss))
-    kept, best = [], math.inf
-    for candidate in front:
-        if candidate.held_out_log_loss < best or candidate.chosen:
-            kept.append(candidate)
-            best = min(best, candidate.held_out_log_loss)
+    kept = non_dominated(front, lambda c: c.held_out_log_loss)
     probabilities = [f"{name} = {sympy.sstr(expr)}" for name, expr in probability_formulas(model.classes, model.meta.output_names)]
     return ClassifierLaw(model.meta.label, list(model.classes.names), list(model.meta.output_names),
                          [sympy.sstr(e) for e in logits], probabilities, route,
@@ -411,12 +406,17 @@ def pareto_front(options: list[tuple[sympy.Expr, str, bool]], symbols: list[symp
         predicted = values_on(expr, symbols, x)
         held_out = fidelity(predicted, y) if predicted is not None else unevaluable(len(y))
         scored.append(CandidateFormula(sympy.sstr(expr), int(formula_cost(expr)), held_out, route, chosen))
-    scored.sort(key=lambda c: (c.complexity, c.held_out.rmse))
+    return non_dominated(scored, lambda c: c.held_out.rmse)
+
+
+def non_dominated(candidates: list, error) -> list:
+    """The ``candidates`` (each with ``complexity`` and ``chosen``) that no simpler one beats on
+    ``error(candidate)``, simplest first; the chosen one is kept even where another dominates it."""
     front, best = [], math.inf
-    for candidate in scored:
-        if candidate.held_out.rmse < best or candidate.chosen:
+    for candidate in sorted(candidates, key=lambda c: (c.complexity, error(c))):
+        if error(candidate) < best or candidate.chosen:
             front.append(candidate)
-            best = min(best, candidate.held_out.rmse)
+            best = min(best, error(candidate))
     return front
 
 
