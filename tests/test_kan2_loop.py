@@ -213,3 +213,15 @@ def test_pruned_bundled_samples_are_drawn_with_the_fewest_crossings(sample, data
     assert len(pruned.widths) == 3 and hidden <= 7
     best = min(count_crossings(pruned, [list(range(pruned.widths[0])), list(order), [0]]) for order in permutations(range(hidden)))
     assert chosen.after == best
+
+
+def test_continuing_a_log_target_network_keeps_its_fixed_exp_output_layer():
+    from kanx.io.data import Dataset
+    from kanx.training.targets import output_logs
+
+    x = torch.rand(400, 2, generator=torch.Generator().manual_seed(0)) * 9 + 1
+    data = Dataset(x, (x[:, :1] ** 2 / x[:, 1:]), ["a", "b"], ["f"], "test")
+    model = kanx.train(data, widths=[2, 3, 1], steps=50, target_transform="log").model
+    continued = kanx.train(data, init=model, widen=1, steps=20).model
+    assert continued.widths == [2, 4, 1, 1] and output_logs(continued) == [True]
+    assert continued.symbolic_edge(2, 0, 0)[0] == "exp"

@@ -637,17 +637,19 @@ def prepared_for_continuing(model: KAN, x: torch.Tensor, settings: TrainSettings
     grid refined, symbolic edges made splines (``trainable="all"``) or frozen (``"numeric"``),
     hidden layers widened. Returns the model and a record of the edits."""
     edits: dict = {"trainable": settings.trainable}
+    # the fixed exp output layer of a log-target network is not trained: its edges stay as they are
+    core = len(model.layers) - 1 if any(output_logs(model)) else len(model.layers)
     if settings.refine_grid is not None:
         refinement = refine_grid(model, settings.refine_grid)
         model, edits["grid_refinement"] = refinement.model, refinement.to_dict()
-    symbolic = sum(count["symbolic"] for count in model.edge_counts())
+    symbolic = sum(count["symbolic"] for count in model.edge_counts()[:core])
     if symbolic and settings.trainable == "all":
-        model = splines_from_symbolic(model, x)
+        model = splines_from_symbolic(model, x, layers=range(core))
         edits["symbolic_edges_made_splines"] = symbolic
     if settings.widen:
-        model = widen(model, settings.widen, seed=settings.seed)
+        model = widen(model, settings.widen, seed=settings.seed, hidden=range(1, core))
         edits["widened_by"] = settings.widen
-    for layer in model.layers:
+    for layer in model.layers[:core]:
         layer.sym_affine.requires_grad_(settings.trainable == "all")
     return model, edits
 

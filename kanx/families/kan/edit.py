@@ -9,6 +9,7 @@ without changing (:func:`refine_grid`), and new hidden nodes join near zero (:fu
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -53,16 +54,19 @@ def spanning_knots(z: torch.Tensor, grid: int, order: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def splines_from_symbolic(model: KAN, x: torch.Tensor) -> KAN:
-    """A copy of ``model`` whose symbolic edges are B-spline edges fitted to their functions on
-    the values that the inputs ``x`` ``[N, n_inputs]`` bring to each layer (knots re-placed to
-    span those values; base weight 0, spline weight 1). Numeric edges keep their shape, refitted
-    on the new knots. Needs a B-spline basis."""
+def splines_from_symbolic(model: KAN, x: torch.Tensor, layers: Iterable[int] | None = None) -> KAN:
+    """A copy of ``model`` whose symbolic edges in ``layers`` (default: every layer) are B-spline
+    edges fitted to their functions on the values that the inputs ``x`` ``[N, n_inputs]`` bring to
+    each layer (knots re-placed to span those values; base weight 0, spline weight 1). Numeric
+    edges there keep their shape, refitted on the new knots. Needs a B-spline basis."""
     if model.basis["kind"] != "bspline":
         raise KanxError(f"symbolic edges become B-spline edges; this model's basis is {model.basis['kind']}")
     result = copy.deepcopy(model)
     grid, order = int(model.basis["grid"]), int(model.basis["k"])
-    for layer, z in zip(result.layers, layer_inputs(model, x)):
+    chosen = set(range(len(model.layers)) if layers is None else layers)
+    for index, (layer, z) in enumerate(zip(result.layers, layer_inputs(model, x))):
+        if index not in chosen:
+            continue
         symbolic = (layer.sym_active > 0) & (layer.mask > 0)
         target = torch.where(symbolic, layer.symbolic_edges(z), layer.numeric_edges(z))
         base = torch.nn.functional.silu(z) if layer.base_fn == "silu" else z if layer.base_fn == "identity" else torch.zeros_like(z)
@@ -186,18 +190,19 @@ def spline_change(old: KANLayer, new: KANLayer, points: int = 400) -> float:
 
 
 @torch.no_grad()
-def widen(model: KAN, count: int, seed: int = 0, scale: float = 1e-3) -> KAN:
-    """A copy of ``model`` with ``count`` more summing nodes in every hidden layer (placed before
-    its multiplication nodes). Their incoming edges start as a fresh layer's would; their outgoing
-    edges start at ``scale`` of that, so the network computes what it did up to ``scale``, and the
-    data can grow them."""
+def widen(model: KAN, count: int, seed: int = 0, scale: float = 1e-3, hidden: Iterable[int] | None = None) -> KAN:
+    """A copy of ``model`` with ``count`` more summing nodes in each hidden node layer of
+    ``hidden`` (default: all), placed before its multiplication nodes. Their incoming edges start
+    as a fresh layer's would; their outgoing edges start at ``scale`` of that, so the network
+    computes what it did up to ``scale``, and the data can grow them."""
     if count < 0:
         raise KanxError(f"--widen {count}: must be >= 0")
-    if count == 0 or len(model.widths) < 3:
-        if count and len(model.widths) < 3:
-            raise KanxError("--widen: the model has no hidden layer to widen")
+    widened = set(range(1, len(model.widths) - 1) if hidden is None else hidden)
+    if count and not widened:
+        raise KanxError("--widen: the model has no hidden layer to widen")
+    if count == 0:
         return copy.deepcopy(model)
-    widths = [model.widths[0], *(w + count for w in model.widths[1:-1]), model.widths[-1]]
+    widths = [w + count if index in widened else w for index, w in enumerate(model.widths)]
     wider = KAN(widths, model.basis, model.mult, model.base_fn, model.layer_norm, model.meta.input_ranges,
                 model.meta.input_names, model.meta.output_names, seed=seed)
     wider.meta = copy.deepcopy(model.meta)
@@ -208,8 +213,8 @@ def widen(model: KAN, count: int, seed: int = 0, scale: float = 1e-3) -> KAN:
     for name in model.symbolic_functions:
         wider.function_index(name)
     for index, (old, new) in enumerate(zip(model.layers, wider.layers)):
-        inputs = node_map(old.shape.n_in, old.shape, count, index > 0, model.mult[index])
-        subnodes = node_map(old.shape.n_sub, old.shape, count, index < len(model.layers) - 1, None)
+        inputs = node_map(old.shape.n_in, old.shape, count, index in widened, model.mult[index])
+        subnodes = node_map(old.shape.n_sub, old.shape, count, index + 1 in widened, None)
         copy_layer(old, new, inputs, subnodes, scale)
     return wider
 
