@@ -78,11 +78,18 @@ def render_kan_info(info: dict, source: Path) -> None:
         for edge in info["symbolic_edges"]:
             sym.add_row(str(edge["layer"]), str(edge["input"]), str(edge["subnode"]), edge["function"], *(fmt(v) for v in edge["affine"]))
         console.print(sym)
-    from kanx.families.checks import recorded
+    from kanx.families.checks import recorded, recorded_number
 
     provenance = {**info["provenance"]}
     training = info["training"]
-    if training:
+    compiled = recorded(training, "compiled") if training else None
+    if isinstance(compiled, dict):  # laid out from a formula, not trained
+        ranges = compiled.get("ranges")  # a free-form record: whatever the file holds
+        if isinstance(ranges, dict):
+            provenance["ranges"] = ", ".join(f"{name}={bounds[0]}:{bounds[1]}" if isinstance(bounds, list) and len(bounds) == 2
+                                             else f"{name}=?" for name, bounds in ranges.items())
+        provenance["max relative error"] = fmt(recorded_number(compiled, "max_relative_error", default=float("nan")), 3)
+    elif training:
         provenance["data"] = recorded(training, "data_source")
         provenance["fingerprint"] = recorded(training, "data_fingerprint")
         provenance["seed"] = recorded(training, "seed")
