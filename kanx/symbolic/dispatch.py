@@ -86,7 +86,7 @@ def symbolify_kan(model: KAN, data: object | None, settings: SymbolifySettings) 
             result = decomposed(edges, rival=False)
         else:
             result = edges()
-            if model.classes is not None:
+            if model.classes is not None and getattr(labelled, "y", None) is None:  # no labelled rows' route beside it
                 result = decisive_edges(model, result, labelled, lambda threshold: symbolify_edges(
                     copy.deepcopy(model), functions, custom, data, replace(s, r2_threshold=threshold)))
             if oracle is not None and oracle.noise is not None:
@@ -116,7 +116,8 @@ def decision_rows(model: KAN, data: object | None) -> torch.Tensor:
 def decisive_edges(model: KAN, result: SymbolicResult, data: object | None,
                    edges_at: Callable[[float], SymbolicResult]) -> SymbolicResult:
     """A classifier's edge formula when edges stayed numeric (no library function reached the
-    edge R² threshold): for a classifier what has to hold is its decisions, so the edges are
+    edge R² threshold) and no labelled rows give a law of their own: for a classifier what has to
+    hold is its decisions, so the edges are
     fitted again at the lower thresholds of ``CLASSIFIER_THRESHOLDS`` in turn, and the first
     formula without numeric parts that makes the network's decisions on at least
     ``DECISION_AGREEMENT`` of the rows (:func:`decision_rows`) replaces ``result``."""
