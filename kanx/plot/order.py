@@ -13,13 +13,17 @@ sides, ``H[a, c] = 1`` for an edge from the ``a``-th source to the ``c``-th end,
 are ``Σ H[a, c]·H[a', c']`` over every pair of edges with ``a < a'`` and ``c > c'``: one product
 with a 2-D cumulative sum of ``H`` (int64), no loop over edges or pairs.
 
-Search (deterministic, integer arithmetic): with the neighbouring rows held fixed, the crossings
-that a row's order decides are ``Σ_{u left of v} C[u, v]``, ``C`` ``[n, n]`` counting the crossings
-between node ``u``'s and node ``v``'s edges (both sides) when ``u`` is left of ``v``. A row of at
-most ``EXACT_NODES`` nodes takes the best of all permutations; a wider one a barycentre order
-followed by adjacent swaps that lower the count. Rows are improved down and up ``SWEEPS`` times;
-a row's order only changes when its count falls, ties keep the lower original index, and the
-result is the index order unless it has strictly fewer crossings.
+Search (deterministic): with the neighbouring rows held fixed, the crossings that a row's order
+decides are ``Σ_{u left of v} C[u, v]``, ``C`` ``[n, n]`` counting the crossings between node
+``u``'s and node ``v``'s edges (both sides) when ``u`` is left of ``v``. Between orders with as
+many crossings, the one whose crossing edges are smaller wins: ``C`` adds the crossings weighted by
+the product of the two edges' sizes (:func:`edge_sizes`, normalised so the weighted part of any
+order stays below ½ and never outweighs one crossing). A fully connected network, where every
+order crosses as often, is drawn with its large edges apart. A row of at most ``EXACT_NODES``
+nodes takes the best of all permutations; a wider one a barycentre order followed by adjacent
+swaps that lower the cost. Rows are improved down and up ``SWEEPS`` times; a row's order only
+changes when its cost falls, ties keep the lower original index, and the result is the index order
+unless it costs strictly less. The caption reports the crossing counts.
 """
 
 from __future__ import annotations
@@ -79,21 +83,40 @@ def drawn_mask(model: KAN, layer: int) -> torch.Tensor:
     return (model.layers[layer].mask.detach() > 0).long().cpu()
 
 
+def edge_sizes(model: KAN) -> list[torch.Tensor]:
+    """Per KAN layer, ``[n_in, n_sub]`` float64: each drawn edge's size (its base weight plus its
+    spline weight times its largest coefficient, or a symbolic edge's outer factor), divided by the
+    sum over the whole network, so that the size-weighted crossings of any order add up to less
+    than ½ (``Σ_{e,f} w_e·w_f ≤ (Σ w)²/2``) and only break ties between equal crossing counts."""
+    sizes = []
+    for index, layer in enumerate(model.layers):
+        numeric = layer.w_base.detach().abs() + layer.w_sp.detach().abs() * layer.coef.detach().abs().amax(-1)
+        symbolic = layer.sym_affine.detach()[..., 2].abs()
+        size = torch.where(layer.sym_active.detach() > 0, symbolic, numeric).double().cpu()
+        sizes.append(torch.nan_to_num(size, nan=0.0, posinf=0.0) * drawn_mask(model, index))
+    total = float(sum(size.sum() for size in sizes))
+    return [size / total if total > 0 else size for size in sizes]
+
+
 # --------------------------------------------------------------------------- counting
-def ranked_crossings(ranked: torch.Tensor) -> int:
+def ranked_crossings(ranked: torch.Tensor) -> int | float:
     """Crossings of the edges ``ranked[a, c] > 0`` ``[n_src, n_end]`` drawn from the ``a``-th
-    source to the ``c``-th end (rows and columns in drawn order): pairs with ``a < a'``, ``c > c'``."""
-    h = ranked.long()
+    source to the ``c``-th end (rows and columns in drawn order): pairs with ``a < a'``, ``c > c'``.
+    An integer tensor counts them; a float one sums ``ranked[e]·ranked[f]`` over them."""
+    h = ranked if ranked.is_floating_point() else ranked.long()
     below_left = h.flip(0).cumsum(0).flip(0) - h  # Σ_{a' > a} h[a', c]
     below_left = below_left.cumsum(1) - below_left  # Σ_{a' > a, c' < c} h[a', c']
-    return int((h * below_left).sum())
+    total = (h * below_left).sum()
+    return float(total) if h.is_floating_point() else int(total)
 
 
-def layer_crossings(model: KAN, layer: int, order: Order | list[torch.Tensor]) -> int:
-    """Crossings among the drawn edges of KAN layer ``layer`` with node rows in ``order``."""
+def layer_crossings(model: KAN, layer: int, order: Order | list[torch.Tensor], sizes: list[torch.Tensor] | None = None) -> float:
+    """Crossings among the drawn edges of KAN layer ``layer`` with node rows in ``order`` (an
+    integer); with ``sizes`` (:func:`edge_sizes`), plus their size-weighted sum (the tie-break)."""
     src = torch.as_tensor(order[layer], dtype=torch.long)
     ends = end_order(model.layers[layer].shape, torch.as_tensor(order[layer + 1], dtype=torch.long))
-    return ranked_crossings(drawn_mask(model, layer)[src][:, ends])
+    count = ranked_crossings(drawn_mask(model, layer)[src][:, ends])
+    return count if sizes is None else count + ranked_crossings(sizes[layer][src][:, ends])
 
 
 def count_crossings(model: KAN, order: Order | None = None) -> int:
@@ -102,15 +125,23 @@ def count_crossings(model: KAN, order: Order | None = None) -> int:
     return sum(layer_crossings(model, layer, order) for layer in range(len(model.layers)))
 
 
+def ordering_cost(model: KAN, order: Order | list[torch.Tensor], sizes: list[torch.Tensor]) -> float:
+    """What the search minimises: the crossings, then (below 1) their size-weighted sum."""
+    return sum(layer_crossings(model, layer, order, sizes) for layer in range(len(model.layers)))
+
+
 # --------------------------------------------------------------------------- one row
-def side_counts(model: KAN, row: int, order: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def side_counts(model: KAN, row: int, order: list[torch.Tensor],
+                weights: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Drawn edges of each node ``u`` of hidden row ``row`` by where their other end is drawn:
     ``below [n, n_{row-1}]`` (edges from the row below, into any subnode of ``u``) and ``above
-    [n, n_sub]`` (edges to the ends of row ``row + 1``), both float64 counts, columns left to right."""
-    into = drawn_mask(model, row - 1)[order[row - 1]].double()  # [n_{row-1}, n_sub of row]
+    [n, n_sub]`` (edges to the ends of row ``row + 1``), both float64 counts (or, with
+    ``weights``, the edges' summed weights), columns left to right."""
+    into = (weights[row - 1] if weights is not None else drawn_mask(model, row - 1).double())[order[row - 1]]
     owner = subnode_owner(model.layers[row - 1].shape)
     below = torch.zeros(model.widths[row], into.shape[0], dtype=torch.float64).index_add_(0, owner, into.T)
-    above = drawn_mask(model, row)[:, end_order(model.layers[row].shape, order[row + 1])].double()
+    outgoing = weights[row] if weights is not None else drawn_mask(model, row).double()
+    above = outgoing[:, end_order(model.layers[row].shape, order[row + 1])]
     return below, above
 
 
@@ -169,16 +200,17 @@ def adjacent_swaps(costs: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
     return row
 
 
-def improve_row(model: KAN, order: list[torch.Tensor], row: int, downward: bool) -> bool:
-    """Re-order hidden row ``row`` with its neighbours fixed; True when its crossings fell."""
+def improve_row(model: KAN, order: list[torch.Tensor], row: int, downward: bool, sizes: list[torch.Tensor]) -> bool:
+    """Re-order hidden row ``row`` with its neighbours fixed; True when its crossings fell (or,
+    as many, their size-weighted sum)."""
     below, above = side_counts(model, row, order)
     current = order[row]
     if current.numel() > SWAP_NODES:
         candidate = barycentre_row(below, above, current, downward)
         trial = [*order[:row], candidate, *order[row + 1:]]
-        better = local_crossings(model, trial, row) < local_crossings(model, order, row)
+        better = local_crossings(model, trial, row, sizes) < local_crossings(model, order, row, sizes)
     else:
-        costs = pair_costs(below, above)
+        costs = pair_costs(below, above) + pair_costs(*side_counts(model, row, order, sizes))
         if current.numel() <= EXACT_NODES:
             candidate = exact_row(costs)
         else:
@@ -189,9 +221,9 @@ def improve_row(model: KAN, order: list[torch.Tensor], row: int, downward: bool)
     return better
 
 
-def local_crossings(model: KAN, order: list[torch.Tensor], row: int) -> int:
-    """Crossings of the two KAN layers on either side of node row ``row``."""
-    return layer_crossings(model, row - 1, order) + layer_crossings(model, row, order)
+def local_crossings(model: KAN, order: list[torch.Tensor], row: int, sizes: list[torch.Tensor]) -> float:
+    """:func:`ordering_cost` of the two KAN layers on either side of node row ``row``."""
+    return layer_crossings(model, row - 1, order, sizes) + layer_crossings(model, row, order, sizes)
 
 
 # --------------------------------------------------------------------------- the network
@@ -202,13 +234,14 @@ def minimal_crossing_order(model: KAN, sweeps: int = SWEEPS) -> Order:
     start = identity_order(model.widths)
     order = [torch.tensor(row, dtype=torch.long) for row in start]
     hidden = list(range(1, len(model.widths) - 1))
+    sizes = edge_sizes(model)
     for _ in range(sweeps if hidden else 0):
-        changed = [improve_row(model, order, row, True) for row in hidden]
-        changed += [improve_row(model, order, row, False) for row in reversed(hidden)]
+        changed = [improve_row(model, order, row, True, sizes) for row in hidden]
+        changed += [improve_row(model, order, row, False, sizes) for row in reversed(hidden)]
         if not any(changed):
             break
     found = [row.tolist() for row in order]
-    return found if count_crossings(model, found) < count_crossings(model, start) else start
+    return found if ordering_cost(model, found, sizes) < ordering_cost(model, start, sizes) else start
 
 
 @dataclass(frozen=True)
