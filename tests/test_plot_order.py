@@ -237,3 +237,14 @@ def test_cli_save_order_never_overwrites_the_input(runner, tmp_path: Path, monke
     model = [str(SAMPLES / "karsein_ctr.pt")] if "{karsein}" in args else ["net.pt"]
     assert_clean_failure(invoke(runner, "plot-activations", *model, *[a for a in args if a != "{karsein}"]), message)
     assert [p.name for p in tmp_path.iterdir()] == ["net.pt"]
+
+
+def test_between_orders_that_cross_as_often_the_large_edges_are_kept_apart() -> None:
+    model = KAN([2, 2, 1], seed=0)  # fully connected: both hidden orders cross once
+    with torch.no_grad():
+        first = model.layers[0]
+        first.w_base.fill_(0.01)
+        first.w_sp.fill_(0.01)
+        first.w_base[0, 1] = first.w_base[1, 0] = 5.0  # the large edges cross in index order
+    chosen = node_order(model, "crossings")
+    assert chosen.order[1] == [1, 0] and chosen.before == chosen.after == 1
