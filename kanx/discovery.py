@@ -318,13 +318,15 @@ def classifier_law(result: SymbolicResult, model, held: Dataset) -> ClassifierLa
     options = [(logits, route, True)]
     symbols = {s.name: s for s in input_symbols(model)}
     log = result.log[0] if result.log else {}
+    chosen_texts = [sympy.sstr(e) for e in logits]
     for law in log.get("labelled_rows_laws") or []:
+        if law["logits"] == chosen_texts:
+            continue
         try:
-            texts = [parse_expression(text, symbols, "sparse-logistic candidate") for text in law["logits"]]
+            options.append(([parse_expression(text, symbols, "sparse-logistic candidate") for text in law["logits"]],
+                            LOGISTIC_ROUTE, False))
         except KanxError:
             continue
-        if texts != logits:
-            options.append((texts, LOGISTIC_ROUTE, False))
     front = []
     for expressions, origin, chosen in options:
         values = formula_logits(expressions, model, held.x)
@@ -335,7 +337,7 @@ def classifier_law(result: SymbolicResult, model, held: Dataset) -> ClassifierLa
     kept = non_dominated(front, lambda c: c.held_out_log_loss)
     probabilities = [f"{name} = {sympy.sstr(expr)}" for name, expr in probability_formulas(model.classes, model.meta.output_names)]
     return ClassifierLaw(model.meta.label, list(model.classes.names), list(model.meta.output_names),
-                         [sympy.sstr(e) for e in logits], probabilities, route,
+                         chosen_texts, probabilities, route,
                          classifier_fidelity(model, logits, held.x, labels, "the held-out rows"), kept)
 
 

@@ -64,7 +64,9 @@ TASKS = ("regression", "classify")
 """What a KAN's outputs are (``kanx train --task``): values of the targets, or class logits."""
 
 CLASS_WEIGHTS = ("none", "balanced")
-# what trains when a network is continued: every edge (symbolic ones become splines), or the spline edges only
-TRAINABLE = ("all", "numeric")
 """How a classifier's loss weighs its classes (``kanx train --class-weights``)."""
+
+TRAINABLE = ("all", "numeric")
+"""What trains when a network is continued (``kanx train --init --trainable``): every edge (symbolic
+ones become splines fitted to their functions), or the spline edges only."""
 

@@ -19,6 +19,7 @@ positive, a formula that is not finite on the ranges, a constant) is refused wit
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -59,8 +60,9 @@ class Unary:
     def scaled(self, factor: float) -> Unary:
         return Unary(self.function, self.a, self.b, self.c * factor, self.d * factor)
 
-    def shifted(self, offset: float) -> Unary:
-        return Unary(self.function, self.a, self.b, self.c, self.d + offset)
+    def line(self, offset: float = 0.0) -> tuple[float, float]:
+        """``(slope, intercept)`` of an affine map plus ``offset``: ``c·(a·v + b) + d + offset``."""
+        return self.c * self.a, self.c * self.b + self.d + offset
 
 
 IDENTITY = Unary()
@@ -162,16 +164,15 @@ class Layout:
         if p in POWER_EDGES:
             return self.apply(value, POWER_EDGES[p])
         if p == int(p):
-            whole = int(abs(p))
-            chunks = [4] * (whole // 4) + ([whole % 4] if whole % 4 else [])
-            product = self.product([self.apply(value, POWER_EDGES[float(c)]) if c > 1 else value for c in chunks])
-            return product if p > 0 else self.apply(product, "1/x")
+            return self.power_of_value(value, int(p))
         if (2 * p) == int(2 * p):  # odd halves: sqrt(base) ** (2p)
             return self.power_of_value(self.apply(value, "sqrt"), int(2 * p))
         self.require_positive(base, base**p)
         return self.apply(self.apply(value, "log").scaled(p), "exp")
 
     def power_of_value(self, value: Value, whole: int) -> Value:
+        """``value ** whole``: a library edge, else a product of edges of at most the 4th power
+        (of its reciprocal for a negative power)."""
         if whole in (1, -1):
             return value if whole == 1 else self.apply(value, "1/x")
         if float(whole) in POWER_EDGES:
@@ -197,8 +198,7 @@ class Layout:
             return Value((), float(result))
         if len(value.terms) == 1 and value.terms[0][1].affine:
             node, unary = value.terms[0]
-            a, b = unary.c * unary.a, unary.c * unary.b + unary.d + value.constant
-            return Value(((node, Unary(function, a, b)),))
+            return Value(((node, Unary(function, *unary.line(value.constant))),))
         return Value(((self.node_of(value), Unary(function)),))
 
     def product(self, values: list[Value]) -> Value:
@@ -274,7 +274,7 @@ class Layout:
             raise KanxError("the formula is a constant; there is nothing to lay out")
         if len(value.terms) == 1 and value.terms[0][1].affine and value.terms[0][0].kind != "input":
             node, unary = value.terms[0]
-            scale, bias = unary.c * unary.a, unary.c * unary.b + unary.d + value.constant
+            scale, bias = unary.line(value.constant)
             node.scale, node.bias = scale * node.scale, scale * node.bias + bias
             return node
         return self.add_node("sum", [value])
@@ -362,8 +362,6 @@ def compile_formula(text: str | sympy.Expr, ranges: dict[str, tuple[float, float
 
 def relative_error(model: KAN, x: torch.Tensor, truth: torch.Tensor) -> float:
     """Largest ``|model(x) - truth|`` over rows as a share of ``max |truth|``, in float64."""
-    import copy
-
     with torch.no_grad():
         values = copy.deepcopy(model).double()(x)[:, 0]
     scale = float(truth.abs().max().clamp_min(torch.finfo(torch.float64).tiny))

@@ -17,10 +17,11 @@ import torch
 from kanx.core.display import html_table
 from kanx.core.errors import KanxError
 from kanx.families.kan.basis import bspline_basis, uniform_knots
-from kanx.families.kan.layer import KANLayer, LayerShape
+from kanx.families.kan.layer import KANLayer, LayerShape, base_function, least_squares_coef
 from kanx.families.kan.network import KAN
 
 SAMPLE_MARGIN = 0.05  # knots reach this share of an input's span beyond the samples
+LS_RIDGE = 1e-10  # these fits reproduce a function the new knots can represent: next to no ridge
 
 
 def layer_inputs(model: KAN, x: torch.Tensor) -> list[torch.Tensor]:
@@ -31,18 +32,6 @@ def layer_inputs(model: KAN, x: torch.Tensor) -> list[torch.Tensor]:
             inputs.append(x)
             x = layer(x)
     return inputs
-
-
-def least_squares_coef(basis: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Coefficients ``[n_in, n_sub, K]`` with ``sum_k coef[i, j, k] basis[n, i, k] ≈ target[n, i, j]``
-    (``basis`` ``[N, n_in, K]``, ``target`` ``[N, n_in, n_sub]``), in float64 with a tiny ridge so
-    an empty knot interval does not make the system singular."""
-    per_input = basis.double().transpose(0, 1)  # [n_in, N, K]
-    gram = per_input.transpose(1, 2) @ per_input  # [n_in, K, K]
-    rhs = per_input.transpose(1, 2) @ target.double().transpose(0, 1)  # [n_in, K, n_sub]
-    ridge = 1e-10 * gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
-    gram = gram + ridge[:, None, None] * torch.eye(gram.shape[-1], dtype=gram.dtype)
-    return torch.linalg.solve(gram, rhs).transpose(1, 2)
 
 
 def spanning_knots(z: torch.Tensor, grid: int, order: int) -> torch.Tensor:
@@ -69,12 +58,12 @@ def splines_from_symbolic(model: KAN, x: torch.Tensor, layers: Iterable[int] | N
             continue
         symbolic = (layer.sym_active > 0) & (layer.mask > 0)
         target = torch.where(symbolic, layer.symbolic_edges(z), layer.numeric_edges(z))
-        base = torch.nn.functional.silu(z) if layer.base_fn == "silu" else z if layer.base_fn == "identity" else torch.zeros_like(z)
+        base = base_function(layer.base_fn, z)
         w_base = torch.where(symbolic, torch.zeros_like(layer.w_base), layer.w_base)
         w_sp = torch.where(symbolic, torch.ones_like(layer.w_sp), layer.w_sp)
         spline_part = (target - base.unsqueeze(-1) * w_base) / torch.where(w_sp == 0, torch.ones_like(w_sp), w_sp)
         layer.knots = spanning_knots(z.double(), grid, order).to(layer.knots.dtype)
-        coef = least_squares_coef(bspline_basis(z.double(), layer.knots.double(), order), spline_part)
+        coef = least_squares_coef(bspline_basis(z.double(), layer.knots.double(), order), spline_part, ridge=LS_RIDGE)
         layer.coef.copy_(coef.to(layer.coef.dtype))
         layer.w_base.copy_(w_base)
         layer.w_sp.copy_(w_sp)
@@ -154,7 +143,7 @@ def refine_grid(model: KAN, grid: int, points_per_interval: int = 12) -> GridRef
         z = interval_points(knots, points_per_interval)
         before = torch.einsum("nik,ijk->nij", bspline_basis(z, old.knots.double(), order), old.coef.double())
         basis = bspline_basis(z, knots, order)
-        coef = least_squares_coef(basis, before)
+        coef = least_squares_coef(basis, before, ridge=LS_RIDGE)
         new.basis_spec = dict(result.basis)
         new.knots = knots.to(old.knots.dtype)
         new.coef = torch.nn.Parameter(coef.to(old.coef.dtype), requires_grad=old.coef.requires_grad)
@@ -241,9 +230,7 @@ def copy_layer(old: KANLayer, new: KANLayer, inputs: torch.Tensor, subnodes: tor
     new.coef[fresh_inputs] *= scale
     new.w_base[fresh_inputs] *= scale
     rows, cols = inputs[:, None], subnodes[None, :]
-    for name in ("coef", "w_base", "w_sp", "sym_affine"):
-        getattr(new, name)[rows, cols] = getattr(old, name)
-    for name in ("mask", "sym_active", "sym_index"):
+    for name in ("coef", "w_base", "w_sp", "sym_affine", "mask", "sym_active", "sym_index"):
         getattr(new, name)[rows, cols] = getattr(old, name)
     new.sub_scale[subnodes], new.sub_bias[subnodes] = old.sub_scale, old.sub_bias
     kept_nodes = node_positions(old.shape, new.shape)

@@ -249,13 +249,20 @@ class KANLayer(nn.Module):
         old_basis = bspline_basis(z, self.knots, order)
         target = torch.einsum("nik,ijk->nij", old_basis, self.coef)  # [N, n_in, n_sub]
         self.knots.copy_(adaptive_knots(z, grid, order, grid_eps, margin))
-        new_basis = bspline_basis(z, self.knots, order).double()  # [N, n_in, K]
-        gram = new_basis.transpose(0, 1).transpose(1, 2) @ new_basis.transpose(0, 1)  # [n_in, K, K]
-        rhs = new_basis.transpose(0, 1).transpose(1, 2) @ target.double().transpose(0, 1)  # [n_in, K, n_sub]
-        ridge = 1e-8 * gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
-        gram = gram + ridge[:, None, None] * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-        solution = torch.linalg.solve(gram, rhs)  # [n_in, K, n_sub]
-        self.coef.copy_(solution.transpose(1, 2).to(self.coef.dtype))
+        solution = least_squares_coef(bspline_basis(z, self.knots, order), target, ridge=1e-8)
+        self.coef.copy_(solution.to(self.coef.dtype))
+
+
+def least_squares_coef(basis: torch.Tensor, target: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Coefficients ``[n_in, n_sub, K]`` with ``sum_k coef[i, j, k] basis[n, i, k] ≈ target[n, i, j]``
+    (``basis`` ``[N, n_in, K]``, ``target`` ``[N, n_in, n_sub]``), in float64, one normal system per
+    input with a ``ridge`` relative to its diagonal so an empty knot interval is not singular."""
+    per_input = basis.double().transpose(0, 1)  # [n_in, N, K]
+    gram = per_input.transpose(1, 2) @ per_input  # [n_in, K, K]
+    rhs = per_input.transpose(1, 2) @ target.double().transpose(0, 1)  # [n_in, K, n_sub]
+    scale = ridge * gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
+    gram = gram + scale[:, None, None] * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    return torch.linalg.solve(gram, rhs).transpose(1, 2)
 
 
 def adaptive_knots(z: torch.Tensor, grid: int, order: int, grid_eps: float, margin: float) -> torch.Tensor:
